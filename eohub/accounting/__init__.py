@@ -1,0 +1,1 @@
+"""The accounting hub-service: usage ledger, quota checks, reports and exports."""

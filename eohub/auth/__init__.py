@@ -1,0 +1,1 @@
+"""JupyterHub Authenticator classes that resolve one group model from LDAP or OIDC."""

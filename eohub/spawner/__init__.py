@@ -1,0 +1,1 @@
+"""Quota-aware spawners (Kubernetes and local process) and the group-aware launch form."""

@@ -1,0 +1,145 @@
+"""Fixtures for real services; each is started on a free loopback port and stopped by PID.
+
+A service that cannot start fails the test with its log tail (ServiceStartError); none
+is ever skipped. Session-scoped services are shared; the ``*_factory`` fixtures start a
+fresh one per call for tests that need their own configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.browser import launch_chromium
+from tests.support.databases import mariadb_database, postgres_database
+from tests.support.faultproxy import FaultProxy
+from tests.support.hub import Hub, start_hub
+from tests.support.oidc import OIDCProvider, ProviderSettings, start_oidc_provider
+from tests.support.process import ServiceProcess
+from tests.support.slapd import Directory, start_slapd
+from tests.support.tools import DATA_DIR, artifacts_dir
+
+
+@pytest.fixture(scope="session")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
+    """slapd with LDAPS, StartTLS, memberof and refint, loaded from tests/data/*.ldif."""
+    proc, directory = start_slapd(
+        tmp_path_factory.mktemp("slapd"), sorted(DATA_DIR.glob("*.ldif"))
+    )
+    yield directory
+    proc.stop()
+
+
+@pytest.fixture
+def oidc_provider_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., OIDCProvider]]:
+    """Start a provider with the given ``ProviderSettings`` (accounts, clients, TTLs, keys)."""
+    started: list[ServiceProcess] = []
+
+    def start(settings: ProviderSettings | None = None) -> OIDCProvider:
+        proc, provider = start_oidc_provider(tmp_path_factory.mktemp("oidc"), settings)
+        started.append(proc)
+        return provider
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OIDCProvider]:
+    """A provider with the default accounts (alice, bob, carol) and one client."""
+    proc, provider = start_oidc_provider(tmp_path_factory.mktemp("oidc"))
+    yield provider
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (dropped after)."""
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database for this test session (dropped after)."""
+    with mariadb_database() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A new SQLite database file."""
+    return f"sqlite:///{tmp_path / 'eohub.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each of the three databases eohub supports, in turn."""
+    name = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "mariadb": "mariadb_url"}
+    url: str = request.getfixturevalue(name[request.param])
+    return url
+
+
+@pytest.fixture
+def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Hub]]:
+    """Start a JupyterHub with configurable-http-proxy; the test gives its config source.
+
+    The drop-ins from jupyterhub_config.d/ load first unless ``load_dropins=False``.
+    """
+    started: list[Hub] = []
+
+    def start(config: str = "", *, load_dropins: bool = True) -> Hub:
+        hub = start_hub(tmp_path_factory.mktemp("hub"), config, load_dropins=load_dropins)
+        started.append(hub)
+        return hub
+
+    yield start
+    for hub in started:
+        hub.process.stop(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium, shared by the session."""
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context and page (no cookies carried between tests)."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """A folder for this test's screenshots, kept after the run (EOHUB_TEST_ARTIFACTS)."""
+    path = artifacts_dir() / request.node.nodeid.replace("/", "_").replace("::", "__")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def fault_proxy_factory() -> Iterator[Callable[..., FaultProxy]]:
+    """Put a FaultProxy in front of (host, port); faults can be changed while it runs."""
+    proxies: list[FaultProxy] = []
+
+    def start(host: str, port: int, **faults: object) -> FaultProxy:
+        proxy = FaultProxy(host, port, **faults).start()  # type: ignore[arg-type]
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()

@@ -1,0 +1,217 @@
+"""A real JupyterHub with configurable-http-proxy, and helpers that drive it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .process import ServiceProcess, free_port, start_process
+from .tools import DROPIN_DIR, node_bin
+
+SERVICE_NAME = "eohub-test"
+
+
+def base_config(
+    workdir: Path,
+    *,
+    port: int,
+    hub_port: int,
+    proxy_api_port: int,
+    token: str,
+    load_dropins: bool,
+) -> str:
+    """The config every test hub shares: loopback ports, files in ``workdir``, a token.
+
+    The numbered drop-ins from ``jupyterhub_config.d/`` are loaded in order, the way the
+    Zero to JupyterHub chart mounts them, so tests run what admins copy; the test's own
+    config comes after them and may override anything.
+    """
+    dropins = sorted(str(p) for p in DROPIN_DIR.glob("*.py")) if load_dropins else []
+    return textwrap.dedent(f"""\
+        import os
+        c = get_config()  # noqa: F821
+        for path in {dropins!r}:
+            load_subconfig(path)  # noqa: F821
+
+        c.JupyterHub.ip = "127.0.0.1"
+        c.JupyterHub.port = {port}
+        c.JupyterHub.hub_ip = "127.0.0.1"
+        c.JupyterHub.hub_port = {hub_port}
+        c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+        c.ConfigurableHTTPProxy.command = [{str(node_bin("configurable-http-proxy"))!r}]
+        c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
+        c.JupyterHub.cookie_secret_file = "{workdir}/jupyterhub_cookie_secret"
+        c.JupyterHub.pid_file = "{workdir}/jupyterhub.pid"
+        c.JupyterHub.services.append({{"name": {SERVICE_NAME!r}, "api_token": {token!r}}})
+        c.JupyterHub.load_roles.append({{
+            "name": "eohub-test-driver",
+            "scopes": ["admin:users", "admin:servers", "admin:groups", "list:users",
+                       "read:users", "access:servers"],
+            "services": [{SERVICE_NAME!r}],
+        }})
+        c.Spawner.start_timeout = 60
+        c.Spawner.http_timeout = 60
+        c.SimpleLocalProcessSpawner.home_dir_template = "{workdir}/home/{{username}}"
+        if os.geteuid() == 0:
+            # Single-user servers refuse to run as root unless told to (CI runs as root).
+            c.Spawner.args = ["--allow-root"]
+        """)
+
+
+@dataclass
+class Hub:
+    """A running hub: its public URL, an API token with admin scopes, and its process."""
+
+    url: str
+    token: str
+    workdir: Path
+    process: ServiceProcess
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call ``/hub/api{path}`` with the test service's token."""
+        headers = {"Authorization": f"token {self.token}", **kwargs.pop("headers", {})}
+        return requests.request(
+            method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs
+        )
+
+    def submit_login(
+        self, username: str, password: str
+    ) -> tuple[requests.Session, requests.Response]:
+        """Post the login form as a browser would (xsrf cookie and field); no judgement."""
+        session = requests.Session()
+        page = session.get(f"{self.url}/hub/login", timeout=10)
+        page.raise_for_status()
+        found = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+        xsrf = session.cookies.get("_xsrf") or (found.group(1) if found else "")
+        response = session.post(
+            f"{self.url}/hub/login",
+            data={"username": username, "password": password, "_xsrf": xsrf},
+            allow_redirects=False,
+            timeout=30,
+        )
+        return session, response
+
+    def login(self, username: str, password: str) -> requests.Session:
+        """Log in through the login form; the returned session holds the login cookie."""
+        session, response = self.submit_login(username, password)
+        if response.status_code != 302:
+            raise AssertionError(f"login of {username} failed: HTTP {response.status_code}")
+        return session
+
+    def open_server(self, session: requests.Session, server: dict[str, Any]) -> requests.Response:
+        """Open a running server's page in a logged-in session.
+
+        The first HTML request to a single-user server runs the OAuth redirects that
+        give the session its cookie there; API calls with the cookie alone get 403
+        until that has happened.
+        """
+        response = session.get(f"{self.url}{server['url']}", timeout=30)
+        response.raise_for_status()
+        return response
+
+    def ensure_user(self, username: str) -> None:
+        response = self.api("POST", f"/users/{username}")
+        if response.status_code not in (201, 409):
+            raise AssertionError(f"creating {username}: {response.status_code} {response.text}")
+
+    def _server_path(self, username: str, server_name: str) -> str:
+        return (
+            f"/users/{username}/servers/{server_name}"
+            if server_name
+            else f"/users/{username}/server"
+        )
+
+    def server(self, username: str, server_name: str = "") -> dict[str, Any] | None:
+        response = self.api("GET", f"/users/{username}")
+        response.raise_for_status()
+        servers: dict[str, Any] = response.json().get("servers", {})
+        return servers.get(server_name)
+
+    def spawn(
+        self,
+        username: str,
+        server_name: str = "",
+        *,
+        options: dict[str, Any] | None = None,
+        timeout: float = 90,
+    ) -> dict[str, Any]:
+        """Start a server through the REST API and wait until the hub says it is ready."""
+        response = self.api(
+            "POST", self._server_path(username, server_name), data=json.dumps(options or {})
+        )
+        if response.status_code not in (201, 202):
+            raise AssertionError(f"spawn {username}: HTTP {response.status_code} {response.text}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.server(username, server_name)
+            if server is None:
+                # After a 201 or 202 the hub lists the server until its spawn fails.
+                raise AssertionError(f"spawn of {username} failed:\n{self.process.log_tail()}")
+            if server["ready"]:
+                return server
+            time.sleep(0.2)
+        raise AssertionError(
+            f"spawn of {username} not ready in {timeout}s:\n{self.process.log_tail()}"
+        )
+
+    def stop(self, username: str, server_name: str = "", *, timeout: float = 60) -> None:
+        """Stop a server through the REST API and wait until the hub no longer lists it."""
+        response = self.api("DELETE", self._server_path(username, server_name))
+        if response.status_code not in (202, 204):
+            raise AssertionError(f"stop {username}: HTTP {response.status_code} {response.text}")
+        deadline = time.monotonic() + timeout
+        while self.server(username, server_name) is not None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server of {username} still listed after {timeout}s")
+            time.sleep(0.2)
+
+
+def start_hub(workdir: Path, config: str = "", *, load_dropins: bool = True) -> Hub:
+    """Start JupyterHub with the harness's base config plus ``config`` (Python source)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
+    token = secrets.token_hex(32)
+    config_path = workdir / "jupyterhub_config.py"
+    config_path.write_text(
+        base_config(
+            workdir,
+            port=port,
+            hub_port=hub_port,
+            proxy_api_port=proxy_api_port,
+            token=token,
+            load_dropins=load_dropins,
+        )
+        + "\n# --- the test's own config ---\n"
+        + textwrap.dedent(config)
+    )
+    env = dict(os.environ)
+    # The spawner finds jupyterhub-singleuser, and the proxy finds node, on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.pop("JUPYTERHUB_API_TOKEN", None)
+    process = start_process(
+        "jupyterhub",
+        [sys.executable, "-m", "jupyterhub", "-f", str(config_path)],
+        log_path=workdir / "jupyterhub.log",
+        env=env,
+        cwd=workdir,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"{url}/hub/api/", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    process.wait_until(answers, timeout=60, what="answering on its public URL")
+    return Hub(url=url, token=token, workdir=workdir, process=process)

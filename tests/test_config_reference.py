@@ -1,0 +1,52 @@
+"""The docs' config reference is generated from entry points, one page per class."""
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from tests.support.tools import REPO_ROOT
+
+spec = importlib.util.spec_from_file_location(
+    "config_reference", REPO_ROOT / "docs/_ext/config_reference.py"
+)
+assert spec is not None
+assert spec.loader is not None
+config_reference = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(config_reference)
+Entry = config_reference.Entry
+
+LDAP = Entry("jupyterhub.authenticators", "eohub-ldap", "eohub.auth.ldap:LDAPAuthenticator")
+KUBE = Entry("jupyterhub.spawners", "eohub-kube", "eohub.spawner.kube:QuotaKubeSpawner")
+
+
+def test_a_class_page_documents_every_trait_through_autoconfigurable() -> None:
+    page = config_reference.class_page(LDAP)
+    assert page.startswith("# LDAPAuthenticator\n")
+    assert ".. autoconfigurable:: eohub.auth.ldap.LDAPAuthenticator" in page
+    assert 'c.JupyterHub.authenticator_class = "eohub-ldap"' in page
+    assert 'c.JupyterHub.spawner_class = "eohub-kube"' in config_reference.class_page(KUBE)
+
+
+def test_the_index_lists_classes_by_group(tmp_path: Path) -> None:
+    config_reference.write_reference(tmp_path, [LDAP, KUBE])
+    index = (tmp_path / "index.md").read_text()
+    assert index.index("## Authenticators") < index.index("## Spawners")
+    assert "[`eohub-kube`: eohub.spawner.kube.QuotaKubeSpawner](eohub-kube.md)" in index
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "eohub-kube.md",
+        "eohub-ldap.md",
+        "index.md",
+    ]
+
+    # A class that is no longer registered loses its page on the next build.
+    config_reference.write_reference(tmp_path, [KUBE])
+    assert not (tmp_path / "eohub-ldap.md").exists()
+
+
+def test_the_installed_distribution_is_read() -> None:
+    # Every entry eohub registers in a jupyterhub.* group must name an importable class.
+    for entry in config_reference.eohub_entries():
+        module, _, cls = entry.target.partition(":")
+        assert hasattr(importlib.import_module(module), cls), entry
+    empty = config_reference.index_page([])
+    assert "No eohub class is registered" in empty
