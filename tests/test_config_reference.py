@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.util
+import sys
 from pathlib import Path
 
 from tests.support.tools import REPO_ROOT
@@ -12,6 +13,8 @@ spec = importlib.util.spec_from_file_location(
 assert spec is not None
 assert spec.loader is not None
 config_reference = importlib.util.module_from_spec(spec)
+# dataclasses look their module up in sys.modules while the class is created.
+sys.modules[spec.name] = config_reference
 spec.loader.exec_module(config_reference)
 Entry = config_reference.Entry
 

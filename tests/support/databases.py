@@ -24,7 +24,10 @@ def _with_database(url: str, scheme: str, database: str) -> str:
 
 
 def _unreachable(what: str, url: str, error: Exception, start_hint: str) -> ServiceStartError:
-    safe = urlsplit(url)._replace(netloc=urlsplit(url).hostname or "").geturl()
+    parts = urlsplit(url)
+    # Name the server, never the credentials.
+    where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    safe = parts._replace(netloc=where).geturl()
     return ServiceStartError(
         f"{what} is not reachable at {safe} ({error}). It should be running on this "
         f"machine; start it with: {start_hint}"
