@@ -33,4 +33,4 @@ c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(STATE, "home", "{us
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 if os.geteuid() == 0:
-    c.Spawner.args = ["--allow-root"]
+    c.Spawner.args.append("--allow-root")

@@ -64,7 +64,7 @@ def base_config(
         c.SimpleLocalProcessSpawner.home_dir_template = "{workdir}/home/{{username}}"
         if os.geteuid() == 0:
             # Single-user servers refuse to run as root unless told to (CI runs as root).
-            c.Spawner.args = ["--allow-root"]
+            c.Spawner.args.append("--allow-root")
         """)
 
 
