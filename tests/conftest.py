@@ -90,12 +90,21 @@ def database_url(request: pytest.FixtureRequest) -> str:
 def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Hub]]:
     """Start a JupyterHub with configurable-http-proxy; the test gives its config source.
 
-    The drop-ins from jupyterhub_config.d/ load first unless ``load_dropins=False``.
+    The drop-ins from jupyterhub_config.d/ load first unless ``load_dropins=False``;
+    ``port`` fixes the public port (to register an OIDC redirect URI first).
     """
     started: list[Hub] = []
 
-    def start(config: str = "", *, load_dropins: bool = True) -> Hub:
-        hub = start_hub(tmp_path_factory.mktemp("hub"), config, load_dropins=load_dropins)
+    def start(
+        config: str = "",
+        *,
+        load_dropins: bool = True,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Hub:
+        hub = start_hub(
+            tmp_path_factory.mktemp("hub"), config, load_dropins=load_dropins, port=port, env=env
+        )
         started.append(hub)
         return hub
 

@@ -176,10 +176,23 @@ class Hub:
             time.sleep(0.2)
 
 
-def start_hub(workdir: Path, config: str = "", *, load_dropins: bool = True) -> Hub:
-    """Start JupyterHub with the harness's base config plus ``config`` (Python source)."""
+def start_hub(
+    workdir: Path,
+    config: str = "",
+    *,
+    load_dropins: bool = True,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Hub:
+    """Start JupyterHub with the harness's base config plus ``config`` (Python source).
+
+    ``port`` fixes the public port, for tests that must register the hub's URL with
+    another service (an OIDC redirect URI) before the hub starts; ``env`` adds
+    environment variables (JUPYTERHUB_CRYPT_KEY is always set, so auth_state works).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
+    port = port or free_port()
+    hub_port, proxy_api_port = free_port(), free_port()
     token = secrets.token_hex(32)
     config_path = workdir / "jupyterhub_config.py"
     config_path.write_text(
@@ -194,7 +207,7 @@ def start_hub(workdir: Path, config: str = "", *, load_dropins: bool = True) -> 
         + "\n# --- the test's own config ---\n"
         + textwrap.dedent(config)
     )
-    env = dict(os.environ)
+    env = {**os.environ, "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32), **(env or {})}
     # The spawner finds jupyterhub-singleuser, and the proxy finds node, on PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("JUPYTERHUB_API_TOKEN", None)
