@@ -34,6 +34,27 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
 
 
 @pytest.fixture
+def directory_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., tuple[ServiceProcess, Directory]]]:
+    """A slapd of the test's own, for tests that change or stop the directory."""
+    started: list[ServiceProcess] = []
+
+    def start(*, anonymous_read: bool = False) -> tuple[ServiceProcess, Directory]:
+        proc, directory = start_slapd(
+            tmp_path_factory.mktemp("slapd"),
+            sorted(DATA_DIR.glob("*.ldif")),
+            anonymous_read=anonymous_read,
+        )
+        started.append(proc)
+        return proc, directory
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
 def oidc_provider_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., OIDCProvider]]:

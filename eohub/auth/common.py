@@ -35,7 +35,7 @@ class GroupPolicyMixin(LoggingConfigurable):
         This is a restriction: when it is set, only members of these groups, users in
         `allowed_users` and admins may log in, even if `allow_all` is True.
         """,
-    )
+    ).tag(allow_config=True)
     blocked_groups = Set(
         Unicode(),
         config=True,

@@ -55,8 +55,8 @@ def base_config(
         c.JupyterHub.services.append({{"name": {SERVICE_NAME!r}, "api_token": {token!r}}})
         c.JupyterHub.load_roles.append({{
             "name": "eohub-test-driver",
-            "scopes": ["admin:users", "admin:servers", "admin:groups", "list:users",
-                       "read:users", "access:servers"],
+            "scopes": ["admin:users", "admin:servers", "admin:groups", "admin:auth_state",
+                       "list:users", "read:users", "access:servers"],
             "services": [{SERVICE_NAME!r}],
         }})
         c.Spawner.start_timeout = 60

@@ -1,0 +1,422 @@
+"""The LDAP directory, through ldap3: bind users, read profiles and group memberships.
+
+Every method here blocks; :class:`eohub.auth.ldap.LDAPAuthenticator` runs them in a
+bounded thread pool, never on the hub's event loop. Each connection has a connect and a
+receive timeout, every connection is unbound, and a server that fails is skipped by
+the :class:`~eohub.adapters.ldap_servers.ServerPool` for its back-off period. The
+service-account connections are kept and reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import ssl
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ldap3 import BASE, NONE, SUBTREE, Connection, Server, Tls
+from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPStartTLSError
+from ldap3.utils.conv import escape_filter_chars
+
+from .ldap_filters import (
+    NESTED_GROUP_FILTER,
+    ad_in_chain_filter,
+    bind_dn,
+    group_filter,
+    user_filter,
+)
+from .ldap_servers import ServerAddress, ServerPool
+
+log = logging.getLogger(__name__)
+
+# Result codes that mean "this server cannot serve now", not "wrong password".
+_SERVER_TROUBLE = {51, 52, 53, 80}  # busy, unavailable, unwillingToPerform, other
+_INVALID_CREDENTIALS = 49
+_NO_SUCH_OBJECT = 32
+
+
+class DirectoryUnavailable(Exception):
+    """No LDAP server could serve the request; the message says why (never a secret)."""
+
+
+@dataclass(frozen=True)
+class ProfileAttributes:
+    display_name: str = "displayName"
+    fallback_name: str = "cn"
+    email: str = "mail"
+    uid_number: str = "uidNumber"
+    gid_number: str = "gidNumber"
+    home_directory: str = "homeDirectory"
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    """Everything the directory adapter needs, validated by the authenticator's traits."""
+
+    servers: tuple[ServerAddress, ...]
+    user_search_base: str
+    group_search_base: str
+    strategy: str = "first"
+    backoff: float = 60.0
+    start_tls: bool = True
+    ca_file: str | None = None
+    connect_timeout: float = 5.0
+    receive_timeout: int = 10
+    service_dn: str | None = None
+    service_password: str | None = None
+    anonymous_search: bool = False
+    bind_dn_templates: tuple[str, ...] = ()
+    user_search_filter: str = "(&(objectClass=person)(uid={username}))"
+    group_search_filter: str = ""
+    group_name_attribute: str = "cn"
+    member_of_attribute: str | None = "memberOf"
+    nested_groups: bool = False
+    nested_depth: int = 5
+    ad_in_chain: bool = False
+    pi_attribute: str | None = None
+    attributes: ProfileAttributes = ProfileAttributes()
+    max_idle_connections: int = 8
+
+
+@dataclass(frozen=True)
+class DirectoryGroup:
+    dn: str
+    name: str
+    pi_dns: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """What the directory says about a user."""
+
+    dn: str
+    username: str
+    display_name: str
+    email: str
+    uid_number: int | None
+    gid_number: int | None
+    home_directory: str
+    groups: tuple[DirectoryGroup, ...]
+
+    @property
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.groups]
+
+    @property
+    def pi_of(self) -> list[str]:
+        me = _norm_dn(self.dn)
+        return [g.name for g in self.groups if me in g.pi_dns]
+
+
+def _norm_dn(dn: str) -> str:
+    return ",".join(part.strip() for part in dn.lower().split(","))
+
+
+def _values(attributes: Mapping[str, Any], name: str | None) -> list[str]:
+    if not name:
+        return []
+    for key, value in attributes.items():
+        if key.lower() == name.lower():
+            if isinstance(value, list | tuple):
+                return [str(v) for v in value]
+            return [] if value is None else [str(value)]
+    return []
+
+
+def _first(attributes: Mapping[str, Any], *names: str) -> str:
+    for name in names:
+        values = _values(attributes, name)
+        if values and values[0]:
+            return values[0]
+    return ""
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+class LDAPDirectory:
+    """Blocking LDAP operations over a pool of servers."""
+
+    def __init__(self, settings: DirectorySettings, pool: ServerPool | None = None) -> None:
+        self.settings = settings
+        self.pool = pool or ServerPool(
+            settings.servers, strategy=settings.strategy, backoff=settings.backoff
+        )
+        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue(settings.max_idle_connections)
+        self._tls = Tls(
+            validate=ssl.CERT_REQUIRED,
+            ca_certs_file=settings.ca_file or None,
+            version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+
+    # Connections
+
+    def _server(self, address: ServerAddress) -> Server:
+        return Server(
+            address.host,
+            port=address.port,
+            use_ssl=address.ldaps,
+            tls=self._tls,
+            get_info=NONE,
+            connect_timeout=self.settings.connect_timeout,
+        )
+
+    def _bind(self, user: str | None, password: str | None) -> Connection | None:
+        """A bound connection, None if the directory refused the credentials.
+
+        Raises DirectoryUnavailable when no server could answer.
+        """
+        problems: list[str] = []
+        for address in self.pool.order():
+            conn = Connection(
+                self._server(address),
+                user=user,
+                password=password,
+                receive_timeout=self.settings.receive_timeout,
+                raise_exceptions=False,
+                read_only=True,
+                auto_referrals=False,
+            )
+            try:
+                conn.open()
+                if not address.ldaps and self.settings.start_tls and not conn.start_tls():
+                    raise LDAPStartTLSError("StartTLS refused")
+                bound = conn.bind()
+            except (LDAPCommunicationError, LDAPStartTLSError, OSError) as e:
+                self.pool.mark_failed(address)
+                problems.append(f"{address.url}: {type(e).__name__}: {e}")
+                _close(conn)
+                continue
+            code = int(conn.result.get("result", -1)) if conn.result else -1
+            if bound:
+                self.pool.mark_ok(address)
+                return conn
+            _close(conn)
+            if code in _SERVER_TROUBLE:
+                self.pool.mark_failed(address)
+                problems.append(f"{address.url}: bind result {code}")
+                continue
+            self.pool.mark_ok(address)
+            return None
+        raise DirectoryUnavailable("no LDAP server answered: " + "; ".join(problems))
+
+    @contextlib.contextmanager
+    def _service(self) -> Iterator[Connection]:
+        """A bound service-account connection, reused across operations."""
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            if self.settings.service_dn:
+                found = self._bind(self.settings.service_dn, self.settings.service_password)
+            else:
+                found = self._bind(None, None)  # anonymous search, only when configured
+            if found is None:
+                raise DirectoryUnavailable(
+                    "the LDAP service account was refused by the directory"
+                ) from None
+            conn = found
+        try:
+            yield conn
+        except BaseException:
+            _close(conn)
+            raise
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            _close(conn)
+
+    def _search(
+        self,
+        base: str,
+        filter_: str,
+        attributes: Sequence[str],
+        *,
+        scope: Any = SUBTREE,
+        conn: Connection | None = None,
+    ) -> list[tuple[str, Mapping[str, Any]]]:
+        """Entries as (dn, attributes); a reused connection gone stale is retried once."""
+        for attempt in (1, 2):
+            try:
+                if conn is not None:
+                    return _entries(conn, base, filter_, attributes, scope)
+                with self._service() as service:
+                    return _entries(service, base, filter_, attributes, scope)
+            except LDAPCommunicationError as e:
+                if conn is not None or attempt == 2:
+                    raise DirectoryUnavailable(f"LDAP search failed: {type(e).__name__}") from e
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        while True:
+            try:
+                _close(self._idle.get_nowait())
+            except queue.Empty:
+                return
+
+    # Operations
+
+    def authenticate(self, username: str, password: str) -> DirectoryUser | None:
+        """The user, if ``password`` binds as them; None for bad credentials."""
+        if not password or not password.strip():
+            return None  # an unauthenticated bind would "succeed": never try it
+        settings = self.settings
+        searchable = bool(settings.service_dn or settings.anonymous_search)
+        if searchable:
+            dns = [
+                dn
+                for dn, _ in self._search(
+                    settings.user_search_base,
+                    user_filter(settings.user_search_filter, username),
+                    ["1.1"],
+                )
+            ]
+            if len(dns) != 1:
+                if len(dns) > 1:
+                    log.warning(
+                        "LDAP user search for %s matched %d entries; refusing", username, len(dns)
+                    )
+                return None
+            candidates = dns
+        else:
+            candidates = [bind_dn(t, username) for t in settings.bind_dn_templates]
+        for dn in candidates:
+            conn = self._bind(dn, password)
+            if conn is None:
+                continue
+            try:
+                if searchable:
+                    return self._read_user(dn, username)
+                return self._read_user(dn, username, conn=conn)
+            finally:
+                _close(conn)
+        return None
+
+    def lookup(self, username: str) -> DirectoryUser | None:
+        """The user as the service account sees them now, or None if they are gone."""
+        settings = self.settings
+        if settings.service_dn or settings.anonymous_search:
+            found = self._search(
+                settings.user_search_base,
+                user_filter(settings.user_search_filter, username),
+                ["1.1"],
+            )
+            if len(found) != 1:
+                return None
+            return self._read_user(found[0][0], username)
+        raise DirectoryUnavailable("no service account or anonymous search to look users up with")
+
+    def _read_user(
+        self, dn: str, username: str, *, conn: Connection | None = None
+    ) -> DirectoryUser | None:
+        a = self.settings.attributes
+        wanted = [
+            a.display_name,
+            a.fallback_name,
+            a.email,
+            a.uid_number,
+            a.gid_number,
+            a.home_directory,
+        ]
+        if self.settings.member_of_attribute:
+            wanted.append(self.settings.member_of_attribute)
+        found = self._search(dn, "(objectClass=*)", wanted, scope=BASE, conn=conn)
+        if not found:
+            return None
+        _, attrs = found[0]
+        return DirectoryUser(
+            dn=dn,
+            username=username,
+            display_name=_first(attrs, a.display_name, a.fallback_name),
+            email=_first(attrs, a.email),
+            uid_number=_int(_first(attrs, a.uid_number)),
+            gid_number=_int(_first(attrs, a.gid_number)),
+            home_directory=_first(attrs, a.home_directory),
+            groups=self._groups(
+                dn, username, _values(attrs, self.settings.member_of_attribute), conn
+            ),
+        )
+
+    def _groups(
+        self, user_dn: str, username: str, member_of: list[str], conn: Connection | None
+    ) -> tuple[DirectoryGroup, ...]:
+        settings = self.settings
+        attrs = [settings.group_name_attribute] + (
+            [settings.pi_attribute] if settings.pi_attribute else []
+        )
+        found: dict[str, DirectoryGroup] = {}
+
+        def add(entries: list[tuple[str, Mapping[str, Any]]]) -> list[str]:
+            new = []
+            for dn, values in entries:
+                key = _norm_dn(dn)
+                name = _first(values, settings.group_name_attribute)
+                if key in found or not name:
+                    continue
+                pis = frozenset(_norm_dn(v) for v in _values(values, settings.pi_attribute))
+                found[key] = DirectoryGroup(dn=dn, name=name, pi_dns=pis)
+                new.append(dn)
+            return new
+
+        if settings.ad_in_chain:
+            # One search returns direct and nested groups; the server walks the chain.
+            add(
+                self._search(
+                    settings.group_search_base, ad_in_chain_filter(user_dn), attrs, conn=conn
+                )
+            )
+        elif settings.group_search_filter:
+            query = group_filter(settings.group_search_filter, user_dn=user_dn, username=username)
+            add(self._search(settings.group_search_base, query, attrs, conn=conn))
+        for dn in member_of:
+            if _norm_dn(dn) not in found:
+                add(self._search(dn, "(objectClass=*)", attrs, scope=BASE, conn=conn))
+        if settings.nested_groups and not settings.ad_in_chain:
+            frontier = list(found.values())
+            for _ in range(settings.nested_depth):
+                if not frontier:
+                    break
+                # One search per level: groups that contain any group found so far.
+                parents = "".join(
+                    NESTED_GROUP_FILTER.format(dn=escape_filter_chars(g.dn)) for g in frontier
+                )
+                new = add(
+                    self._search(settings.group_search_base, f"(|{parents})", attrs, conn=conn)
+                )
+                frontier = [found[_norm_dn(dn)] for dn in new]
+            if frontier:
+                log.warning(
+                    "Nested groups of %s deeper than %d levels were not followed",
+                    username,
+                    settings.nested_depth,
+                )
+        return tuple(sorted(found.values(), key=lambda g: g.name))
+
+
+def _entries(
+    conn: Connection, base: str, filter_: str, attributes: Sequence[str], scope: Any
+) -> list[tuple[str, Mapping[str, Any]]]:
+    ok = conn.search(base, filter_, search_scope=scope, attributes=list(attributes))
+    code = int(conn.result.get("result", 0)) if conn.result else 0
+    if not ok and code not in (0, _NO_SUCH_OBJECT):
+        if code in _SERVER_TROUBLE:
+            raise LDAPCommunicationError(f"search result {code}")
+        raise DirectoryUnavailable(
+            f"LDAP search refused: result {code} {conn.result.get('description')}"
+        )
+    return [
+        (e["dn"], e.get("attributes", {}))
+        for e in (conn.response or [])
+        if e.get("type") == "searchResEntry"
+    ]
+
+
+def _close(conn: Connection) -> None:
+    with contextlib.suppress(LDAPException, OSError):
+        conn.unbind()

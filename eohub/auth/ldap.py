@@ -1,0 +1,456 @@
+"""eohub's LDAP authenticator: non-blocking, failover, escaped, group-aware.
+
+Unlike jupyterhub-ldapauthenticator, no LDAP call runs on the hub's event loop: each
+login is one blocking job in a bounded thread pool. Servers fail over with connect and
+receive timeouts, the service-account connections are reused, and every value put
+into a filter or DN is escaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from typing import Any
+
+from jupyterhub.auth import Authenticator
+from tornado import web
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
+
+from eohub.adapters.ldap_directory import (
+    DirectorySettings,
+    DirectoryUnavailable,
+    DirectoryUser,
+    LDAPDirectory,
+    ProfileAttributes,
+)
+from eohub.adapters.ldap_filters import (
+    DEFAULT_GROUP_FILTER,
+    DEFAULT_USER_FILTER,
+    FilterTemplateError,
+    check_template,
+)
+from eohub.adapters.ldap_servers import ServerAddress, ServerConfigError
+from eohub.domain.profile import UserProfile
+from eohub.domain.usernames import (
+    DEFAULT_USERNAME_PATTERN,
+    login_name_problem,
+    normalize_login_name,
+)
+
+from .common import GroupPolicyMixin
+
+F = frozenset
+
+
+class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
+    """Log users in against an LDAP directory (OpenLDAP, Active Directory, 389-ds, ...).
+
+    Groups are read through a service account from ``memberOf``, groupOfNames,
+    groupOfUniqueNames and posixGroup entries, optionally following nested groups, and
+    become JupyterHub groups that decide access, admin and everything eohub does next.
+    """
+
+    server_urls = List(
+        Unicode(),
+        config=True,
+        help="""
+        LDAP servers, tried in order (see `server_strategy`), e.g.
+        `["ldaps://ldap1.example.org", "ldaps://ldap2.example.org:636"]`. `ldaps://` uses
+        TLS from the start; `ldap://` upgrades with StartTLS unless `start_tls` is False.
+        """,
+    )
+    server_strategy = Unicode(
+        "first",
+        config=True,
+        help="""
+        `first`: always prefer the first healthy server (a primary with replicas).
+        `round_robin`: spread logins over all servers.
+        """,
+    )
+    server_backoff = Float(
+        60.0,
+        config=True,
+        help="Seconds a server that failed is skipped before it is tried first again.",
+    )
+    connect_timeout = Float(
+        5.0, config=True, help="Seconds to wait for a TCP (and TLS) connection to a server."
+    )
+    receive_timeout = Int(
+        10,
+        config=True,
+        help="""
+        Whole seconds to wait for an answer to any LDAP request (ldap3 sets it as a
+        socket option, which takes whole seconds). A server that accepts connections
+        but never answers fails the request after this long, and the next server is
+        tried.
+        """,
+    )
+    start_tls = Bool(
+        True, config=True, help="Upgrade `ldap://` connections with StartTLS before binding."
+    )
+    allow_plaintext = Bool(
+        False,
+        config=True,
+        help="""
+        Allow `ldap://` without StartTLS, sending passwords in clear text. Only for a
+        directory on the same host or a trusted test network; a warning is logged.
+        """,
+    )
+    tls_ca_file = Unicode(
+        "",
+        config=True,
+        help="""
+        PEM file of the CA that signed the servers' certificates. Empty: the system's
+        trust store. Certificates and host names are always verified.
+        """,
+    )
+    service_dn = Unicode(
+        "",
+        config=True,
+        help="""
+        DN of the read-only service account that searches for users and groups, e.g.
+        `cn=jupyterhub,ou=services,dc=example,dc=org`. Needed for search-then-bind and
+        for refreshing groups; without it, groups are read as the user at login only.
+        """,
+    )
+    service_password = Unicode(
+        "",
+        config=True,
+        help="""
+        Password of `service_dn`. Keep it out of config files you share, e.g.
+        `c.LDAPAuthenticator.service_password = os.environ["LDAP_SERVICE_PASSWORD"]`.
+        It is never logged.
+        """,
+    )
+    anonymous_search = Bool(
+        False,
+        config=True,
+        help="Search users and groups with an anonymous bind when no `service_dn` is set.",
+    )
+    bind_dn_templates = List(
+        Unicode(),
+        config=True,
+        help="""
+        Bind directly as these DNs, tried in order, instead of searching for the user
+        first, e.g. `["uid={username},ou=people,dc=example,dc=org"]`. Used only when
+        there is no `service_dn` and no `anonymous_search`. `{username}` is escaped.
+        """,
+    )
+    user_search_base = Unicode(
+        "", config=True, help="Where users live, e.g. `ou=people,dc=example,dc=org`."
+    )
+    user_search_filter = Unicode(
+        DEFAULT_USER_FILTER,
+        config=True,
+        help="""
+        Filter that finds exactly one user entry; `{username}` is replaced by the
+        escaped login name. Active Directory:
+        `(&(objectClass=user)(sAMAccountName={username}))`.
+        """,
+    )
+    group_search_base = Unicode(
+        "", config=True, help="Where groups live, e.g. `ou=groups,dc=example,dc=org`."
+    )
+    group_search_filter = Unicode(
+        DEFAULT_GROUP_FILTER,
+        config=True,
+        help="""
+        Filter for the groups a user is a direct member of; `{dn}` is the user's DN and
+        `{username}` their login name, both escaped. The default covers groupOfNames
+        `member`, groupOfUniqueNames `uniqueMember` and posixGroup `memberUid`. Empty:
+        rely on `member_of_attribute` alone.
+        """,
+    )
+    group_name_attribute = Unicode(
+        "cn", config=True, help="The group entry attribute that names the group."
+    )
+    member_of_attribute = Unicode(
+        "memberOf",
+        config=True,
+        help="""
+        User attribute listing the DNs of the user's groups (OpenLDAP's memberof
+        overlay, Active Directory). Empty to ignore it.
+        """,
+    )
+    nested_groups = Bool(
+        False,
+        config=True,
+        help="""
+        Also count groups that contain the user's groups, searched level by level up to
+        `nested_group_depth`; loops in the directory are detected.
+        """,
+    )
+    nested_group_depth = Int(
+        5, config=True, help="How many levels of nested groups `nested_groups` follows."
+    )
+    active_directory_in_chain = Bool(
+        False,
+        config=True,
+        help="""
+        Find direct and nested groups in one search with Active Directory's in-chain
+        matching rule (1.2.840.113556.1.4.1941) instead of `group_search_filter`.
+        """,
+    )
+    pi_attribute = Unicode(
+        "",
+        config=True,
+        help="""
+        Group attribute whose DN values are the group's PIs (e.g. `owner`). A member
+        whose DN is listed is recorded as a PI of the group.
+        """,
+    )
+    display_name_attribute = Unicode("displayName", config=True, help="User's display name.")
+    email_attribute = Unicode("mail", config=True, help="User's email address.")
+    uid_number_attribute = Unicode("uidNumber", config=True, help="User's POSIX uid.")
+    gid_number_attribute = Unicode("gidNumber", config=True, help="User's POSIX gid.")
+    home_directory_attribute = Unicode("homeDirectory", config=True, help="User's home directory.")
+    login_name_pattern = Unicode(
+        DEFAULT_USERNAME_PATTERN,
+        config=True,
+        help="""
+        Regular expression a login name must match in full (after Unicode folding and
+        lowercasing) before anything is sent to the directory. Names that do not match
+        are refused as a failed login.
+        """,
+    )
+    lowercase_login_names = Bool(
+        True, config=True, help="Lowercase login names before checking and looking them up."
+    )
+    max_concurrency = Int(
+        32,
+        config=True,
+        help="""
+        Most LDAP operations in flight at once (worker threads). Logins beyond this
+        wait their turn without blocking the hub.
+        """,
+    )
+    group_cache_ttl = Float(
+        60.0,
+        config=True,
+        help="""
+        Seconds a user's refreshed directory entry is cached, so many refreshes of one
+        user in a burst cost one lookup.
+        """,
+    )
+    refresh_outage_policy = Unicode(
+        "keep",
+        config=True,
+        help="""
+        What a refresh does when the directory cannot be reached: `keep` leaves the
+        session and its groups as they were (nothing new is granted), `logout` ends the
+        session so the user must log in again once the directory is back.
+        """,
+    )
+
+    @validate("server_urls")
+    def _validate_server_urls(self, proposal: dict[str, Any]) -> list[str]:
+        try:
+            for url in proposal["value"]:
+                ServerAddress.parse(url)
+        except ServerConfigError as e:
+            raise TraitError(f"LDAPAuthenticator.server_urls: {e}") from e
+        return list(proposal["value"])
+
+    @validate("server_strategy")
+    def _validate_strategy(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] not in ("first", "round_robin"):
+            raise TraitError("LDAPAuthenticator.server_strategy must be 'first' or 'round_robin'")
+        return str(proposal["value"])
+
+    @validate("refresh_outage_policy")
+    def _validate_outage(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] not in ("keep", "logout"):
+            raise TraitError("LDAPAuthenticator.refresh_outage_policy must be 'keep' or 'logout'")
+        return str(proposal["value"])
+
+    @validate(
+        "user_search_filter", "group_search_filter", "bind_dn_templates", "login_name_pattern"
+    )
+    def _validate_templates(self, proposal: dict[str, Any]) -> Any:
+        name, value = proposal["trait"].name, proposal["value"]
+        where = f"LDAPAuthenticator.{name}"
+        try:
+            if name == "user_search_filter":
+                check_template(
+                    value, allowed=F({"username"}), required=F({"username"}), where=where
+                )
+            elif name == "group_search_filter" and value:
+                check_template(value, allowed=F({"dn", "username"}), required=F(), where=where)
+            elif name == "bind_dn_templates":
+                for template in value:
+                    check_template(
+                        template, allowed=F({"username"}), required=F({"username"}), where=where
+                    )
+            elif name == "login_name_pattern":
+                re.compile(value)
+        except FilterTemplateError as e:
+            raise TraitError(str(e)) from e
+        except re.error as e:
+            raise TraitError(f"{where}: invalid regular expression: {e}") from e
+        return value
+
+    def check_allow_config(self) -> None:
+        """Fail hub start-up on settings that cannot work together."""
+        super().check_allow_config()
+        problem = self._config_problem()
+        if problem:
+            raise ValueError(f"LDAPAuthenticator: {problem}")
+        if (
+            self.allow_plaintext
+            and any(u.startswith("ldap://") for u in self.server_urls)
+            and not self.start_tls
+        ):
+            self.log.warning(
+                "LDAPAuthenticator sends passwords over ldap:// without TLS (allow_plaintext)"
+            )
+
+    def _config_problem(self) -> str | None:
+        if not self.server_urls:
+            return "server_urls is empty: name at least one ldap:// or ldaps:// server"
+        if any(u.startswith("ldap://") for u in self.server_urls) and not (
+            self.start_tls or self.allow_plaintext
+        ):
+            return (
+                "an ldap:// server without start_tls sends passwords in clear: "
+                "set start_tls, or allow_plaintext"
+            )
+        searchable = bool(self.service_dn or self.anonymous_search)
+        if not searchable and not self.bind_dn_templates:
+            return "set service_dn (search then bind), anonymous_search, or bind_dn_templates"
+        if searchable and not self.user_search_base:
+            return "user_search_base is needed to search for users"
+        if (
+            self.group_search_filter or self.active_directory_in_chain or self.nested_groups
+        ) and not self.group_search_base:
+            return "group_search_base is needed to search for groups"
+        if self.service_dn and not self.service_password:
+            return "service_password is empty for service_dn"
+        return None
+
+    # Wiring
+
+    @cached_property
+    def directory(self) -> LDAPDirectory:
+        return LDAPDirectory(
+            DirectorySettings(
+                servers=tuple(ServerAddress.parse(u) for u in self.server_urls),
+                user_search_base=self.user_search_base,
+                group_search_base=self.group_search_base,
+                strategy=self.server_strategy,
+                backoff=self.server_backoff,
+                start_tls=self.start_tls,
+                ca_file=self.tls_ca_file or None,
+                connect_timeout=self.connect_timeout,
+                receive_timeout=self.receive_timeout,
+                service_dn=self.service_dn or None,
+                service_password=self.service_password or None,
+                anonymous_search=self.anonymous_search,
+                bind_dn_templates=tuple(self.bind_dn_templates),
+                user_search_filter=self.user_search_filter,
+                group_search_filter=self.group_search_filter,
+                group_name_attribute=self.group_name_attribute,
+                member_of_attribute=self.member_of_attribute or None,
+                nested_groups=self.nested_groups,
+                nested_depth=self.nested_group_depth,
+                ad_in_chain=self.active_directory_in_chain,
+                pi_attribute=self.pi_attribute or None,
+                attributes=ProfileAttributes(
+                    display_name=self.display_name_attribute,
+                    email=self.email_attribute,
+                    uid_number=self.uid_number_attribute,
+                    gid_number=self.gid_number_attribute,
+                    home_directory=self.home_directory_attribute,
+                ),
+                max_idle_connections=max(1, self.max_concurrency),
+            )
+        )
+
+    @cached_property
+    def _executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(
+            max_workers=max(1, self.max_concurrency), thread_name_prefix="eohub-ldap"
+        )
+
+    @cached_property
+    def _lookup_cache(self) -> dict[str, tuple[float, DirectoryUser | None]]:
+        return {}
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def profile_for(self, user: DirectoryUser) -> UserProfile:
+        groups = self.resolve_groups(user.group_names)
+        # PIs found in the directory are named by directory group names: map them too.
+        directory_pi_of = self.resolve_groups(user.pi_of)
+        return UserProfile(
+            username=user.username,
+            source="ldap",
+            display_name=user.display_name,
+            email=user.email,
+            uid_number=user.uid_number,
+            gid_number=user.gid_number,
+            home_directory=user.home_directory,
+            groups=groups,
+            pi_of=self.resolve_pi_of(user.username, groups, directory_pi_of=directory_pi_of),
+        )
+
+    # The JupyterHub Authenticator API
+
+    async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
+        username = normalize_login_name(
+            data.get("username", ""), lowercase=self.lowercase_login_names
+        )
+        password = data.get("password", "")
+        problem = login_name_problem(username, re.compile(self.login_name_pattern))
+        if problem:
+            self.log.warning("LDAP login refused before any directory call: %s", problem)
+            return None
+        if not password.strip():
+            self.log.warning("LDAP login of %s refused: empty password", username)
+            return None
+        try:
+            user = await self._in_thread(self.directory.authenticate, username, password)
+        except DirectoryUnavailable as e:
+            self.log.error("LDAP login of %s failed: %s", username, e)
+            raise web.HTTPError(
+                503, "The login service cannot reach the directory; try again soon."
+            ) from e
+        if user is None:
+            self.log.warning("LDAP login of %s failed: unknown user or wrong password", username)
+            return None
+        self._lookup_cache[username] = (time.monotonic(), user)
+        return self.auth_model_for(self.profile_for(user), extra_state={"ldap": {"dn": user.dn}})
+
+    async def refresh_user(self, user: Any, handler: Any = None) -> bool | dict[str, Any]:
+        """Re-read the user's groups through the service account (cached for a short TTL).
+
+        Returns False (log in again) when the user is gone or no longer allowed; never
+        grants anything new when the directory cannot be reached.
+        """
+        if not (self.service_dn or self.anonymous_search):
+            return True  # no account to look users up with: groups stay as at login
+        name = user.name
+        cached = self._lookup_cache.get(name)
+        if cached and time.monotonic() - cached[0] < self.group_cache_ttl:
+            found = cached[1]
+        else:
+            try:
+                found = await self._in_thread(self.directory.lookup, name)
+            except DirectoryUnavailable as e:
+                self.log.error("LDAP refresh of %s failed: %s", name, e)
+                return self.refresh_outage_policy == "keep"
+            self._lookup_cache[name] = (time.monotonic(), found)
+        if found is None:
+            self.log.warning("LDAP refresh: %s is no longer in the directory", name)
+            return False
+        model = self.auth_model_for(
+            self.profile_for(found), extra_state={"ldap": {"dn": found.dn}}
+        )
+        decision = self.decide(name, model)
+        if not decision.allowed:
+            self.log.warning("LDAP refresh ends the session of %s: %s", name, decision.reason)
+            return False
+        return model
