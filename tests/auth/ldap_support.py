@@ -43,3 +43,12 @@ def login(authenticator: LDAPAuthenticator, username: str, password: str) -> dic
         authenticator.get_authenticated_user(None, {"username": username, "password": password})
     )
     return result
+
+
+def ldap_hub_config(directory: Directory, **overrides: Any) -> str:
+    """Python source for a test hub that logs in with eohub's LDAPAuthenticator."""
+    settings = ldap_config(directory, **overrides)["LDAPAuthenticator"]
+    lines = ['c.JupyterHub.authenticator_class = "eohub.auth.ldap.LDAPAuthenticator"']
+    lines += [f"c.LDAPAuthenticator.{key} = {value!r}" for key, value in settings.items()]
+    lines.append('c.JupyterHub.spawner_class = "simple"')
+    return "\n".join(lines) + "\n"
