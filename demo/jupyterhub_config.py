@@ -1,5 +1,6 @@
 # The demo hub's config: loopback only, state in .demo/, and the same drop-ins from
-# jupyterhub_config.d/ that admins copy. demo/run.py sets the EOHUB_DEMO_* variables.
+# jupyterhub_config.d/ that admins copy. demo/run.py starts the demo directory (slapd)
+# and sets the EOHUB_DEMO_* variables.
 import glob
 import os
 
@@ -20,12 +21,19 @@ c.JupyterHub.db_url = "sqlite:///" + os.path.join(STATE, "jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = os.path.join(STATE, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(STATE, "jupyterhub.pid")
 
-# Login: any user name with the password demo/run.py printed; "admin" is an admin.
-# Later capabilities replace this with eohub's LDAP authenticator against a demo slapd.
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = os.environ["EOHUB_DEMO_PASSWORD"]
-c.Authenticator.allow_all = True
-c.Authenticator.admin_users = {"admin"}
+# Login: eohub's LDAP authenticator against the demo directory, over LDAPS with the CA
+# the demo generated. Users and groups are in tests/data/10-directory.ldif.
+c.JupyterHub.authenticator_class = "eohub-ldap"
+c.LDAPAuthenticator.server_urls = [os.environ["EOHUB_DEMO_LDAP_URL"]]
+c.LDAPAuthenticator.tls_ca_file = os.environ["EOHUB_DEMO_LDAP_CA"]
+c.LDAPAuthenticator.service_dn = os.environ["EOHUB_DEMO_LDAP_SERVICE_DN"]
+c.LDAPAuthenticator.service_password = os.environ["EOHUB_DEMO_LDAP_SERVICE_PASSWORD"]
+c.LDAPAuthenticator.user_search_base = "ou=people,dc=example,dc=org"
+c.LDAPAuthenticator.group_search_base = "ou=groups,dc=example,dc=org"
+c.LDAPAuthenticator.nested_groups = True
+c.LDAPAuthenticator.pi_attribute = "owner"
+c.LDAPAuthenticator.allowed_groups = {"researchers", "climate", "eo-scientists"}
+c.LDAPAuthenticator.admin_groups = {"hub-admins"}
 
 # One machine: servers run as local processes with their home in .demo/home/<user>.
 c.JupyterHub.spawner_class = "simple"

@@ -1,6 +1,9 @@
 """Run the eohub demo hub on 127.0.0.1 and print where to open it and how to log in.
 
-Usage: python demo/run.py [--port N] [--state-dir DIR]   (make demo runs this in tox)
+The demo starts its own OpenLDAP directory (slapd, with the users and groups of
+tests/data/10-directory.ldif) and a JupyterHub that logs in through eohub's
+LDAPAuthenticator. Usage: python demo/run.py [--port N] [--state-dir DIR]
+(make demo runs this in tox).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +22,17 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the demo directory is started by the test harness's code
+
+from tests.support.slapd import Directory, start_slapd  # noqa: E402
+from tests.support.tools import DATA_DIR  # noqa: E402
+
+USERS = """\
+    alice / alice-pw      admin (hub-admins), researchers, eo-scientists
+    bob / bob-pw          researchers, climate
+    carol / carol-pw      climate (its PI)
+    dave / dave-pw        eo-scientists through the nested group sentinel-team
+    mallory / mallory-pw  in no allowed group: refused"""
 
 
 def free_port(preferred: int = 0) -> int:
@@ -57,6 +72,24 @@ def wait_until_up(url: str, hub: subprocess.Popen[bytes], timeout: float = 60) -
     raise SystemExit(f"the hub did not answer on {url} within {timeout:.0f}s")
 
 
+def ldap_env(directory: Directory) -> dict[str, str]:
+    return {
+        "EOHUB_DEMO_LDAP_URL": directory.ldaps_url,
+        "EOHUB_DEMO_LDAP_CA": str(directory.tls.ca_cert),
+        "EOHUB_DEMO_LDAP_SERVICE_DN": directory.service_dn,
+        "EOHUB_DEMO_LDAP_SERVICE_PASSWORD": directory.service_password,
+    }
+
+
+def crypt_key(state: Path) -> str:
+    """The key JupyterHub encrypts auth_state with, kept across demo runs."""
+    path = state / "jupyterhub_crypt_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -76,7 +109,9 @@ def main() -> int:
     state = args.state_dir.resolve()
     (state / "home").mkdir(parents=True, exist_ok=True)
     port = free_port(args.port)
-    password = os.environ.get("EOHUB_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    slapd_dir = state / "slapd"
+    shutil.rmtree(slapd_dir, ignore_errors=True)  # a fresh directory every run
+    slapd, directory = start_slapd(slapd_dir, sorted(DATA_DIR.glob("*.ldif")))
     env = dict(os.environ)
     env.update(
         EOHUB_DEMO_STATE=str(state),
@@ -84,7 +119,8 @@ def main() -> int:
         EOHUB_DEMO_HUB_PORT=str(free_port()),
         EOHUB_DEMO_PROXY_API_PORT=str(free_port()),
         EOHUB_DEMO_CHP=chp_command(),
-        EOHUB_DEMO_PASSWORD=password,
+        **ldap_env(directory),
+        JUPYTERHUB_CRYPT_KEY=crypt_key(state),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
     hub = subprocess.Popen(
@@ -95,17 +131,24 @@ def main() -> int:
     # Ctrl-C reaches the hub too; it stops the proxy and the users' servers itself.
     signal.signal(signal.SIGTERM, lambda *_: hub.terminate())
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(url, hub)
-    print(
-        f"\n  eohub demo hub: {url}/\n"
-        f"  log in with any user name and the password: {password}\n"
-        f"  (user name 'admin' is a hub admin)   stop with Ctrl-C\n",
-        flush=True,
-    )
     try:
-        return hub.wait()
-    except KeyboardInterrupt:
-        return hub.wait()
+        wait_until_up(url, hub)
+        print(
+            f"\n  eohub demo hub: {url}/\n"
+            f"  demo directory: {directory.ldaps_url} (slapd, pid {slapd.pid})\n"
+            f"  log in as one of:\n{USERS}\n"
+            "  stop with Ctrl-C\n",
+            flush=True,
+        )
+        try:
+            return hub.wait()
+        except KeyboardInterrupt:
+            return hub.wait()
+    finally:
+        if hub.poll() is None:
+            hub.terminate()
+            hub.wait(30)
+        slapd.stop()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The README's demo command starts a hub that answers on the URL it prints."""
+"""The README's demo command starts a hub and a directory; a demo user logs in as printed."""
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from tests.support.tools import REPO_ROOT
 
 
 def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
-    env = dict(os.environ, EOHUB_DEMO_PASSWORD="")
+    env = dict(os.environ)
     demo = subprocess.Popen(
         [
             sys.executable,
@@ -30,6 +32,7 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
         env=env,
         start_new_session=True,
     )
+    text = ""
     try:
         assert demo.stdout is not None
         lines = []
@@ -37,19 +40,18 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
         while time.monotonic() < deadline:
             line = demo.stdout.readline()
             lines.append(line)
-            if "password:" in line or demo.poll() is not None:
+            if "stop with Ctrl-C" in line or demo.poll() is not None:
                 break
         text = "".join(lines)
         url = re.search(r"eohub demo hub: (http://127\.0\.0\.1:\d+)/", text)
-        password = re.search(r"the password: (\S+)", text)
         assert url, text
-        assert password, text
+        assert "alice / alice-pw" in text
 
         session = requests.Session()
         session.get(f"{url[1]}/hub/login", timeout=10)
         login = session.post(
             f"{url[1]}/hub/login",
-            data={"username": "admin", "password": password[1], "_xsrf": session.cookies["_xsrf"]},
+            data={"username": "alice", "password": "alice-pw", "_xsrf": session.cookies["_xsrf"]},
             allow_redirects=False,
             timeout=30,
         )
@@ -57,7 +59,16 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
         me = session.get(
             f"{url[1]}/hub/api/user", timeout=10, headers={"X-XSRFToken": session.cookies["_xsrf"]}
         )
-        assert me.json()["admin"] is True
+        me_json = me.json()
+        assert me_json["admin"] is True  # through the demo directory's hub-admins group
+        assert "researchers" in me_json["groups"]
     finally:
-        os.killpg(demo.pid, 2)  # Ctrl-C, as a person stops it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a person stops it
         demo.wait(30)
+    # The demo directory stops with the demo.
+    slapd_pid = int(re.search(r"slapd, pid (\d+)", text)[1])  # type: ignore[index]
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{slapd_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{slapd_pid}").exists()
