@@ -293,3 +293,37 @@ def test_a_directory_outage_during_refresh_grants_nothing(
     authenticator.directory.close()  # drop the idle service connection too
     proc.stop()
     assert asyncio.run(authenticator.refresh_user(FakeUser("bob"))) is expected
+
+
+def test_anonymous_search_only_when_configured(
+    directory_factory: Callable[..., tuple[ServiceProcess, Directory]],
+) -> None:
+    _proc, open_dir = directory_factory(anonymous_read=True)
+    anonymous = {"service_dn": "", "service_password": "", "anonymous_search": True}
+    model = login(make_authenticator(open_dir, **anonymous), "bob", "bob-pw")
+    assert model is not None
+    assert set(model["groups"]) == {"researchers", "climate"}
+    # Without the opt-in there is nothing to search with, and start-up says so.
+    with pytest.raises(ValueError, match="set service_dn"):
+        make_authenticator(open_dir, service_dn="", service_password="")
+
+
+def test_a_loop_of_nested_groups_ends(
+    directory_factory: Callable[..., tuple[ServiceProcess, Directory]],
+) -> None:
+    _proc, own = directory_factory()
+    # eo-scientists contains sentinel-team; make sentinel-team contain eo-scientists too.
+    admin_modify(
+        own,
+        own.group_dn("sentinel-team"),
+        {"member": [(MODIFY_ADD, [own.group_dn("eo-scientists")])]},
+    )
+    model = login(
+        make_authenticator(
+            own, nested_groups=True, nested_group_depth=50, allowed_groups={"sentinel-team"}
+        ),
+        "dave",
+        "dave-pw",
+    )
+    assert model is not None
+    assert set(model["groups"]) == {"sentinel-team", "eo-scientists"}
