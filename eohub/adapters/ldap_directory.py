@@ -267,54 +267,42 @@ class LDAPDirectory:
         if not password or not password.strip():
             return None  # an unauthenticated bind would "succeed": never try it
         settings = self.settings
-        searchable = bool(settings.service_dn or settings.anonymous_search)
-        if searchable:
-            dns = [
-                dn
-                for dn, _ in self._search(
-                    settings.user_search_base,
-                    user_filter(settings.user_search_filter, username),
-                    ["1.1"],
-                )
-            ]
-            if len(dns) != 1:
-                if len(dns) > 1:
-                    log.warning(
-                        "LDAP user search for %s matched %d entries; refusing", username, len(dns)
-                    )
+        if settings.service_dn or settings.anonymous_search:
+            # The search that finds the DN also reads the profile: one round trip less.
+            found = self._find_user(username)
+            if found is None:
                 return None
-            candidates = dns
-        else:
-            candidates = [bind_dn(t, username) for t in settings.bind_dn_templates]
-        for dn in candidates:
+            dn, attrs = found
+            conn = self._bind(dn, password)
+            if conn is None:
+                return None
+            _close(conn)
+            return self._user(dn, username, attrs, conn=None)
+        for template in settings.bind_dn_templates:
+            dn = bind_dn(template, username)
             conn = self._bind(dn, password)
             if conn is None:
                 continue
             try:
-                if searchable:
-                    return self._read_user(dn, username)
-                return self._read_user(dn, username, conn=conn)
+                # No service account: read as the user, on the user's own connection.
+                entries = self._search(
+                    dn, "(objectClass=*)", self._profile_attributes(), scope=BASE, conn=conn
+                )
+                return self._user(dn, username, entries[0][1], conn=conn) if entries else None
             finally:
                 _close(conn)
         return None
 
     def lookup(self, username: str) -> DirectoryUser | None:
         """The user as the service account sees them now, or None if they are gone."""
-        settings = self.settings
-        if settings.service_dn or settings.anonymous_search:
-            found = self._search(
-                settings.user_search_base,
-                user_filter(settings.user_search_filter, username),
-                ["1.1"],
+        if not (self.settings.service_dn or self.settings.anonymous_search):
+            raise DirectoryUnavailable(
+                "no service account or anonymous search to look users up with"
             )
-            if len(found) != 1:
-                return None
-            return self._read_user(found[0][0], username)
-        raise DirectoryUnavailable("no service account or anonymous search to look users up with")
+        found = self._find_user(username)
+        return None if found is None else self._user(found[0], username, found[1], conn=None)
 
-    def _read_user(
-        self, dn: str, username: str, *, conn: Connection | None = None
-    ) -> DirectoryUser | None:
+    def _profile_attributes(self) -> list[str]:
         a = self.settings.attributes
         wanted = [
             a.display_name,
@@ -326,10 +314,26 @@ class LDAPDirectory:
         ]
         if self.settings.member_of_attribute:
             wanted.append(self.settings.member_of_attribute)
-        found = self._search(dn, "(objectClass=*)", wanted, scope=BASE, conn=conn)
-        if not found:
-            return None
-        _, attrs = found[0]
+        return wanted
+
+    def _find_user(self, username: str) -> tuple[str, Mapping[str, Any]] | None:
+        """The one entry the user search finds, with its profile attributes."""
+        settings = self.settings
+        entries = self._search(
+            settings.user_search_base,
+            user_filter(settings.user_search_filter, username),
+            self._profile_attributes(),
+        )
+        if len(entries) > 1:
+            log.warning(
+                "LDAP user search for %s matched %d entries; refusing", username, len(entries)
+            )
+        return entries[0] if len(entries) == 1 else None
+
+    def _user(
+        self, dn: str, username: str, attrs: Mapping[str, Any], *, conn: Connection | None
+    ) -> DirectoryUser:
+        a = self.settings.attributes
         return DirectoryUser(
             dn=dn,
             username=username,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -293,11 +294,12 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
         return value
 
     def check_allow_config(self) -> None:
-        """Fail hub start-up on settings that cannot work together."""
+        """Fail hub start-up on settings that cannot work together; start the workers."""
         super().check_allow_config()
         problem = self._config_problem()
         if problem:
             raise ValueError(f"LDAPAuthenticator: {problem}")
+        self._start_workers()
         if (
             self.allow_plaintext
             and any(u.startswith("ldap://") for u in self.server_urls)
@@ -373,6 +375,22 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
         return ThreadPoolExecutor(
             max_workers=max(1, self.max_concurrency), thread_name_prefix="eohub-ldap"
         )
+
+    def _start_workers(self) -> None:
+        """Create every worker thread now, at hub start-up, not during the first burst.
+
+        ThreadPoolExecutor starts threads lazily from the submitting thread, the event
+        loop; a burst of logins right after start-up would stall it while they start.
+        """
+        workers = max(1, self.max_concurrency)
+        barrier = threading.Barrier(workers)
+        for future in [self._executor.submit(barrier.wait, 10) for _ in range(workers)]:
+            future.result()
+
+    def close(self) -> None:
+        """Unbind the idle service connections and stop the worker threads."""
+        self.directory.close()
+        self._executor.shutdown(wait=True)
 
     @cached_property
     def _lookup_cache(self) -> dict[str, tuple[float, DirectoryUser | None]]:

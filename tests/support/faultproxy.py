@@ -106,7 +106,8 @@ class FaultProxy:
             pass
         finally:
             writer.close()
-            with contextlib.suppress(Exception):
+            # Stopping the proxy cancels this task; closing must not log that as an error.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
             self._tasks.discard(task)  # type: ignore[arg-type]
 
