@@ -134,9 +134,13 @@ def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
         hub.process.stop(timeout=20)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium, shared by the session."""
+    """Headless Debian Chromium for one test.
+
+    Not shared across tests: sync Playwright keeps an asyncio loop running in the main
+    thread while it is open, and tests that call ``asyncio.run`` would then fail.
+    """
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         yield chromium

@@ -53,3 +53,16 @@ def test_the_installed_distribution_is_read() -> None:
         assert hasattr(importlib.import_module(module), cls), entry
     empty = config_reference.index_page([])
     assert "No eohub class is registered" in empty
+
+
+def test_inherited_help_links_become_plain_text() -> None:
+    plain = config_reference.plain_inherited_links
+    assert plain("a `access token`_ here") == "a access token here"
+    assert (
+        plain("see `RFC 7636 <https://x.org/rfc7636>`_.")
+        == "see `RFC 7636 <https://x.org/rfc7636>`_."
+    )
+    assert plain(":external:py:class:`tornado.httpclient.HTTPRequest`") == (
+        "``tornado.httpclient.HTTPRequest``"
+    )
+    assert plain("an anonymous `link <https://x>`__") == "an anonymous `link <https://x>`__"

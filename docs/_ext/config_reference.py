@@ -9,6 +9,7 @@ docs as soon as it is registered as an entry point in setup.cfg.
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,10 +88,28 @@ def write_reference(outdir: Path, entries: list[Entry]) -> None:
     (outdir / "index.md").write_text(index_page(entries))
 
 
+# Help text inherited from JupyterHub and oauthenticator is written for their own docs:
+# it links to targets and intersphinx inventories defined there. Here such links render
+# as plain text or literals, so the build needs neither their pages nor the network.
+_EXTERNAL_ROLE = re.compile(r":external:py:\w+:`~?([^`]+)`")
+_NAMED_REFERENCE = re.compile(r"`([^`<>]+)`_(?!_)")
+
+
+def plain_inherited_links(line: str) -> str:
+    return _NAMED_REFERENCE.sub(r"\1", _EXTERNAL_ROLE.sub(r"``\1``", line))
+
+
+def on_process_docstring(
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    lines[:] = [plain_inherited_links(line) for line in lines]
+
+
 def on_builder_inited(app: Any) -> None:
     write_reference(Path(app.srcdir) / "reference" / "config" / "gen", eohub_entries())
 
 
 def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", on_builder_inited)
+    app.connect("autodoc-process-docstring", on_process_docstring)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

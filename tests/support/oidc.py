@@ -123,6 +123,13 @@ class OIDCProvider:
     port: int
     clients: tuple[OIDCClient, ...]
     public_jwks: dict[str, Any]
+    config_path: Path
+
+    def set_account(self, username: str, claims: Mapping[str, Any]) -> None:
+        """Change a user's claims at the running provider (read at each lookup)."""
+        config = json.loads(self.config_path.read_text())
+        config["accounts"][username] = dict(claims)
+        self.config_path.write_text(json.dumps(config, indent=2))
 
     @property
     def client(self) -> OIDCClient:
@@ -194,7 +201,11 @@ def start_oidc_provider(
         for key in keys
     ]
     return proc, OIDCProvider(
-        issuer=issuer, port=port, clients=settings.clients, public_jwks={"keys": public}
+        issuer=issuer,
+        port=port,
+        clients=settings.clients,
+        public_jwks={"keys": public},
+        config_path=config_path,
     )
 
 

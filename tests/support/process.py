@@ -73,7 +73,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while True:
             if not self.running():
-                raise self.fail(f"exited with code {self.popen.returncode} before {what}")
+                code = self.popen.returncode
+                self.stop()  # children it started (a proxy, say) may still be running
+                raise self.fail(f"exited with code {code} before {what}")
             if check():
                 return
             if time.monotonic() > deadline:

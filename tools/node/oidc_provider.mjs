@@ -11,7 +11,9 @@ const configuration = {
   // Requested claims go in the ID token too, as Keycloak and EGI Check-in do.
   conformIdTokenClaims: false,
   async findAccount(ctx, id) {
-    const account = cfg.accounts[id];
+    // Re-read the accounts on every lookup, so a test can change a user's claims (say,
+    // remove a group) while the provider runs, as an admin would at a real provider.
+    const account = JSON.parse(readFileSync(process.argv[2], 'utf8')).accounts[id];
     if (!account) return undefined;
     return { accountId: id, async claims() { return { sub: id, ...account }; } };
   },
