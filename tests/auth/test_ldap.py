@@ -136,6 +136,8 @@ def test_access_rules(
         ("alice)(uid=*", "alice-pw"),
         ("*)(objectClass=*", "alice-pw"),
         ("alice\x00", "alice-pw"),
+        ("alice\\00", "alice-pw"),  # the escaped form, typed literally
+        ("alice\\2a", "alice-pw"),
         ("alice,ou=people", "alice-pw"),
         ("uid=alice,ou=people,dc=example,dc=org", "alice-pw"),
         ("alice+cn=x", "alice-pw"),
