@@ -14,33 +14,17 @@ from tornado.web import decode_signed_value
 from traitlets.config import Config
 
 from eohub.auth.oidc import OIDCAuthenticator
-from tests.support.oidc import OIDCClient, OIDCProvider
+from tests.support.oidc import DEFAULT_ACCOUNTS, OIDCClient, OIDCProvider
 
 # Accounts the provider serves in the auth tests; the default ones plus EGI-style
 # entitlements, an outsider, a blocked member and a name that breaks the pattern.
 EGI = "urn:mace:egi.eu:group:vo.example.org"
 ACCOUNTS: dict[str, dict[str, Any]] = {
-    "alice": {
-        "email": "alice@example.org",
-        "email_verified": True,
-        "name": "Alice Liddell",
-        "preferred_username": "alice",
-        "groups": ["researchers", "hub-admins"],
-    },
-    "bob": {
-        "email": "bob@example.org",
-        "email_verified": True,
-        "name": "Bob Builder",
-        "preferred_username": "bob",
-        "groups": ["/researchers"],
-    },
-    "carol": {
-        "email": "carol@example.org",
-        "email_verified": False,
-        "name": "Carol Danvers",
-        "preferred_username": "carol",
-        "groups": ["researchers"],
-    },
+    "alice": dict(DEFAULT_ACCOUNTS["alice"]),
+    # bob's group comes as a Keycloak path, which the tests' group_rules strip.
+    "bob": {**DEFAULT_ACCOUNTS["bob"], "groups": ["/researchers"]},
+    # carol's e-mail is not verified: refused where e-mail is the user name.
+    "carol": {**DEFAULT_ACCOUNTS["carol"], "groups": ["researchers"]},
     "dave": {"preferred_username": "dave", "groups": ["visitors"]},
     "erin": {
         "name": "Erin Entitled",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from tornado import web
 
+from eohub.auth.ldap import LDAPAuthenticator
 from tests.auth.ldap_support import login, make_authenticator
 from tests.support.faultproxy import FaultProxy
 from tests.support.process import free_port
@@ -19,6 +20,21 @@ ProxyFactory = Callable[..., FaultProxy]
 
 def via(proxy: FaultProxy) -> str:
     return f"ldap://127.0.0.1:{proxy.port}"
+
+
+def behind_a_silent_server(
+    directory: Directory, fault_proxy_factory: ProxyFactory, *, receive_timeout: int
+) -> LDAPAuthenticator:
+    """An authenticator whose only server accepts connections and never answers."""
+    proxy = fault_proxy_factory(directory.host, directory.port, blackhole=True)
+    return make_authenticator(
+        directory,
+        server_urls=[via(proxy)],
+        start_tls=False,
+        allow_plaintext=True,
+        receive_timeout=receive_timeout,
+        connect_timeout=1.0,
+    )
 
 
 def test_logins_work_at_50ms_per_operation(
@@ -36,15 +52,7 @@ def test_logins_work_at_50ms_per_operation(
 def test_a_silent_server_fails_the_login_within_the_receive_timeout(
     directory: Directory, fault_proxy_factory: ProxyFactory
 ) -> None:
-    proxy = fault_proxy_factory(directory.host, directory.port, blackhole=True)
-    authenticator = make_authenticator(
-        directory,
-        server_urls=[via(proxy)],
-        start_tls=False,
-        allow_plaintext=True,
-        receive_timeout=1,
-        connect_timeout=1.0,
-    )
+    authenticator = behind_a_silent_server(directory, fault_proxy_factory, receive_timeout=1)
     started = time.monotonic()
     with pytest.raises(web.HTTPError) as info:
         login(authenticator, "bob", "bob-pw")
@@ -103,15 +111,7 @@ def test_round_robin_spreads_logins(
 def test_the_event_loop_keeps_running_while_ldap_hangs(
     directory: Directory, fault_proxy_factory: ProxyFactory
 ) -> None:
-    proxy = fault_proxy_factory(directory.host, directory.port, blackhole=True)
-    authenticator = make_authenticator(
-        directory,
-        server_urls=[via(proxy)],
-        start_tls=False,
-        allow_plaintext=True,
-        receive_timeout=2,
-        connect_timeout=1.0,
-    )
+    authenticator = behind_a_silent_server(directory, fault_proxy_factory, receive_timeout=2)
 
     async def scenario() -> float:
         worst = 0.0
