@@ -1,4 +1,4 @@
-"""What eohub's authenticators share: group traits, access decisions, the profile.
+"""What eohub's authenticators share: login names, group traits, access, the profile.
 
 :class:`GroupPolicyMixin` sits before the JupyterHub authenticator base class in the
 MRO. Subclasses resolve a :class:`~eohub.domain.profile.UserProfile` (their only job)
@@ -12,6 +12,7 @@ group restrictions are enforced there: ``allow_all`` cannot bypass them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,10 +22,31 @@ from traitlets.config import LoggingConfigurable
 from eohub.domain.access import AccessDecision, AccessPolicy, PIRules, decide_access, pi_groups
 from eohub.domain.groups import GroupConfigError, GroupRule, canonical_groups
 from eohub.domain.profile import AUTH_STATE_KEY, UserProfile
+from eohub.domain.usernames import (
+    DEFAULT_USERNAME_PATTERN,
+    login_name_problem,
+    normalize_login_name,
+)
 
 
 class GroupPolicyMixin(LoggingConfigurable):
-    """Group-driven access, admin and PI rules shared by eohub's authenticators."""
+    """Login names, group-driven access, admin and PI rules shared by eohub's authenticators."""
+
+    login_name_pattern = Unicode(
+        DEFAULT_USERNAME_PATTERN,
+        config=True,
+        help="""
+        Regular expression a user name must match in full, after Unicode (NFKC) folding
+        and, with `lowercase_login_names`, lowercasing: the name typed at an LDAP login
+        (checked before anything is sent to the directory), or the `username_claim` of
+        an OIDC login. Other names are refused. The default suits POSIX, Kubernetes and
+        URLs; with OIDC `username_claim = "email"`, widen it, e.g.
+        `[a-z0-9._-]+@example\\.org`.
+        """,
+    )
+    lowercase_login_names = Bool(
+        True, config=True, help="Lowercase user names before checking and using them."
+    )
 
     allowed_groups = Set(
         Unicode(),
@@ -96,6 +118,21 @@ class GroupPolicyMixin(LoggingConfigurable):
     def _manage_groups_default(self) -> bool:
         # The whole product reads JupyterHub groups; mirror the directory by default.
         return True
+
+    @validate("login_name_pattern")
+    def _validate_login_name_pattern(self, proposal: dict[str, Any]) -> str:
+        try:
+            re.compile(proposal["value"])
+        except re.error as e:
+            raise TraitError(
+                f"{type(self).__name__}.login_name_pattern: invalid regular expression: {e}"
+            ) from e
+        return str(proposal["value"])
+
+    def checked_login_name(self, raw: str) -> tuple[str, str | None]:
+        """The user name ``raw`` stands for, and why it may not log in (None if it may)."""
+        name = normalize_login_name(raw, lowercase=self.lowercase_login_names)
+        return name, login_name_problem(name, re.compile(self.login_name_pattern))
 
     @validate("group_rules")
     def _validate_group_rules(self, proposal: dict[str, Any]) -> list[dict[str, str]]:

@@ -9,7 +9,6 @@ into a filter or DN is escaped.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,11 +34,6 @@ from eohub.adapters.ldap_filters import (
 )
 from eohub.adapters.ldap_servers import ServerAddress, ServerConfigError
 from eohub.domain.profile import UserProfile
-from eohub.domain.usernames import (
-    DEFAULT_USERNAME_PATTERN,
-    login_name_problem,
-    normalize_login_name,
-)
 
 from .common import GroupPolicyMixin
 
@@ -208,18 +202,6 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
     uid_number_attribute = Unicode("uidNumber", config=True, help="User's POSIX uid.")
     gid_number_attribute = Unicode("gidNumber", config=True, help="User's POSIX gid.")
     home_directory_attribute = Unicode("homeDirectory", config=True, help="User's home directory.")
-    login_name_pattern = Unicode(
-        DEFAULT_USERNAME_PATTERN,
-        config=True,
-        help="""
-        Regular expression a login name must match in full (after Unicode folding and
-        lowercasing) before anything is sent to the directory. Names that do not match
-        are refused as a failed login.
-        """,
-    )
-    lowercase_login_names = Bool(
-        True, config=True, help="Lowercase login names before checking and looking them up."
-    )
     max_concurrency = Int(
         32,
         config=True,
@@ -267,9 +249,7 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
             raise TraitError("LDAPAuthenticator.refresh_outage_policy must be 'keep' or 'logout'")
         return str(proposal["value"])
 
-    @validate(
-        "user_search_filter", "group_search_filter", "bind_dn_templates", "login_name_pattern"
-    )
+    @validate("user_search_filter", "group_search_filter", "bind_dn_templates")
     def _validate_templates(self, proposal: dict[str, Any]) -> Any:
         name, value = proposal["trait"].name, proposal["value"]
         where = f"LDAPAuthenticator.{name}"
@@ -285,12 +265,8 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
                     check_template(
                         template, allowed=F({"username"}), required=F({"username"}), where=where
                     )
-            elif name == "login_name_pattern":
-                re.compile(value)
         except FilterTemplateError as e:
             raise TraitError(str(e)) from e
-        except re.error as e:
-            raise TraitError(f"{where}: invalid regular expression: {e}") from e
         return value
 
     def check_allow_config(self) -> None:
@@ -418,11 +394,8 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
     # The JupyterHub Authenticator API
 
     async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
-        username = normalize_login_name(
-            data.get("username", ""), lowercase=self.lowercase_login_names
-        )
+        username, problem = self.checked_login_name(data.get("username", ""))
         password = data.get("password", "")
-        problem = login_name_problem(username, re.compile(self.login_name_pattern))
         if problem:
             self.log.warning("LDAP login refused before any directory call: %s", problem)
             return None

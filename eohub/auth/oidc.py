@@ -13,7 +13,6 @@ them and answers every access question, so oauthenticator's own ``allowed_groups
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from oauthenticator.generic import GenericOAuthenticator
@@ -37,10 +36,6 @@ from eohub.auth.oidc_handlers import (
 )
 from eohub.domain.entitlements import compile_entitlement_pattern
 from eohub.domain.profile import AUTH_STATE_KEY, UserProfile
-from eohub.domain.usernames import (
-    login_name_problem,
-    normalize_login_name,
-)
 
 _ENDPOINT_TRAITS = {
     "authorize_url": "authorization_endpoint",
@@ -197,8 +192,7 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
         if not isinstance(raw, str):
             self.log.warning("Login refused: no %r claim in the user info", self.username_claim)
             raise _refused("the identity provider sent no user name.")
-        name = normalize_login_name(raw)
-        problem = login_name_problem(name, re.compile(self.login_name_pattern))
+        name, problem = self.checked_login_name(raw)
         if problem:
             self.log.warning("Login refused for user name %r: %s", name[:64], problem)
             raise _refused(f"{problem}.")

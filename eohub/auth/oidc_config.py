@@ -7,7 +7,6 @@ on) win over oauthenticator's and the validators refuse unsafe settings at start
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from traitlets import Bool, Float, List, TraitError, Unicode, default, observe, validate
@@ -16,7 +15,6 @@ from traitlets.config import LoggingConfigurable
 from eohub.adapters.oidc import DEFAULT_ALGORITHMS, algorithm_problem
 from eohub.domain.entitlements import EGI_ENTITLEMENT_PATTERN, compile_entitlement_pattern
 from eohub.domain.groups import GroupConfigError
-from eohub.domain.usernames import DEFAULT_USERNAME_PATTERN
 
 
 class OIDCSettings(LoggingConfigurable):
@@ -79,16 +77,6 @@ class OIDCSettings(LoggingConfigurable):
         default reads EGI Check-in URNs such as
         `urn:mace:egi.eu:group:vo.example.org:climate:role=manager#aai.egi.eu`
         (group `vo.example.org:climate`, role `manager`).
-        """,
-    )
-    login_name_pattern = Unicode(
-        DEFAULT_USERNAME_PATTERN,
-        config=True,
-        help="""
-        Regular expression the user name (from `username_claim`, after Unicode folding
-        and lowercasing) must match in full; other names are refused with a 403. The
-        default suits POSIX, Kubernetes and URLs; with `username_claim = "email"` widen
-        it, e.g. `[a-z0-9._-]+@example\\.org`.
         """,
     )
     logout_from_provider = Bool(
@@ -157,16 +145,13 @@ class OIDCSettings(LoggingConfigurable):
             raise TraitError(f"OIDCAuthenticator.{proposal['trait'].name} must be >= 0")
         return value
 
-    @validate("entitlement_pattern", "login_name_pattern")
-    def _validate_patterns(self, proposal: dict[str, Any]) -> str:
-        where = f"OIDCAuthenticator.{proposal['trait'].name}"
+    @validate("entitlement_pattern")
+    def _validate_entitlement_pattern(self, proposal: dict[str, Any]) -> str:
+        where = "OIDCAuthenticator.entitlement_pattern"
         try:
-            if proposal["trait"].name == "entitlement_pattern":
-                compile_entitlement_pattern(proposal["value"], where)
-            else:
-                re.compile(proposal["value"])
-        except (GroupConfigError, re.error) as e:
-            raise TraitError(f"{where}: {e}") from e
+            compile_entitlement_pattern(proposal["value"], where)
+        except GroupConfigError as e:
+            raise TraitError(str(e)) from e
         return str(proposal["value"])
 
     @validate("scope")
