@@ -63,6 +63,7 @@ class Standing:
     limits: Limits
     used: Usage = field(default_factory=Usage)
     running: Running = field(default_factory=Running)
+    storage_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,13 @@ def decide(request: Resources, standings: list[Standing]) -> Decision:
                     f"{_hours(limit)} used this period.",
                     left,
                 )
+        if lim.storage_bytes is not None and s.storage_bytes > lim.storage_bytes:
+            return Decision(
+                False,
+                f"{s.scope.capitalize()} stores {s.storage_bytes / 1024**3:.1f} GiB, over its "
+                f"quota of {lim.storage_bytes / 1024**3:.1f} GiB. Free some space first.",
+                left,
+            )
         if lim.max_servers is not None and s.running.servers + 1 > lim.max_servers:
             return Decision(
                 False,

@@ -1,0 +1,259 @@
+"""Applying accounting events: idempotent, all-or-nothing per batch.
+
+A batch runs in one transaction. Keys already applied are skipped (and counted as
+duplicates); any semantic error (an unknown group, a stop with no start) raises
+:class:`~eohub.domain.accounting_events.EventError` and rolls the whole batch back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from eohub.adapters.accounting_db.models import Event, Group, Session
+from eohub.adapters.accounting_db.totals import TotalsDelta, apply_totals
+from eohub.domain.accounting_events import (
+    Event as DomainEvent,
+)
+from eohub.domain.accounting_events import (
+    EventError,
+    SessionKey,
+    StartEvent,
+    StopEvent,
+    format_time,
+)
+from eohub.domain.ledger import Resources
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    corrected: int = 0
+
+
+@dataclass
+class _Open:
+    id: int
+    group: str
+    resources: Resources
+    started_at: datetime
+    stopped_at: datetime | None
+    end_reason: str | None
+
+
+def _field(index: int | None, name: str) -> str:
+    return name if index is None else f"events[{index}].{name}"
+
+
+def _load_sessions(connection: Connection, keys: set[SessionKey]) -> dict[SessionKey, _Open]:
+    found: dict[SessionKey, _Open] = {}
+    key_list = list(keys)
+    for i in range(0, len(key_list), 500):
+        chunk = key_list[i : i + 500]
+        condition = or_(
+            *(
+                and_(
+                    Session.user == k.user,
+                    Session.server == k.server,
+                    Session.started_at == k.started_at,
+                )
+                for k in chunk
+            )
+        )
+        rows = connection.execute(
+            select(
+                Session.id,
+                Session.user,
+                Session.server,
+                Session.started_at,
+                Session.group,
+                Session.millicores,
+                Session.memory_bytes,
+                Session.gpus,
+                Session.stopped_at,
+                Session.end_reason,
+            ).where(condition)
+        )
+        for r in rows:
+            key = SessionKey(r.user, r.server, r.started_at)
+            found[key] = _Open(
+                r.id,
+                r.group,
+                Resources(r.millicores, r.memory_bytes, r.gpus),
+                r.started_at,
+                r.stopped_at,
+                r.end_reason,
+            )
+    return found
+
+
+def ingest_events(
+    connection: Connection, events: list[DomainEvent], now: datetime, single: bool = False
+) -> IngestResult:
+    """Apply ``events`` in order inside the caller's transaction."""
+    keys = [e.id for e in events]
+    seen: set[str] = set()
+    for i in range(0, len(keys), 1000):
+        seen.update(connection.scalars(select(Event.key).where(Event.key.in_(keys[i : i + 1000]))))
+    fresh = [e for e in events if e.id not in seen]
+    groups = {e.group for e in fresh if isinstance(e, StartEvent)}
+    known = (
+        set(connection.scalars(select(Group.name).where(Group.name.in_(groups))))
+        if groups
+        else set()
+    )
+    sessions = _load_sessions(connection, {e.session for e in fresh})
+    errors: dict[str, str] = {}
+    delta = TotalsDelta()
+    new_events: list[dict[str, object]] = []
+    accepted = duplicates = corrected = 0
+    applied_keys: set[str] = set()
+    for index, event in enumerate(events):
+        where = None if single else index
+        if event.id in seen or event.id in applied_keys:
+            duplicates += 1
+            continue
+        applied_keys.add(event.id)
+        if isinstance(event, StartEvent):
+            if event.group not in known:
+                errors[_field(where, "group")] = (
+                    f"unknown group {event.group!r}; an admin must define it first"
+                )
+                continue
+            existing = sessions.get(event.session)
+            if existing is not None:
+                # The same session started twice under another key: the first one stands.
+                duplicates += 1
+                new_events.append(
+                    {
+                        "key": event.id,
+                        "kind": "start",
+                        "session_id": existing.id,
+                        "received_at": now,
+                    }
+                )
+                continue
+            r = event.resources
+            session_id = connection.execute(
+                insert(Session).values(
+                    user=event.session.user,
+                    server=event.session.server,
+                    group=event.group,
+                    profile=event.profile,
+                    image=event.image,
+                    millicores=r.millicores,
+                    memory_bytes=r.memory_bytes,
+                    gpus=r.gpus,
+                    started_at=event.session.started_at,
+                    last_seen_at=event.session.started_at,
+                )
+            ).inserted_primary_key[0]
+            sessions[event.session] = _Open(
+                session_id, event.group, r, event.session.started_at, None, None
+            )
+            new_events.append(
+                {"key": event.id, "kind": "start", "session_id": session_id, "received_at": now}
+            )
+            accepted += 1
+        else:
+            assert isinstance(event, StopEvent)
+            target = sessions.get(event.session)
+            if target is None:
+                errors[_field(where, "started_at")] = (
+                    f"no session of {event.session.user!r} (server {event.session.server!r}) "
+                    f"started at {format_time(event.session.started_at)}; send its start first"
+                )
+                continue
+            if target.stopped_at is not None:
+                if target.end_reason != "reconciled" or target.stopped_at == event.stopped_at:
+                    duplicates += 1
+                    new_events.append(
+                        {
+                            "key": event.id,
+                            "kind": "stop",
+                            "session_id": target.id,
+                            "received_at": now,
+                        }
+                    )
+                    continue
+                # The reconcile loop closed it at the last time it was seen; the hub's own
+                # stop is the better record, so replace the estimate.
+                delta.add_session(
+                    target.group,
+                    event.session.user,
+                    target.resources,
+                    target.started_at,
+                    target.stopped_at,
+                    sign=-1,
+                )
+                corrected += 1
+            delta.add_session(
+                target.group,
+                event.session.user,
+                target.resources,
+                target.started_at,
+                event.stopped_at,
+            )
+            connection.execute(
+                update(Session)
+                .where(Session.id == target.id)
+                .values(
+                    stopped_at=event.stopped_at,
+                    end_reason=event.reason,
+                    last_seen_at=event.stopped_at,
+                )
+            )
+            target.stopped_at, target.end_reason = event.stopped_at, event.reason
+            new_events.append(
+                {"key": event.id, "kind": "stop", "session_id": target.id, "received_at": now}
+            )
+            accepted += 1
+    if errors:
+        raise EventError(errors)
+    if new_events:
+        connection.execute(insert(Event), new_events)
+    apply_totals(connection, delta.rows())
+    return IngestResult(accepted, duplicates, corrected)
+
+
+def close_session(
+    connection: Connection, session_id: int, stopped_at: datetime, reason: str
+) -> bool:
+    """Close an open session (the reconcile loop, quota stops); False if it was closed."""
+    row = connection.execute(
+        select(Session).where(Session.id == session_id, Session.stopped_at.is_(None))
+    ).first()
+    if row is None:
+        return False
+    stopped_at = max(stopped_at, row.started_at)
+    connection.execute(
+        update(Session)
+        .where(Session.id == session_id)
+        .values(stopped_at=stopped_at, end_reason=reason, last_seen_at=stopped_at)
+    )
+    delta = TotalsDelta()
+    delta.add_session(
+        row.group,
+        row.user,
+        Resources(row.millicores, row.memory_bytes, row.gpus),
+        row.started_at,
+        stopped_at,
+    )
+    apply_totals(connection, delta.rows())
+    return True
+
+
+def touch_sessions(connection: Connection, session_ids: list[int], seen_at: datetime) -> None:
+    """Record that these sessions' servers were seen running at ``seen_at``."""
+    for i in range(0, len(session_ids), 1000):
+        connection.execute(
+            update(Session)
+            .where(Session.id.in_(session_ids[i : i + 1000]), Session.stopped_at.is_(None))
+            .values(last_seen_at=seen_at)
+        )
+
+
+__all__ = ["IngestResult", "close_session", "ingest_events", "touch_sessions"]

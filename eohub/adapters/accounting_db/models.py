@@ -1,0 +1,178 @@
+"""SQLAlchemy 2.0 models of the accounting ledger.
+
+Usage and limits are integers in the ledger's units (millicore-ms, MiB-ms, GPU-ms; see
+:mod:`eohub.domain.ledger`), so totals are exact in every dialect. Index and constraint
+names are explicit, so migrations name the same objects everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A UTC instant stored as a naive datetime with microseconds (MariaDB needs fsp=6)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("accounting times must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY, which is 64-bit there anyway.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Name = String(255)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Group(Base):
+    """A group that sessions are charged to, with its allocation period."""
+
+    __tablename__ = "groups"
+
+    name: Mapped[str] = mapped_column(Name, primary_key=True)
+    display_name: Mapped[str] = mapped_column(Name, default="")
+    allocation: Mapped[str] = mapped_column(String(32), default="month")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GroupPI(Base):
+    """A principal investigator of a group: may read the group's usage."""
+
+    __tablename__ = "group_pis"
+
+    group: Mapped[str] = mapped_column(
+        Name, ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True
+    )
+    user: Mapped[str] = mapped_column(Name, primary_key=True)
+
+    __table_args__ = (Index("ix_group_pis_user", "user"),)
+
+
+class Quota(Base):
+    """Limits for a group (``user == ""``), each member (``"*"``) or one member (a name)."""
+
+    __tablename__ = "quotas"
+
+    group: Mapped[str] = mapped_column(
+        Name, ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True
+    )
+    user: Mapped[str] = mapped_column(Name, primary_key=True, default="")
+    cpu_mcore_ms: Mapped[int | None] = mapped_column(BigInteger)
+    mem_mib_ms: Mapped[int | None] = mapped_column(BigInteger)
+    gpu_ms: Mapped[int | None] = mapped_column(BigInteger)
+    max_servers: Mapped[int | None] = mapped_column(Integer)
+    max_millicores: Mapped[int | None] = mapped_column(BigInteger)
+    storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Session(Base):
+    """One server's life: what it held, from its start to its stop."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(Name)
+    server: Mapped[str] = mapped_column(Name, default="")
+    group: Mapped[str] = mapped_column(Name, ForeignKey("groups.name"))
+    profile: Mapped[str] = mapped_column(Name, default="")
+    image: Mapped[str] = mapped_column(Name, default="")
+    millicores: Mapped[int] = mapped_column(Integer)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("user", "server", "started_at", name="uq_sessions_user_server_started"),
+        Index("ix_sessions_group_stopped", "group", "stopped_at"),
+        Index("ix_sessions_user_stopped", "user", "stopped_at"),
+        Index("ix_sessions_started_at", "started_at"),
+    )
+
+
+class Event(Base):
+    """An event already applied, by idempotency key: the same key is applied once."""
+
+    __tablename__ = "events"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[int] = mapped_column(Id, ForeignKey("sessions.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_events_session_id", "session_id"),)
+
+
+class UsageTotal(Base):
+    """Closed-session usage per (group, user, period): ``user == ""`` is the whole group."""
+
+    __tablename__ = "usage_totals"
+
+    group: Mapped[str] = mapped_column(Name, primary_key=True)
+    user: Mapped[str] = mapped_column(Name, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    cpu_mcore_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    mem_mib_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    gpu_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_usage_totals_kind_period", "kind", "period_start"),)
+
+
+class StorageSample(Base):
+    """A measurement of a user's storage, optionally attributed to a group."""
+
+    __tablename__ = "storage_samples"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(Name)
+    group: Mapped[str] = mapped_column(Name, default="")
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("user", "group", "measured_at", name="uq_storage_samples_sample"),
+        Index("ix_storage_samples_measured_at", "measured_at"),
+    )
