@@ -95,7 +95,7 @@ def event_key(kind: str, user: str, server: str, started_at: datetime) -> str:
     return f"{kind}:{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
 
 
-class _Fields:
+class FieldReader:
     """Collects field errors while reading one JSON object."""
 
     def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
@@ -155,7 +155,7 @@ def parse_event(data: object, prefix: str = "") -> Event:
     """Validate one event object; raise :class:`EventError` listing every bad field."""
     if not isinstance(data, Mapping):
         raise EventError({prefix.rstrip(".") or "body": "must be a JSON object"})
-    f = _Fields(data, prefix)
+    f = FieldReader(data, prefix)
     kind = data.get("kind")
     if kind not in ("start", "stop"):
         f.fail("kind", "must be 'start' or 'stop'")

@@ -23,6 +23,7 @@ from eohub.domain.periods import PeriodKind, ensure_utc, periods_between
 MS_PER_HOUR = 3_600_000
 MIB = 1024 * 1024
 GIB = 1024 * MIB
+MAX_STORAGE_BYTES = 2**62
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ ENDED_STATES: tuple[str, ...] = (
     "REVOKED",
 )
 
-MAX_JOB_ID = 2**32 - 1  # int(10) unsigned
+MAX_UINT = 2**32 - 1  # int(10) unsigned: job ids, uids and gids
+MAX_JOB_ID = MAX_UINT
 MAX_TEXT = 255  # tinytext / varchar(255)
 MAX_STORAGE_NAME = 30  # user and pi in the storage schema
 MAX_BIGINT = 2**64 - 1  # bigint(20) unsigned, the storage schema's integers
@@ -134,6 +135,7 @@ def xdmod_text(value: str, limit: int = MAX_TEXT) -> str:
         Printable ASCII other than ``|`` and ``%`` is kept. Every other character is
         percent-encoded as UTF-8, and so is ``%`` itself, so that different names never
         come out the same (``zoë`` becomes ``zo%C3%AB``, and a newline becomes ``%0A``).
+        Trailing spaces are encoded too (``%20``), because the shredder strips them.
         XDMoD's tables are latin1, and a character they cannot hold would fail the whole
         import, which is one transaction. Text longer than ``limit`` is cut and ends with
         ``~`` plus 8 hex digits of its SHA-256, so long names stay distinct.
@@ -141,6 +143,10 @@ def xdmod_text(value: str, limit: int = MAX_TEXT) -> str:
     if limit < 16:
         raise ValueError("limit must leave room for the hash suffix")
     encoded = "".join(ch if ch in _PLAIN else _escape(ch) for ch in value)
+    # The shredder strips trailing whitespace from a line, which would eat the end of the
+    # last field; escaping trailing spaces in every field keeps them all alike.
+    kept = encoded.rstrip(" ")
+    encoded = kept + "%20" * (len(encoded) - len(kept))
     if len(encoded) <= limit:
         return encoded
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
@@ -241,14 +247,16 @@ class SacctOptions:
             raise ValueError(f"SacctOptions.job_id_offset must be in 0..{MAX_JOB_ID - 1}")
         for label, ids in (("uids", self.uids), ("gids", self.gids)):
             for key, number in ids.items():
-                if not 0 <= number <= MAX_JOB_ID:
-                    raise ValueError(f"SacctOptions.{label}[{key!r}] must be in 0..{MAX_JOB_ID}")
+                if not 0 <= number <= MAX_UINT:
+                    raise ValueError(f"SacctOptions.{label}[{key!r}] must be in 0..{MAX_UINT}")
 
 
 DEFAULT_SACCT_OPTIONS = SacctOptions()
 
 
-def sacct_fields(record: SessionRecord, options: SacctOptions = DEFAULT_SACCT_OPTIONS) -> list[str]:
+def sacct_fields(
+    record: SessionRecord, options: SacctOptions = DEFAULT_SACCT_OPTIONS
+) -> list[str]:
     """The 26 :data:`SACCT_FIELDS` of a stopped session, as strings.
 
     Parameters
@@ -388,11 +396,9 @@ class StorageOptions:
     hard_thresholds: Mapping[str, int | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _NODE.match(self.resource) or len(self.resource) > 200:
+        if not _NODE.match(self.resource):
             raise ValueError("StorageOptions.resource must be an XDMoD resource code")
-        if not self.mountpoint.startswith("/") or self.mountpoint != xdmod_text(
-            self.mountpoint
-        ):
+        if not self.mountpoint.startswith("/") or self.mountpoint != xdmod_text(self.mountpoint):
             raise ValueError(
                 "StorageOptions.mountpoint must be an absolute path of printable ASCII, "
                 "without '|' or '%', at most 255 characters"

@@ -207,7 +207,13 @@ def start_hub(
         + "\n# --- the test's own config ---\n"
         + textwrap.dedent(config)
     )
-    env = {**os.environ, "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32), **(env or {})}
+    env = {
+        **os.environ,
+        "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+        # The accounting drop-in's managed service gets a free port of its own.
+        "EOHUB_ACCOUNTING_URL": f"http://127.0.0.1:{free_port()}",
+        **(env or {}),
+    }
     # The spawner finds jupyterhub-singleuser, and the proxy finds node, on PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("JUPYTERHUB_API_TOKEN", None)

@@ -1,0 +1,5 @@
+"""``python -m eohub.accounting``: the same as the ``eohub-accounting`` command."""
+
+from eohub.accounting.app import main
+
+main()

@@ -1,0 +1,318 @@
+"""``eohub-accounting``: the accounting hub-service application.
+
+Three tiers, as jupyterhub-idle-culler has them: pure logic in :mod:`eohub.domain`, the
+store and workers taking plain arguments, and this traitlets ``Application`` mapping
+config and CLI options onto them. Run it as a managed JupyterHub service (the drop-in
+``jupyterhub_config.d/30-eohub-accounting.py`` registers it) or as an external one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from tornado import web
+from tornado.httpserver import HTTPServer
+from traitlets import Bool, Dict, Integer, Unicode, default
+from traitlets.config import Application
+
+from eohub._version import __version__
+from eohub.accounting.api import api_routes
+from eohub.accounting.metrics import Metrics
+from eohub.accounting.scopes import SERVICE_NAME
+from eohub.adapters.accounting_db import (
+    AccountingStore,
+    OutdatedSchemaError,
+    create_engine_for,
+    ensure_schema,
+)
+from eohub.adapters.accounting_db.schema import UPGRADE_COMMAND, current_revision, upgrade
+from eohub.domain.accounting_events import EventError
+from eohub.domain.accounting_requests import parse_group_update
+
+DEFAULT_DB_URL = "sqlite:///eohub-accounting.sqlite"
+
+
+class DatabaseApp(Application):
+    """Shared by the subcommands: the database URL and an engine on it."""
+
+    db_url = Unicode(
+        DEFAULT_DB_URL,
+        help="""SQLAlchemy URL of the accounting database.
+
+        SQLite (the default, a file in the working directory) suits one hub; use
+        PostgreSQL (``postgresql+psycopg://user@host/db``, extra ``eohub[postgres]``) or
+        MariaDB (``mysql+pymysql://user@host/db?charset=utf8mb4``, extra ``eohub[mysql]``)
+        in production. Read from ``$EOHUB_ACCOUNTING_DB_URL`` when set. The URL's password
+        is never logged.
+        """,
+    ).tag(config=True)
+
+    @default("db_url")
+    def _db_url_default(self) -> str:
+        return os.environ.get("EOHUB_ACCOUNTING_DB_URL", DEFAULT_DB_URL)
+
+    config_file = Unicode(
+        "eohub_accounting_config.py",
+        help="The config file to load (Python, like jupyterhub_config.py).",
+    ).tag(config=True)
+
+    aliases = {"db-url": "DatabaseApp.db_url", "config": "DatabaseApp.config_file"}
+
+    def initialize(self, argv: Any = None) -> None:
+        super().initialize(argv)
+        if self.subapp is not None:
+            return
+        if os.path.exists(self.config_file):
+            self.load_config_file(self.config_file)
+        self.update_config(self.cli_config)
+
+    def safe_url(self) -> str:
+        parts = urlsplit(self.db_url)
+        host = parts.hostname or ""
+        netloc = f"{parts.username}@{host}" if parts.username else host
+        return parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")).geturl()
+
+
+class UpgradeDBApp(DatabaseApp):
+    name = "eohub-accounting upgrade-db"
+    description = "Apply the accounting database migrations (back up the database first)."
+
+    def start(self) -> None:
+        engine = create_engine_for(self.db_url)
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+        self.log.info(
+            "Accounting database at revision %s (was %s): %s", after, before, self.safe_url()
+        )
+        engine.dispose()
+
+
+class AccountingService(DatabaseApp):
+    """The accounting service: REST API, pages, metrics, reconcile and enforcement loops."""
+
+    name = "eohub-accounting"
+    version = __version__
+    description = (
+        "eohub accounting: an exact usage ledger, group quotas and reports for JupyterHub."
+    )
+    classes = [DatabaseApp]  # noqa: RUF012 - traitlets reads a list
+    subcommands = {  # noqa: RUF012
+        "upgrade-db": (UpgradeDBApp, UpgradeDBApp.description),
+        "export": (
+            "eohub.accounting.export_cli.ExportApp",
+            "Export sessions, usage or XDMoD records.",
+        ),
+    }
+    aliases = {  # noqa: RUF012
+        **DatabaseApp.aliases,
+        "url": "AccountingService.url",
+        "reconcile-interval": "AccountingService.reconcile_interval",
+        "enforcement": "AccountingService.enforcement",
+    }
+
+    url = Unicode(
+        help="""The URL the service listens on, e.g. ``http://127.0.0.1:10101``.
+
+        Defaults to ``$JUPYTERHUB_SERVICE_URL``, which JupyterHub sets for a managed
+        service from the ``url`` in its service entry.
+        """,
+    ).tag(config=True)
+
+    @default("url")
+    def _url_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")
+
+    service_prefix = Unicode(
+        help="URL prefix of the service behind the hub's proxy. Default: "
+        "``$JUPYTERHUB_SERVICE_PREFIX`` or ``/services/eohub-accounting/``.",
+    ).tag(config=True)
+
+    @default("service_prefix")
+    def _prefix_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
+
+    groups = Dict(
+        help="""Groups to create or update at start-up, as the admin API would.
+
+        Keys are group names; values hold ``display_name``, ``allocation``
+        (``month``, ``quarter``, ``year`` or ``rolling:N``), ``pis`` (user names) and
+        ``quotas`` keyed by ``""`` (the whole group), ``"*"`` (each member) or a user
+        name, with ``core_hours``, ``gpu_hours``, ``memory_gib_hours``, ``max_servers``,
+        ``max_cores`` and ``storage_bytes``. A bad entry stops start-up with a message
+        naming the key. Changes made later through the API stand until the next start.
+        """,
+    ).tag(config=True)
+
+    reconcile_interval = Integer(
+        60,
+        help="Seconds between comparisons of the hub's running servers with open "
+        "sessions (0 turns the reconcile loop off).",
+    ).tag(config=True)
+
+    enforcement = Unicode(
+        "off",
+        help="""What to do when a group's budget runs out while its servers run.
+
+        ``off``: nothing (quota checks still refuse new servers). ``warn``: log and show
+        the warning on the usage pages. ``stop``: warn, then stop the group's servers
+        through the hub API after ``enforcement_grace_period`` seconds.
+        """,
+    ).tag(config=True)
+
+    enforcement_grace_period = Integer(
+        900, help="Seconds between the budget-spent warning and stopping servers."
+    ).tag(config=True)
+
+    hub_admins_are_admins = Bool(
+        True,
+        help="Treat JupyterHub admins as accounting admins (read everything, change "
+        "groups and quotas). Turn off to reserve that for holders of the "
+        "custom:eohub-accounting:admin scope.",
+    ).tag(config=True)
+
+    authenticate_metrics = Bool(
+        True,
+        help="Require a token with custom:eohub-accounting:read (or admin) for /metrics. "
+        "Turn off only where the metrics port is private.",
+    ).tag(config=True)
+
+    cookie_secret = Unicode(
+        help="Secret for the pages' OAuth cookies; random per start by default "
+        "(users then log in again after a restart). ``$EOHUB_ACCOUNTING_COOKIE_SECRET``.",
+    ).tag(config=True)
+
+    @default("cookie_secret")
+    def _cookie_secret_default(self) -> str:
+        return os.environ.get("EOHUB_ACCOUNTING_COOKIE_SECRET") or secrets.token_hex(32)
+
+    def init_store(self) -> None:
+        self.engine = create_engine_for(self.db_url)
+        try:
+            ensure_schema(self.engine, self.log)
+        except OutdatedSchemaError as e:
+            self.log.critical("%s", e)
+            self.exit(1)
+        self.store = AccountingStore(self.engine)
+        self.metrics = Metrics(self.store)
+
+    def init_groups(self) -> None:
+        for name, spec in self.groups.items():
+            try:
+                update = parse_group_update(spec)
+            except EventError as e:
+                self.log.critical(
+                    "AccountingService.groups[%r] is invalid: %s",
+                    name,
+                    "; ".join(f"{k}: {v}" for k, v in e.errors.items()),
+                )
+                self.exit(1)
+            self.store.put_group(
+                name,
+                display_name=update.display_name,
+                allocation=update.allocation,
+                pis=update.pis,
+                quotas=update.quotas,
+            )
+
+    def make_app(self) -> web.Application:
+        prefix = self.service_prefix
+        hub_auth = HubOAuth(parent=self, cache_max_age=60)
+        routes: list[Any] = [
+            *api_routes(prefix),
+            (prefix + "oauth_callback", HubOAuthCallbackHandler),
+        ]
+        routes.extend(self.extra_routes(prefix))
+        return web.Application(
+            routes,
+            eohub_service=self,
+            hub_auth=hub_auth,
+            cookie_secret=self.cookie_secret,
+            xsrf_cookies=False,
+            log_function=self._log_request,
+        )
+
+    def extra_routes(self, prefix: str) -> list[Any]:
+        """Pages, exports and metrics (registered by their modules)."""
+        from eohub.accounting.routes import extra_routes
+
+        return extra_routes(prefix)
+
+    def _log_request(self, handler: web.RequestHandler) -> None:
+        status = handler.get_status()
+        level = logging.INFO if status < 400 else logging.WARNING
+        if status >= 500:
+            level = logging.ERROR
+        # The path only: a query string could hold a token.
+        self.log.log(
+            level,
+            "%s %s %s %.1fms",
+            status,
+            handler.request.method,
+            handler.request.path,
+            1000 * handler.request.request_time(),
+        )
+
+    def initialize(self, argv: Any = None) -> None:
+        super().initialize(argv)
+        if self.subapp is not None:
+            return
+        self.init_store()
+        self.init_groups()
+
+    def start(self) -> None:
+        if self.subapp is not None:
+            self.subapp.start()
+            return
+        asyncio.run(self.serve())
+
+    async def serve(self) -> None:
+        """Listen, run the background loops, and stop cleanly on SIGTERM/SIGINT."""
+        import signal
+
+        parts = urlsplit(self.url)
+        server = HTTPServer(self.make_app(), xheaders=True)
+        server.listen(parts.port or 80, parts.hostname or "127.0.0.1")
+        self.log.info(
+            "eohub-accounting %s listening on %s%s (database %s)",
+            __version__,
+            self.url,
+            self.service_prefix,
+            self.safe_url(),
+        )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        workers = self.start_workers()
+        await stopping.wait()
+        self.log.info("Stopping eohub-accounting")
+        server.stop()
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self.engine.dispose()
+
+    def start_workers(self) -> list[asyncio.Task[None]]:
+        from eohub.accounting.workers import start_workers
+
+        return start_workers(self)
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = AccountingService.instance()
+    app.initialize(argv)
+    app.start()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+
+__all__ = ["UPGRADE_COMMAND", "AccountingService", "main"]

@@ -1,0 +1,23 @@
+"""Routes beyond the JSON API: metrics (and, as they land, pages and exports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado import web
+
+from eohub.accounting.handlers_base import BaseHandler
+
+
+class MetricsHandler(BaseHandler):
+    async def get(self) -> None:
+        if self.service.authenticate_metrics and (
+            self.caller is None or not self.caller.reads_all
+        ):
+            raise web.HTTPError(403, "Metrics need a token with custom:eohub-accounting:read.")
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(self.service.metrics.render())
+
+
+def extra_routes(prefix: str) -> list[Any]:
+    return [(prefix + "metrics", MetricsHandler)]

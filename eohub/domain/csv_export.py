@@ -1,0 +1,149 @@
+"""CSV rows of sessions and of usage, for admins and PIs who work in spreadsheets.
+
+The rows are lists of strings; :mod:`eohub.accounting.exports` writes them with the
+standard :mod:`csv` module. Hours are exact fractions rounded to 6 decimal places (half
+to even), so a column sums to the ledger's totals within rounding, unlike XDMoD's whole
+CPUs.
+
+Cells are opened by spreadsheet programs, which run a cell starting with ``=``, ``+``,
+``-`` or ``@`` as a formula. A user or server name is chosen by a user, so every text cell
+that starts with one of those (or with a tab or carriage return, which some programs skip
+before they look) gets a leading ``'``, as OWASP recommends for CSV injection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+
+from eohub.domain.accounting_events import format_time
+from eohub.domain.ledger import Usage
+from eohub.domain.session_record import SessionRecord
+
+SESSION_HEADER: tuple[str, ...] = (
+    "id",
+    "user",
+    "server",
+    "group",
+    "profile",
+    "image",
+    "cpu",
+    "memory_bytes",
+    "gpus",
+    "started_at",
+    "stopped_at",
+    "end_reason",
+    "core_hours",
+    "memory_gib_hours",
+    "gpu_hours",
+)
+
+USAGE_HEADER: tuple[str, ...] = (
+    "period_start",
+    "group",
+    "user",
+    "core_hours",
+    "memory_gib_hours",
+    "gpu_hours",
+)
+
+HOUR_PLACES = 6
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Usage of one user in one group over one period.
+
+    ``user`` is empty for a group's total.
+    """
+
+    period_start: datetime
+    group: str
+    user: str
+    usage: Usage
+
+
+def safe_cell(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would read it as a formula."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def decimal_text(value: Fraction, places: int, *, trim: bool = False) -> str:
+    """``value`` as a decimal with ``places`` digits, rounded half to even.
+
+    With ``trim``, trailing zeros (and a bare point) are dropped: ``0.25``, ``2``.
+    """
+    scaled = round(value * 10**places)
+    sign = "-" if scaled < 0 else ""
+    whole, frac = divmod(abs(scaled), 10**places)
+    digits = f"{frac:0{places}d}" if places else ""
+    if trim:
+        digits = digits.rstrip("0")
+    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
+
+
+def _hours(usage: Usage) -> list[str]:
+    return [
+        decimal_text(usage.core_hours, HOUR_PLACES),
+        decimal_text(usage.memory_gib_hours, HOUR_PLACES),
+        decimal_text(usage.gpu_hours, HOUR_PLACES),
+    ]
+
+
+def session_row(record: SessionRecord, now: datetime) -> list[str]:
+    """The cells of one session under :data:`SESSION_HEADER`.
+
+    Parameters
+    ----------
+    record
+        A session, open or stopped.
+    now
+        Where an open session's usage stops counting; its ``stopped_at`` stays empty.
+
+    Returns
+    -------
+    list[str]
+        ``cpu`` in cores (``0.25``), memory in bytes, times as ISO 8601 UTC with a ``Z``,
+        and usage in hours with 6 decimal places.
+    """
+    resources = record.resources
+    return [
+        str(record.id),
+        safe_cell(record.user),
+        safe_cell(record.server),
+        safe_cell(record.group),
+        safe_cell(record.profile),
+        safe_cell(record.image),
+        decimal_text(resources.cores, 3, trim=True),
+        str(resources.memory_bytes),
+        str(resources.gpus),
+        format_time(record.started_at),
+        format_time(record.stopped_at) if record.stopped_at is not None else "",
+        safe_cell(record.end_reason or ""),
+        *_hours(record.usage(now)),
+    ]
+
+
+def session_rows(records: Iterable[SessionRecord], now: datetime) -> Iterator[list[str]]:
+    """:func:`session_row` for each record, lazily, so a large export streams."""
+    for record in records:
+        yield session_row(record, now)
+
+
+def usage_row(row: UsageRow) -> list[str]:
+    """The cells of one usage row under :data:`USAGE_HEADER`."""
+    return [
+        format_time(row.period_start),
+        safe_cell(row.group),
+        safe_cell(row.user),
+        *_hours(row.usage),
+    ]
+
+
+def usage_rows(rows: Iterable[UsageRow]) -> Iterator[list[str]]:
+    """:func:`usage_row` for each row, lazily."""
+    for row in rows:
+        yield usage_row(row)

@@ -1,0 +1,84 @@
+# eohub drop-in 30: the accounting service, its scopes and roles, and the hub's client.
+#
+# Registers `eohub-accounting` as a managed JupyterHub service (JupyterHub starts and
+# stops it) listening on $EOHUB_ACCOUNTING_URL (default http://127.0.0.1:10101), with its
+# SQLite database in the hub's working directory unless $EOHUB_ACCOUNTING_DB_URL names
+# another. To run the service yourself (external service), drop "command" from the entry
+# and start `eohub-accounting` with the same URL and a JUPYTERHUB_API_TOKEN.
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from eohub.accounting.scopes import ADMIN, CUSTOM_SCOPES, INGEST, READ, SERVICE_NAME
+
+c = get_config()  # noqa: F821
+
+accounting_url = os.environ.get("EOHUB_ACCOUNTING_URL", "http://127.0.0.1:10101").rstrip("/")
+
+
+def _hub_client_token() -> str:
+    """The token the hub's accounting client uses: from the environment, else a file
+    created once (mode 0600) beside the hub's database, so restarts keep it."""
+    if os.environ.get("EOHUB_ACCOUNTING_HUB_TOKEN"):
+        return os.environ["EOHUB_ACCOUNTING_HUB_TOKEN"]
+    path = Path("eohub-accounting-hub.token")
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+c.JupyterHub.custom_scopes.update(CUSTOM_SCOPES)
+
+service_environment = {
+    key: os.environ[key]
+    for key in ("EOHUB_ACCOUNTING_DB_URL", "EOHUB_ACCOUNTING_COOKIE_SECRET")
+    if key in os.environ
+}
+c.JupyterHub.services.extend(
+    [
+        {
+            "name": SERVICE_NAME,
+            "display": True,
+            "info": {"description": "Your compute usage, your groups' budgets, and reports."},
+            "url": accounting_url,
+            "command": [sys.executable, "-m", "eohub.accounting"],
+            "environment": service_environment,
+            # OAuth tokens of the usage pages carry these scopes when the user holds them.
+            "oauth_client_allowed_scopes": [ADMIN, READ],
+        },
+        # The hub's own client (eohub.accounting.client): posts events, asks quota checks.
+        {"name": "eohub-accounting-hub", "api_token": _hub_client_token()},
+    ]
+)
+
+c.JupyterHub.load_roles.extend(
+    [
+        {
+            "name": "eohub-accounting-hub-client",
+            "description": "The hub posts server starts and stops and asks quota checks.",
+            "scopes": [INGEST],
+            "services": ["eohub-accounting-hub"],
+        },
+        {
+            "name": "eohub-accounting-service",
+            "description": "The accounting service lists running servers (reconcile) and "
+            "stops servers of groups whose budget is spent (enforcement).",
+            "scopes": ["list:users", "read:users:name", "read:servers", "servers"],
+            "services": [SERVICE_NAME],
+        },
+    ]
+)
+
+# Hub admins are accounting admins (AccountingService.hub_admins_are_admins). To let
+# others (a finance office) manage groups and quotas, give them the admin scope:
+#   c.JupyterHub.load_roles.append({"name": "accountants", "scopes": [ADMIN],
+#                                   "groups": ["finance"]})
+
+# Every user may open the service's pages and read their own usage.
+c.JupyterHub.extra_user_scopes.add(f"access:services!service={SERVICE_NAME}")
+
+c.AccountingClient.url = f"{accounting_url}/services/{SERVICE_NAME}/"
+c.AccountingClient.api_token = _hub_client_token()
