@@ -12,7 +12,7 @@ from pathlib import Path
 
 from eohub.accounting.scopes import ADMIN, CUSTOM_SCOPES, INGEST, READ, SERVICE_NAME
 
-c = get_config()  # noqa: F821
+c = get_config()
 
 accounting_url = os.environ.get("EOHUB_ACCOUNTING_URL", "http://127.0.0.1:10101").rstrip("/")
 

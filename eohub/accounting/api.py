@@ -248,7 +248,7 @@ class GroupHandler(APIHandler):
             quotas=update.quotas,
         )
         self.service.log.info(
-            "Group changed", extra={"group": name, "by": self.caller.name, "created": created}
+            "Group %s %s by %s", name, "created" if created else "changed", self.caller.name
         )
         self.set_status(201 if created else 200)
         self.write_json(group_json(self.service.store.group(name)), 201 if created else 200)

@@ -63,7 +63,7 @@ class DatabaseApp(Application):
         help="The config file to load (Python, like jupyterhub_config.py).",
     ).tag(config=True)
 
-    aliases = {"db-url": "DatabaseApp.db_url", "config": "DatabaseApp.config_file"}
+    aliases = {"db-url": "DatabaseApp.db_url", "config": "DatabaseApp.config_file"}  # noqa: RUF012
 
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)

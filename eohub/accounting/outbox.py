@@ -1,10 +1,11 @@
-"""The hub's durable outbox of accounting events: one SQLite file, written before sending.
+"""The hub's durable outbox of accounting events, and the sender that empties it.
 
-:class:`~eohub.accounting.client.AccountingClient` commits every event here before
-``record_start``/``record_stop`` return, and a background task sends the rows oldest
-first. A row leaves the outbox only when the service has confirmed it, or when the
-service rejected it for good; then it moves to the ``dead_letters`` table with the
-service's field errors, where an admin can read it and requeue it.
+:class:`~eohub.accounting.client.AccountingClient` commits every event to the
+:class:`Outbox` (one SQLite file) before ``record_start``/``record_stop`` return, and an
+:class:`OutboxSender` task sends the rows oldest first through the client's HTTP call.
+A row leaves the outbox only when the service has confirmed it, or when the service
+rejected it for good; then it moves to the ``dead_letters`` table with the service's
+field errors, where an admin can read it and requeue it.
 
 Durability: WAL journal with ``synchronous=FULL``. In WAL mode ``NORMAL`` already
 survives a killed hub, but the last commits may roll back when the machine or the
@@ -17,22 +18,30 @@ clients in one hub, or a hub restarting while the old one still exits) wait for 
 other's locks instead of failing. Row ids are ``AUTOINCREMENT`` so they are never
 reused: a row id read by one object can never name another object's newer event.
 
-The methods block (an fsync per write); the client runs them on a worker thread so the
-hub's event loop never waits on the disk.
+:class:`Outbox` methods block (an fsync per write); the client runs them on one worker
+thread, so the hub's event loop never waits on the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
+import random
+import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar
+
+from eohub.domain.accounting_events import EventError, parse_event
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
@@ -265,3 +274,213 @@ class Outbox:
         """Close the file; the WAL is checkpointed into it when the last user closes."""
         with self._lock:
             self._db.close()
+
+
+# -- sending -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one batch sent to the service.
+
+    ``accepted``: stored (or already known); delete the rows. ``rejected``: refused
+    for good, with the service's ``errors`` (``{"events[3].cpu": "..."}``). ``retry``:
+    no verdict (down, slow, failing, token refused); ``problem`` says why, for the log.
+    """
+
+    outcome: Literal["accepted", "rejected", "retry"]
+    errors: dict[str, str] = field(default_factory=dict)
+    problem: str = ""
+
+
+class OutboxIO(Protocol):
+    """Runs a call on the outbox off the event loop, e.g. on the client's worker thread."""
+
+    def __call__(self, call: Callable[[Outbox], T], /) -> Awaitable[T]: ...
+
+
+SendBatch = Callable[[list[Any]], Awaitable[Delivery]]
+# A batch error names its event as ``events[3].cpu``.
+_EVENT_FIELD = re.compile(r"^events\[(\d+)\](?:\.(.+))?$")
+
+
+def backoff_delay(
+    failures: int,
+    initial: float,
+    maximum: float,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """Seconds to wait after ``failures`` failed attempts in a row.
+
+    The ceiling doubles from ``initial`` up to ``maximum``; the delay is a random point
+    in its upper half, so hubs that lost the service together do not retry in step.
+    """
+    ceiling = min(maximum, initial * 2 ** min(max(failures, 1) - 1, 62))
+    return uniform(ceiling / 2, ceiling)
+
+
+class OutboxSender:
+    """A background task that sends the outbox oldest first, in batches, until empty.
+
+    It sleeps until :meth:`notify` says events were queued. A failed send is retried
+    after :func:`backoff_delay`; any exception is logged and retried the same way, so
+    the task lives until :meth:`stop`. Events are deleted only after the service
+    accepted them, so a send cut short sends them again; the service's idempotency
+    keys make that harmless.
+    """
+
+    def __init__(
+        self,
+        *,
+        io: OutboxIO,
+        send: SendBatch,
+        log: logging.Logger | logging.LoggerAdapter[Any],
+        batch_size: int = 500,
+        retry_initial_delay: float = 1.0,
+        retry_max_delay: float = 300.0,
+    ) -> None:
+        self._io = io
+        self._send = send
+        self.log = log
+        self.batch_size = batch_size
+        self.retry_initial_delay = retry_initial_delay
+        self.retry_max_delay = retry_max_delay
+        self.failures = 0  # failed passes in a row
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # events were queued
+        self._kick = asyncio.Event()  # flush(): retry now, even during a back-off
+        self._progress = asyncio.Event()  # a pass ended, whatever its outcome
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the task (in the running event loop) unless it runs already."""
+        if not self.running:
+            self._task = asyncio.create_task(self._run(), name="eohub-accounting-sender")
+
+    def notify(self) -> None:
+        """Events were queued: send them, unless the sender is backing off."""
+        self._wake.set()
+
+    async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109 - returns False, never raises
+        """Send now; wait until the outbox is empty (True) or ``timeout`` passes (False)."""
+        self.start()
+        self._kick.set()
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._progress.clear()
+            if await self._io(Outbox.count) == 0:
+                return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
+
+    async def stop(self) -> None:
+        """Cancel the task; a batch in flight is sent again after the next start."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                emptied = await self._drain()
+            except Exception:
+                # Whatever broke (the disk, a bug), the events are still in the outbox.
+                self.log.exception("Sending accounting events failed; they stay queued")
+                emptied = False
+            self._progress.set()
+            if emptied:
+                if self.failures:
+                    self.log.info("Accounting events delivered after %d retries", self.failures)
+                self.failures = 0
+                await self._wake.wait()
+                continue
+            self.failures += 1
+            delay = backoff_delay(self.failures, self.retry_initial_delay, self.retry_max_delay)
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), delay)
+
+    async def _drain(self) -> bool:
+        """Send batches until the outbox is empty (True) or a send fails (False)."""
+        while True:
+            rows = await self._io(lambda o: o.peek(self.batch_size))
+            if not rows:
+                return True
+            if not await self._deliver(rows):
+                return False
+
+    async def _deliver(self, rows: list[tuple[int, Any]]) -> bool:
+        """Send ``rows`` once; True if the outbox changed, False to back off.
+
+        After a rejection the drain loop peeks again, so the events that remain go
+        next, still oldest first.
+        """
+        # Rows from another eohub version, or edited by hand, are checked again: the
+        # service would refuse them anyway, and they must not hold up the others.
+        invalid: dict[int, dict[str, str]] = {}
+        for rowid, event in rows:
+            try:
+                parse_event(event)
+            except EventError as e:
+                invalid[rowid] = e.errors
+        if invalid:
+            await self._dead_letter(invalid, rows)
+            return True
+        delivery = await self._send([event for _, event in rows])
+        if delivery.outcome == "accepted":
+            sent = [rowid for rowid, _ in rows]
+            await self._io(lambda o: o.delete(sent))
+            return True
+        if delivery.outcome == "rejected":
+            return await self._rejected(rows, delivery.errors)
+        # The first failure in a row is worth a warning; the retries after it are noise.
+        level = logging.WARNING if self.failures == 0 else logging.DEBUG
+        self.log.log(level, "Accounting events stay queued: %s", delivery.problem)
+        return False
+
+    async def _rejected(self, rows: list[tuple[int, Any]], errors: dict[str, str]) -> bool:
+        named: dict[int, dict[str, str]] = {}
+        for key, message in errors.items():
+            match = _EVENT_FIELD.match(key)
+            if match and int(match[1]) < len(rows):
+                named.setdefault(rows[int(match[1])][0], {})[match[2] or "event"] = message
+        if named:
+            await self._dead_letter(named, rows)
+            return True
+        if len(rows) == 1:
+            await self._dead_letter({rows[0][0]: errors or {"event": "refused"}}, rows)
+            return True
+        # The service did not say which event it refused. Send the older half alone:
+        # it goes through or is halved again, down to the one bad event. That costs
+        # about log2(batch) requests per bad event, and keeps the order.
+        self.log.warning(
+            "The accounting service refused %d events without naming one, sending halves: %s",
+            len(rows),
+            json.dumps(errors, sort_keys=True),
+        )
+        return await self._deliver(rows[: len(rows) // 2])
+
+    async def _dead_letter(
+        self, errors: dict[int, dict[str, str]], rows: list[tuple[int, Any]]
+    ) -> None:
+        await self._io(lambda o: o.dead_letter(errors))
+        events = dict(rows)
+        for rowid, fields in errors.items():
+            event = events.get(rowid)
+            self.log.error(
+                "Accounting event %s refused for good, kept as dead letter %d: %s",
+                event.get("id") if isinstance(event, dict) else None,
+                rowid,
+                json.dumps(fields, sort_keys=True),
+            )

@@ -97,7 +97,7 @@ def ensure_schema(engine: Engine, log: logging.Logger) -> None:
     if current == head:
         return
     if current is None and not inspect(engine).get_table_names():
-        log.info("Creating the accounting database schema", extra={"revision": head})
+        log.info("Creating the accounting database schema at revision %s", head)
         upgrade(engine)
         return
     raise OutdatedSchemaError(
