@@ -56,7 +56,7 @@ def base_config(
         c.JupyterHub.load_roles.append({{
             "name": "eohub-test-driver",
             "scopes": ["admin:users", "admin:servers", "admin:groups", "admin:auth_state",
-                       "list:users", "read:users", "access:servers"],
+                       "list:users", "read:users", "access:servers", "tokens"],
             "services": [{SERVICE_NAME!r}],
         }})
         c.Spawner.start_timeout = 60
