@@ -13,7 +13,7 @@ from tornado import web
 
 from eohub.accounting.handlers_base import APIHandler
 from eohub.adapters.accounting_db.groups import GroupInfo
-from eohub.adapters.accounting_db.store import StorageRecord, UnknownGroupError
+from eohub.adapters.accounting_db.store import UnknownGroupError
 from eohub.domain.accounting_events import NAME, EventError, format_time, parse_batch, parse_time
 from eohub.domain.accounting_requests import (
     parse_group_update,
@@ -93,9 +93,7 @@ class StorageHandler(APIHandler):
         assert self.caller is not None
         self.require(self.caller.may_ingest, INGEST_ONLY)
         samples = parse_storage_samples(self.json_body())
-        added = self.service.store.add_storage_samples(
-            StorageRecord(s.user, s.group, s.bytes, s.measured_at) for s in samples
-        )
+        added = self.service.store.add_storage_samples(samples)
         self.write_json({"accepted": added, "duplicates": len(samples) - added})
 
 

@@ -20,7 +20,7 @@ INGEST = PREFIX + "ingest"
 READ = PREFIX + "read"
 ADMIN = PREFIX + "admin"
 
-CUSTOM_SCOPES: dict[str, dict[str, str]] = {
+CUSTOM_SCOPES: dict[str, dict[str, str | list[str]]] = {
     INGEST: {
         "description": "Post server start/stop events and storage samples to eohub "
         "accounting, and ask it for quota checks."

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from fractions import Fraction
 
 from eohub.domain.accounting_events import (
@@ -19,6 +18,7 @@ from eohub.domain.accounting_events import (
 from eohub.domain.ledger import MAX_STORAGE_BYTES, Resources
 from eohub.domain.periods import Allocation
 from eohub.domain.quota import Limits
+from eohub.domain.session_record import StorageSample
 
 MAX_SAMPLES = 10_000
 MAX_HOURS = 10**9
@@ -57,15 +57,7 @@ def parse_quota_request(data: object) -> QuotaRequest:
     return QuotaRequest(user, group, Resources.from_cpu(cpu, int(memory), int(gpus)))
 
 
-@dataclass(frozen=True)
-class StorageSampleIn:
-    user: str
-    group: str
-    bytes: int
-    measured_at: datetime
-
-
-def parse_storage_samples(data: object) -> list[StorageSampleIn]:
+def parse_storage_samples(data: object) -> list[StorageSample]:
     body = _object(data)
     items = body.get("samples")
     if not isinstance(items, list) or not items:
@@ -73,7 +65,7 @@ def parse_storage_samples(data: object) -> list[StorageSampleIn]:
     if len(items) > MAX_SAMPLES:
         raise EventError({"samples": f"at most {MAX_SAMPLES} samples per request"})
     errors: dict[str, str] = {}
-    samples: list[StorageSampleIn] = []
+    samples: list[StorageSample] = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             errors[f"samples[{i}]"] = "must be a JSON object"
@@ -86,7 +78,7 @@ def parse_storage_samples(data: object) -> list[StorageSampleIn]:
         at = f.time("measured_at")
         errors.update(f.errors)
         if not f.errors and at is not None:
-            samples.append(StorageSampleIn(user, group, int(size), at))
+            samples.append(StorageSample(user, group, int(size), at))
     if errors:
         raise EventError(errors)
     return samples

@@ -14,13 +14,12 @@ before they look) gets a leading ``'``, as OWASP recommends for CSV injection.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
 from eohub.domain.accounting_events import format_time
 from eohub.domain.ledger import Usage
-from eohub.domain.session_record import SessionRecord
+from eohub.domain.session_record import SessionRecord, UsageRow
 
 SESSION_HEADER: tuple[str, ...] = (
     "id",
@@ -51,19 +50,6 @@ USAGE_HEADER: tuple[str, ...] = (
 
 HOUR_PLACES = 6
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    """Usage of one user in one group over one period.
-
-    ``user`` is empty for a group's total.
-    """
-
-    period_start: datetime
-    group: str
-    user: str
-    usage: Usage
 
 
 def safe_cell(text: str) -> str:

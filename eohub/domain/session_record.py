@@ -1,4 +1,5 @@
-"""One accounting session as reports and exports read it."""
+"""The ledger's records as reports and exports read them: sessions, usage rows and
+storage samples."""
 
 from __future__ import annotations
 
@@ -30,3 +31,27 @@ class SessionRecord:
     def usage(self, now: datetime) -> Usage:
         """Usage so far: an open session counts up to ``now``."""
         return session_usage(self.resources, self.started_at, self.stopped_at or now)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Usage of one user in one group over one period; ``user`` is empty for a group's total."""
+
+    period_start: datetime
+    group: str
+    user: str
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class StorageSample:
+    """One measurement of a user's storage use, charged to a group (``""`` if none).
+
+    ``file_count`` is 0 when it was not counted: XDMoD requires the field.
+    """
+
+    user: str
+    group: str
+    bytes: int
+    measured_at: datetime
+    file_count: int = 0

@@ -61,7 +61,7 @@ from typing import Any
 
 from eohub.domain.ledger import MIB
 from eohub.domain.periods import ensure_utc
-from eohub.domain.session_record import SessionRecord
+from eohub.domain.session_record import SessionRecord, StorageSample
 
 #: The ``sacct --format`` fields XDMoD's Slurm shredder reads, in its order.
 SACCT_FIELDS: tuple[str, ...] = (
@@ -360,20 +360,6 @@ def sacct_lines(
     for record in records:
         if record.stopped_at is not None:
             yield sacct_line(record, options)
-
-
-@dataclass(frozen=True)
-class StorageSample:
-    """One measurement of a user's storage use, charged to a group.
-
-    ``file_count`` is 0 when it was not counted: XDMoD requires the field.
-    """
-
-    user: str
-    group: str
-    bytes: int
-    measured_at: datetime
-    file_count: int = 0
 
 
 @dataclass(frozen=True)

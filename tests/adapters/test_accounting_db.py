@@ -18,7 +18,6 @@ from eohub.adapters.accounting_db import (
 )
 from eohub.adapters.accounting_db.models import Event, Session, UsageTotal
 from eohub.adapters.accounting_db.schema import alembic_config
-from eohub.adapters.accounting_db.store import StorageRecord
 from eohub.domain.accounting_events import (
     EventError,
     parse_batch,
@@ -28,6 +27,7 @@ from eohub.domain.accounting_events import (
 from eohub.domain.ledger import GIB, Resources
 from eohub.domain.periods import Allocation, PeriodKind
 from eohub.domain.quota import Limits
+from eohub.domain.session_record import StorageSample
 from tests.support.accounting import Clock, empty_database, fresh_store
 
 T0 = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
@@ -93,7 +93,8 @@ def test_session_across_month_boundary_is_split_exactly(store) -> None:  # type:
         (3, Fraction(1, 4)),
         (4, Fraction(1, 4)),
     ]
-    assert march[0].usage.memory_gib_hours == 2 and march[1].usage.gpu_hours == 1
+    assert march[0].usage.memory_gib_hours == 2
+    assert march[1].usage.gpu_hours == 1
     year = store.usage(
         PeriodKind.YEAR, datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
     )
@@ -147,7 +148,8 @@ def test_quota_check_denies_a_spent_budget_with_reason(store, clock) -> None:  #
     )
     ok = store.check_quota("alice", "climate", Resources.from_cpu(1))
     # Only the 18 h that fall in April count against April's budget: 4.5 core-hours.
-    assert ok.allowed and ok.budget_left["core_hours"] == 5.5
+    assert ok.allowed
+    assert ok.budget_left["core_hours"] == 5.5
     store.ingest(parse_batch(start(user="bob", at=clock.now - timedelta(hours=4), cpu=2)))
     denied = store.check_quota("alice", "climate", Resources.from_cpu(1))
     assert not denied.allowed
@@ -163,9 +165,11 @@ def test_concurrent_limits_per_group_and_member(store, clock) -> None:  # type: 
     store.ingest(parse_batch(start(user="bob", at=clock.now, cpu=2)))
     assert store.check_quota("alice", "climate", Resources.from_cpu(1)).allowed
     decision = store.check_quota("alice", "climate", Resources.from_cpu(2))
-    assert not decision.allowed and "at most 3 cores" in decision.reason
+    assert not decision.allowed
+    assert "at most 3 cores" in decision.reason
     second = store.check_quota("bob", "climate", Resources.from_cpu(0.5))
-    assert not second.allowed and "1 of at most 1 servers" in second.reason
+    assert not second.allowed
+    assert "1 of at most 1 servers" in second.reason
 
 
 def test_rolling_allocation_sums_daily_buckets(store, clock) -> None:  # type: ignore[no-untyped-def]
@@ -194,22 +198,24 @@ def test_rolling_allocation_sums_daily_buckets(store, clock) -> None:  # type: i
 
 def test_unknown_group_is_denied_in_words(store) -> None:  # type: ignore[no-untyped-def]
     decision = store.check_quota("alice", "ghosts", Resources.from_cpu(1))
-    assert not decision.allowed and "'ghosts' has no allocation" in decision.reason
+    assert not decision.allowed
+    assert "'ghosts' has no allocation" in decision.reason
 
 
 def test_storage_over_quota_denies(store, clock) -> None:  # type: ignore[no-untyped-def]
     store.put_group("climate", quotas={"": Limits(storage_bytes=10 * GIB)})
     store.add_storage_samples(
         [
-            StorageRecord("alice", "climate", 6 * GIB, clock.now - timedelta(days=2)),
-            StorageRecord("alice", "climate", 4 * GIB, clock.now - timedelta(days=1)),
-            StorageRecord("bob", "climate", 5 * GIB, clock.now - timedelta(days=1)),
+            StorageSample("alice", "climate", 6 * GIB, clock.now - timedelta(days=2)),
+            StorageSample("alice", "climate", 4 * GIB, clock.now - timedelta(days=1)),
+            StorageSample("bob", "climate", 5 * GIB, clock.now - timedelta(days=1)),
         ]
     )
     assert store.check_quota("alice", "climate", Resources.from_cpu(1)).allowed
-    store.add_storage_samples([StorageRecord("bob", "climate", 7 * GIB, clock.now)])
+    store.add_storage_samples([StorageSample("bob", "climate", 7 * GIB, clock.now)])
     decision = store.check_quota("alice", "climate", Resources.from_cpu(1))
-    assert not decision.allowed and "over its quota" in decision.reason
+    assert not decision.allowed
+    assert "over its quota" in decision.reason
 
 
 def test_reconciled_close_is_replaced_by_the_real_stop(store, clock) -> None:  # type: ignore[no-untyped-def]

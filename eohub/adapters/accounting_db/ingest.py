@@ -137,7 +137,7 @@ def ingest_events(
                 )
                 continue
             r = event.resources
-            session_id = connection.execute(
+            inserted = connection.execute(
                 insert(Session).values(
                     user=event.session.user,
                     server=event.session.server,
@@ -150,7 +150,9 @@ def ingest_events(
                     started_at=event.session.started_at,
                     last_seen_at=event.session.started_at,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            session_id = int(inserted[0])
             sessions[event.session] = _Open(
                 session_id, event.group, r, event.session.started_at, None, None
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,12 +22,13 @@ from eohub.adapters.accounting_db.ingest import (
     ingest_events,
     touch_sessions,
 )
-from eohub.adapters.accounting_db.models import Session, StorageSample, UsageTotal
+from eohub.adapters.accounting_db.models import Session, UsageTotal
+from eohub.adapters.accounting_db.models import StorageSample as StorageRow
 from eohub.domain.accounting_events import Event
 from eohub.domain.ledger import Resources, Usage, split_usage, usage_in_window
 from eohub.domain.periods import Allocation, PeriodKind
 from eohub.domain.quota import Decision, Limits, Running, Standing, budget_left, decide
-from eohub.domain.session_record import SessionRecord
+from eohub.domain.session_record import SessionRecord, StorageSample, UsageRow
 
 
 def utcnow() -> datetime:
@@ -38,22 +38,6 @@ def utcnow() -> datetime:
 
 class UnknownGroupError(LookupError):
     """The group is not defined in the accounting service."""
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    period_start: datetime
-    group: str
-    user: str  # "" for the group as a whole
-    usage: Usage
-
-
-@dataclass(frozen=True)
-class StorageRecord:
-    user: str
-    group: str
-    bytes: int
-    measured_at: datetime
 
 
 def _record(row: Row[Any]) -> SessionRecord:
@@ -341,7 +325,7 @@ class AccountingStore:
             touch_sessions(connection, session_ids, seen_at)
 
     # -- storage ------------------------------------------------------------------
-    def add_storage_samples(self, samples: Iterable[StorageRecord]) -> int:
+    def add_storage_samples(self, samples: Iterable[StorageSample]) -> int:
         """Store samples; one already stored (same user, group and time) is skipped."""
         rows = [
             {"user": s.user, "group": s.group, "bytes": s.bytes, "measured_at": s.measured_at}
@@ -351,45 +335,45 @@ class AccountingStore:
         with self.engine.begin() as connection:
             for row in rows:
                 exists = connection.execute(
-                    select(StorageSample.id).where(
-                        StorageSample.user == row["user"],
-                        StorageSample.group == row["group"],
-                        StorageSample.measured_at == row["measured_at"],
+                    select(StorageRow.id).where(
+                        StorageRow.user == row["user"],
+                        StorageRow.group == row["group"],
+                        StorageRow.measured_at == row["measured_at"],
                     )
                 ).first()
                 if exists is None:
-                    connection.execute(insert(StorageSample).values(**row))
+                    connection.execute(insert(StorageRow).values(**row))
                     added += 1
         return added
 
     def _group_storage(self, connection, group: str) -> int:  # type: ignore[no-untyped-def]
         latest = (
-            select(StorageSample.user, func.max(StorageSample.measured_at).label("at"))
-            .where(StorageSample.group == group)
-            .group_by(StorageSample.user)
+            select(StorageRow.user, func.max(StorageRow.measured_at).label("at"))
+            .where(StorageRow.group == group)
+            .group_by(StorageRow.user)
             .subquery()
         )
         total = connection.execute(
-            select(func.sum(StorageSample.bytes)).join(
+            select(func.sum(StorageRow.bytes)).join(
                 latest,
                 and_(
-                    StorageSample.user == latest.c.user,
-                    StorageSample.measured_at == latest.c.at,
-                    StorageSample.group == group,
+                    StorageRow.user == latest.c.user,
+                    StorageRow.measured_at == latest.c.at,
+                    StorageRow.group == group,
                 ),
             )
         ).scalar_one()
         return int(total or 0)
 
-    def iter_storage(self, start: datetime, end: datetime) -> Iterator[StorageRecord]:
+    def iter_storage(self, start: datetime, end: datetime) -> Iterator[StorageSample]:
         query = (
-            select(StorageSample)
-            .where(StorageSample.measured_at >= start, StorageSample.measured_at < end)
-            .order_by(StorageSample.measured_at, StorageSample.id)
+            select(StorageRow)
+            .where(StorageRow.measured_at >= start, StorageRow.measured_at < end)
+            .order_by(StorageRow.measured_at, StorageRow.id)
         )
         with self.engine.connect() as connection:
             for s in connection.execute(query):
-                yield StorageRecord(s.user, s.group, s.bytes, s.measured_at)
+                yield StorageSample(s.user, s.group, s.bytes, s.measured_at)
 
     # -- metrics ------------------------------------------------------------------
     def open_session_count(self) -> int:
@@ -403,7 +387,7 @@ class AccountingStore:
 
 __all__ = [
     "AccountingStore",
-    "StorageRecord",
+    "StorageSample",
     "UnknownGroupError",
     "UsageRow",
     "utcnow",

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from eohub.adapters.accounting_db.models import UsageTotal
@@ -68,7 +68,7 @@ def apply_totals(connection: Connection, rows: Iterable[dict[str, Any]]) -> None
     rows = list(rows)
     if not rows:
         return
-    table = UsageTotal.__table__
+    table = cast(Table, UsageTotal.__table__)
     dialect = connection.dialect.name
     columns = ("cpu_mcore_ms", "mem_mib_ms", "gpu_ms")
     if dialect in ("mysql", "mariadb"):
