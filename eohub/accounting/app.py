@@ -58,6 +58,10 @@ class DatabaseApp(Application):
     def _db_url_default(self) -> str:
         return os.environ.get("EOHUB_ACCOUNTING_DB_URL", DEFAULT_DB_URL)
 
+    @default("log_level")
+    def _log_level_default(self) -> int:
+        return logging.INFO
+
     config_file = Unicode(
         "eohub_accounting_config.py",
         help="The config file to load (Python, like jupyterhub_config.py).",

@@ -7,6 +7,7 @@ from typing import Any
 from tornado import web
 
 from eohub.accounting.handlers_base import BaseHandler
+from eohub.accounting.pages import page_routes
 
 
 class MetricsHandler(BaseHandler):
@@ -20,4 +21,10 @@ class MetricsHandler(BaseHandler):
 
 
 def extra_routes(prefix: str) -> list[Any]:
-    return [(prefix + "metrics", MetricsHandler)]
+    from eohub.accounting.api_exports import ExportHandler
+
+    return [
+        (prefix + "metrics", MetricsHandler),
+        (prefix + r"api/export/([^/]+)", ExportHandler),
+        *page_routes(prefix),
+    ]

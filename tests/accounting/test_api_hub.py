@@ -79,6 +79,9 @@ def test_authorisation_matrix(accounting: Accounting) -> None:
         ("GET", "api/groups/ocean", None, {"admin"}),
         ("PUT", "api/groups/climate", group_body, {"admin"}),
         ("GET", "metrics", None, {"admin"}),
+        ("GET", "api/export/sacct.txt", None, {"admin"}),
+        ("GET", "api/export/sessions.csv?group=climate", None, {"carol", "admin"}),
+        ("GET", "api/export/usage.csv?group=ocean", None, {"admin"}),
         ("GET", "api/me", None, {"hub", "alice", "carol", "admin"}),
     ]
     wrong = []
@@ -105,6 +108,14 @@ def test_users_see_only_their_own_rows(accounting: Accounting) -> None:
     assert [s["user"] for s in sessions] == ["alice"]
     everyone = accounting.call("GET", "api/sessions", admin).json()["sessions"]
     assert {s["user"] for s in everyone} == {"alice", "bob"}
+    stop = stop_event_json(user="bob", server="", started_at=NOW - timedelta(hours=1), stopped_at=NOW)
+    accounting.call("POST", "api/events", accounting.hub_token, json=stop).raise_for_status()
+    sacct = accounting.call("GET", "api/export/sacct.txt", admin)
+    assert sacct.headers["Content-Disposition"].startswith('attachment; filename="eohub-')
+    (line,) = sacct.text.splitlines()  # alice's session is still open: not a finished job
+    assert line.split("|")[8] == "bob"
+    csv = accounting.call("GET", "api/export/sessions.csv", admin).text.splitlines()
+    assert len(csv) == 3
 
 
 def _counts(accounting: Accounting) -> tuple[int, ...]:

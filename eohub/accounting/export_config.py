@@ -1,0 +1,119 @@
+"""Export settings shared by the ``eohub-accounting export`` command and the export API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TextIO
+
+from traitlets import Dict, Integer, Unicode
+from traitlets.config import Configurable
+
+from eohub.accounting.exports import (
+    Progress,
+    write_sacct,
+    write_sessions_csv,
+    write_storage_json,
+    write_usage_csv,
+)
+from eohub.adapters.accounting_db.store import AccountingStore
+from eohub.domain.periods import PeriodKind
+from eohub.domain.xdmod import SacctOptions, StorageOptions
+
+#: Export names, as the CLI's ``--kind`` and the API's file names know them.
+EXPORTS = {
+    "sessions.csv": "text/csv; charset=utf-8",
+    "usage.csv": "text/csv; charset=utf-8",
+    "sacct.txt": "text/plain; charset=us-ascii",
+    "storage.json": "application/json",
+}
+
+
+class XDMoDExport(Configurable):
+    """How sessions and storage samples map onto Open XDMoD's resources."""
+
+    cluster = Unicode(
+        "eohub",
+        help="The Slurm ``cluster`` field, and the XDMoD resource name you shred with "
+        "``xdmod-shredder -r``. Letters, digits, '.', '_' and '-'.",
+    ).tag(config=True)
+    node = Unicode("jupyter", help="The node name every job ran on (XDMoD counts one node).").tag(
+        config=True
+    )
+    job_id_offset = Integer(
+        0,
+        help="Added to session ids to make job ids. Give each hub that exports to the same "
+        "XDMoD resource its own range (e.g. 100000000), so ids never meet.",
+    ).tag(config=True)
+    uids = Dict(
+        help="User name -> numeric uid for the sacct ``uid`` field (e.g. from LDAP). "
+        "Others get a stable number derived from the name.",
+    ).tag(config=True)
+    gids = Dict(help="Group name -> numeric gid for the sacct ``gid`` field.").tag(config=True)
+    storage_resource = Unicode(
+        "eohub-home", help="The XDMoD storage resource that storage samples belong to."
+    ).tag(config=True)
+    storage_mountpoint = Unicode(
+        "/home", help="The file system the storage samples measure, as users see it."
+    ).tag(config=True)
+
+    def sacct_options(self) -> SacctOptions:
+        return SacctOptions(
+            cluster=self.cluster,
+            node=self.node,
+            job_id_offset=self.job_id_offset,
+            uids=dict(self.uids),
+            gids=dict(self.gids),
+        )
+
+    def storage_options(self, store: AccountingStore) -> StorageOptions:
+        thresholds = {
+            g.name: limits.storage_bytes
+            for g in store.groups()
+            for owner, limits in g.quotas.items()
+            if owner == ""
+        }
+        return StorageOptions(
+            resource=self.storage_resource,
+            mountpoint=self.storage_mountpoint,
+            hard_thresholds=thresholds,
+        )
+
+
+def run_export(
+    kind: str,
+    store: AccountingStore,
+    settings: XDMoDExport,
+    out: TextIO,
+    start: datetime,
+    end: datetime,
+    *,
+    group: str | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Write the ``kind`` export of ``[start, end)`` to ``out``; return the rows written.
+
+    Sessions exports hold the sessions *started* in the range; the XDMoD job export
+    holds the sessions *stopped* in it (as ``sacct`` selects finished jobs), so export
+    consecutive ranges and every job appears exactly once.
+    """
+    if kind == "sessions.csv":
+        total = store.count_sessions(start, end, group=group)
+        records = store.iter_sessions(start, end, group=group)
+        return write_sessions_csv(records, out, now=store.clock(), total=total, progress=progress)
+    if kind == "sacct.txt":
+        total = store.count_sessions(start, end, group=group, ended=True)
+        records = store.iter_sessions(start, end, group=group, ended=True)
+        return write_sacct(
+            records, out, total=total, progress=progress, options=settings.sacct_options()
+        )
+    if kind == "usage.csv":
+        rows = store.usage(
+            PeriodKind.MONTH, start, end, groups={group} if group else None, by_user=True
+        )
+        return write_usage_csv(rows, out, total=len(rows), progress=progress)
+    if kind == "storage.json":
+        options = settings.storage_options(store)
+        return write_storage_json(
+            store.iter_storage(start, end), out, options=options, progress=progress
+        )
+    raise ValueError(f"unknown export {kind!r}: choose one of {', '.join(EXPORTS)}")
