@@ -18,6 +18,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "autodoc_traits",
     "config_reference",
+    "openapi_reference",
 ]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3

@@ -28,6 +28,10 @@ def test_a_class_page_documents_every_trait_through_autoconfigurable() -> None:
     assert ".. autoconfigurable:: eohub.auth.ldap.LDAPAuthenticator" in page
     assert 'c.JupyterHub.authenticator_class = "eohub-ldap"' in page
     assert 'c.JupyterHub.spawner_class = "eohub-kube"' in config_reference.class_page(KUBE)
+    service = Entry(
+        "jupyterhub.services", "eohub-accounting", "eohub.accounting.app:AccountingService"
+    )
+    assert "`c.AccountingService.<option>`" in config_reference.class_page(service)
 
 
 def test_the_index_lists_classes_by_group(tmp_path: Path) -> None:

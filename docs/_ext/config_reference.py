@@ -19,6 +19,16 @@ GROUP_TITLES = {
     "jupyterhub.authenticators": "Authenticators",
     "jupyterhub.spawners": "Spawners",
     "jupyterhub.services": "Services",
+    "eohub.configurables": "Other configurable classes",
+}
+
+HOW_TO_USE = {
+    "jupyterhub.authenticators": 'set `c.JupyterHub.authenticator_class = "{name}"`.',
+    "jupyterhub.spawners": 'set `c.JupyterHub.spawner_class = "{name}"`.',
+    "jupyterhub.services": "run it with the `{name}` command; set its options as "
+    "`c.{cls}.<option>` in `eohub_accounting_config.py` or on the command line.",
+    "eohub.configurables": "set its options as `c.{cls}.<option>` in the config file of "
+    "the program that uses it (see the option help).",
 }
 
 
@@ -44,12 +54,12 @@ def eohub_entries(distribution: str = "eohub") -> list[Entry]:
 
 
 def class_page(entry: Entry) -> str:
+    cls = entry.dotted.rsplit(".", 1)[1]
     return (
-        f"# {entry.dotted.rsplit('.', 1)[1]}\n\n"
-        f"Entry point `{entry.name}` in `{entry.group}`: set\n"
-        f"`c.JupyterHub.{'authenticator' if 'auth' in entry.group else 'spawner'}_class = "
-        f'"{entry.name}"`.\n\n'
-        "```{eval-rst}\n"
+        f"# {cls}\n\n"
+        f"Entry point `{entry.name}` in `{entry.group}`: "
+        + HOW_TO_USE[entry.group].format(name=entry.name, cls=cls)
+        + "\n\n```{eval-rst}\n"
         f".. autoconfigurable:: {entry.dotted}\n"
         "   :noindex:\n"
         "```\n"
