@@ -121,6 +121,10 @@ def main() -> int:
         EOHUB_DEMO_CHP=chp_command(),
         **ldap_env(directory),
         JUPYTERHUB_CRYPT_KEY=crypt_key(state),
+        # The accounting service (drop-in 30) on SQLite in the state dir, with the demo's
+        # groups and quotas.
+        EOHUB_ACCOUNTING_URL=f"http://127.0.0.1:{free_port()}",
+        EOHUB_ACCOUNTING_CONFIG=str(ROOT / "demo/eohub_accounting_config.py"),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
     hub = subprocess.Popen(
@@ -135,6 +139,7 @@ def main() -> int:
         wait_until_up(url, hub)
         print(
             f"\n  eohub demo hub: {url}/\n"
+            f"  usage pages:    {url}/services/eohub-accounting/\n"
             f"  demo directory: {directory.ldaps_url} (slapd, pid {slapd.pid})\n"
             f"  log in as one of:\n{USERS}\n"
             "  stop with Ctrl-C\n",

@@ -3,7 +3,8 @@
 # Registers `eohub-accounting` as a managed JupyterHub service (JupyterHub starts and
 # stops it) listening on $EOHUB_ACCOUNTING_URL (default http://127.0.0.1:10101), with its
 # SQLite database in the hub's working directory unless $EOHUB_ACCOUNTING_DB_URL names
-# another. To run the service yourself (external service), drop "command" from the entry
+# another, and its config from $EOHUB_ACCOUNTING_CONFIG (default eohub_accounting_config.py
+# in that directory). To run the service yourself (external service), drop "command" from the entry
 # and start `eohub-accounting` with the same URL and a JUPYTERHUB_API_TOKEN.
 import os
 import secrets
@@ -34,7 +35,11 @@ c.JupyterHub.custom_scopes.update(CUSTOM_SCOPES)
 
 service_environment = {
     key: os.environ[key]
-    for key in ("EOHUB_ACCOUNTING_DB_URL", "EOHUB_ACCOUNTING_COOKIE_SECRET")
+    for key in (
+        "EOHUB_ACCOUNTING_DB_URL",
+        "EOHUB_ACCOUNTING_CONFIG",
+        "EOHUB_ACCOUNTING_COOKIE_SECRET",
+    )
     if key in os.environ
 }
 c.JupyterHub.services.extend(

@@ -8,11 +8,27 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from tests.support.process import free_port
 from tests.support.tools import REPO_ROOT
+
+
+def _accounting_groups(url: str, token: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        response = requests.get(
+            f"{url}/services/eohub-accounting/api/groups",
+            headers={"Authorization": f"token {token}"},
+            timeout=10,
+        )
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    response.raise_for_status()
+    return {g["name"]: g for g in response.json()["groups"]}
 
 
 def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
@@ -62,6 +78,18 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
         me_json = me.json()
         assert me_json["admin"] is True  # through the demo directory's hub-admins group
         assert "researchers" in me_json["groups"]
+
+        # The accounting service runs with the demo's groups; alice, a hub admin, reads them.
+        assert f"usage pages:    {url[1]}/services/eohub-accounting/" in text
+        token = session.post(
+            f"{url[1]}/hub/api/users/alice/tokens",
+            json={"note": "demo test"},
+            timeout=10,
+            headers={"X-XSRFToken": session.cookies["_xsrf"]},
+        ).json()["token"]
+        groups = _accounting_groups(url[1], token)
+        assert groups["climate"]["pis"] == ["carol"]
+        assert groups["researchers"]["allocation"] == "rolling:30"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a person stops it

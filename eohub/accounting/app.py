@@ -63,9 +63,14 @@ class DatabaseApp(Application):
         return logging.INFO
 
     config_file = Unicode(
-        "eohub_accounting_config.py",
-        help="The config file to load (Python, like jupyterhub_config.py).",
+        help="The config file to load (Python, like jupyterhub_config.py): "
+        "``$EOHUB_ACCOUNTING_CONFIG``, else ``eohub_accounting_config.py`` in the working "
+        "directory. A missing default file is fine; a missing named one is an error.",
     ).tag(config=True)
+
+    @default("config_file")
+    def _config_file_default(self) -> str:
+        return os.environ.get("EOHUB_ACCOUNTING_CONFIG", "eohub_accounting_config.py")
 
     aliases = {"db-url": "DatabaseApp.db_url", "config": "DatabaseApp.config_file"}  # noqa: RUF012
 
@@ -73,8 +78,14 @@ class DatabaseApp(Application):
         super().initialize(argv)
         if self.subapp is not None:
             return
+        named = "EOHUB_ACCOUNTING_CONFIG" in os.environ or "config_file" in self.cli_config.get(
+            "DatabaseApp", {}
+        )
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
+        elif named:
+            self.log.critical("The config file %s does not exist", self.config_file)
+            self.exit(1)
         self.update_config(self.cli_config)
 
     def safe_url(self) -> str:
