@@ -248,3 +248,63 @@ def test_engine_url_without_tables_reports_no_revision(sqlite_url: str) -> None:
     with engine.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
     engine.dispose()
+
+
+def _events_strategy():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    session = st.tuples(
+        st.sampled_from(["alice", "bob", "carol"]),
+        st.sampled_from(["", "gpu"]),
+        st.integers(0, 24 * 90),  # start, hours after T0
+        st.integers(0, 24 * 40),  # length in hours
+        st.integers(1, 8000),  # millicores
+    )
+    return st.lists(session, min_size=1, max_size=12, unique_by=lambda s: (s[0], s[1], s[2]))
+
+
+def test_replays_are_idempotent(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hypothesis import given, settings
+
+    counter = iter(range(10_000))
+
+    @settings(max_examples=25, deadline=None)
+    @given(_events_strategy(), st_random())
+    def check(sessions, rnd) -> None:  # type: ignore[no-untyped-def]
+        store = fresh_store(f"sqlite:///{tmp_path / f'r{next(counter)}.sqlite'}")
+        store.put_group("climate")
+        events = []
+        for user, server, start_h, length_h, mcores in sessions:
+            at = T0 + timedelta(hours=start_h)
+            events.append(start(user=user, server=server, at=at, cpu=mcores / 1000))
+            events.append(
+                stop(user=user, server=server, at=at, end=at + timedelta(hours=length_h))
+            )
+        store.ingest(parse_batch({"events": events}))
+        first = _totals(store)
+        replay = events[:]
+        rnd.shuffle(replay)
+        # Replays in any order, and in pieces, change nothing.
+        store.ingest(parse_batch({"events": replay}))
+        for event in replay[: len(replay) // 2]:
+            store.ingest(parse_batch(event))
+        assert _totals(store) == first
+        store.engine.dispose()
+
+    check()
+
+
+def st_random():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    return st.randoms(use_true_random=False)
+
+
+def _totals(store) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
+    with store.engine.connect() as c:
+        return [
+            tuple(r)
+            for r in c.execute(
+                select(UsageTotal.__table__).order_by(*UsageTotal.__table__.primary_key)
+            )
+        ]
