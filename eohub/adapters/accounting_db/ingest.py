@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from eohub.adapters.accounting_db.models import Event, Group, Session
 from eohub.adapters.accounting_db.totals import TotalsDelta, apply_totals
@@ -35,65 +36,69 @@ class IngestResult:
 
 
 @dataclass
-class _Open:
-    id: int
+class _Target:
+    """A session a batch refers to: already stored (``id``) or inserted by this batch."""
+
+    id: int | None
+    user: str
     group: str
     resources: Resources
     started_at: datetime
     stopped_at: datetime | None
     end_reason: str | None
+    row: dict[str, Any] | None = None  # the pending insert, for a new session
 
 
 def _field(index: int | None, name: str) -> str:
     return name if index is None else f"events[{index}].{name}"
 
 
-def _load_sessions(connection: Connection, keys: set[SessionKey]) -> dict[SessionKey, _Open]:
-    found: dict[SessionKey, _Open] = {}
-    key_list = list(keys)
-    for i in range(0, len(key_list), 500):
-        chunk = key_list[i : i + 500]
-        condition = or_(
-            *(
-                and_(
-                    Session.user == k.user,
-                    Session.server == k.server,
-                    Session.started_at == k.started_at,
-                )
-                for k in chunk
-            )
-        )
+_SESSION_COLUMNS = (
+    Session.id,
+    Session.user,
+    Session.server,
+    Session.started_at,
+    Session.group,
+    Session.millicores,
+    Session.memory_bytes,
+    Session.gpus,
+    Session.stopped_at,
+    Session.end_reason,
+)
+
+
+def _load_sessions(connection: Connection, keys: set[SessionKey]) -> dict[SessionKey, _Target]:
+    """The stored sessions among ``keys``: looked up by start time (indexed), then
+    matched on user and server here, which is far cheaper than an OR of conditions."""
+    found: dict[SessionKey, _Target] = {}
+    times = sorted({k.started_at for k in keys})
+    for i in range(0, len(times), 1000):
         rows = connection.execute(
-            select(
-                Session.id,
-                Session.user,
-                Session.server,
-                Session.started_at,
-                Session.group,
-                Session.millicores,
-                Session.memory_bytes,
-                Session.gpus,
-                Session.stopped_at,
-                Session.end_reason,
-            ).where(condition)
+            select(*_SESSION_COLUMNS).where(Session.started_at.in_(times[i : i + 1000]))
         )
         for r in rows:
             key = SessionKey(r.user, r.server, r.started_at)
-            found[key] = _Open(
-                r.id,
-                r.group,
-                Resources(r.millicores, r.memory_bytes, r.gpus),
-                r.started_at,
-                r.stopped_at,
-                r.end_reason,
-            )
+            if key in keys:
+                found[key] = _Target(
+                    r.id,
+                    r.user,
+                    r.group,
+                    Resources(r.millicores, r.memory_bytes, r.gpus),
+                    r.started_at,
+                    r.stopped_at,
+                    r.end_reason,
+                )
     return found
 
 
 def ingest_events(
     connection: Connection, events: list[DomainEvent], now: datetime, single: bool = False
 ) -> IngestResult:
-    """Apply ``events`` in order inside the caller's transaction."""
+    """Apply ``events`` in order inside the caller's transaction.
+
+    A start and its stop in the same batch become one closed row; statements are
+    executed once per batch with many parameter sets, never once per event.
+    """
     keys = [e.id for e in events]
     seen: set[str] = set()
     for i in range(0, len(keys), 1000):
@@ -105,118 +110,122 @@ def ingest_events(
         if groups
         else set()
     )
-    sessions = _load_sessions(connection, {e.session for e in fresh})
+    sessions = _load_sessions(connection, {e.session for e in fresh}) if fresh else {}
     errors: dict[str, str] = {}
     delta = TotalsDelta()
-    new_events: list[dict[str, object]] = []
+    new_rows: list[dict[str, Any]] = []
+    updates: dict[int, dict[str, Any]] = {}
+    applied: list[tuple[str, str, SessionKey]] = []
     accepted = duplicates = corrected = 0
-    applied_keys: set[str] = set()
     for index, event in enumerate(events):
         where = None if single else index
-        if event.id in seen or event.id in applied_keys:
+        if event.id in seen:
             duplicates += 1
             continue
-        applied_keys.add(event.id)
+        seen.add(event.id)
+        kind = "start" if isinstance(event, StartEvent) else "stop"
+        target = sessions.get(event.session)
         if isinstance(event, StartEvent):
             if event.group not in known:
                 errors[_field(where, "group")] = (
                     f"unknown group {event.group!r}; an admin must define it first"
                 )
                 continue
-            existing = sessions.get(event.session)
-            if existing is not None:
+            if target is not None:
                 # The same session started twice under another key: the first one stands.
                 duplicates += 1
-                new_events.append(
-                    {
-                        "key": event.id,
-                        "kind": "start",
-                        "session_id": existing.id,
-                        "received_at": now,
-                    }
-                )
+                applied.append((event.id, kind, event.session))
                 continue
             r = event.resources
-            inserted = connection.execute(
-                insert(Session).values(
-                    user=event.session.user,
-                    server=event.session.server,
-                    group=event.group,
-                    profile=event.profile,
-                    image=event.image,
-                    millicores=r.millicores,
-                    memory_bytes=r.memory_bytes,
-                    gpus=r.gpus,
-                    started_at=event.session.started_at,
-                    last_seen_at=event.session.started_at,
-                )
-            ).inserted_primary_key
-            assert inserted is not None
-            session_id = int(inserted[0])
-            sessions[event.session] = _Open(
-                session_id, event.group, r, event.session.started_at, None, None
+            row = {
+                "user": event.session.user,
+                "server": event.session.server,
+                "group": event.group,
+                "profile": event.profile,
+                "image": event.image,
+                "millicores": r.millicores,
+                "memory_bytes": r.memory_bytes,
+                "gpus": r.gpus,
+                "started_at": event.session.started_at,
+                "stopped_at": None,
+                "end_reason": None,
+                "last_seen_at": event.session.started_at,
+            }
+            new_rows.append(row)
+            sessions[event.session] = _Target(
+                None, event.session.user, event.group, r, event.session.started_at, None, None, row
             )
-            new_events.append(
-                {"key": event.id, "kind": "start", "session_id": session_id, "received_at": now}
-            )
+            applied.append((event.id, kind, event.session))
             accepted += 1
-        else:
-            assert isinstance(event, StopEvent)
-            target = sessions.get(event.session)
-            if target is None:
-                errors[_field(where, "started_at")] = (
-                    f"no session of {event.session.user!r} (server {event.session.server!r}) "
-                    f"started at {format_time(event.session.started_at)}; send its start first"
-                )
+            continue
+        assert isinstance(event, StopEvent)
+        if target is None:
+            errors[_field(where, "started_at")] = (
+                f"no session of {event.session.user!r} (server {event.session.server!r}) "
+                f"started at {format_time(event.session.started_at)}; send its start first"
+            )
+            continue
+        if target.stopped_at is not None:
+            if target.end_reason != "reconciled" or target.stopped_at == event.stopped_at:
+                duplicates += 1
+                applied.append((event.id, kind, event.session))
                 continue
-            if target.stopped_at is not None:
-                if target.end_reason != "reconciled" or target.stopped_at == event.stopped_at:
-                    duplicates += 1
-                    new_events.append(
-                        {
-                            "key": event.id,
-                            "kind": "stop",
-                            "session_id": target.id,
-                            "received_at": now,
-                        }
-                    )
-                    continue
-                # The reconcile loop closed it at the last time it was seen; the hub's own
-                # stop is the better record, so replace the estimate.
-                delta.add_session(
-                    target.group,
-                    event.session.user,
-                    target.resources,
-                    target.started_at,
-                    target.stopped_at,
-                    sign=-1,
-                )
-                corrected += 1
+            # The reconcile loop closed it at the last time it was seen; the hub's own
+            # stop is the better record, so it replaces the estimate.
             delta.add_session(
                 target.group,
-                event.session.user,
+                target.user,
                 target.resources,
                 target.started_at,
-                event.stopped_at,
+                target.stopped_at,
+                sign=-1,
             )
-            connection.execute(
-                update(Session)
-                .where(Session.id == target.id)
-                .values(
-                    stopped_at=event.stopped_at,
-                    end_reason=event.reason,
-                    last_seen_at=event.stopped_at,
-                )
-            )
-            target.stopped_at, target.end_reason = event.stopped_at, event.reason
-            new_events.append(
-                {"key": event.id, "kind": "stop", "session_id": target.id, "received_at": now}
-            )
-            accepted += 1
+            corrected += 1
+        delta.add_session(
+            target.group, target.user, target.resources, target.started_at, event.stopped_at
+        )
+        target.stopped_at, target.end_reason = event.stopped_at, event.reason
+        closed = {
+            "stopped_at": event.stopped_at,
+            "end_reason": event.reason,
+            "last_seen_at": event.stopped_at,
+        }
+        if target.row is not None:
+            target.row.update(closed)
+        else:
+            assert target.id is not None
+            updates[target.id] = closed
+        applied.append((event.id, kind, event.session))
+        accepted += 1
     if errors:
         raise EventError(errors)
-    if new_events:
-        connection.execute(insert(Event), new_events)
+    if new_rows:
+        connection.execute(insert(Session), new_rows)
+        stored = _load_sessions(
+            connection,
+            {SessionKey(r["user"], r["server"], r["started_at"]) for r in new_rows},
+        )
+        for key, found in stored.items():
+            sessions[key].id = found.id
+    if updates:
+        connection.execute(
+            update(Session)
+            .where(Session.id == bindparam("session_id"))
+            .values(
+                stopped_at=bindparam("stopped_at"),
+                end_reason=bindparam("end_reason"),
+                last_seen_at=bindparam("last_seen_at"),
+            ),
+            [{"session_id": sid, **values} for sid, values in updates.items()],
+        )
+    if applied:
+        connection.execute(
+            insert(Event),
+            [
+                {"key": key, "kind": kind, "session_id": sessions[session].id, "received_at": now}
+                for key, kind, session in applied
+            ],
+        )
     apply_totals(connection, delta.rows())
     return IngestResult(accepted, duplicates, corrected)
 
