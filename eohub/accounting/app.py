@@ -17,13 +17,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from jupyterhub.traitlets import ByteSpecification
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Dict, Integer, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from eohub._version import __version__
 from eohub.accounting.api import api_routes
+from eohub.accounting.enforce import Enforcer
 from eohub.accounting.metrics import Metrics
 from eohub.accounting.scopes import SERVICE_NAME
 from eohub.adapters.accounting_db import (
@@ -172,7 +174,44 @@ class AccountingService(DatabaseApp):
         "sessions (0 turns the reconcile loop off).",
     ).tag(config=True)
 
-    enforcement = Unicode(
+    reconcile_fallback_group = Unicode(
+        "",
+        help="Group charged for a running server that has no session and whose "
+        "user_options name no known group. Empty: such servers are logged once, not charged.",
+    ).tag(config=True)
+
+    reconcile_default_cpu = Float(
+        1.0, help="CPUs charged for a server reconcile opens, when its user_options don't say."
+    ).tag(config=True)
+
+    reconcile_default_memory = ByteSpecification(
+        0, help="Memory charged for a server reconcile opens, when its user_options don't say."
+    ).tag(config=True)
+
+    reconcile_default_gpus = Integer(
+        0, help="GPUs charged for a server reconcile opens, when its user_options don't say."
+    ).tag(config=True)
+
+    reconcile_open_after = Integer(
+        120,
+        help="Seconds a server must have run before reconcile opens a session for it, so "
+        "the hub's own start event (with the real group and size) arrives first.",
+    ).tag(config=True)
+
+    enforcement_interval = Integer(
+        60, help="Seconds between enforcement rounds when ``reconcile_interval`` is 0."
+    ).tag(config=True)
+
+    hub_api_timeout = Float(30.0, help="Timeout, in seconds, of each hub API request.").tag(
+        config=True
+    )
+
+    hub_api_concurrency = Integer(
+        10, help="Most hub API requests in flight at once (reconcile, enforcement)."
+    ).tag(config=True)
+
+    enforcement = CaselessStrEnum(
+        ["off", "warn", "stop"],
         "off",
         help="""What to do when a group's budget runs out while its servers run.
 
@@ -207,6 +246,9 @@ class AccountingService(DatabaseApp):
     @default("cookie_secret")
     def _cookie_secret_default(self) -> str:
         return os.environ.get("EOHUB_ACCOUNTING_COOKIE_SECRET") or secrets.token_hex(32)
+
+    #: The enforcement worker, once started; the pages show its warnings.
+    enforcer: Enforcer | None = None
 
     def init_store(self) -> None:
         self.engine = create_engine_for(self.db_url)
