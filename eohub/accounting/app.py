@@ -16,7 +16,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from jupyterhub.services.auth import HubOAuth
 from jupyterhub.traitlets import ByteSpecification
 from tornado import web
 from tornado.httpserver import HTTPServer
@@ -26,6 +26,7 @@ from traitlets.config import Application
 from eohub._version import __version__
 from eohub.accounting.api import api_routes
 from eohub.accounting.enforce import Enforcer
+from eohub.accounting.handlers_base import OAuthCallbackHandler
 from eohub.accounting.metrics import Metrics
 from eohub.accounting.scopes import SERVICE_NAME
 from eohub.adapters.accounting_db import (
@@ -284,7 +285,7 @@ class AccountingService(DatabaseApp):
         hub_auth = HubOAuth(parent=self, cache_max_age=60)
         routes: list[Any] = [
             *api_routes(prefix),
-            (prefix + "oauth_callback", HubOAuthCallbackHandler),
+            (prefix + "oauth_callback", OAuthCallbackHandler),
         ]
         routes.extend(self.extra_routes(prefix))
         return web.Application(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthenticated
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
 from eohub.accounting.scopes import Caller
@@ -114,3 +114,20 @@ class APIHandler(BaseHandler):
             self.send_error_for(e)
             return
         super()._handle_request_exception(e)
+
+
+class OAuthCallbackHandler(HubOAuthCallbackHandler):  # type: ignore[misc]
+    """Finishes the pages' OAuth login with the application's own HubOAuth.
+
+    The stock handler reads ``HubOAuth.instance()``; the OAuth state and PKCE verifier
+    live on the instance the application settings hold, so the callback must use it.
+    """
+
+    @property
+    def hub_auth(self) -> HubOAuth:
+        auth: HubOAuth = self.settings["hub_auth"]
+        return auth
+
+    @hub_auth.setter
+    def hub_auth(self, value: HubOAuth) -> None:  # pragma: no cover - HubAuthenticated API
+        raise AttributeError("hub_auth comes from the application settings")
