@@ -100,7 +100,7 @@ class StorageHandler(APIHandler):
 class QueryMixin(APIHandler):
     def name_argument(self, name: str) -> str | None:
         value = self.get_argument(name, None)
-        if value is not None and not NAME.match(value):
+        if value is not None and not NAME.fullmatch(value):
             raise EventError({name: "is not a valid name"})
         return value
 
@@ -235,7 +235,7 @@ class GroupHandler(APIHandler):
     async def put(self, name: str) -> None:
         assert self.caller is not None
         self.require(self.caller.is_admin, "Only accounting admins may change groups.")
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise EventError({"name": "is not a valid group name"})
         update = parse_group_update(self.json_body())
         created = self.service.store.put_group(

@@ -364,7 +364,8 @@ class OutboxSender:
         """Events were queued: send them, unless the sender is backing off."""
         self._wake.set()
 
-    async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109 - returns False, never raises
+    # Not asyncio.timeout(): running out of time is an answer (False), not an error.
+    async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Send now; wait until the outbox is empty (True) or ``timeout`` passes (False)."""
         self.start()
         self._kick.set()
@@ -379,15 +380,17 @@ class OutboxSender:
             if left <= 0:
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._progress.wait()
 
     async def stop(self) -> None:
         """Cancel the task; a batch in flight is sent again after the next start."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # wait(), not `await task`: a cancel of our caller must reach our caller,
+            # not be taken for the task's own end.
+            await asyncio.wait([task])
 
     async def _run(self) -> None:
         while True:
@@ -408,8 +411,11 @@ class OutboxSender:
             self.failures += 1
             delay = backoff_delay(self.failures, self.retry_initial_delay, self.retry_max_delay)
             self._kick.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a
+            # cancel that arrives as the wait ends, and stop() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._kick.wait()
 
     async def _drain(self) -> bool:
         """Send batches until the outbox is empty (True) or a send fails (False)."""

@@ -218,7 +218,7 @@ class GroupsPageHandler(PageHandler):
         store = self.service.store
         wanted = self.get_argument("group", "")
         if wanted:
-            if not NAME.match(wanted):
+            if not NAME.fullmatch(wanted):
                 raise web.HTTPError(404, "There is no such group.")
             if not caller.may_read_group(wanted):
                 raise web.HTTPError(403, "Only the group's PIs and admins may see its usage.")

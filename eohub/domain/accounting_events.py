@@ -117,7 +117,7 @@ class FieldReader:
         if not isinstance(value, str):
             self.fail(name, "must be a string")
             return default
-        if not pattern.match(value) and (required or value):
+        if not pattern.fullmatch(value) and (required or value):
             self.fail(name, "has characters or a length that are not allowed")
             return default
         return value

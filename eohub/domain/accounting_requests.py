@@ -145,7 +145,9 @@ def parse_group_update(data: object) -> GroupUpdate:
     pis: set[str] | None = None
     if "pis" in body:
         raw = body["pis"]
-        if not isinstance(raw, list) or not all(isinstance(p, str) and NAME.match(p) for p in raw):
+        if not isinstance(raw, list) or not all(
+            isinstance(p, str) and NAME.fullmatch(p) for p in raw
+        ):
             f.fail("pis", "must be a list of user names")
         else:
             pis = set(raw)
@@ -155,7 +157,7 @@ def parse_group_update(data: object) -> GroupUpdate:
         f.fail("quotas", f"must be an object keyed by {QUOTA_OWNER_HELP}")
     else:
         for owner, limits in raw_quotas.items():
-            if owner not in ("", "*") and not NAME.match(owner):
+            if owner not in ("", "*") and not NAME.fullmatch(owner):
                 f.fail(f"quotas.{owner}", f"keys must be {QUOTA_OWNER_HELP}")
                 continue
             parsed, errors = parse_limits(limits, f"quotas[{owner!r}].")

@@ -52,6 +52,7 @@ BAD: list[tuple[str, Any, set[str]]] = [
     ("missing user", {k: v for k, v in START.items() if k != "user"}, {"user"}),
     ("user type", {**START, "user": 5}, {"user"}),
     ("control chars", {**START, "user": "a\nb"}, {"user"}),
+    ("trailing newline", {**START, "user": "eve\n"}, {"user"}),
     ("server slash", {**START, "server": "a/b"}, {"server"}),
     ("bool cpu", {**START, "cpu": True}, {"cpu"}),
     ("zero cpu", {**START, "cpu": 0}, {"cpu"}),
