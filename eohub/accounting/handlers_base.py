@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from sqlalchemy.exc import DBAPIError, OperationalError
 from tornado import web
 
 from eohub.accounting.scopes import Caller
@@ -112,6 +113,21 @@ class APIHandler(BaseHandler):
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, EventError):
             self.send_error_for(e)
+            return
+        if (
+            (isinstance(e, DBAPIError)
+            and e.connection_invalidated)
+            or isinstance(e, OperationalError)
+        ):
+            # The database went away mid-request (a restart, a cut connection). The
+            # transaction rolled back, so the caller can safely send the same request
+            # again; 503 tells the hub's client to do so.
+            self.service.log.warning(
+                "Database unavailable for %s: %s", self.request.path, type(e).__name__
+            )
+            self.write_json(
+                {"status": 503, "message": "The accounting database is unavailable; retry."}, 503
+            )
             return
         super()._handle_request_exception(e)
 

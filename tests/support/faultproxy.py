@@ -5,7 +5,8 @@ requests) and asyncio code in the test's loop alike. Faults can change while it 
 
 - ``latency``: seconds added before each chunk is forwarded, both ways;
 - ``blackhole``: accept connections and never answer (a silent server);
-- ``drop_after``: close both sides once that many bytes went upstream-to-client.
+- ``drop_after``: close both sides once that many bytes went upstream-to-client;
+- :meth:`FaultProxy.cut`: abort every open connection now, as a restart would.
 """
 
 from __future__ import annotations
@@ -77,6 +78,23 @@ class FaultProxy:
         if self._thread:
             self._thread.join(10)
 
+    def cut(self) -> int:
+        """Abort every open connection (a database restart, a network cut); keep listening.
+
+        Returns how many connections were cut.
+        """
+        loop = self._loop
+        assert loop is not None
+
+        async def abort() -> int:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return len(tasks)
+
+        return asyncio.run_coroutine_threadsafe(abort(), loop).result(10)
+
     def __enter__(self) -> FaultProxy:
         return self.start()
 
@@ -88,6 +106,7 @@ class FaultProxy:
         assert task is not None
         self._tasks.add(task)  # type: ignore[arg-type]
         self.connections += 1
+        up_writer: asyncio.StreamWriter | None = None
         try:
             if self.blackhole:
                 # Hold the connection open and read nothing back: a hung server.
@@ -101,10 +120,16 @@ class FaultProxy:
                 self._pipe(up_reader, writer, budget),
                 return_exceptions=True,
             )
-            up_writer.close()
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
             pass
+        except asyncio.CancelledError:
+            # Cut (or stopping): reset both sides at once, as a dead peer would.
+            if up_writer is not None:
+                up_writer.transport.abort()
+            writer.transport.abort()
         finally:
+            if up_writer is not None:
+                up_writer.close()
             writer.close()
             # Stopping the proxy cancels this task; closing must not log that as an error.
             with contextlib.suppress(Exception, asyncio.CancelledError):
