@@ -6,6 +6,7 @@ caller holds a real JupyterHub token.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -108,7 +109,9 @@ def test_users_see_only_their_own_rows(accounting: Accounting) -> None:
     assert [s["user"] for s in sessions] == ["alice"]
     everyone = accounting.call("GET", "api/sessions", admin).json()["sessions"]
     assert {s["user"] for s in everyone} == {"alice", "bob"}
-    stop = stop_event_json(user="bob", server="", started_at=NOW - timedelta(hours=1), stopped_at=NOW)
+    stop = stop_event_json(
+        user="bob", server="", started_at=NOW - timedelta(hours=1), stopped_at=NOW
+    )
     accounting.call("POST", "api/events", accounting.hub_token, json=stop).raise_for_status()
     sacct = accounting.call("GET", "api/export/sacct.txt", admin)
     assert sacct.headers["Content-Disposition"].startswith('attachment; filename="eohub-')
@@ -116,6 +119,18 @@ def test_users_see_only_their_own_rows(accounting: Accounting) -> None:
     assert line.split("|")[8] == "bob"
     csv = accounting.call("GET", "api/export/sessions.csv", admin).text.splitlines()
     assert len(csv) == 3
+
+    quota = {"user": "alice", "group": "ghosts", "cpu": 1}
+    assert not accounting.call("POST", "api/quota/check", accounting.hub_token, json=quota).json()[
+        "allowed"
+    ]
+    metrics = accounting.call("GET", "metrics", admin).text
+    assert "eohub_accounting_open_sessions 1.0" in metrics
+    # bob's closed 0.5 core-hours, and alice's open session so far (a little over 0.5)
+    assert re.search(r'eohub_accounting_core_hours\{group="climate"\} 1\.0', metrics)
+    assert 'eohub_accounting_quota_denials_total{group="ghosts"} 1.0' in metrics
+    assert "eohub_accounting_ingest_seconds_count 2.0" in metrics
+    assert "eohub_accounting_events_total 3.0" in metrics
 
 
 def _counts(accounting: Accounting) -> tuple[int, ...]:
