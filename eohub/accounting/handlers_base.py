@@ -23,15 +23,15 @@ if TYPE_CHECKING:
 MAX_BODY = 16 * 1024 * 1024
 
 
-class BaseHandler(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
-    """Identifies the caller once per request, in ``prepare``."""
+class AppHubAuth:
+    """``hub_auth`` is the application's HubOAuth.
 
-    caller: Caller | None = None
+    JupyterHub's handlers default to ``HubOAuth.instance()``; the pages keep their OAuth
+    state and PKCE verifier on the instance in the application settings, so the handlers
+    and the OAuth callback must all use that one.
+    """
 
-    @property
-    def service(self) -> AccountingService:
-        service: AccountingService = self.settings["eohub_service"]
-        return service
+    settings: dict[str, Any]
 
     @property
     def hub_auth(self) -> HubOAuth:
@@ -41,6 +41,17 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
     @hub_auth.setter
     def hub_auth(self, value: HubOAuth) -> None:  # pragma: no cover - HubAuthenticated API
         raise AttributeError("hub_auth comes from the application settings")
+
+
+class BaseHandler(AppHubAuth, HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
+    """Identifies the caller once per request, in ``prepare``."""
+
+    caller: Caller | None = None
+
+    @property
+    def service(self) -> AccountingService:
+        service: AccountingService = self.settings["eohub_service"]
+        return service
 
     async def prepare(self) -> None:
         model = await self.hub_auth.get_user(self, sync=False)
@@ -114,10 +125,8 @@ class APIHandler(BaseHandler):
         if isinstance(e, EventError):
             self.send_error_for(e)
             return
-        if (
-            (isinstance(e, DBAPIError)
-            and e.connection_invalidated)
-            or isinstance(e, OperationalError)
+        if (isinstance(e, DBAPIError) and e.connection_invalidated) or isinstance(
+            e, OperationalError
         ):
             # The database went away mid-request (a restart, a cut connection). The
             # transaction rolled back, so the caller can safely send the same request
@@ -132,18 +141,5 @@ class APIHandler(BaseHandler):
         super()._handle_request_exception(e)
 
 
-class OAuthCallbackHandler(HubOAuthCallbackHandler):  # type: ignore[misc]
-    """Finishes the pages' OAuth login with the application's own HubOAuth.
-
-    The stock handler reads ``HubOAuth.instance()``; the OAuth state and PKCE verifier
-    live on the instance the application settings hold, so the callback must use it.
-    """
-
-    @property
-    def hub_auth(self) -> HubOAuth:
-        auth: HubOAuth = self.settings["hub_auth"]
-        return auth
-
-    @hub_auth.setter
-    def hub_auth(self, value: HubOAuth) -> None:  # pragma: no cover - HubAuthenticated API
-        raise AttributeError("hub_auth comes from the application settings")
+class OAuthCallbackHandler(AppHubAuth, HubOAuthCallbackHandler):  # type: ignore[misc]
+    """Finishes the pages' OAuth login with the application's own HubOAuth."""
