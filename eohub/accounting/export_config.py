@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 from traitlets import Dict, Integer, Unicode
@@ -98,8 +98,9 @@ def run_export(
     """
     if kind == "sessions.csv":
         total = store.count_sessions(start, end, group=group)
-        records = store.iter_sessions(start, end, group=group)
-        return write_sessions_csv(records, out, now=store.clock(), total=total, progress=progress)
+        sessions = store.iter_session_rows(start, end, group=group)
+        now = store.clock().astimezone(UTC).replace(tzinfo=None)  # the rows' times are naive UTC
+        return write_sessions_csv(sessions, out, now=now, total=total, progress=progress)
     if kind == "sacct.txt":
         total = store.count_sessions(start, end, group=group, ended=True)
         records = store.iter_sessions(start, end, group=group, ended=True)

@@ -24,7 +24,7 @@ from eohub.domain.csv_export import (
     session_rows,
     usage_rows,
 )
-from eohub.domain.session_record import SessionRecord, StorageSample, UsageRow
+from eohub.domain.session_record import SessionFields, SessionRecord, StorageSample, UsageRow
 from eohub.domain.xdmod import (
     DEFAULT_SACCT_OPTIONS,
     SacctOptions,
@@ -83,7 +83,7 @@ def write_sacct(
 
 
 def write_sessions_csv(
-    records: Iterable[SessionRecord],
+    records: Iterable[SessionFields],
     out: TextIO,
     *,
     now: datetime,

@@ -68,10 +68,13 @@ Event = StartEvent | StopEvent
 
 
 def format_time(t: datetime) -> str:
-    """ISO 8601 in UTC with microseconds and a ``Z``, the form events and the API use."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO 8601 in UTC with microseconds and a ``Z``, the form events and the API use.
+
+    A naive ``t`` is taken to be UTC already (as the store hands times to exports).
+    """
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: object) -> datetime:

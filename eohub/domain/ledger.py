@@ -93,17 +93,30 @@ class Usage:
 ZERO = Usage()
 
 
-def _elapsed_us(start: datetime, end: datetime) -> int:
+def elapsed_us(start: datetime, end: datetime) -> int:
+    """Whole microseconds from ``start`` to ``end`` (negative if ``end`` is earlier)."""
     delta = end - start
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _cumulative(resources: Resources, elapsed_us: int) -> Usage:
-    """Usage from the session start to ``elapsed_us`` later, floored to whole units."""
+def usage_units(
+    millicores: int, memory_bytes: int, gpus: int, elapsed: int
+) -> tuple[int, int, int]:
+    """(millicore-ms, MiB-ms, GPU-ms) held over ``elapsed`` microseconds, floored.
+
+    The one formula of the ledger, on plain integers: exports call it per row.
+    """
+    return (
+        millicores * elapsed // 1000,
+        memory_bytes * elapsed // (MIB * 1000),
+        gpus * elapsed // 1000,
+    )
+
+
+def _cumulative(resources: Resources, elapsed: int) -> Usage:
+    """Usage from the session start to ``elapsed`` microseconds later."""
     return Usage(
-        cpu_mcore_ms=resources.millicores * elapsed_us // 1000,
-        mem_mib_ms=resources.memory_bytes * elapsed_us // (MIB * 1000),
-        gpu_ms=resources.gpus * elapsed_us // 1000,
+        *usage_units(resources.millicores, resources.memory_bytes, resources.gpus, elapsed)
     )
 
 
@@ -112,7 +125,7 @@ def session_usage(resources: Resources, start: datetime, end: datetime) -> Usage
     start, end = ensure_utc(start), ensure_utc(end)
     if end <= start:
         return ZERO
-    return _cumulative(resources, _elapsed_us(start, end))
+    return _cumulative(resources, elapsed_us(start, end))
 
 
 def split_usage(
@@ -128,7 +141,7 @@ def split_usage(
         return
     before = ZERO
     for period, _, overlap_end in periods_between(kind, start, end):
-        upto = _cumulative(resources, _elapsed_us(start, overlap_end))
+        upto = _cumulative(resources, elapsed_us(start, overlap_end))
         yield period, upto - before
         before = upto
 
@@ -141,6 +154,6 @@ def usage_in_window(
     lo, hi = max(start, ensure_utc(window[0])), min(end, ensure_utc(window[1]))
     if hi <= lo:
         return ZERO
-    return _cumulative(resources, _elapsed_us(start, hi)) - _cumulative(
-        resources, _elapsed_us(start, lo)
+    return _cumulative(resources, elapsed_us(start, hi)) - _cumulative(
+        resources, elapsed_us(start, lo)
     )

@@ -5,8 +5,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from eohub.domain.ledger import Resources, Usage, session_usage
+
+
+class SessionFields(Protocol):
+    """The fields of a session, as a :class:`SessionRecord` or a database row has them.
+
+    Exports read a million sessions; taking rows as they come, without building a
+    record for each, is what keeps them fast.
+    """
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def server(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def profile(self) -> str: ...
+    @property
+    def image(self) -> str: ...
+    @property
+    def millicores(self) -> int: ...
+    @property
+    def memory_bytes(self) -> int: ...
+    @property
+    def gpus(self) -> int: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def stopped_at(self) -> datetime | None: ...
+    @property
+    def end_reason(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -27,6 +61,18 @@ class SessionRecord:
     end_reason: str | None = None
     profile: str = ""
     image: str = ""
+
+    @property
+    def millicores(self) -> int:
+        return self.resources.millicores
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.resources.memory_bytes
+
+    @property
+    def gpus(self) -> int:
+        return self.resources.gpus
 
     def usage(self, now: datetime) -> Usage:
         """Usage so far: an open session counts up to ``now``."""

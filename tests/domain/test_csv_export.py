@@ -16,6 +16,7 @@ from eohub.domain.csv_export import (
     SESSION_HEADER,
     USAGE_HEADER,
     decimal_text,
+    ratio_text,
     safe_cell,
     session_row,
     session_rows,
@@ -157,3 +158,10 @@ def test_rows_survive_a_csv_round_trip(
     assert len(back) == len(SESSION_HEADER)
     assert (back[1], back[3]) == (safe_cell(user), safe_cell(group))
     assert Fraction(back[6]) == Fraction(millicores, 1000)
+
+
+@given(st.integers(0, 10**15), st.integers(1, 10**10))
+def test_ratio_text_agrees_with_exact_decimal_rounding(numerator: int, denominator: int) -> None:
+    assert ratio_text(numerator, denominator, 6) == decimal_text(
+        Fraction(numerator, denominator), 6
+    )

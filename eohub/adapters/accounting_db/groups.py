@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from eohub.adapters.accounting_db.models import Group, GroupPI, Quota
 from eohub.domain.ledger import MS_PER_HOUR
@@ -126,3 +126,22 @@ def put_quota(connection: Connection, group: str, user: str, limits: Limits | No
 
 def pi_groups(connection: Connection, user: str) -> set[str]:
     return set(connection.scalars(select(GroupPI.group).where(GroupPI.user == user)))
+
+
+_QUOTA_GROUP = (
+    select(Group.allocation, Group.display_name, Quota)
+    .outerjoin(Quota, Quota.group == Group.name)
+    .where(Group.name == bindparam("group"))
+)
+
+
+def quota_group(connection: Connection, name: str) -> GroupInfo | None:
+    """A group's allocation and quota rows in one query (no PIs: quota checks need none)."""
+    rows = connection.execute(_QUOTA_GROUP, {"group": name}).all()
+    if not rows:
+        return None
+    quotas = {r.user: limits_from_row(cast(Row[Any], r)) for r in rows if r.user is not None}
+    first = rows[0]
+    return GroupInfo(
+        name, first.display_name, Allocation.parse(first.allocation), frozenset(), quotas
+    )

@@ -7,12 +7,26 @@ of indexed queries.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Row, and_, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import NullType
 
 from eohub.adapters.accounting_db import groups as group_queries
 from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP, GroupInfo
@@ -28,7 +42,7 @@ from eohub.domain.accounting_events import Event
 from eohub.domain.ledger import Resources, Usage, split_usage, usage_in_window
 from eohub.domain.periods import Allocation, PeriodKind
 from eohub.domain.quota import Decision, Limits, Running, Standing, budget_left, decide
-from eohub.domain.session_record import SessionRecord, StorageSample, UsageRow
+from eohub.domain.session_record import SessionFields, SessionRecord, StorageSample, UsageRow
 
 
 def utcnow() -> datetime:
@@ -38,6 +52,74 @@ def utcnow() -> datetime:
 
 class UnknownGroupError(LookupError):
     """The group is not defined in the accounting service."""
+
+
+# Quota checks run these on every launch; built once, they compile once.
+_TOTALS_IN_WINDOW = (
+    select(
+        UsageTotal.user,
+        func.sum(UsageTotal.cpu_mcore_ms),
+        func.sum(UsageTotal.mem_mib_ms),
+        func.sum(UsageTotal.gpu_ms),
+    )
+    .where(
+        UsageTotal.group == bindparam("group"),
+        UsageTotal.user.in_(bindparam("users", expanding=True)),
+        UsageTotal.kind == bindparam("kind"),
+        UsageTotal.period_start.in_(bindparam("buckets", expanding=True)),
+    )
+    .group_by(UsageTotal.user)
+)
+_OPEN_IN_GROUP = select(
+    Session.user, Session.millicores, Session.memory_bytes, Session.gpus, Session.started_at
+).where(Session.group == bindparam("group"), Session.stopped_at.is_(None))
+
+# What a SessionRecord needs, and no more: exports read a million of these.
+_RECORD_COLUMNS = (
+    Session.id,
+    Session.user,
+    Session.server,
+    Session.group,
+    Session.millicores,
+    Session.memory_bytes,
+    Session.gpus,
+    Session.started_at,
+    Session.stopped_at,
+    Session.end_reason,
+    Session.profile,
+    Session.image,
+)
+
+
+_ZERO = Usage()
+
+
+def _usage_order(row: UsageRow) -> tuple[datetime, str, str]:
+    return row.period_start, row.group, row.user
+
+
+class SessionValues(NamedTuple):
+    """A session's fields in :data:`_RECORD_COLUMNS` order, with naive UTC times."""
+
+    id: int
+    user: str
+    server: str
+    group: str
+    millicores: int
+    memory_bytes: int
+    gpus: int
+    started_at: datetime
+    stopped_at: datetime | None
+    end_reason: str | None
+    profile: str
+    image: str
+
+
+def _naive_utc(value: datetime | str | None) -> datetime | None:
+    # SQLite hands back the stored text; the server databases a naive datetime.
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
 
 
 def _record(row: Row[Any]) -> SessionRecord:
@@ -65,11 +147,24 @@ class AccountingStore:
         schema already ensured.
     clock
         Returns "now"; tests pass their own to travel in time.
+    group_cache_seconds
+        How long quota checks reuse a group's allocation and quota rows.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        group_cache_seconds: float = 10.0,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        self.group_cache_seconds = group_cache_seconds
+        # Quota checks read a group's allocation and quota rows from here; changes made
+        # through this store clear it at once, changes by another process show within
+        # ``group_cache_seconds``.
+        self._group_cache: dict[str, tuple[float, GroupInfo | None]] = {}
 
     # -- events -------------------------------------------------------------------
     def ingest(self, events: list[Event], *, single: bool = False) -> IngestResult:
@@ -98,6 +193,7 @@ class AccountingStore:
         quotas: dict[str, Limits | None] | None = None,
     ) -> bool:
         """Create or update a group, its PIs and its quota rows in one transaction."""
+        self._group_cache.clear()
         with self.engine.begin() as connection:
             created = group_queries.put_group(
                 connection,
@@ -118,54 +214,45 @@ class AccountingStore:
     # -- quota --------------------------------------------------------------------
     def standings(self, user: str, group: GroupInfo, now: datetime) -> list[Standing]:
         """Usage and running servers against each quota row that applies to ``user``."""
+        with self.engine.connect() as connection:
+            return self._standings(connection, user, group, now)
+
+    def _standings(
+        self, connection: Connection, user: str, group: GroupInfo, now: datetime
+    ) -> list[Standing]:
         allocation = group.allocation
         window = allocation.window(now)
-        buckets = allocation.bucket_starts(now)
         group_used, user_used = Usage(), Usage()
         group_running, user_running = [0, 0], [0, 0]
         storage = 0
-        with self.engine.connect() as connection:
-            totals = connection.execute(
-                select(
-                    UsageTotal.user,
-                    func.sum(UsageTotal.cpu_mcore_ms),
-                    func.sum(UsageTotal.mem_mib_ms),
-                    func.sum(UsageTotal.gpu_ms),
-                )
-                .where(
-                    UsageTotal.group == group.name,
-                    UsageTotal.user.in_([WHOLE_GROUP, user]),
-                    UsageTotal.kind == allocation.kind.value,
-                    UsageTotal.period_start.in_(buckets),
-                )
-                .group_by(UsageTotal.user)
-            )
-            for who, cpu, mem, gpu in totals:
-                used = Usage(int(cpu or 0), int(mem or 0), int(gpu or 0))
-                if who == WHOLE_GROUP:
-                    group_used = used
-                else:
-                    user_used = used
-            open_rows = connection.execute(
-                select(
-                    Session.user,
-                    Session.millicores,
-                    Session.memory_bytes,
-                    Session.gpus,
-                    Session.started_at,
-                ).where(Session.group == group.name, Session.stopped_at.is_(None))
-            )
-            for who, mcores, mem_bytes, gpus, started in open_rows:
-                piece = usage_in_window(Resources(mcores, mem_bytes, gpus), started, now, window)
-                group_used += piece
-                group_running[0] += 1
-                group_running[1] += mcores
-                if who == user:
-                    user_used += piece
-                    user_running[0] += 1
-                    user_running[1] += mcores
-            if group.quotas.get(WHOLE_GROUP, Limits()).storage_bytes is not None:
-                storage = self._group_storage(connection, group.name)
+        totals = connection.execute(
+            _TOTALS_IN_WINDOW,
+            {
+                "group": group.name,
+                "users": [WHOLE_GROUP, user],
+                "kind": allocation.kind.value,
+                "buckets": allocation.bucket_starts(now),
+            },
+        )
+        for who, cpu, mem, gpu in totals:
+            used = Usage(int(cpu or 0), int(mem or 0), int(gpu or 0))
+            if who == WHOLE_GROUP:
+                group_used = used
+            else:
+                user_used = used
+        for who, mcores, mem_bytes, gpus, started in connection.execute(
+            _OPEN_IN_GROUP, {"group": group.name}
+        ):
+            piece = usage_in_window(Resources(mcores, mem_bytes, gpus), started, now, window)
+            group_used += piece
+            group_running[0] += 1
+            group_running[1] += mcores
+            if who == user:
+                user_used += piece
+                user_running[0] += 1
+                user_running[1] += mcores
+        if group.quotas.get(WHOLE_GROUP, Limits()).storage_bytes is not None:
+            storage = self._group_storage(connection, group.name)
         standings = []
         if WHOLE_GROUP in group.quotas:
             standings.append(
@@ -190,16 +277,40 @@ class AccountingStore:
         return standings
 
     def check_quota(self, user: str, group_name: str, request: Resources) -> Decision:
-        """Allow or deny ``request`` for ``user`` charged to ``group_name``, with the reason."""
-        try:
-            group = self.group(group_name)
-        except UnknownGroupError:
-            return Decision(
-                False,
-                f"The group {group_name!r} has no allocation in accounting; ask an admin.",
-                budget_left([]),
-            )
-        return decide(request, self.standings(user, group, self.clock()))
+        """Allow or deny ``request`` for ``user`` charged to ``group_name``, with the reason.
+
+        Two prepared statements on one connection (the group's running totals, its open
+        sessions) and the group's quota rows from a short cache: the cost does not grow
+        with the sessions recorded. A connection found dead is retried once on a fresh one.
+        """
+        for attempt in (1, 2):
+            try:
+                return self._check_quota(user, group_name, request)
+            except DBAPIError as e:
+                if not e.connection_invalidated or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_quota(self, user: str, group_name: str, request: Resources) -> Decision:
+        now = self.clock()
+        with self.engine.connect() as connection:
+            group = self._quota_group(connection, group_name)
+            if group is None:
+                return Decision(
+                    False,
+                    f"The group {group_name!r} has no allocation in accounting; ask an admin.",
+                    budget_left([]),
+                )
+            standings = self._standings(connection, user, group, now)
+        return decide(request, standings)
+
+    def _quota_group(self, connection: Connection, name: str) -> GroupInfo | None:
+        cached = self._group_cache.get(name)
+        if cached is not None and time.monotonic() - cached[0] < self.group_cache_seconds:
+            return cached[1]
+        group = group_queries.quota_group(connection, name)
+        self._group_cache[name] = (time.monotonic(), group)
+        return group
 
     # -- usage --------------------------------------------------------------------
     def usage(
@@ -218,40 +329,58 @@ class AccountingStore:
         ``by_user`` is true or ``user`` is given.
         """
         now = self.clock()
-        acc: dict[tuple[datetime, str, str], Usage] = defaultdict(Usage)
+        query = select(
+            UsageTotal.period_start,
+            UsageTotal.group,
+            UsageTotal.user,
+            UsageTotal.cpu_mcore_ms,
+            UsageTotal.mem_mib_ms,
+            UsageTotal.gpu_ms,
+        ).where(
+            UsageTotal.kind == kind.value,
+            UsageTotal.period_start >= start,
+            UsageTotal.period_start < end,
+        )
+        if groups is not None:
+            query = query.where(UsageTotal.group.in_(groups))
+        if user is not None:
+            query = query.where(UsageTotal.user == user)
+        elif not by_user:
+            query = query.where(UsageTotal.user == WHOLE_GROUP)
+        else:
+            query = query.where(UsageTotal.user != WHOLE_GROUP)
+        running: dict[tuple[datetime, str, str], Usage] = defaultdict(Usage)
+        open_query = select(
+            Session.user,
+            Session.group,
+            Session.millicores,
+            Session.memory_bytes,
+            Session.gpus,
+            Session.started_at,
+        ).where(Session.stopped_at.is_(None), Session.started_at < end)
+        if groups is not None:
+            open_query = open_query.where(Session.group.in_(groups))
+        if user is not None:
+            open_query = open_query.where(Session.user == user)
         with self.engine.connect() as connection:
-            query = select(UsageTotal).where(
-                UsageTotal.kind == kind.value,
-                UsageTotal.period_start >= start,
-                UsageTotal.period_start < end,
-            )
-            if groups is not None:
-                query = query.where(UsageTotal.group.in_(groups))
-            if user is not None:
-                query = query.where(UsageTotal.user == user)
-            elif not by_user:
-                query = query.where(UsageTotal.user == WHOLE_GROUP)
-            else:
-                query = query.where(UsageTotal.user != WHOLE_GROUP)
-            for t in connection.execute(query):
-                acc[(t.period_start, t.group, t.user)] += Usage(
-                    t.cpu_mcore_ms, t.mem_mib_ms, t.gpu_ms
-                )
-            open_query = select(Session).where(
-                Session.stopped_at.is_(None), Session.started_at < end
-            )
-            if groups is not None:
-                open_query = open_query.where(Session.group.in_(groups))
-            if user is not None:
-                open_query = open_query.where(Session.user == user)
-            for s in connection.execute(open_query):
-                who = s.user if (user is not None or by_user) else WHOLE_GROUP
-                resources = Resources(s.millicores, s.memory_bytes, s.gpus)
+            for who, group, mcores, mem, gpus, started in connection.execute(open_query):
+                who = who if (user is not None or by_user) else WHOLE_GROUP
+                resources = Resources(mcores, mem, gpus)
                 for period, piece in split_usage(
-                    resources, max(s.started_at, start), min(now, end), kind
+                    resources, max(started, start), min(now, end), kind
                 ):
-                    acc[(period, s.group, who)] += piece
-        return [UsageRow(p, g, u, v) for (p, g, u), v in sorted(acc.items()) if v != Usage()]
+                    running[(period, group, who)] += piece
+            # Totals are unique per key: rows are built straight from them, and only the
+            # few keys with running servers are merged.
+            rows = [
+                UsageRow(p, g, u, Usage(c, m, gp) + running.pop((p, g, u), _ZERO))
+                if running
+                else UsageRow(p, g, u, Usage(c, m, gp))
+                for p, g, u, c, m, gp in connection.execute(query)
+            ]
+        rows.extend(UsageRow(p, g, u, v) for (p, g, u), v in running.items())
+        rows.sort(key=_usage_order)
+        return [r for r in rows if r.usage != _ZERO]
 
     # -- sessions -----------------------------------------------------------------
     def sessions(
@@ -280,7 +409,7 @@ class AccountingStore:
 
     def _range_query(self, start: datetime, end: datetime, group: str | None, ended: bool):  # type: ignore[no-untyped-def]
         column = Session.stopped_at if ended else Session.started_at
-        query = select(Session).where(column >= start, column < end)
+        query = select(*_RECORD_COLUMNS).where(column >= start, column < end)
         if group is not None:
             query = query.where(Session.group == group)
         return query
@@ -309,6 +438,35 @@ class AccountingStore:
             result = connection.execution_options(yield_per=chunk).execute(query)
             for row in result:
                 yield _record(row)
+
+    def iter_session_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        group: str | None = None,
+        ended: bool = False,
+        chunk: int = 5000,
+    ) -> Iterator[SessionFields]:
+        """Like :meth:`iter_sessions`, as plain tuples: for exports of a million sessions.
+
+        Times come back naive (UTC), read straight from the driver: the per-value
+        conversions of the ORM types would double an export's time.
+        """
+        column = Session.stopped_at if ended else Session.started_at
+        raw = [
+            type_coerce(c, NullType()) if c.key in ("started_at", "stopped_at") else c
+            for c in _RECORD_COLUMNS
+        ]
+        query = select(*raw).where(column >= start, column < end).order_by(Session.id)
+        if group is not None:
+            query = query.where(Session.group == group)
+        with self.engine.connect() as connection:
+            for row in connection.execution_options(yield_per=chunk).execute(query):
+                values = list(row)
+                values[7] = _naive_utc(values[7])
+                values[8] = _naive_utc(values[8])
+                yield SessionValues._make(values)
 
     def open_sessions(self) -> list[tuple[SessionRecord, datetime | None]]:
         """Every open session, with the last time its server was seen running."""
