@@ -9,7 +9,6 @@ overwrite.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
@@ -18,17 +17,40 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from eohub.adapters.accounting_db.models import UsageTotal
-from eohub.domain.ledger import Resources, Usage, split_usage
-from eohub.domain.periods import LEDGER_KINDS
+from eohub.domain.ledger import Resources, elapsed_us, split_usage, usage_units
+from eohub.domain.periods import (
+    LEDGER_KINDS,
+    PeriodKind,
+    ensure_utc,
+    next_period_start,
+    period_start,
+)
 
 TotalKey = tuple[str, str, str, datetime]
 
 
 class TotalsDelta:
-    """Usage deltas keyed by (group, user, kind, period_start), summed before writing."""
+    """Usage deltas keyed by (group, user, kind, period_start), summed before writing.
+
+    Deltas are kept as ``[cpu, mem, gpu]`` integer lists: ingest adds eight of them per
+    stopped session, thousands of sessions per batch.
+    """
 
     def __init__(self) -> None:
-        self.deltas: dict[TotalKey, Usage] = defaultdict(Usage)
+        self.deltas: dict[TotalKey, list[int]] = {}
+
+    def _add(
+        self, group: str, user: str, kind: str, period: datetime, units: tuple[int, int, int]
+    ) -> None:
+        for who in ("", user):
+            key = (group, who, kind, period)
+            found = self.deltas.get(key)
+            if found is None:
+                self.deltas[key] = list(units)
+            else:
+                found[0] += units[0]
+                found[1] += units[1]
+                found[2] += units[2]
 
     def add_session(
         self,
@@ -39,13 +61,26 @@ class TotalsDelta:
         end: datetime,
         sign: int = 1,
     ) -> None:
+        start, end = ensure_utc(start), ensure_utc(end)
+        if end <= start:
+            return
+        day = period_start(PeriodKind.DAY, start)
+        if end <= next_period_start(PeriodKind.DAY, day):
+            # Within one day, so within one period of every kind: no split to compute.
+            cpu, mem, gpu = usage_units(
+                resources.millicores,
+                resources.memory_bytes,
+                resources.gpus,
+                elapsed_us(start, end),
+            )
+            units = (sign * cpu, sign * mem, sign * gpu)
+            for kind in LEDGER_KINDS:
+                self._add(group, user, kind.value, period_start(kind, day), units)
+            return
         for kind in LEDGER_KINDS:
             for period, usage in split_usage(resources, start, end, kind):
-                if sign < 0:
-                    usage = Usage() - usage
-                for who in ("", user):
-                    key = (group, who, kind.value, period)
-                    self.deltas[key] = self.deltas[key] + usage
+                units = (sign * usage.cpu_mcore_ms, sign * usage.mem_mib_ms, sign * usage.gpu_ms)
+                self._add(group, user, kind.value, period, units)
 
     def rows(self) -> list[dict[str, Any]]:
         return [
@@ -54,12 +89,12 @@ class TotalsDelta:
                 "user": u,
                 "kind": k,
                 "period_start": p,
-                "cpu_mcore_ms": d.cpu_mcore_ms,
-                "mem_mib_ms": d.mem_mib_ms,
-                "gpu_ms": d.gpu_ms,
+                "cpu_mcore_ms": d[0],
+                "mem_mib_ms": d[1],
+                "gpu_ms": d[2],
             }
             for (g, u, k, p), d in self.deltas.items()
-            if d != Usage()
+            if d != [0, 0, 0]
         ]
 
 
