@@ -11,14 +11,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
     Engine,
-    Row,
     and_,
-    bindparam,
     func,
     insert,
     or_,
@@ -29,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import NullType
 
 from eohub.adapters.accounting_db import groups as group_queries
+from eohub.adapters.accounting_db import queries
 from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP, GroupInfo
 from eohub.adapters.accounting_db.ingest import (
     IngestResult,
@@ -52,89 +50,6 @@ def utcnow() -> datetime:
 
 class UnknownGroupError(LookupError):
     """The group is not defined in the accounting service."""
-
-
-# Quota checks run these on every launch; built once, they compile once.
-_TOTALS_IN_WINDOW = (
-    select(
-        UsageTotal.user,
-        func.sum(UsageTotal.cpu_mcore_ms),
-        func.sum(UsageTotal.mem_mib_ms),
-        func.sum(UsageTotal.gpu_ms),
-    )
-    .where(
-        UsageTotal.group == bindparam("group"),
-        UsageTotal.user.in_(bindparam("users", expanding=True)),
-        UsageTotal.kind == bindparam("kind"),
-        UsageTotal.period_start.in_(bindparam("buckets", expanding=True)),
-    )
-    .group_by(UsageTotal.user)
-)
-_OPEN_IN_GROUP = select(
-    Session.user, Session.millicores, Session.memory_bytes, Session.gpus, Session.started_at
-).where(Session.group == bindparam("group"), Session.stopped_at.is_(None))
-
-# What a SessionRecord needs, and no more: exports read a million of these.
-_RECORD_COLUMNS = (
-    Session.id,
-    Session.user,
-    Session.server,
-    Session.group,
-    Session.millicores,
-    Session.memory_bytes,
-    Session.gpus,
-    Session.started_at,
-    Session.stopped_at,
-    Session.end_reason,
-    Session.profile,
-    Session.image,
-)
-
-
-_ZERO = Usage()
-
-
-def _usage_order(row: UsageRow) -> tuple[datetime, str, str]:
-    return row.period_start, row.group, row.user
-
-
-class SessionValues(NamedTuple):
-    """A session's fields in :data:`_RECORD_COLUMNS` order, with naive UTC times."""
-
-    id: int
-    user: str
-    server: str
-    group: str
-    millicores: int
-    memory_bytes: int
-    gpus: int
-    started_at: datetime
-    stopped_at: datetime | None
-    end_reason: str | None
-    profile: str
-    image: str
-
-
-def _naive_utc(value: datetime | str | None) -> datetime | None:
-    # SQLite hands back the stored text; the server databases a naive datetime.
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
-
-
-def _record(row: Row[Any]) -> SessionRecord:
-    return SessionRecord(
-        id=row.id,
-        user=row.user,
-        server=row.server,
-        group=row.group,
-        resources=Resources(row.millicores, row.memory_bytes, row.gpus),
-        started_at=row.started_at,
-        stopped_at=row.stopped_at,
-        end_reason=row.end_reason,
-        profile=row.profile,
-        image=row.image,
-    )
 
 
 class AccountingStore:
@@ -226,7 +141,7 @@ class AccountingStore:
         group_running, user_running = [0, 0], [0, 0]
         storage = 0
         totals = connection.execute(
-            _TOTALS_IN_WINDOW,
+            queries.TOTALS_IN_WINDOW,
             {
                 "group": group.name,
                 "users": [WHOLE_GROUP, user],
@@ -241,7 +156,7 @@ class AccountingStore:
             else:
                 user_used = used
         for who, mcores, mem_bytes, gpus, started in connection.execute(
-            _OPEN_IN_GROUP, {"group": group.name}
+            queries.OPEN_IN_GROUP, {"group": group.name}
         ):
             piece = usage_in_window(Resources(mcores, mem_bytes, gpus), started, now, window)
             group_used += piece
@@ -373,14 +288,14 @@ class AccountingStore:
             # Totals are unique per key: rows are built straight from them, and only the
             # few keys with running servers are merged.
             rows = [
-                UsageRow(p, g, u, Usage(c, m, gp) + running.pop((p, g, u), _ZERO))
+                UsageRow(p, g, u, Usage(c, m, gp) + running.pop((p, g, u), queries.ZERO))
                 if running
                 else UsageRow(p, g, u, Usage(c, m, gp))
                 for p, g, u, c, m, gp in connection.execute(query)
             ]
         rows.extend(UsageRow(p, g, u, v) for (p, g, u), v in running.items())
-        rows.sort(key=_usage_order)
-        return [r for r in rows if r.usage != _ZERO]
+        rows.sort(key=queries.usage_order)
+        return [r for r in rows if r.usage != queries.ZERO]
 
     # -- sessions -----------------------------------------------------------------
     def sessions(
@@ -405,11 +320,11 @@ class AccountingStore:
         if before_id is not None:
             query = query.where(Session.id < before_id)
         with self.engine.connect() as connection:
-            return [_record(r) for r in connection.execute(query)]
+            return [queries.record(r) for r in connection.execute(query)]
 
     def _range_query(self, start: datetime, end: datetime, group: str | None, ended: bool):  # type: ignore[no-untyped-def]
         column = Session.stopped_at if ended else Session.started_at
-        query = select(*_RECORD_COLUMNS).where(column >= start, column < end)
+        query = select(*queries.RECORD_COLUMNS).where(column >= start, column < end)
         if group is not None:
             query = query.where(Session.group == group)
         return query
@@ -437,7 +352,7 @@ class AccountingStore:
         with self.engine.connect() as connection:
             result = connection.execution_options(yield_per=chunk).execute(query)
             for row in result:
-                yield _record(row)
+                yield queries.record(row)
 
     def iter_session_rows(
         self,
@@ -456,7 +371,7 @@ class AccountingStore:
         column = Session.stopped_at if ended else Session.started_at
         raw = [
             type_coerce(c, NullType()) if c.key in ("started_at", "stopped_at") else c
-            for c in _RECORD_COLUMNS
+            for c in queries.RECORD_COLUMNS
         ]
         query = select(*raw).where(column >= start, column < end).order_by(Session.id)
         if group is not None:
@@ -464,15 +379,15 @@ class AccountingStore:
         with self.engine.connect() as connection:
             for row in connection.execution_options(yield_per=chunk).execute(query):
                 values = list(row)
-                values[7] = _naive_utc(values[7])
-                values[8] = _naive_utc(values[8])
-                yield SessionValues._make(values)
+                values[7] = queries.naive_utc(values[7])
+                values[8] = queries.naive_utc(values[8])
+                yield queries.SessionValues._make(values)
 
     def open_sessions(self) -> list[tuple[SessionRecord, datetime | None]]:
         """Every open session, with the last time its server was seen running."""
         with self.engine.connect() as connection:
             rows = connection.execute(select(Session).where(Session.stopped_at.is_(None)))
-            return [(_record(r), r.last_seen_at) for r in rows]
+            return [(queries.record(r), r.last_seen_at) for r in rows]
 
     def close_session(self, session_id: int, stopped_at: datetime, reason: str) -> bool:
         with self.engine.begin() as connection:

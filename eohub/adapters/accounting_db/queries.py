@@ -1,0 +1,94 @@
+"""Statements and row shapes the store reuses: built once, so they compile once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Row, bindparam, func, select
+
+from eohub.adapters.accounting_db.models import Session, UsageTotal
+from eohub.domain.ledger import Resources, Usage
+from eohub.domain.session_record import SessionRecord, UsageRow
+
+# Quota checks run these on every launch; built once, they compile once.
+TOTALS_IN_WINDOW = (
+    select(
+        UsageTotal.user,
+        func.sum(UsageTotal.cpu_mcore_ms),
+        func.sum(UsageTotal.mem_mib_ms),
+        func.sum(UsageTotal.gpu_ms),
+    )
+    .where(
+        UsageTotal.group == bindparam("group"),
+        UsageTotal.user.in_(bindparam("users", expanding=True)),
+        UsageTotal.kind == bindparam("kind"),
+        UsageTotal.period_start.in_(bindparam("buckets", expanding=True)),
+    )
+    .group_by(UsageTotal.user)
+)
+OPEN_IN_GROUP = select(
+    Session.user, Session.millicores, Session.memory_bytes, Session.gpus, Session.started_at
+).where(Session.group == bindparam("group"), Session.stopped_at.is_(None))
+
+# What a SessionRecord needs, and no more: exports read a million of these.
+RECORD_COLUMNS = (
+    Session.id,
+    Session.user,
+    Session.server,
+    Session.group,
+    Session.millicores,
+    Session.memory_bytes,
+    Session.gpus,
+    Session.started_at,
+    Session.stopped_at,
+    Session.end_reason,
+    Session.profile,
+    Session.image,
+)
+
+
+ZERO = Usage()
+
+
+def usage_order(row: UsageRow) -> tuple[datetime, str, str]:
+    return row.period_start, row.group, row.user
+
+
+class SessionValues(NamedTuple):
+    """A session's fields in :data:`RECORD_COLUMNS` order, with naive UTC times."""
+
+    id: int
+    user: str
+    server: str
+    group: str
+    millicores: int
+    memory_bytes: int
+    gpus: int
+    started_at: datetime
+    stopped_at: datetime | None
+    end_reason: str | None
+    profile: str
+    image: str
+
+
+def naive_utc(value: datetime | str | None) -> datetime | None:
+    # SQLite hands back the stored text; the server databases a naive datetime.
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def record(row: Row[Any]) -> SessionRecord:
+    return SessionRecord(
+        id=row.id,
+        user=row.user,
+        server=row.server,
+        group=row.group,
+        resources=Resources(row.millicores, row.memory_bytes, row.gpus),
+        started_at=row.started_at,
+        stopped_at=row.stopped_at,
+        end_reason=row.end_reason,
+        profile=row.profile,
+        image=row.image,
+    )
