@@ -248,7 +248,6 @@ class GroupHandler(APIHandler):
         self.service.log.info(
             "Group %s %s by %s", name, "created" if created else "changed", self.caller.name
         )
-        self.set_status(201 if created else 200)
         self.write_json(group_json(self.service.store.group(name)), 201 if created else 200)
 
 

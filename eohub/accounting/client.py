@@ -15,7 +15,6 @@ already has is only counted as a duplicate.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -24,11 +23,11 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.simple_httpclient import HTTPTimeoutError
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import Enum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from eohub.accounting.client_http import NoAnswer, Reply, post_json
 from eohub.accounting.outbox import DeadLetter, Delivery, Outbox, OutboxSender
 from eohub.accounting.scopes import SERVICE_NAME
 from eohub.domain.accounting_events import (
@@ -69,21 +68,6 @@ class QuotaAnswer:
     reason: str
     budget_left: Mapping[str, float | None] = field(default_factory=dict)
     source: QuotaSource = "service"
-
-
-@dataclass(frozen=True)
-class _Reply:
-    code: int
-    body: Any
-
-
-class _NoAnswer(Exception):
-    """No HTTP answer at all: ``problem`` is a sentence for users, ``detail`` for logs."""
-
-    def __init__(self, problem: str, detail: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.detail = detail
 
 
 class AccountingClient(LoggingConfigurable):
@@ -234,7 +218,7 @@ class AccountingClient(LoggingConfigurable):
         parse_quota_request(body)  # the service's own rules
         try:
             reply = await self._post("api/quota/check", body, self.quota_timeout)
-        except _NoAnswer as e:
+        except NoAnswer as e:
             return self._quota_fallback(user, group, e.problem, e.detail)
         if reply.code == 200:
             answer = _quota_answer(reply.body)
@@ -408,7 +392,7 @@ class AccountingClient(LoggingConfigurable):
     async def _send_batch(self, events: list[Any]) -> Delivery:
         try:
             reply = await self._post("api/events", {"events": events}, self.request_timeout)
-        except _NoAnswer as e:
+        except NoAnswer as e:
             return Delivery("retry", problem=f"{e.problem} ({e.detail})")
         if reply.code == 200:
             self._token_refused = False
@@ -455,41 +439,20 @@ class AccountingClient(LoggingConfigurable):
         outbox, executor = await self._open_outbox()
         return await asyncio.get_running_loop().run_in_executor(executor, call, outbox)
 
-    async def _post(self, path: str, body: Mapping[str, Any], seconds: float) -> _Reply:
-        """POST JSON and return the reply, whatever its status; or raise _NoAnswer."""
+    async def _post(self, path: str, body: Mapping[str, Any], seconds: float) -> Reply:
+        """POST JSON and return the reply, whatever its status; or raise NoAnswer."""
         if self._http is None:
             # Our own client: a hanging service must not take the connection slots of
             # the hub's shared AsyncHTTPClient, which it needs to talk to the proxy.
             self._http = AsyncHTTPClient(force_instance=True)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_token:
-            headers["Authorization"] = f"token {self.api_token}"
-        request = HTTPRequest(
+        return await post_json(
+            self._http,
             self.url + path,
-            method="POST",
-            headers=headers,
-            body=json.dumps(body),
-            connect_timeout=seconds,
-            request_timeout=seconds,
-            ca_certs=self.tls_ca_file or None,
+            body,
+            token=self.api_token,
+            seconds=seconds,
+            ca_file=self.tls_ca_file,
         )
-        where = urlsplit(self.url)
-        # Without any user:password@ the URL may carry.
-        endpoint = f"{where.scheme}://{where.netloc.rpartition('@')[2]}{where.path}{path}"
-        try:
-            response = await self._http.fetch(request, raise_error=False)
-        except (HTTPClientError, OSError) as e:
-            # simple_httpclient raises HTTPTimeoutError; curl_httpclient a 599 saying so.
-            if isinstance(e, HTTPTimeoutError) or "timed out" in str(e).lower():
-                problem = f"The accounting service did not answer within {seconds:g} s"
-            else:
-                problem = "The accounting service cannot be reached"
-            raise _NoAnswer(problem, f"POST {endpoint}: {e}") from None
-        try:
-            parsed = json.loads(response.body) if response.body else None
-        except ValueError:
-            parsed = None
-        return _Reply(response.code, parsed)
 
 
 def _service_url(url: str) -> str:

@@ -103,7 +103,7 @@ def run_export(
         return write_sessions_csv(sessions, out, now=now, total=total, progress=progress)
     if kind == "sacct.txt":
         total = store.count_sessions(start, end, group=group, ended=True)
-        records = store.iter_sessions(start, end, group=group, ended=True)
+        records = store.iter_session_rows(start, end, group=group, ended=True)
         return write_sacct(
             records, out, total=total, progress=progress, options=settings.sacct_options()
         )

@@ -24,7 +24,7 @@ from eohub.domain.csv_export import (
     session_rows,
     usage_rows,
 )
-from eohub.domain.session_record import SessionFields, SessionRecord, StorageSample, UsageRow
+from eohub.domain.session_record import SessionFields, StorageSample, UsageRow
 from eohub.domain.xdmod import (
     DEFAULT_SACCT_OPTIONS,
     SacctOptions,
@@ -62,7 +62,7 @@ def counted(items: Iterable[T], total: int | None, progress: Progress | None) ->
 
 
 def write_sacct(
-    records: Iterable[SessionRecord],
+    records: Iterable[SessionFields],
     out: TextIO,
     *,
     total: int | None = None,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from fractions import Fraction
 
 from eohub.domain.accounting_events import format_time
 from eohub.domain.ledger import MS_PER_HOUR, Usage, elapsed_us, usage_units
@@ -61,25 +60,11 @@ def safe_cell(text: str) -> str:
 _FORMULA_CHARS = frozenset("".join(_FORMULA_START))
 
 
-def decimal_text(value: Fraction, places: int, *, trim: bool = False) -> str:
-    """``value`` as a decimal with ``places`` digits, rounded half to even.
-
-    With ``trim``, trailing zeros (and a bare point) are dropped: ``0.25``, ``2``.
-    """
-    scaled = round(value * 10**places)
-    sign = "-" if scaled < 0 else ""
-    whole, frac = divmod(abs(scaled), 10**places)
-    digits = f"{frac:0{places}d}" if places else ""
-    if trim:
-        digits = digits.rstrip("0")
-    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
-
-
 def ratio_text(numerator: int, denominator: int, places: int) -> str:
     """``numerator / denominator`` (both >= 0) with ``places`` digits, half to even.
 
-    The same result as :func:`decimal_text` on the fraction, in integer arithmetic only:
-    an export writes four of these per row, a million rows at a time.
+    Integer arithmetic only: an export writes three of these per row, a million rows at
+    a time.
     """
     if not numerator:
         return "0." + "0" * places
@@ -103,7 +88,8 @@ def _hours(usage: Usage) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _cores(millicores: int) -> str:
+def cores_text(millicores: int) -> str:
+    """Cores from millicores, without trailing zeros: ``0.25``, ``2``, ``0.001``."""
     whole, frac = divmod(millicores, 1000)
     return f"{whole}.{frac:03d}".rstrip("0").rstrip(".") if frac else str(whole)
 
@@ -134,7 +120,7 @@ def session_row(record: SessionFields, now: datetime) -> list[str]:
         safe_cell(record.group),
         safe_cell(record.profile),
         safe_cell(record.image),
-        _cores(record.millicores),
+        cores_text(record.millicores),
         str(record.memory_bytes),
         str(record.gpus),
         format_time(record.started_at),

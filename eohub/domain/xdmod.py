@@ -61,7 +61,7 @@ from typing import Any
 
 from eohub.domain.ledger import MIB
 from eohub.domain.periods import ensure_utc
-from eohub.domain.session_record import SessionRecord, StorageSample
+from eohub.domain.session_record import SessionFields, StorageSample
 
 #: The ``sacct --format`` fields XDMoD's Slurm shredder reads, in its order.
 SACCT_FIELDS: tuple[str, ...] = (
@@ -255,7 +255,7 @@ DEFAULT_SACCT_OPTIONS = SacctOptions()
 
 
 def sacct_fields(
-    record: SessionRecord, options: SacctOptions = DEFAULT_SACCT_OPTIONS
+    record: SessionFields, options: SacctOptions = DEFAULT_SACCT_OPTIONS
 ) -> list[str]:
     """The 26 :data:`SACCT_FIELDS` of a stopped session, as strings.
 
@@ -294,9 +294,9 @@ def sacct_fields(
     # would otherwise log a data error and invent a start time.
     end = max(start, ensure_utc(record.stopped_at).replace(microsecond=0))
     elapsed = int((end - start).total_seconds())
-    cpus = whole_cpus(record.resources.millicores)
-    mem = memory_mib(record.resources.memory_bytes)
-    tres = _tres(cpus, mem, record.resources.gpus)
+    cpus = whole_cpus(record.millicores)
+    mem = memory_mib(record.memory_bytes)
+    tres = _tres(cpus, mem, record.gpus)
     uid = options.uids.get(record.user, pseudo_id(record.user))
     gid = options.gids.get(record.group, pseudo_id(record.group))
     group = xdmod_text(record.group)
@@ -341,7 +341,7 @@ def _tres(cpus: int, mem: int, gpus: int) -> str:
     return ",".join(parts)
 
 
-def sacct_line(record: SessionRecord, options: SacctOptions = DEFAULT_SACCT_OPTIONS) -> str:
+def sacct_line(record: SessionFields, options: SacctOptions = DEFAULT_SACCT_OPTIONS) -> str:
     """One ``sacct --parsable2`` line (no newline) for a stopped session.
 
     See :func:`sacct_fields` for the mapping and the errors.
@@ -350,7 +350,7 @@ def sacct_line(record: SessionRecord, options: SacctOptions = DEFAULT_SACCT_OPTI
 
 
 def sacct_lines(
-    records: Iterable[SessionRecord], options: SacctOptions = DEFAULT_SACCT_OPTIONS
+    records: Iterable[SessionFields], options: SacctOptions = DEFAULT_SACCT_OPTIONS
 ) -> Iterator[str]:
     """Lines for the stopped sessions in ``records``; open sessions are skipped.
 

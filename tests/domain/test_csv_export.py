@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from eohub.domain.csv_export import (
     SESSION_HEADER,
     USAGE_HEADER,
-    decimal_text,
+    cores_text,
     ratio_text,
     safe_cell,
     session_row,
@@ -110,21 +110,25 @@ def test_every_text_column_is_guarded() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "places", "trim", "text"),
+    ("value", "text"),
     [
-        (Fraction(1, 3), 6, False, "0.333333"),
-        (Fraction(2, 3), 6, False, "0.666667"),
-        (Fraction(1, 2_000_000), 6, False, "0.000000"),  # half to even
-        (Fraction(3, 2_000_000), 6, False, "0.000002"),
-        (Fraction(5), 6, False, "5.000000"),
-        (Fraction(-1, 4), 3, False, "-0.250"),
-        (Fraction(1, 4), 3, True, "0.25"),
-        (Fraction(2), 3, True, "2"),
-        (Fraction(1, 1000), 3, True, "0.001"),
+        (Fraction(1, 3), "0.333333"),
+        (Fraction(2, 3), "0.666667"),
+        (Fraction(1, 2_000_000), "0.000000"),  # half to even
+        (Fraction(3, 2_000_000), "0.000002"),
+        (Fraction(5), "5.000000"),
+        (Fraction(0), "0.000000"),
     ],
 )
-def test_decimals_are_exact(value: Fraction, places: int, trim: bool, text: str) -> None:
-    assert decimal_text(value, places, trim=trim) == text
+def test_decimals_are_exact(value: Fraction, text: str) -> None:
+    assert ratio_text(value.numerator, value.denominator, 6) == text
+
+
+@pytest.mark.parametrize(
+    ("millicores", "text"), [(250, "0.25"), (2000, "2"), (1, "0.001"), (1500, "1.5")]
+)
+def test_cores_drop_trailing_zeros(millicores: int, text: str) -> None:
+    assert cores_text(millicores) == text
 
 
 def test_a_usage_row() -> None:
@@ -162,6 +166,5 @@ def test_rows_survive_a_csv_round_trip(
 
 @given(st.integers(0, 10**15), st.integers(1, 10**10))
 def test_ratio_text_agrees_with_exact_decimal_rounding(numerator: int, denominator: int) -> None:
-    assert ratio_text(numerator, denominator, 6) == decimal_text(
-        Fraction(numerator, denominator), 6
-    )
+    exact = round(Fraction(numerator, denominator) * 10**6)  # Python rounds half to even
+    assert ratio_text(numerator, denominator, 6) == f"{exact // 10**6}.{exact % 10**6:06d}"

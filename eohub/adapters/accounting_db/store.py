@@ -198,13 +198,12 @@ class AccountingStore:
         sessions) and the group's quota rows from a short cache: the cost does not grow
         with the sessions recorded. A connection found dead is retried once on a fresh one.
         """
-        for attempt in (1, 2):
-            try:
-                return self._check_quota(user, group_name, request)
-            except DBAPIError as e:
-                if not e.connection_invalidated or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._check_quota(user, group_name, request)
+        except DBAPIError as e:
+            if not e.connection_invalidated:
+                raise
+            return self._check_quota(user, group_name, request)
 
     def _check_quota(self, user: str, group_name: str, request: Resources) -> Decision:
         now = self.clock()
@@ -322,9 +321,11 @@ class AccountingStore:
         with self.engine.connect() as connection:
             return [queries.record(r) for r in connection.execute(query)]
 
-    def _range_query(self, start: datetime, end: datetime, group: str | None, ended: bool):  # type: ignore[no-untyped-def]
+    def _range_query(  # type: ignore[no-untyped-def]
+        self, start: datetime, end: datetime, group: str | None, ended: bool, columns=()
+    ):
         column = Session.stopped_at if ended else Session.started_at
-        query = select(*queries.RECORD_COLUMNS).where(column >= start, column < end)
+        query = select(*(columns or queries.RECORD_COLUMNS)).where(column >= start, column < end)
         if group is not None:
             query = query.where(Session.group == group)
         return query
@@ -338,22 +339,6 @@ class AccountingStore:
                 connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             )
 
-    def iter_sessions(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        group: str | None = None,
-        ended: bool = False,
-        chunk: int = 5000,
-    ) -> Iterator[SessionRecord]:
-        """Sessions started (or, with ``ended``, stopped) in ``[start, end)``, by id, streamed."""
-        query = self._range_query(start, end, group, ended).order_by(Session.id)
-        with self.engine.connect() as connection:
-            result = connection.execution_options(yield_per=chunk).execute(query)
-            for row in result:
-                yield queries.record(row)
-
     def iter_session_rows(
         self,
         start: datetime,
@@ -363,19 +348,17 @@ class AccountingStore:
         ended: bool = False,
         chunk: int = 5000,
     ) -> Iterator[SessionFields]:
-        """Like :meth:`iter_sessions`, as plain tuples: for exports of a million sessions.
+        """Sessions started (or, with ``ended``, stopped) in ``[start, end)``, by id.
 
-        Times come back naive (UTC), read straight from the driver: the per-value
-        conversions of the ORM types would double an export's time.
+        Streamed as plain tuples with naive UTC times, read straight from the driver: an
+        export reads a million of them, and per-value type conversion would double its
+        time.
         """
-        column = Session.stopped_at if ended else Session.started_at
         raw = [
             type_coerce(c, NullType()) if c.key in ("started_at", "stopped_at") else c
             for c in queries.RECORD_COLUMNS
         ]
-        query = select(*raw).where(column >= start, column < end).order_by(Session.id)
-        if group is not None:
-            query = query.where(Session.group == group)
+        query = self._range_query(start, end, group, ended, raw).order_by(Session.id)
         with self.engine.connect() as connection:
             for row in connection.execution_options(yield_per=chunk).execute(query):
                 values = list(row)

@@ -1,0 +1,71 @@
+"""One JSON POST from the hub to the accounting service: its reply, or why there was none."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.simple_httpclient import HTTPTimeoutError
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer, whatever its status; ``body`` is the parsed JSON, or None."""
+
+    code: int
+    body: Any
+
+
+class NoAnswer(Exception):
+    """No HTTP answer at all: ``problem`` is a sentence for users, ``detail`` for logs."""
+
+    def __init__(self, problem: str, detail: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.detail = detail
+
+
+async def post_json(
+    http: AsyncHTTPClient,
+    url: str,
+    body: Mapping[str, Any],
+    *,
+    token: str,
+    seconds: float,
+    ca_file: str = "",
+) -> Reply:
+    """POST ``body`` as JSON to ``url`` within ``seconds``; raise :class:`NoAnswer` if
+    nothing answers. The token goes in the header only, and never into a message."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"token {token}"
+    request = HTTPRequest(
+        url,
+        method="POST",
+        headers=headers,
+        body=json.dumps(body),
+        connect_timeout=seconds,
+        request_timeout=seconds,
+        ca_certs=ca_file or None,
+    )
+    where = urlsplit(url)
+    # Without any user:password@ the URL may carry.
+    endpoint = f"{where.scheme}://{where.netloc.rpartition('@')[2]}{where.path}"
+    try:
+        response = await http.fetch(request, raise_error=False)
+    except (HTTPClientError, OSError) as e:
+        # simple_httpclient raises HTTPTimeoutError; curl_httpclient a 599 saying so.
+        if isinstance(e, HTTPTimeoutError) or "timed out" in str(e).lower():
+            problem = f"The accounting service did not answer within {seconds:g} s"
+        else:
+            problem = "The accounting service cannot be reached"
+        raise NoAnswer(problem, f"POST {endpoint}: {e}") from None
+    try:
+        parsed = json.loads(response.body) if response.body else None
+    except ValueError:
+        parsed = None
+    return Reply(response.code, parsed)
