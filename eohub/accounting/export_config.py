@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
-from traitlets import Dict, Integer, Unicode
+from traitlets import Dict, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from eohub.accounting.export_parallel import SESSION_EXPORTS, export_in_parts, shareable
 from eohub.accounting.exports import (
     Progress,
     write_sacct,
@@ -56,6 +58,30 @@ class XDMoDExport(Configurable):
         "/home", help="The file system the storage samples measure, as users see it."
     ).tag(config=True)
 
+    export_workers = Integer(
+        0,
+        help="Processes that write a large sessions.csv or sacct.txt export together. 0 "
+        "means one per CPU, at most 8; 1 writes every export in the calling process. Each "
+        "worker holds one more database connection while it runs.",
+    ).tag(config=True)
+    parallel_export_sessions = Integer(
+        200_000,
+        help="Exports of at least this many sessions are written by ``export_workers`` "
+        "processes; smaller ones are quicker in one process, since starting a worker "
+        "takes about a second.",
+    ).tag(config=True)
+
+    @validate("export_workers", "parallel_export_sessions")
+    def _validate_not_negative(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise TraitError(f"{proposal['trait'].name} must be 0 or more, not {value}")
+        return value
+
+    def workers(self) -> int:
+        """The worker processes to use; 1 means none."""
+        return self.export_workers or min(8, os.cpu_count() or 1)
+
     def sacct_options(self) -> SacctOptions:
         return SacctOptions(
             cluster=self.cluster,
@@ -96,17 +122,33 @@ def run_export(
     holds the sessions *stopped* in it (as ``sacct`` selects finished jobs), so export
     consecutive ranges and every job appears exactly once.
     """
-    if kind == "sessions.csv":
-        total = store.count_sessions(start, end, group=group)
-        sessions = store.iter_session_rows(start, end, group=group)
+    if kind in SESSION_EXPORTS:
+        ended = kind == "sacct.txt"
+        total = store.count_sessions(start, end, group=group, ended=ended)
         now = store.clock().astimezone(UTC).replace(tzinfo=None)  # the rows' times are naive UTC
-        return write_sessions_csv(sessions, out, now=now, total=total, progress=progress)
-    if kind == "sacct.txt":
-        total = store.count_sessions(start, end, group=group, ended=True)
-        records = store.iter_session_rows(start, end, group=group, ended=True)
-        return write_sacct(
-            records, out, total=total, progress=progress, options=settings.sacct_options()
-        )
+        sacct = settings.sacct_options() if ended else None
+        workers = settings.workers()
+        if workers > 1 and total >= settings.parallel_export_sessions and shareable(store.engine):
+            return export_in_parts(
+                kind,
+                store,
+                out,
+                start,
+                end,
+                group=group,
+                now=now,
+                sacct=sacct,
+                workers=workers,
+                # Parts of some 50k sessions keep the progress moving and the workers
+                # evenly busy.
+                parts=max(workers, total // 50_000),
+                total=total,
+                progress=progress,
+            )
+        records = store.iter_session_rows(start, end, group=group, ended=ended)
+        if sacct is not None:
+            return write_sacct(records, out, total=total, progress=progress, options=sacct)
+        return write_sessions_csv(records, out, now=now, total=total, progress=progress)
     if kind == "usage.csv":
         rows = store.usage(
             PeriodKind.MONTH, start, end, groups={group} if group else None, by_user=True

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from types import TracebackType
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from eohub.domain.csv_export import (
     SESSION_HEADER,
@@ -96,9 +96,31 @@ def write_sessions_csv(
     """
     writer = csv.writer(out)
     writer.writerow(SESSION_HEADER)
+    return write_csv_rows(writer, out, session_rows(counted(records, total, progress), now))
+
+
+def write_csv_rows(writer: Any, out: TextIO, rows: Iterable[list[str]]) -> int:
+    """Write ``rows`` as ``writer`` would; return how many.
+
+    Nearly every row needs no quoting, and joining it is three times quicker than the
+    :mod:`csv` writer, which matters at a million rows. A row with a cell that holds a
+    delimiter, a quote or a line break goes through ``writer``, whose output this
+    matches (``excel`` dialect: ``,``, minimal quoting, ``\\r\\n``).
+    """
     written = 0
-    for row in session_rows(counted(records, total, progress), now):
-        writer.writerow(row)
+    write = out.write
+    for row in rows:
+        line = ",".join(row)
+        if (
+            line.count(",") == len(row) - 1
+            and '"' not in line
+            and "\n" not in line
+            and "\r" not in line
+            and line
+        ):
+            write(line + "\r\n")
+        else:
+            writer.writerow(row)
         written += 1
     return written
 
@@ -113,11 +135,7 @@ def write_usage_csv(
     """Write a header and one row per (period, group, user); return the number of rows."""
     writer = csv.writer(out)
     writer.writerow(USAGE_HEADER)
-    written = 0
-    for row in usage_rows(counted(rows, total, progress)):
-        writer.writerow(row)
-        written += 1
-    return written
+    return write_csv_rows(writer, out, usage_rows(counted(rows, total, progress)))
 
 
 def write_storage_json(

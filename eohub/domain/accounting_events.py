@@ -74,7 +74,10 @@ def format_time(t: datetime) -> str:
     """
     if t.tzinfo is not None:
         t = t.astimezone(UTC).replace(tzinfo=None)
-    return t.isoformat(timespec="microseconds") + "Z"
+    # Plain isoformat() is much the quickest, and exports format two per row; it leaves
+    # out a zero fraction, which the fixed form keeps.
+    text = t.isoformat()
+    return text + "Z" if t.microsecond else text + ".000000Z"
 
 
 def parse_time(value: object) -> datetime:

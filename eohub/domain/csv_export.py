@@ -14,7 +14,8 @@ before they look) gets a leading ``'``, as OWASP recommends for CSV injection.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from eohub.domain.accounting_events import format_time
@@ -61,29 +62,48 @@ _FORMULA_CHARS = frozenset("".join(_FORMULA_START))
 
 
 def ratio_text(numerator: int, denominator: int, places: int) -> str:
-    """``numerator / denominator`` (both >= 0) with ``places`` digits, half to even.
+    """``numerator / denominator`` (both >= 0) with ``places`` digits, half to even."""
+    return ratio_formatter(denominator, places)(numerator)
+
+
+@functools.cache
+def ratio_formatter(denominator: int, places: int) -> Callable[[int], str]:
+    """:func:`ratio_text` for one denominator, with its constants worked out once.
 
     Integer arithmetic only: an export writes three of these per row, a million rows at
-    a time.
+    a time. The fraction ``10**places / denominator`` is reduced first, which keeps the
+    products small.
     """
-    if not numerator:
-        return "0." + "0" * places
-    quotient, remainder = divmod(numerator * 10**places, denominator)
-    if 2 * remainder > denominator or (2 * remainder == denominator and quotient % 2):
-        quotient += 1
-    whole, frac = divmod(quotient, 10**places)
-    return f"{whole}.{frac:0{places}d}"
+    scale = 10**places
+    common = math.gcd(scale, denominator)
+    times, over = scale // common, denominator // common
+    zero = "0." + "0" * places
+    pattern = "{}.{:0" + str(places) + "d}"
+
+    def text(numerator: int) -> str:
+        if not numerator:
+            return zero
+        quotient, remainder = divmod(numerator * times, over)
+        twice = 2 * remainder
+        if twice > over or (twice == over and quotient & 1):
+            quotient += 1
+        return pattern.format(*divmod(quotient, scale))
+
+    return text
 
 
 _CORE_MS_PER_HOUR = 1000 * MS_PER_HOUR
 _MIB_MS_PER_GIB_HOUR = 1024 * MS_PER_HOUR
+_core_hours = ratio_formatter(_CORE_MS_PER_HOUR, HOUR_PLACES)
+_memory_gib_hours = ratio_formatter(_MIB_MS_PER_GIB_HOUR, HOUR_PLACES)
+_gpu_hours = ratio_formatter(MS_PER_HOUR, HOUR_PLACES)
 
 
 def _hours(usage: Usage) -> list[str]:
     return [
-        ratio_text(usage.cpu_mcore_ms, _CORE_MS_PER_HOUR, HOUR_PLACES),
-        ratio_text(usage.mem_mib_ms, _MIB_MS_PER_GIB_HOUR, HOUR_PLACES),
-        ratio_text(usage.gpu_ms, MS_PER_HOUR, HOUR_PLACES),
+        _core_hours(usage.cpu_mcore_ms),
+        _memory_gib_hours(usage.mem_mib_ms),
+        _gpu_hours(usage.gpu_ms),
     ]
 
 
@@ -126,9 +146,9 @@ def session_row(record: SessionFields, now: datetime) -> list[str]:
         format_time(record.started_at),
         format_time(stopped) if stopped is not None else "",
         safe_cell(record.end_reason or ""),
-        ratio_text(cpu, _CORE_MS_PER_HOUR, HOUR_PLACES),
-        ratio_text(mem, _MIB_MS_PER_GIB_HOUR, HOUR_PLACES),
-        ratio_text(gpu, MS_PER_HOUR, HOUR_PLACES),
+        _core_hours(cpu),
+        _memory_gib_hours(mem),
+        _gpu_hours(gpu),
     ]
 
 

@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eohub.accounting.exports import (
     PROGRESS_EVERY,
     TerminalProgress,
     counted,
+    write_csv_rows,
     write_sacct,
     write_sessions_csv,
     write_storage_json,
@@ -164,3 +167,15 @@ def test_a_closed_stream_is_not_a_terminal() -> None:
     bar(1, 1)
     bar.close()
     assert not bar.enabled
+
+
+CELL = st.text(alphabet=st.sampled_from(list("ab ,\"\r\n'=-é")), max_size=6)
+
+
+@given(st.lists(st.lists(CELL, min_size=1, max_size=5), max_size=8))
+def test_fast_csv_rows_match_the_csv_writer(rows: list[list[str]]) -> None:
+    expected = io.StringIO()
+    csv.writer(expected).writerows(rows)
+    ours = io.StringIO()
+    assert write_csv_rows(csv.writer(ours), ours, rows) == len(rows)
+    assert ours.getvalue() == expected.getvalue()

@@ -114,6 +114,7 @@ def ingest_events(
     errors: dict[str, str] = {}
     delta = TotalsDelta()
     new_rows: list[dict[str, Any]] = []
+    new_keys: list[SessionKey] = []
     updates: dict[int, dict[str, Any]] = {}
     applied: list[tuple[str, str, SessionKey]] = []
     accepted = duplicates = corrected = 0
@@ -152,6 +153,7 @@ def ingest_events(
                 "last_seen_at": event.session.started_at,
             }
             new_rows.append(row)
+            new_keys.append(event.session)
             sessions[event.session] = _Target(
                 None, event.session.user, event.group, r, event.session.started_at, None, None, row
             )
@@ -200,13 +202,13 @@ def ingest_events(
     if errors:
         raise EventError(errors)
     if new_rows:
-        connection.execute(insert(Session), new_rows)
-        stored = _load_sessions(
-            connection,
-            {SessionKey(r["user"], r["server"], r["started_at"]) for r in new_rows},
-        )
-        for key, found in stored.items():
-            sessions[key].id = found.id
+        # The new ids come back in the rows' order, in one round trip (multi-row
+        # INSERT ... RETURNING), instead of being looked up again.
+        ids = connection.scalars(
+            insert(Session).returning(Session.id, sort_by_parameter_order=True), new_rows
+        ).all()
+        for key, session_id in zip(new_keys, ids, strict=True):
+            sessions[key].id = session_id
     if updates:
         connection.execute(
             update(Session)

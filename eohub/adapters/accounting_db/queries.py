@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Row, bindparam, func, select
@@ -70,6 +70,12 @@ class SessionValues(NamedTuple):
     end_reason: str | None
     profile: str
     image: str
+
+
+def aware_utc(value: datetime | str) -> datetime:
+    """A raw stored time as an aware UTC datetime."""
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return t.replace(tzinfo=UTC)
 
 
 def naive_utc(value: datetime | str | None) -> datetime | None:

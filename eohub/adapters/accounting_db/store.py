@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -27,6 +28,7 @@ from sqlalchemy.types import NullType
 
 from eohub.adapters.accounting_db import groups as group_queries
 from eohub.adapters.accounting_db import queries
+from eohub.adapters.accounting_db.gc_pause import collector_paused
 from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP, GroupInfo
 from eohub.adapters.accounting_db.ingest import (
     IngestResult,
@@ -240,20 +242,25 @@ class AccountingStore:
         """Usage per period of ``kind`` in ``[start, end)``, open sessions up to now.
 
         Rows are per group (``user == ""``), or per user within each group when
-        ``by_user`` is true or ``user`` is given.
+        ``by_user`` is true or ``user`` is given, sorted by period, group and user; rows
+        of zero usage are left out.
         """
         now = self.clock()
+        cpu, mem, gpu = UsageTotal.cpu_mcore_ms, UsageTotal.mem_mib_ms, UsageTotal.gpu_ms
+        # A yearly report by user is some 200k rows: they are fetched in bulk, with the
+        # few distinct period starts converted once each rather than once per row.
         query = select(
-            UsageTotal.period_start,
+            type_coerce(UsageTotal.period_start, NullType()),
             UsageTotal.group,
             UsageTotal.user,
-            UsageTotal.cpu_mcore_ms,
-            UsageTotal.mem_mib_ms,
-            UsageTotal.gpu_ms,
+            cpu,
+            mem,
+            gpu,
         ).where(
             UsageTotal.kind == kind.value,
             UsageTotal.period_start >= start,
             UsageTotal.period_start < end,
+            or_(cpu != 0, mem != 0, gpu != 0),
         )
         if groups is not None:
             query = query.where(UsageTotal.group.in_(groups))
@@ -263,6 +270,50 @@ class AccountingStore:
             query = query.where(UsageTotal.user == WHOLE_GROUP)
         else:
             query = query.where(UsageTotal.user != WHOLE_GROUP)
+        # Whose name each open session's usage goes under: the one user asked about,
+        # each session's own user (None), or the group's total.
+        row_user = user if user is not None else (None if by_user else WHOLE_GROUP)
+        with collector_paused():
+            with self.engine.connect() as connection:
+                running = self._running_usage(connection, kind, start, end, now, groups, row_user)
+                totals: Sequence[Any] = connection.execute(query).all()
+            starts: set[datetime | str] = {row[0] for row in totals}
+            times = {p: queries.aware_utc(p) for p in starts}
+            merged: list[tuple[datetime, str, str, int, int, int]] = []
+            for p, g, u, c, m, gp in totals:
+                t = times[p]
+                extra = running.pop((t, g, u), None) if running else None
+                if extra is None:
+                    merged.append((t, g, u, c, m, gp))
+                else:
+                    merged.append(
+                        (t, g, u, c + extra.cpu_mcore_ms, m + extra.mem_mib_ms, gp + extra.gpu_ms)
+                    )
+            merged.extend(
+                (p, g, u, v.cpu_mcore_ms, v.mem_mib_ms, v.gpu_ms)
+                for (p, g, u), v in running.items()
+                if v != queries.ZERO
+            )
+            # Keys are unique, so plain tuple order is (period, group, user) order, and
+            # sorting tuples needs no key function.
+            merged.sort()
+            return [UsageRow(p, g, u, Usage(c, m, gp)) for p, g, u, c, m, gp in merged]
+
+    def _running_usage(
+        self,
+        connection: Connection,
+        kind: PeriodKind,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        groups: set[str] | None,
+        row_user: str | None,
+    ) -> dict[tuple[datetime, str, str], Usage]:
+        """Usage of open sessions per (period, group, user) up to ``now``.
+
+        ``row_user`` is the user of every row (``WHOLE_GROUP`` for group totals), or
+        None for a row per session's own user.
+        """
         running: dict[tuple[datetime, str, str], Usage] = defaultdict(Usage)
         open_query = select(
             Session.user,
@@ -274,27 +325,14 @@ class AccountingStore:
         ).where(Session.stopped_at.is_(None), Session.started_at < end)
         if groups is not None:
             open_query = open_query.where(Session.group.in_(groups))
-        if user is not None:
-            open_query = open_query.where(Session.user == user)
-        with self.engine.connect() as connection:
-            for who, group, mcores, mem, gpus, started in connection.execute(open_query):
-                who = who if (user is not None or by_user) else WHOLE_GROUP
-                resources = Resources(mcores, mem, gpus)
-                for period, piece in split_usage(
-                    resources, max(started, start), min(now, end), kind
-                ):
-                    running[(period, group, who)] += piece
-            # Totals are unique per key: rows are built straight from them, and only the
-            # few keys with running servers are merged.
-            rows = [
-                UsageRow(p, g, u, Usage(c, m, gp) + running.pop((p, g, u), queries.ZERO))
-                if running
-                else UsageRow(p, g, u, Usage(c, m, gp))
-                for p, g, u, c, m, gp in connection.execute(query)
-            ]
-        rows.extend(UsageRow(p, g, u, v) for (p, g, u), v in running.items())
-        rows.sort(key=queries.usage_order)
-        return [r for r in rows if r.usage != queries.ZERO]
+        if row_user not in (None, WHOLE_GROUP):
+            open_query = open_query.where(Session.user == row_user)
+        for who, group, mcores, mem, gpus, started in connection.execute(open_query):
+            resources = Resources(mcores, mem, gpus)
+            key_user = who if row_user is None else row_user
+            for period, piece in split_usage(resources, max(started, start), min(now, end), kind):
+                running[(period, group, key_user)] += piece
+        return running
 
     # -- sessions -----------------------------------------------------------------
     def sessions(
@@ -322,13 +360,32 @@ class AccountingStore:
             return [queries.record(r) for r in connection.execute(query)]
 
     def _range_query(  # type: ignore[no-untyped-def]
-        self, start: datetime, end: datetime, group: str | None, ended: bool, columns=()
+        self,
+        start: datetime,
+        end: datetime,
+        group: str | None,
+        ended: bool,
+        columns=(),
+        ids: tuple[int, int] | None = None,
     ):
         column = Session.stopped_at if ended else Session.started_at
         query = select(*(columns or queries.RECORD_COLUMNS)).where(column >= start, column < end)
         if group is not None:
             query = query.where(Session.group == group)
+        if ids is not None:
+            query = query.where(Session.id.between(*ids))
         return query
+
+    def session_id_bounds(
+        self, start: datetime, end: datetime, *, group: str | None = None, ended: bool = False
+    ) -> tuple[int, int] | None:
+        """The lowest and highest id of the sessions :meth:`iter_session_rows` would read."""
+        query = self._range_query(start, end, group, ended, (Session.id,)).subquery()
+        with self.engine.connect() as connection:
+            low, high = connection.execute(
+                select(func.min(query.c.id), func.max(query.c.id))
+            ).one()
+        return None if low is None else (int(low), int(high))
 
     def count_sessions(
         self, start: datetime, end: datetime, *, group: str | None = None, ended: bool = False
@@ -346,11 +403,13 @@ class AccountingStore:
         *,
         group: str | None = None,
         ended: bool = False,
+        ids: tuple[int, int] | None = None,
         chunk: int = 5000,
     ) -> Iterator[SessionFields]:
         """Sessions started (or, with ``ended``, stopped) in ``[start, end)``, by id.
 
-        Streamed as plain tuples with naive UTC times, read straight from the driver: an
+        ``ids`` limits them to ids from its first to its last, inclusive. They are
+        streamed as plain tuples with naive UTC times, read straight from the driver: an
         export reads a million of them, and per-value type conversion would double its
         time.
         """
@@ -358,13 +417,27 @@ class AccountingStore:
             type_coerce(c, NullType()) if c.key in ("started_at", "stopped_at") else c
             for c in queries.RECORD_COLUMNS
         ]
-        query = self._range_query(start, end, group, ended, raw).order_by(Session.id)
+        query = self._range_query(start, end, group, ended, raw, ids).order_by(Session.id)
+        naive = queries.naive_utc
+        make = queries.SessionValues
         with self.engine.connect() as connection:
-            for row in connection.execution_options(yield_per=chunk).execute(query):
-                values = list(row)
-                values[7] = queries.naive_utc(values[7])
-                values[8] = queries.naive_utc(values[8])
-                yield queries.SessionValues._make(values)
+            result = connection.execution_options(yield_per=chunk).execute(query)
+            for rows in result.partitions():
+                for i, u, s, g, mc, mb, gp, started, stopped, reason, profile, image in rows:
+                    yield make(
+                        i,
+                        u,
+                        s,
+                        g,
+                        mc,
+                        mb,
+                        gp,
+                        naive(started),  # type: ignore[arg-type]  # never NULL
+                        naive(stopped),
+                        reason,
+                        profile,
+                        image,
+                    )
 
     def open_sessions(self) -> list[tuple[SessionRecord, datetime | None]]:
         """Every open session, with the last time its server was seen running."""

@@ -10,10 +10,10 @@ overwrite.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, TextClause, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from eohub.adapters.accounting_db.models import UsageTotal
@@ -106,6 +106,9 @@ def apply_totals(connection: Connection, rows: Iterable[dict[str, Any]]) -> None
     table = cast(Table, UsageTotal.__table__)
     dialect = connection.dialect.name
     columns = ("cpu_mcore_ms", "mem_mib_ms", "gpu_ms")
+    if dialect == "postgresql":
+        _upsert_postgresql(connection, rows)
+        return
     if dialect in ("mysql", "mariadb"):
         my = mysql.insert(table)
         statement: Any = my.on_duplicate_key_update(
@@ -119,3 +122,43 @@ def apply_totals(connection: Connection, rows: Iterable[dict[str, Any]]) -> None
             set_={c: table.c[c] + ins.excluded[c] for c in columns},
         )
     connection.execute(statement, rows)
+
+
+_KEY = ("group", "user", "kind", "period_start")
+_UNITS = ("cpu_mcore_ms", "mem_mib_ms", "gpu_ms")
+_ARRAY_TYPES = ("text", "text", "text", "timestamp", "bigint", "bigint", "bigint")
+
+
+def _postgresql_upsert_statement() -> TextClause:
+    """One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT`` for a whole batch.
+
+    A batch of stops touches thousands of totals rows. Sent as many parameter sets they
+    are thousands of statements, even pipelined; as seven arrays they are one statement,
+    compiled once.
+    """
+    table = cast(Table, UsageTotal.__table__)
+    names = _KEY + _UNITS
+    quoted = [f'"{n}"' for n in names]
+    arrays = ", ".join(f"CAST(:{n} AS {t}[])" for n, t in zip(names, _ARRAY_TYPES, strict=True))
+    updates = ", ".join(f'"{n}" = {table.name}."{n}" + excluded."{n}"' for n in _UNITS)
+    # Only the model's own table and column names go into the text; values are bound.
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(quoted)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+        f"ON CONFLICT ({', '.join(quoted[:4])}) DO UPDATE SET {updates}"
+    )
+    return text(sql)
+
+
+_POSTGRESQL_UPSERT = _postgresql_upsert_statement()
+
+
+def _upsert_postgresql(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    # Keys in one order, so two writers that meet on the same rows lock them in the
+    # same order and never deadlock.
+    rows.sort(key=lambda r: (r["group"], r["user"], r["kind"], r["period_start"]))
+    arrays: dict[str, list[Any]] = {n: [r[n] for r in rows] for n in _KEY + _UNITS}
+    # The column holds naive UTC, as UTCDateTime writes it.
+    arrays["period_start"] = [
+        t.astimezone(UTC).replace(tzinfo=None) for t in arrays["period_start"]
+    ]
+    connection.execute(_POSTGRESQL_UPSERT, arrays)
