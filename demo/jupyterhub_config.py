@@ -35,10 +35,60 @@ c.LDAPAuthenticator.pi_attribute = "owner"
 c.LDAPAuthenticator.allowed_groups = {"researchers", "climate", "eo-scientists"}
 c.LDAPAuthenticator.admin_groups = {"hub-admins"}
 
-# One machine: servers run as local processes with their home in .demo/home/<user>.
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(STATE, "home", "{username}")
+# One machine: eohub's quota spawner runs servers as local processes, as the hub's own
+# user (switch_user = False: demo only), each in its workspace .demo/home/<user>. The
+# launch form shows the environments and sizes of the user's groups, and each session
+# is charged to a group in the accounting service (demo/eohub_accounting_config.py).
+c.JupyterHub.spawner_class = "eohub-local"
+c.QuotaLocalSpawner.switch_user = False
+c.QuotaLocalSpawner.charge_groups = ["climate", "eo-scientists", "researchers"]
+c.QuotaLocalSpawner.launch_sizes = {
+    "small": {"display_name": "Small", "cpu": 0.5, "memory": "1G"},
+    "medium": {"display_name": "Medium", "cpu": 1, "memory": "2G", "memory_limit": "4G"},
+    "large": {"display_name": "Large", "cpu": 2, "memory": "4G"},
+}
+c.QuotaLocalSpawner.launch_environments = {
+    "lab": {
+        "display_name": "JupyterLab",
+        "description": "Python with the scientific stack",
+        "sizes": ["small", "medium"],
+        "default": True,
+    },
+    "climate-lab": {
+        "display_name": "Climate modelling",
+        "description": "For the climate group: larger sizes",
+        "allowed_groups": ["climate"],
+        "sizes": ["small", "medium", "large"],
+        "env": {"CLIMATE_DATA": "/data/climate"},
+    },
+    "classic": {
+        "display_name": "Notebook (classic view)",
+        "description": "The same server, opening the notebook view",
+        "default_urlpath": "/tree",
+    },
+}
+c.QuotaLocalSpawner.launch_volumes = {
+    "home": {
+        "kind": "workspace",
+        "display_name": "Your workspace",
+        "mount_path": "/home/jovyan",
+        "local_path": os.path.join(STATE, "home", "{username}"),
+    },
+    "common_data": {
+        "kind": "host_path",
+        "display_name": "Common data (read-only)",
+        "mount_path": "/data/common",
+        "path": os.path.join(ROOT, "demo"),
+        "read_only": True,
+        "optional": True,
+    },
+}
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 if os.geteuid() == 0:
     c.Spawner.args.append("--allow-root")
+
+# Last: check the launch config, so a mistake stops the demo with the key named.
+from eohub.spawner.launch_settings import check_hub_config  # noqa: E402
+
+check_hub_config(c)

@@ -70,3 +70,4 @@ def test_inherited_help_links_become_plain_text() -> None:
         "``tornado.httpclient.HTTPRequest``"
     )
     assert plain("an anonymous `link <https://x>`__") == "an anonymous `link <https://x>`__"
+    assert plain("see :ref:`templates` for more") == "see ``templates`` for more"

@@ -90,6 +90,28 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
         groups = _accounting_groups(url[1], token)
         assert groups["climate"]["pis"] == ["carol"]
         assert groups["researchers"]["allocation"] == "rolling:30"
+
+        # The launch form offers alice what her groups allow, and a spawn is charged.
+        form = session.get(f"{url[1]}/hub/spawn", timeout=30)
+        assert form.status_code == 200
+        assert "JupyterLab" in form.text
+        assert "Climate modelling" not in form.text  # alice is not in climate
+        api = {"Authorization": f"token {token}"}
+        options = {"environment": "lab", "size": "small", "group": "researchers"}
+        spawn = requests.post(
+            f"{url[1]}/hub/api/users/alice/server", json=options, headers=api, timeout=90
+        )
+        assert spawn.status_code in (201, 202), spawn.text
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            server = requests.get(f"{url[1]}/hub/api/users/alice", headers=api, timeout=10)
+            if server.json()["servers"].get("", {}).get("ready"):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("alice's demo server did not start")
+        stop = requests.delete(f"{url[1]}/hub/api/users/alice/server", headers=api, timeout=60)
+        assert stop.status_code in (202, 204)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a person stops it

@@ -98,10 +98,11 @@ def write_reference(outdir: Path, entries: list[Entry]) -> None:
     (outdir / "index.md").write_text(index_page(entries))
 
 
-# Help text inherited from JupyterHub and oauthenticator is written for their own docs:
-# it links to targets and intersphinx inventories defined there. Here such links render
-# as plain text or literals, so the build needs neither their pages nor the network.
-_EXTERNAL_ROLE = re.compile(r":external:py:\w+:`~?([^`]+)`")
+# Help text inherited from JupyterHub, oauthenticator and KubeSpawner is written for
+# their own docs: it links to targets and intersphinx inventories defined there. Here
+# such links render as plain text or literals, so the build needs neither their pages
+# nor the network.
+_EXTERNAL_ROLE = re.compile(r":(?:external:py:\w+|ref):`~?([^`]+)`")
 _NAMED_REFERENCE = re.compile(r"`([^`<>]+)`_(?!_)")
 
 

@@ -1,0 +1,290 @@
+"""QuotaKubeSpawner: KubeSpawner with eohub's launch policy, quota and ledger.
+
+Every part of the pod that policy governs comes from the approved launch, never from
+the request: the image, CPU, memory and GPU requests and limits, node selector and
+tolerations from the environment and size; volumes and mounts from the admin's volume
+definitions (plus the workspace claim per user). Labels and annotations carry the group
+charged and the session id, so cluster tools can attribute a pod.
+
+Each launch starts again from the admin's own values of these traits: the hub keeps one
+spawner object per server across restarts, and a launch must not inherit the GPU, the
+volumes or the access token of the previous one.
+
+KubeSpawner's ``profile_list`` is not used: eohub's environments replace it, and its
+``kubespawner_override`` would change the pod after the policy approved it.
+
+Pods meet the Kubernetes "restricted" Pod Security Standard by default (non-root,
+no privilege escalation, all capabilities dropped, seccomp RuntimeDefault), and the
+manifest is checked against it before anything is created: a config that would loosen
+it stops the spawn with the reason, unless ``allow_unrestricted_pods`` says otherwise.
+NFS and ``host_path`` volumes are outside "restricted" by definition; use them only with
+that setting, in a namespace whose policy admits them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubespawner import KubeSpawner
+from kubespawner.slugs import is_valid_label, safe_slug
+from tornado import web
+from traitlets import Bool, Unicode, default
+
+from eohub.domain.accounting_events import event_key
+from eohub.domain.launch_policy import Launch
+from eohub.domain.launch_volumes import Volume, expand
+from eohub.domain.pod_security import restricted_violations
+from eohub.spawner.mixin import QuotaSpawnerMixin
+
+LABEL_PREFIX = "eohub.io/"
+# allowPrivilegeEscalation and runAsUser come from KubeSpawner's own traits
+# (allow_privilege_escalation, uid), so that an admin who changes those is checked,
+# not silently overridden by this default.
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+#: The traits a launch sets; each launch starts from the admin's values of them.
+LAUNCH_TRAITS = (
+    "image",
+    "cpu_guarantee",
+    "cpu_limit",
+    "mem_guarantee",
+    "mem_limit",
+    "extra_resource_guarantees",
+    "extra_resource_limits",
+    "node_selector",
+    "tolerations",
+    "environment",
+    "default_url",
+    "volumes",
+    "volume_mounts",
+    "extra_labels",
+    "extra_annotations",
+    "extra_pod_config",
+    "storage_pvc_ensure",
+    "storage_capacity",
+    "storage_class",
+)
+
+
+def label_value(text: str) -> str:
+    """``text`` as a Kubernetes label value: itself when valid, else a slug with a hash."""
+    return str(safe_slug(text, is_valid=is_valid_label))
+
+
+def object_name(text: str, max_length: int = 63) -> str:
+    """``text`` as a DNS-1123 label (volume and claim names), collision-free."""
+    return str(safe_slug(text, max_length=max_length))
+
+
+def literal(value: Any) -> Any:
+    """``value`` with its braces doubled.
+
+    KubeSpawner runs ``str.format`` with ``{username}`` and friends over the env,
+    volumes, labels and annotations. What eohub puts there is data (a display name, a
+    group, a token) and must come out as written, not expanded or failing with a
+    KeyError on a stray brace.
+    """
+    if isinstance(value, str):
+        return value.replace("{", "{{").replace("}", "}}")
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return value
+
+
+def _values(value: Any) -> list[Any]:
+    # KubeSpawner takes these as lists or as dicts of named entries.
+    if isinstance(value, dict):
+        return [value[k] for k in sorted(value)]
+    return list(value or [])
+
+
+class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
+    """KubeSpawner with eohub's launch form, policy, quota and accounting."""
+
+    backend = "kube"
+
+    gpu_resource_name = Unicode(
+        "nvidia.com/gpu",
+        help="The extended resource a size's ``gpus`` request, e.g. ``amd.com/gpu``.",
+    ).tag(config=True)
+    allow_unrestricted_pods = Bool(
+        False,
+        help="""Send pods that do not meet the "restricted" Pod Security Standard (for
+        example with NFS or host_path volumes, or a loosened security context). False
+        refuses such a spawn with the reasons, before anything is created.""",
+    ).tag(config=True)
+
+    _admin_traits: dict[str, Any] | None = None
+    pvc_name: str  # KubeSpawner's plain attribute, set in its __init__
+
+    @default("uid")
+    def _default_uid(self) -> int:
+        return 1000  # jovyan in the Jupyter images; the restricted standard needs non-root
+
+    @default("fs_gid")
+    def _default_fs_gid(self) -> int:
+        return 100  # the users group of the Jupyter images, so the workspace is writable
+
+    @default("container_security_context")
+    def _default_container_security_context(self) -> dict[str, Any]:
+        return copy.deepcopy(RESTRICTED_CONTAINER)
+
+    @default("pod_security_context")
+    def _default_pod_security_context(self) -> dict[str, Any]:
+        return copy.deepcopy(RESTRICTED_POD)
+
+    @default("automount_service_account_token")
+    def _default_automount(self) -> bool:
+        return False  # a notebook has no business with the Kubernetes API
+
+    def session_id(self) -> str:
+        return event_key("start", self.user.name, self.name, self._started_at())
+
+    # -- the approved launch onto KubeSpawner's traits ----------------------------------
+
+    def _admin(self) -> dict[str, Any]:
+        """The admin's values of the launch traits, as they were before any launch."""
+        if self._admin_traits is None:
+            self._admin_traits = {n: copy.deepcopy(getattr(self, n)) for n in LAUNCH_TRAITS}
+        return copy.deepcopy(self._admin_traits)
+
+    def apply_launch(self, launch: Launch) -> None:
+        base = self._admin()
+        for name, value in base.items():
+            setattr(self, name, value)
+        env, size = launch.environment, launch.size
+        assert env.image is not None  # the kube config requires one
+        self.image = env.image
+        self.cpu_guarantee = size.cpu
+        self.cpu_limit = size.cpu_limit
+        self.mem_guarantee = size.memory
+        self.mem_limit = size.memory_limit
+        gpu = {self.gpu_resource_name: str(size.gpus)} if size.gpus else {}
+        self.extra_resource_guarantees = {**base["extra_resource_guarantees"], **gpu}
+        self.extra_resource_limits = {**base["extra_resource_limits"], **gpu}
+        self.node_selector = {**base["node_selector"], **env.node_selector}
+        self.tolerations = [*_values(base["tolerations"]), *map(dict, env.tolerations)]
+        self.environment = {**base["environment"], **literal(self.launch_env(launch))}
+        self.default_url = launch.urlpath
+        specs = [self._volume(volume, launch.group) for volume in launch.volumes]
+        self.volumes = [*_values(base["volumes"]), *literal([s for s, _ in specs])]
+        self.volume_mounts = [*_values(base["volume_mounts"]), *literal([m for _, m in specs])]
+        labels = {
+            f"{LABEL_PREFIX}group": label_value(launch.group),
+            f"{LABEL_PREFIX}environment": label_value(env.name),
+            f"{LABEL_PREFIX}size": label_value(size.name),
+        }
+        self.extra_labels = {**base["extra_labels"], **labels}
+        annotations = {
+            f"{LABEL_PREFIX}group": launch.group,
+            f"{LABEL_PREFIX}session-id": self.session_id(),
+        }
+        self.extra_annotations = {**base["extra_annotations"], **literal(annotations)}
+        if env.max_duration:
+            self.extra_pod_config = {
+                **base["extra_pod_config"],
+                "activeDeadlineSeconds": env.max_duration,
+            }
+
+    def _volume(self, volume: Volume, group: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        name = "eohub-" + object_name(volume.name, max_length=57)
+        spec: dict[str, Any] = {"name": name}
+        # Kubernetes names want KubeSpawner's slug of the user name, not the raw one,
+        # and a slug of the group (any text) in claim names and sub-paths.
+        user = self._expand_user_properties("{username}")
+        group_slug = object_name(group)
+        if volume.kind == "workspace":
+            claim = expand(volume.claim_name, username=user, group=group_slug)
+            if claim != self.pvc_name:
+                # A claim remembered from an earlier launch says nothing about this one.
+                self._pvc_exists = False
+            self.pvc_name = claim
+            self.storage_pvc_ensure = True
+            if volume.storage_bytes:
+                self.storage_capacity = str(volume.storage_bytes)
+            if volume.storage_class:
+                self.storage_class = volume.storage_class
+            spec["persistentVolumeClaim"] = {"claimName": claim}
+        elif volume.kind == "pvc":
+            spec["persistentVolumeClaim"] = {
+                "claimName": volume.claim_name,
+                "readOnly": volume.read_only,
+            }
+        elif volume.kind == "nfs":
+            spec["nfs"] = {
+                "server": volume.server,
+                "path": volume.path,
+                "readOnly": volume.read_only,
+            }
+        else:
+            path = expand(volume.path, username=self.user.name, group=group_slug)
+            spec["hostPath"] = {"path": path, "type": "Directory"}
+        mount: dict[str, Any] = {
+            "name": name,
+            "mountPath": volume.mount_path,
+            "readOnly": volume.read_only,
+        }
+        if volume.sub_path:
+            mount["subPath"] = expand(volume.sub_path, username=user, group=group_slug)
+        return spec, mount
+
+    # -- the spawn ----------------------------------------------------------------------
+
+    def launch_messages(self) -> list[str]:
+        lines = super().launch_messages()
+        if self.launch is not None and self.launch.environment.image:
+            lines.append(f"Starting the image {self.launch.environment.image}.")
+        return lines
+
+    async def load_user_options(self) -> None:
+        # KubeSpawner applies its profile_list here; the launch is already applied. The
+        # pod is checked now, before the workspace claim is created, so that a refused
+        # spawn creates nothing.
+        await self.get_pod_manifest()
+
+    async def start(self) -> Any:
+        try:
+            return await super().start()
+        except TimeoutError as e:
+            # Only the wait for a created pod gets the plain message; a timeout talking
+            # to the API keeps KubeSpawner's own.
+            reflector = self.pod_reflector
+            if reflector is None or f"{self.namespace}/{self.pod_name}" not in reflector.pods:
+                raise
+            raise TimeoutError(self.not_ready_message()) from e
+
+    def not_ready_message(self) -> str:
+        """What to tell the user when the pod exists but did not become ready in time."""
+        text = f"Your server's pod did not become ready within {self.start_timeout} seconds"
+        events = self.events
+        if events:
+            text += f"; the cluster last reported: {events[-1].get('message')}"
+        return (
+            text + ". It may be waiting for a node with room for its size: try again "
+            "later or choose a smaller size, and tell an admin if it keeps happening."
+        )
+
+    async def get_pod_manifest(self) -> Any:
+        pod = await super().get_pod_manifest()
+        if not self.allow_unrestricted_pods:
+            manifest = self.api.api_client.sanitize_for_serialization(pod)
+            problems = restricted_violations(manifest)
+            if problems:
+                self.log.error(
+                    "Refusing the pod of %s: it breaks the restricted Pod Security Standard (%s)",
+                    self._log_name,
+                    "; ".join(problems),
+                )
+                raise web.HTTPError(
+                    500,
+                    "The hub's pod settings break the restricted Pod Security Standard "
+                    f"({'; '.join(problems)}); tell an admin.",
+                )
+        return pod

@@ -1,0 +1,144 @@
+"""QuotaLocalSpawner: the launch form, policy, quota and ledger for single-machine hubs.
+
+The approved launch maps onto a local process:
+
+- the environment's ``command`` (else ``Spawner.cmd``) and ``env``, plus the group, the
+  git identity and (where the environment opts in) the OIDC access token;
+- the ``workspace`` volume's ``local_path`` as the working directory, created 0700 on
+  first use; ``host_path`` volumes appear there as symbolic links named after their
+  mount path's last part;
+- the size as ``MEM_LIMIT``/``CPU_LIMIT`` (and guarantees) in the environment, which
+  JupyterLab's resource indicators show.
+
+What is enforced here and what is advisory: the environment, the group charged, the
+quota check and the ledger are enforced exactly as on Kubernetes. CPU, memory and GPU
+sizes are **advisory**: one machine has no cgroup per server here, so a process can use
+more than its size (it is charged its size all the same). Read-only volumes are
+advisory too: a symbolic link does not make a directory read-only. Users run as the
+system user of their name (``LocalProcessSpawner``), or, with ``switch_user = False``,
+as the hub's own user, which is only for demos and tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.spawner import LocalProcessSpawner
+from traitlets import Bool, Unicode
+
+from eohub.domain.launch_policy import Launch
+from eohub.domain.launch_volumes import expand
+from eohub.spawner.mixin import QuotaSpawnerMixin
+
+
+class QuotaLocalSpawner(QuotaSpawnerMixin, LocalProcessSpawner):  # type: ignore[misc]
+    """LocalProcessSpawner with eohub's launch form, policy, quota and accounting."""
+
+    backend = "local"
+
+    switch_user = Bool(
+        True,
+        help="""Run each server as the system user of the same name (True, as
+        LocalProcessSpawner does). False runs every server as the hub's own user, with
+        no isolation between users: only for demos and tests.""",
+    ).tag(config=True)
+    fallback_workdir_template = Unicode(
+        "",
+        help="""The working directory when no ``workspace`` volume applies, with
+        ``{username}``; empty: the user's home directory.""",
+    ).tag(config=True)
+
+    workdir: str = ""
+
+    def _admin_values(self) -> dict[str, Any]:
+        """The admin's own settings, kept from before the first launch.
+
+        The hub keeps one spawner per server, so each launch must start from these, not
+        from what the previous launch set (its command, its token, its workspace).
+        """
+        saved: dict[str, Any] | None = getattr(self, "_eohub_admin_values", None)
+        if saved is None:
+            saved = {
+                "cmd": list(self.cmd),
+                "environment": dict(self.environment),
+                "notebook_dir": self.notebook_dir,
+            }
+            self._eohub_admin_values = saved
+        return saved
+
+    def apply_launch(self, launch: Launch) -> None:
+        admin = self._admin_values()
+        env = launch.environment
+        self.cmd = list(env.command) if env.command else list(admin["cmd"])
+        self.notebook_dir = admin["notebook_dir"]
+        self.workdir = ""
+        self.default_url = launch.urlpath
+        extra = self.launch_env(launch)
+        size = launch.size
+        extra["CPU_GUARANTEE"] = str(size.cpu)
+        extra["MEM_GUARANTEE"] = str(size.memory)
+        if size.cpu_limit is not None:
+            extra["CPU_LIMIT"] = str(size.cpu_limit)
+        if size.memory_limit is not None:
+            extra["MEM_LIMIT"] = str(size.memory_limit)
+        self.environment = {**admin["environment"], **extra}
+        name = self.user.name
+        workspace = next((v for v in launch.volumes if v.kind == "workspace"), None)
+        if workspace is not None:
+            self.workdir = expand(workspace.local_path, username=name, group=launch.group)
+        elif self.fallback_workdir_template:
+            self.workdir = expand(self.fallback_workdir_template, username=name)
+        self._links = {
+            Path(v.mount_path).name: expand(v.path, username=name, group=launch.group)
+            for v in launch.volumes
+            if v.kind == "host_path"
+        }
+        if self.workdir:
+            self.notebook_dir = self.workdir
+
+    async def start(self) -> Any:
+        if self.launch is None:
+            await self.authorize_launch(self.user_options)
+        if self.workdir:
+            self._prepare_workdir()
+        return await super().start()
+
+    def _prepare_workdir(self) -> None:
+        workdir = Path(self.workdir)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.switch_user:
+            import pwd
+
+            entry = pwd.getpwnam(self.user.name)
+            os.chown(workdir, entry.pw_uid, entry.pw_gid)
+        for link, target in getattr(self, "_links", {}).items():
+            path = workdir / link
+            if path.is_symlink() and os.readlink(path) != target:
+                path.unlink()
+            if not path.exists() and not path.is_symlink():
+                path.symlink_to(target)
+
+    def make_preexec_fn(self, name: str) -> Any:
+        if self.switch_user:
+            return super().make_preexec_fn(name)
+        workdir = self.workdir
+
+        def preexec() -> None:
+            if workdir:
+                os.chdir(workdir)
+
+        return preexec
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        if self.switch_user:
+            result: dict[str, str] = super().user_env(env)
+            return result
+        env["USER"] = self.user.name
+        env["HOME"] = self.workdir or env.get("HOME", "/tmp")  # noqa: S108 - demo mode only
+        env["SHELL"] = "/bin/bash"
+        return env
+
+    def move_certs(self, paths: Any) -> Any:
+        return paths if not self.switch_user else super().move_certs(paths)
