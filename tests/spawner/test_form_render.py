@@ -22,13 +22,12 @@ from eohub.domain.launch_config import LaunchConfig, parse_launch_config
 from eohub.domain.launch_options import LaunchRequest, OptionsError
 from eohub.domain.launch_policy import Member, authorize, fallback
 from eohub.domain.profile import UserProfile
-from eohub.spawner.form import (
+from eohub.spawner.form import render, render_form
+from eohub.spawner.form_view import (
     UNKNOWN_BUDGET,
     budget_text,
     build_form,
     hours_text,
-    render,
-    render_form,
     resources_text,
 )
 from eohub.spawner.local import QuotaLocalSpawner

@@ -18,14 +18,12 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from tornado.web import HTTPError
 
-from tests.support.kube import (
+from tests.support.kube_api import POD_IP, FakeKubeAPI, fake_kubeconfig
+from tests.support.kube_spawners import (
     ENVIRONMENTS,
     NAMESPACE,
-    POD_IP,
     STARTED,
     FakeAccounting,
-    FakeKubeAPI,
-    fake_kubeconfig,
     make_spawner,
 )
 

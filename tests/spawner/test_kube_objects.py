@@ -22,7 +22,8 @@ from eohub.accounting.client import QuotaAnswer
 from eohub.domain.accounting_events import event_key
 from eohub.domain.pod_security import restricted_violations
 from eohub.domain.reconcile import parse_bytes
-from tests.support.kube import (
+from tests.support.kube_api import fake_kubeconfig, validate
+from tests.support.kube_spawners import (
     CHARGE_GROUPS,
     ENVIRONMENTS,
     GROUPS_OF,
@@ -31,10 +32,8 @@ from tests.support.kube import (
     STARTED,
     VOLUMES,
     FakeAccounting,
-    fake_kubeconfig,
     make_spawner,
     serialise,
-    validate,
 )
 
 GIB = 1024**3
