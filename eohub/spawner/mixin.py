@@ -34,10 +34,13 @@ from eohub.domain.launch_config import LaunchConfig
 from eohub.domain.launch_options import OptionsError, form_to_options, parse_options
 from eohub.domain.launch_policy import Launch, Member, authorize, chargeable_groups, fallback
 from eohub.domain.profile import UserProfile
+from eohub.domain.reconcile import CPU_KEYS, GPU_KEYS, IMAGE_KEY, MEMORY_KEYS, PROFILE_KEY
 from eohub.spawner.accounting import shared_client
 from eohub.spawner.launch_settings import LaunchSettings
 
 STATE_KEY = "eohub_session"
+# What Launch.user_options() adds for accounting, beyond the options schema's own keys.
+DERIVED_KEYS = (CPU_KEYS[0], MEMORY_KEYS[0], GPU_KEYS[0], PROFILE_KEY, IMAGE_KEY)
 LAST_OPTIONS_KEY = "eohub_last_options"
 
 
@@ -146,8 +149,12 @@ class QuotaSpawnerMixin(LaunchSettings):
             ) from None
         member = self.member()
         self._spawn_started_at = None
+        # A restart without options re-applies the stored ones, which also hold what
+        # the launch charges (cpu, mem, ...); those may be sent, but must match.
+        raw = dict(user_options)
+        derived = {k: raw.pop(k) for k in DERIVED_KEYS if k in raw}
         try:
-            request = parse_options(user_options)
+            request = parse_options(raw)
             first = authorize(config, member, request, None)
         except OptionsError as e:
             raise options_error(e) from None
@@ -159,6 +166,14 @@ class QuotaSpawnerMixin(LaunchSettings):
         )
         try:
             launch = authorize(config, member, request, budgets)
+            resolved = launch.user_options()
+            wrong = {
+                k: f"is set by the environment and size ({resolved.get(k)!r}); leave it out"
+                for k, v in derived.items()
+                if resolved.get(k) != v
+            }
+            if wrong:
+                raise OptionsError(wrong)
         except OptionsError as e:
             raise options_error(e) from None
         self.launch, self.quota_answer = launch, answer

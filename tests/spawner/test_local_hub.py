@@ -110,6 +110,7 @@ def post_spawn(hub: Hub, user: str, options: Any) -> Any:
         ("alice", {"group": "astro"}, "group"),  # not her group
         ("carol", {"environment": "lab"}, "group"),  # two groups: she must choose
         ("alice", {"image": "evil/miner:latest"}, "image"),
+        ("alice", {"environment": "lab", "size": "small", "cpu": 64}, "cpu"),
         ("alice", {"environment": ["lab"]}, "environment"),
         ("alice", {"urlpath": "//evil.example/x"}, "urlpath"),
         ("erin", {}, "group"),  # in no chargeable group
@@ -242,8 +243,22 @@ def closed_sessions(
         time.sleep(0.5)
 
 
+def test_a_restart_without_options_reuses_the_last_launch(hub: Hub) -> None:
+    first = post_spawn(hub, "alice", {"environment": "lab", "size": "medium"})
+    assert first.status_code in (201, 202), first.text
+    stored = wait_ready(hub, "alice")["user_options"]
+    hub.stop("alice")
+    # An empty body (the admin page's start button) re-applies the stored options,
+    # including the keys accounting reads; they are checked, not refused.
+    again = hub.api("POST", "/users/alice/server")
+    assert again.status_code in (201, 202), again.text
+    assert wait_ready(hub, "alice")["user_options"] == stored
+    hub.stop("alice")
+
+
 def test_a_server_that_dies_is_recorded_stopped_when_the_hub_polls(hub: Hub) -> None:
     accounting = Accounting(hub)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     response = post_spawn(hub, "alice", {"environment": "lab", "size": "small"})
     assert response.status_code in (201, 202), response.text
     wait_ready(hub, "alice")
@@ -255,7 +270,8 @@ def test_a_server_that_dies_is_recorded_stopped_when_the_hub_polls(hub: Hub) -> 
     while hub.server("alice") is not None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert hub.server("alice") is None, "the hub did not notice the dead server"
-    closed = closed_sessions(accounting, accounting.user_token("admin"), "user=alice")
+    token = accounting.user_token("admin")
+    closed = closed_sessions(accounting, token, "user=alice", since=before)
     assert [s["end_reason"] for s in closed] == ["failed"]
     assert closed[0]["group"] == "climate"
 
