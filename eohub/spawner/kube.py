@@ -29,7 +29,7 @@ from typing import Any
 from kubespawner import KubeSpawner
 from kubespawner.slugs import is_valid_label, safe_slug
 from tornado import web
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, List, TraitError, Unicode, default, validate
 
 from eohub.domain.accounting_events import event_key
 from eohub.domain.launch_policy import Launch
@@ -120,6 +120,22 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
         example with NFS or host_path volumes, or a loosened security context). False
         refuses such a spawn with the reasons, before anything is created.""",
     ).tag(config=True)
+
+    profile_list: List[Any] = List(
+        help="""Not used by QuotaKubeSpawner, and must stay empty: eohub's
+        ``launch_environments``, ``launch_sizes`` and ``launch_volumes`` replace it, and a
+        profile's ``kubespawner_override`` would change a pod after the policy approved
+        it.""",
+    ).tag(config=True)
+
+    @validate("profile_list")
+    def _validate_profile_list(self, proposal: dict[str, Any]) -> list[Any]:
+        if proposal["value"]:
+            raise TraitError(
+                "QuotaKubeSpawner does not use profile_list; describe environments with "
+                "launch_environments, launch_sizes and launch_volumes instead"
+            )
+        return []
 
     _admin_traits: dict[str, Any] | None = None
     pvc_name: str  # KubeSpawner's plain attribute, set in its __init__

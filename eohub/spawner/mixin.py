@@ -66,6 +66,18 @@ def options_error(error: OptionsError) -> web.HTTPError:
     return user_error(400, f"Invalid launch options ({fields})", "Invalid options")
 
 
+def check_derived(derived: Mapping[str, Any], launch: Launch) -> None:
+    """Refuse charged keys (cpu, mem, ...) that differ from what ``launch`` charges."""
+    resolved = launch.user_options()
+    wrong = {
+        k: f"is set by the environment and size ({resolved.get(k)!r}); leave it out"
+        for k, v in derived.items()
+        if resolved.get(k) != v
+    }
+    if wrong:
+        raise OptionsError(wrong)
+
+
 async def _apply_launch(spawner: QuotaSpawnerMixin, user_options: dict[str, Any]) -> None:
     await spawner.authorize_launch(user_options)
 
@@ -151,11 +163,15 @@ class QuotaSpawnerMixin(LaunchSettings):
         self._spawn_started_at = None
         # A restart without options re-applies the stored ones, which also hold what
         # the launch charges (cpu, mem, ...); those may be sent, but must match.
-        raw = dict(user_options)
-        derived = {k: raw.pop(k) for k in DERIVED_KEYS if k in raw}
+        raw: Any = user_options
+        derived: dict[str, Any] = {}
+        if isinstance(user_options, Mapping):
+            raw = dict(user_options)
+            derived = {k: raw.pop(k) for k in DERIVED_KEYS if k in raw}
         try:
             request = parse_options(raw)
             first = authorize(config, member, request, None)
+            check_derived(derived, first)
         except OptionsError as e:
             raise options_error(e) from None
         answer = await self.check_quota(first)
@@ -166,14 +182,7 @@ class QuotaSpawnerMixin(LaunchSettings):
         )
         try:
             launch = authorize(config, member, request, budgets)
-            resolved = launch.user_options()
-            wrong = {
-                k: f"is set by the environment and size ({resolved.get(k)!r}); leave it out"
-                for k, v in derived.items()
-                if resolved.get(k) != v
-            }
-            if wrong:
-                raise OptionsError(wrong)
+            check_derived(derived, launch)
         except OptionsError as e:
             raise options_error(e) from None
         self.launch, self.quota_answer = launch, answer

@@ -473,3 +473,24 @@ async def test_random_user_options_never_reach_a_pod_policy_did_not_allow(
     event("pod built")
     pod = serialise(spawner, await spawner.get_pod_manifest())
     assert_only_allowed(pod, username)
+
+
+async def test_kubespawner_profiles_cannot_be_set_beside_the_launch_config() -> None:
+    from traitlets import TraitError
+
+    spawner = await make_spawner("alice")
+    with pytest.raises(TraitError, match="does not use profile_list"):
+        spawner.profile_list = [{"display_name": "x", "kubespawner_override": {"image": "y"}}]
+    spawner.profile_list = []  # empty is what it is, and stays allowed
+
+
+async def test_stored_options_may_repeat_what_the_launch_charges_but_not_change_it() -> None:
+    spawner = await make_spawner("alice")
+    launch = await spawner.authorize_launch({"environment": "pangeo"})
+    stored = launch.user_options()
+    again = await (await make_spawner("alice")).authorize_launch(stored)
+    assert again.user_options() == stored
+    with pytest.raises(HTTPError) as raised:
+        await (await make_spawner("alice")).authorize_launch({**stored, "cpu": 64})
+    assert raised.value.status_code == 400
+    assert "cpu: is set by the environment and size" in raised.value.log_message

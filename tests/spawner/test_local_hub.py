@@ -278,8 +278,12 @@ def test_a_server_that_dies_is_recorded_stopped_when_the_hub_polls(hub: Hub) -> 
 
 def test_a_bad_launch_config_stops_the_hub_naming_the_key(tmp_path: Path) -> None:
     broken = {"lab": {"display_name": "Lab", "sizes": ["huge"]}}
-    with pytest.raises(ServiceStartError) as failed:
+    try:
         started = start_launch_hub(tmp_path / "hub", broken)
-        started.process.stop(timeout=20)  # it should not have started; do not leave it
+    except ServiceStartError as e:
+        failed = e
+    else:
+        started.process.stop(timeout=20)  # do not leave it running
+        pytest.fail("the hub started despite a bad launch config")
     log = (tmp_path / "hub" / "jupyterhub.log").read_text()
-    assert "environments.lab.sizes[0]: unknown size 'huge'" in log, str(failed.value)
+    assert "environments.lab.sizes[0]: unknown size 'huge'" in log, str(failed)
