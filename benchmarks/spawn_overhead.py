@@ -226,7 +226,12 @@ def offline_kubeconfig(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    offline_kubeconfig(Path(tempfile.mkdtemp(prefix="eohub-bench-spawn-")))
+    with tempfile.TemporaryDirectory(prefix="eohub-bench-spawn-") as folder:
+        offline_kubeconfig(Path(folder))
+        run(argv)
+
+
+def run(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 spawns instead of 5,000")
     parser.add_argument("--spawns", type=int, default=None)
