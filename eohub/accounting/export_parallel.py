@@ -34,9 +34,9 @@ from typing import IO, Any, TextIO
 
 from sqlalchemy import Engine
 
-from eohub.accounting.exports import Progress, counted, write_csv_rows, write_sacct
+from eohub.accounting.exports import Progress, write_sacct, write_sessions_csv
 from eohub.adapters.accounting_db.store import AccountingStore
-from eohub.domain.csv_export import SESSION_HEADER, session_rows
+from eohub.domain.csv_export import SESSION_HEADER
 from eohub.domain.xdmod import SacctOptions
 
 #: The exports that read sessions by id, and so can be cut into parts.
@@ -98,8 +98,7 @@ def write_part(store: AccountingStore, part: Part) -> tuple[int, int]:
         if part.sacct is not None:
             written = write_sacct(records, out, options=part.sacct, progress=count)
         else:
-            rows = session_rows(counted(records, None, count), part.now)
-            written = write_csv_rows(csv.writer(out), out, rows)
+            written = write_sessions_csv(records, out, now=part.now, progress=count, header=False)
     return read, written
 
 

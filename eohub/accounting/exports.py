@@ -89,13 +89,16 @@ def write_sessions_csv(
     now: datetime,
     total: int | None = None,
     progress: Progress | None = None,
+    header: bool = True,
 ) -> int:
-    """Write a header and one row per session; return the number of rows.
+    """Write a header (unless ``header`` is false: a part of a larger export) and one
+    row per session; return the number of rows.
 
     Open sessions count up to ``now``.
     """
     writer = csv.writer(out)
-    writer.writerow(SESSION_HEADER)
+    if header:
+        writer.writerow(SESSION_HEADER)
     return write_csv_rows(writer, out, session_rows(counted(records, total, progress), now))
 
 

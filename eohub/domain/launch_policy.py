@@ -89,6 +89,34 @@ class Launch:
         return options
 
 
+#: What :meth:`Launch.user_options` stores beyond the options schema, for accounting.
+CHARGED_KEYS = (CPU_KEYS[0], MEMORY_KEYS[0], GPU_KEYS[0], PROFILE_KEY, IMAGE_KEY)
+
+
+def split_charged(raw: object) -> tuple[object, dict[str, object]]:
+    """``raw`` without the charged keys, and those keys.
+
+    A restart without new options re-applies the stored ones, which hold what the
+    launch charges too; those keys may come back, but :func:`check_charged` must agree.
+    """
+    if not isinstance(raw, Mapping):
+        return raw, {}
+    rest = dict(raw)
+    return rest, {k: rest.pop(k) for k in CHARGED_KEYS if k in rest}
+
+
+def check_charged(charged: Mapping[str, object], launch: Launch) -> None:
+    """Raise :class:`OptionsError` for charged keys that differ from what ``launch`` charges."""
+    resolved = launch.user_options()
+    wrong = {
+        k: f"is set by the environment and size ({resolved.get(k)!r}); leave it out"
+        for k, v in charged.items()
+        if resolved.get(k) != v
+    }
+    if wrong:
+        raise OptionsError(wrong)
+
+
 def may_use(env: Environment, member: Member) -> bool:
     if not env.allowed_groups and not env.allowed_users:
         return True
@@ -285,6 +313,7 @@ def fallback(
 
 
 __all__ = [
+    "CHARGED_KEYS",
     "Budget",
     "Launch",
     "Member",
@@ -292,11 +321,13 @@ __all__ = [
     "allowed_volumes",
     "authorize",
     "chargeable_groups",
+    "check_charged",
     "fallback",
     "hours_left",
     "may_mount",
     "may_use",
     "offered_sizes",
     "size_fits",
+    "split_charged",
     "visible_environments",
 ]

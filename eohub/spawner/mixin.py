@@ -32,15 +32,20 @@ from eohub.accounting.client import QuotaAnswer
 from eohub.domain.launch_budget import Budget
 from eohub.domain.launch_config import LaunchConfig
 from eohub.domain.launch_options import OptionsError, form_to_options, parse_options
-from eohub.domain.launch_policy import Launch, Member, authorize, chargeable_groups, fallback
+from eohub.domain.launch_policy import (
+    Launch,
+    Member,
+    authorize,
+    chargeable_groups,
+    check_charged,
+    fallback,
+    split_charged,
+)
 from eohub.domain.profile import UserProfile
-from eohub.domain.reconcile import CPU_KEYS, GPU_KEYS, IMAGE_KEY, MEMORY_KEYS, PROFILE_KEY
 from eohub.spawner.accounting import shared_client
 from eohub.spawner.launch_settings import LaunchSettings
 
 STATE_KEY = "eohub_session"
-# What Launch.user_options() adds for accounting, beyond the options schema's own keys.
-DERIVED_KEYS = (CPU_KEYS[0], MEMORY_KEYS[0], GPU_KEYS[0], PROFILE_KEY, IMAGE_KEY)
 LAST_OPTIONS_KEY = "eohub_last_options"
 
 
@@ -64,18 +69,6 @@ def options_error(error: OptionsError) -> web.HTTPError:
     """A 400 whose message lists every bad field, as the form and REST clients show it."""
     fields = "; ".join(f"{k}: {v}" for k, v in sorted(error.errors.items()))
     return user_error(400, f"Invalid launch options ({fields})", "Invalid options")
-
-
-def check_derived(derived: Mapping[str, Any], launch: Launch) -> None:
-    """Refuse charged keys (cpu, mem, ...) that differ from what ``launch`` charges."""
-    resolved = launch.user_options()
-    wrong = {
-        k: f"is set by the environment and size ({resolved.get(k)!r}); leave it out"
-        for k, v in derived.items()
-        if resolved.get(k) != v
-    }
-    if wrong:
-        raise OptionsError(wrong)
 
 
 async def _apply_launch(spawner: QuotaSpawnerMixin, user_options: dict[str, Any]) -> None:
@@ -161,17 +154,11 @@ class QuotaSpawnerMixin(LaunchSettings):
             ) from None
         member = self.member()
         self._spawn_started_at = None
-        # A restart without options re-applies the stored ones, which also hold what
-        # the launch charges (cpu, mem, ...); those may be sent, but must match.
-        raw: Any = user_options
-        derived: dict[str, Any] = {}
-        if isinstance(user_options, Mapping):
-            raw = dict(user_options)
-            derived = {k: raw.pop(k) for k in DERIVED_KEYS if k in raw}
+        raw, charged = split_charged(user_options)
         try:
-            request = parse_options(raw)
+            request = parse_options(raw)  # type: ignore[arg-type]  # it refuses non-mappings
             first = authorize(config, member, request, None)
-            check_derived(derived, first)
+            check_charged(charged, first)
         except OptionsError as e:
             raise options_error(e) from None
         answer = await self.check_quota(first)
@@ -182,7 +169,7 @@ class QuotaSpawnerMixin(LaunchSettings):
         )
         try:
             launch = authorize(config, member, request, budgets)
-            check_derived(derived, launch)
+            check_charged(charged, launch)
         except OptionsError as e:
             raise options_error(e) from None
         self.launch, self.quota_answer = launch, answer

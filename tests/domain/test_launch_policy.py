@@ -25,10 +25,12 @@ from eohub.domain.launch_policy import (
     allowed_volumes,
     authorize,
     chargeable_groups,
+    check_charged,
     fallback,
     hours_left,
     offered_sizes,
     size_fits,
+    split_charged,
     visible_environments,
 )
 from eohub.domain.ledger import GIB
@@ -795,3 +797,26 @@ def test_fallback_never_fails_and_leaves_a_launchable_request(saved: Any, member
     req, _ = fallback(CONFIG, single, saved)
     launch = authorize(CONFIG, single, req, None)  # whatever was saved: no refusal
     check_launch(CONFIG, single, req, None, launch)
+
+
+def test_stored_options_split_into_choices_and_what_the_launch_charges() -> None:
+    launch = authorize(CONFIG, ALICE, LaunchRequest(), None)
+    stored = launch.user_options()
+    choices, charged = split_charged(stored)
+    assert set(charged) <= {"cpu", "mem", "gpus", "profile", "image"}
+    assert charged
+    assert not set(charged) & set(choices)  # type: ignore[arg-type]
+    assert authorize(CONFIG, ALICE, parse_options(choices), None) == launch  # type: ignore[arg-type]
+    check_charged(charged, launch)  # what was stored agrees with the launch
+    assert split_charged("not a mapping") == ("not a mapping", {})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("cpu", 64), ("mem", 1), ("gpus", 8), ("image", "evil/miner:latest")]
+)
+def test_charged_keys_that_differ_from_the_launch_are_refused(key: str, value: object) -> None:
+    launch = authorize(CONFIG, ALICE, LaunchRequest(), None)
+    with pytest.raises(OptionsError) as refused:
+        check_charged({key: value}, launch)
+    assert list(refused.value.errors) == [key]
+    assert "is set by the environment and size" in refused.value.errors[key]
