@@ -61,6 +61,12 @@ c.QuotaLocalSpawner.launch_environments = {
         "sizes": ["small", "medium", "large"],
         "env": {"CLIMATE_DATA": "/data/climate"},
     },
+    "from-repo": {
+        "display_name": "From a git repository",
+        "description": "Clone a repository into your workspace and open it",
+        "repository": True,
+        "sizes": ["small", "medium"],
+    },
     "classic": {
         "display_name": "Notebook (classic view)",
         "description": "The same server, opening the notebook view",
@@ -83,6 +89,17 @@ c.QuotaLocalSpawner.launch_volumes = {
         "optional": True,
     },
 }
+# Repository launches: the demo serves its own repository (demo/example-repo) over git
+# on loopback, which a real hub must never allow (allow_private_hosts, allow_http).
+c.RepoLaunches.allow_http = True
+c.RepoLaunches.allow_private_hosts = True
+c.RepoLaunches.allowed_hosts = ["127.0.0.1", "github.com", "gitlab.com"]
+c.RepoLaunches.trusted_repos = ["127.0.0.1/eohub-demo"]
+
+from eohub.spawner.launch_link import launch_link_handlers  # noqa: E402
+
+c.JupyterHub.extra_handlers = launch_link_handlers()
+
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 if os.geteuid() == 0:

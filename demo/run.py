@@ -20,12 +20,16 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the demo directory is started by the test harness's code
 
+from tests.support.git_server import git, git_http_server  # noqa: E402
 from tests.support.slapd import Directory, start_slapd  # noqa: E402
 from tests.support.tools import DATA_DIR  # noqa: E402
+
+DEMO_REPO = "eohub-demo.git"
 
 USERS = """\
     alice / alice-pw      admin (hub-admins), researchers, eo-scientists
@@ -90,6 +94,19 @@ def crypt_key(state: Path) -> str:
     return path.read_text().strip()
 
 
+def demo_repository(state: Path) -> Path:
+    """A bare repository of demo/example-repo, made afresh each run; its served root."""
+    root = state / "git"
+    shutil.rmtree(root, ignore_errors=True)
+    work = root / "work"
+    shutil.copytree(ROOT / "demo/example-repo", work)
+    git("init", "-q", "-b", "main", cwd=work)
+    git("add", ".", cwd=work)
+    git("commit", "-q", "-m", "The demo repository", cwd=work)
+    git("clone", "-q", "--bare", str(work), str(root / DEMO_REPO), cwd=root)
+    return root
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -112,6 +129,9 @@ def main() -> int:
     slapd_dir = state / "slapd"
     shutil.rmtree(slapd_dir, ignore_errors=True)  # a fresh directory every run
     slapd, directory = start_slapd(slapd_dir, sorted(DATA_DIR.glob("*.ldif")))
+    served = git_http_server(demo_repository(state))
+    git_url = served.__enter__()
+    repo_url = f"{git_url}/{DEMO_REPO}"
     env = dict(os.environ)
     env.update(
         EOHUB_DEMO_STATE=str(state),
@@ -135,11 +155,14 @@ def main() -> int:
     # Ctrl-C reaches the hub too; it stops the proxy and the users' servers itself.
     signal.signal(signal.SIGTERM, lambda *_: hub.terminate())
     url = f"http://127.0.0.1:{port}"
+    link = f"{url}/hub/eohub/launch/git/{quote(repo_url, safe='')}/main?filepath=intro.ipynb"
     try:
         wait_until_up(url, hub)
         print(
             f"\n  eohub demo hub: {url}/\n"
             f"  usage pages:    {url}/services/eohub-accounting/\n"
+            f"  launch link:    {link}\n"
+            f"                  (the demo repository, cloned into your workspace)\n"
             f"  demo directory: {directory.ldaps_url} (slapd, pid {slapd.pid})\n"
             f"  log in as one of:\n{USERS}\n"
             "  stop with Ctrl-C\n",
@@ -154,6 +177,7 @@ def main() -> int:
             hub.terminate()
             hub.wait(30)
         slapd.stop()
+        served.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import requests
 
@@ -112,6 +113,38 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
             raise AssertionError("alice's demo server did not start")
         stop = requests.delete(f"{url[1]}/hub/api/users/alice/server", headers=api, timeout=60)
         assert stop.status_code in (202, 204)
+
+        # The printed launch link opens the form on the demo repository; a launch clones it.
+        link = re.search(r"launch link:\s+(\S+)", text)
+        assert link, text
+        page = session.get(link[1], timeout=30)
+        assert page.status_code == 200, page.text
+        assert "eohub-demo.git" in page.text
+        assert "trusted list" not in page.text
+        repo = re.search(r"/launch/git/([^/]+)/main", link[1])
+        assert repo
+        options = {
+            "environment": "from-repo",
+            "repo": unquote(repo[1]),
+            "filepath": "intro.ipynb",
+            "size": "small",
+            "group": "researchers",
+        }
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the stop above may still be in progress
+            spawn = requests.post(
+                f"{url[1]}/hub/api/users/alice/server", json=options, headers=api, timeout=90
+            )
+            if spawn.status_code != 400 or "is pending" not in spawn.text:
+                break
+            time.sleep(0.5)
+        assert spawn.status_code in (201, 202), spawn.text
+        clone = tmp_path / "home" / "alice" / "eohub-demo"
+        deadline = time.monotonic() + 90
+        while not (clone / "intro.ipynb").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert (clone / "intro.ipynb").exists()
+        requests.delete(f"{url[1]}/hub/api/users/alice/server", headers=api, timeout=60)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a person stops it

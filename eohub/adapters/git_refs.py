@@ -6,8 +6,9 @@ already; this adapter adds what needs I/O:
 - a host name the user chose is resolved here, and every address must pass
   :func:`~eohub.domain.repo_policy.address_allowed`. git is then pinned to the checked
   address (``http.curloptResolve``), so a second DNS answer cannot send it elsewhere;
-- git runs without a shell, with ``--`` before the URL, only the http(s) protocols
-  allowed, no credential prompts or helpers, and a time limit after which it is killed;
+- git runs as :mod:`eohub.adapters.git_process` runs it (no shell, ``--`` before the
+  URL, only the http(s) protocols, no credential prompts or helpers), with a time
+  limit after which it is killed;
 - answers are cached briefly, so a burst of launches of one link asks the server once.
 
 Errors are :class:`~eohub.domain.repos.RepoError` naming the field, in words a
@@ -17,15 +18,13 @@ scientist can act on: no such repository, no such ref, the server did not answer
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from eohub.adapters.git_process import git_argv, run_git
 from eohub.domain.repo_policy import RepoCheck, address_allowed
 from eohub.domain.repos import RepoError, is_commit
 
@@ -90,13 +89,15 @@ class RefResolver:
 
     async def resolve(self, check: RepoCheck) -> Resolved:
         spec = check.spec
-        if is_commit(spec.ref):
-            return Resolved(spec.ref, "commit")
         key = (spec.url, spec.ref)
         cached = self._cache.get(key)
         if cached is not None and self.clock() - cached[0] < self.cache_seconds:
             return cached[1]
-        pins = await self._pins(check) if check.needs_resolution else []
+        # The host is checked even for a commit, which git need not resolve: the builder
+        # fetches from it next, so its name must not lead inside either.
+        pins = await self.pins(check) if check.needs_resolution else []
+        if is_commit(spec.ref):
+            return Resolved(spec.ref, "commit")
         listing = await self._ls_remote(spec.url, spec.ref, pins)
         resolved = pick(listing, spec.ref)
         if resolved is None:
@@ -104,7 +105,7 @@ class RefResolver:
         self._cache[key] = (self.clock(), resolved)
         return resolved
 
-    async def _pins(self, check: RepoCheck) -> list[str]:
+    async def pins(self, check: RepoCheck) -> list[str]:
         """``host:port:address`` for git to use: only addresses the policy allows."""
         parts = urlsplit(check.spec.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -126,55 +127,26 @@ class RefResolver:
         return [f"{check.host}:{port}:{'[' + pinned + ']' if ':' in pinned else pinned}"]
 
     async def _ls_remote(self, url: str, ref: str, pins: list[str]) -> str:
-        scheme = urlsplit(url).scheme
         argv = [
-            self.git,
-            "-c",
-            "protocol.allow=never",
-            "-c",
-            f"protocol.{scheme}.allow=always",
-            "-c",
-            "credential.helper=",
-            "-c",
-            "http.followRedirects=false",
+            *git_argv(self.git, urlsplit(url).scheme, pins),
+            "ls-remote",
+            "--",
+            url,
+            *ref_patterns(ref),
         ]
-        for pin in pins:
-            argv += ["-c", f"http.curloptResolve={pin}"]
-        argv += ["ls-remote", "--", url, *ref_patterns(ref)]
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": "/nonexistent",
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ASKPASS": "/bin/false",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
-            "LC_ALL": "C",
-        }
         self.runs += 1
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            # git runs its http transport as a child: a group of their own lets a time
-            # limit end both, and so close the pipes.
-            start_new_session=True,
-        )
         try:
-            out, err = await asyncio.wait_for(process.communicate(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                done = await run_git(argv)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
             raise RepoError(
                 "repo", f"the git server did not answer within {self.timeout:g} seconds"
             ) from None
-        if process.returncode != 0:
-            message = err.decode(errors="replace").lower()
+        if done.returncode != 0:
+            message = done.stderr.lower()
             if any(marker in message for marker in NOT_FOUND) or "404" in message:
                 raise RepoError("repo", f"there is no repository at {url}")
             raise RepoError(
                 "repo", f"the git server at {urlsplit(url).hostname} refused or failed"
             )
-        return out.decode(errors="replace")
+        return done.stdout

@@ -58,6 +58,7 @@ _ENV_KEYS = frozenset(
         "max_duration",
         "pass_access_token",
         "default",
+        "repository",
     }
 )
 _BACKEND_ENV_KEYS: dict[str, frozenset[str]] = {
@@ -93,6 +94,11 @@ class Environment:
     its ``gpu`` setting when the admin listed none). ``image`` is set on Kubernetes,
     ``command`` (optional) on the local backend. Empty ``allowed_groups`` and
     ``allowed_users`` mean everyone may use it.
+
+    ``repository`` makes it a launch from a git repository: the user names the
+    repository and ref, and the image is the builder's image for the resolved commit
+    (Kubernetes), or the commit is cloned into the workspace (local). So it has no
+    ``image`` of its own, and who may build from repositories is its ``allowed_groups``.
     """
 
     name: str
@@ -112,6 +118,7 @@ class Environment:
     max_duration: int | None = None
     pass_access_token: bool = False
     default: bool = False
+    repository: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,7 +237,10 @@ def parse_environment(
             f"environments.{name}.{misplaced[0]}", f"is not used by the {backend!r} backend"
         )
     entry = Entry(data, f"environments.{name}", _ENV_KEYS | _BACKEND_ENV_KEYS[backend])
-    image = entry.text("image", required=backend == "kube", pattern=IMAGE)
+    repository = entry.flag("repository", False)
+    if repository and entry.has("image"):
+        entry.fail("image", "is the builder's image for the repository; leave it out")
+    image = entry.text("image", required=backend == "kube" and not repository, pattern=IMAGE)
     command = (entry.strings("command") or None) if backend == "local" else None
     urlpath = entry.text("default_urlpath", DEFAULT_URLPATH, max_len=1024) or DEFAULT_URLPATH
     if problem := urlpath_problem(urlpath):
@@ -258,6 +268,7 @@ def parse_environment(
         max_duration=entry.integer("max_duration", minimum=1, maximum=MAX_DURATION),
         pass_access_token=entry.flag("pass_access_token", False),
         default=entry.flag("default", False),
+        repository=repository,
     )
 
 

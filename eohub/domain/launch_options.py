@@ -28,6 +28,8 @@ NAME_RULE = (
     "must be 1 to 63 lowercase letters, digits, '.', '_' or '-', starting with a letter or a digit"
 )
 MAX_URLPATH = 1024
+MAX_REPO = 2048
+MAX_REF = 255
 MAX_VOLUMES = 64
 # At most this many unknown keys are reported: a 400 need not echo a huge body back.
 MAX_UNKNOWN_REPORTED = 20
@@ -35,6 +37,7 @@ MAX_UNKNOWN_REPORTED = 20
 _URLPATH = re.compile(r"/[A-Za-z0-9._~!$&()*+,;=:@%/?-]*")
 _URLPATH_PUNCTUATION = "/ . _ ~ - ! $ & ( ) * + , ; = : @ % ?"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+PROVIDER = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 class OptionsError(ValueError):
@@ -132,6 +135,59 @@ def _urlpath(value: object) -> str:
     return text
 
 
+def _visible_text(value: object, limit: int) -> str:
+    text = _text(value).strip()
+    if len(text) > limit:
+        raise ValueError(f"must be at most {limit} characters")
+    if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in text):
+        raise ValueError("must not contain spaces or control characters")
+    return text
+
+
+def _repo(value: object) -> str:
+    # Syntax only; which repositories are allowed, and how the provider reads it, is
+    # the policy's question (eohub.domain.repos and repo_policy).
+    return _visible_text(value, MAX_REPO)
+
+
+def _ref(value: object) -> str:
+    return _visible_text(value, MAX_REF)
+
+
+def _provider(value: object) -> str:
+    text = _text(value)
+    if not PROVIDER.fullmatch(text):
+        raise ValueError("must be a provider key such as 'gh', 'gl' or 'git'")
+    return text
+
+
+def filepath_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a file to open in a repository; None if it can.
+
+    It is a path relative to the repository's root, so it must not climb out of it; it
+    is percent-encoded where it becomes part of a URL, so spaces and the like are fine.
+    """
+    if len(value) > MAX_URLPATH:
+        return f"must be at most {MAX_URLPATH} characters"
+    decoded = unquote(value)
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value + decoded):
+        return "must not contain control characters"
+    for text in (value, decoded):
+        if text.startswith("/") or "\\" in text or "//" in text:
+            return "must be a path inside the repository, such as 'notebooks/intro.ipynb'"
+        if ".." in text.split("/"):
+            return "must not contain '..'"
+    return None
+
+
+def _filepath(value: object) -> str:
+    text = _text(value)
+    problem = filepath_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
 def _volumes(value: object) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
         raise ValueError(f"must be a list of volume names, not {_json_type(value)}")
@@ -157,16 +213,21 @@ class Field:
     multiple: bool = False  # a form sends it as several values (checkboxes)
 
 
-#: The options a launch takes. Issue 6 (build from a repository) adds ``repo``, ``ref``,
-#: ``provider`` and ``filepath`` here and to :class:`LaunchRequest`; until then they
-#: are unknown keys like any other.
+#: The options a launch takes. ``repo``, ``ref``, ``provider`` and ``filepath`` name
+#: what to build for an environment with ``repository: true``.
 FIELDS: dict[str, Field] = {
     "environment": Field(_name),
     "size": Field(_name),
     "group": Field(_group),
     "volumes": Field(_volumes, multiple=True),
     "urlpath": Field(_urlpath),
+    "provider": Field(_provider),
+    "repo": Field(_repo),
+    "ref": Field(_ref),
+    "filepath": Field(_filepath),
 }
+#: The options that only a repository launch takes.
+REPO_FIELDS = ("provider", "repo", "ref", "filepath")
 
 
 @dataclass(frozen=True)
@@ -182,6 +243,15 @@ class LaunchRequest:
     group: str | None = None
     volumes: tuple[str, ...] | None = None
     urlpath: str | None = None
+    provider: str | None = None
+    repo: str | None = None
+    ref: str | None = None
+    filepath: str | None = None
+
+    @property
+    def names_repository(self) -> bool:
+        """Whether any repository option was given."""
+        return any(getattr(self, k) is not None for k in REPO_FIELDS)
 
     def to_user_options(self) -> dict[str, object]:
         """The canonical, JSON-safe options: only the fields that were given."""
@@ -246,14 +316,19 @@ def parse_options(raw: Mapping[str, object]) -> LaunchRequest:
 
 __all__ = [
     "FIELDS",
+    "MAX_REF",
+    "MAX_REPO",
     "MAX_URLPATH",
     "MAX_VOLUMES",
     "NAME",
     "NAME_RULE",
+    "PROVIDER",
+    "REPO_FIELDS",
     "Field",
     "LaunchRequest",
     "OptionsError",
     "describe",
+    "filepath_problem",
     "form_to_options",
     "name_problem",
     "parse_options",

@@ -26,9 +26,11 @@ from eohub.domain.launch_budget import (
 from eohub.domain.launch_config import Environment, LaunchConfig, Size
 from eohub.domain.launch_options import (
     FIELDS,
+    REPO_FIELDS,
     LaunchRequest,
     OptionsError,
     describe,
+    filepath_problem,
     urlpath_problem,
 )
 from eohub.domain.launch_volumes import Volume
@@ -40,6 +42,8 @@ from eohub.domain.reconcile import (
     MEMORY_KEYS,
     PROFILE_KEY,
 )
+from eohub.domain.repo_launch import RepoLaunch, RepoRules, check_repository
+from eohub.domain.repos import RepoError
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class Launch:
 
     ``volumes`` are the volumes to mount: the always-mounted ones the user may mount and
     the optional ones they chose, in config order. ``urlpath`` is the start page asked
-    for, else the environment's default (``urlpath_chosen`` says which).
+    for, else the environment's default (``urlpath_chosen`` says which). ``repo`` is
+    the repository to launch, for an environment with ``repository: true``.
     """
 
     environment: Environment
@@ -65,6 +70,7 @@ class Launch:
     volumes: tuple[Volume, ...]
     urlpath: str
     urlpath_chosen: bool = False
+    repo: RepoLaunch | None = None
 
     def user_options(self) -> dict[str, object]:
         """The canonical options to store, with the keys accounting charges from.
@@ -86,6 +92,8 @@ class Launch:
             options["urlpath"] = self.urlpath
         if self.environment.image is not None:
             options[IMAGE_KEY] = self.environment.image
+        if self.repo is not None:
+            options.update(self.repo.user_options())
         return options
 
 
@@ -222,6 +230,7 @@ def authorize(
     member: Member,
     request: LaunchRequest,
     budget_left_by_group: Mapping[str, Budget] | None,
+    repos: RepoRules | None = None,
 ) -> Launch:
     """Resolve ``request`` into a :class:`Launch`, or raise :class:`OptionsError`.
 
@@ -230,6 +239,8 @@ def authorize(
     group ``member`` may charge, the always-mounted volumes only, and the environment's
     start page. ``budget_left_by_group`` gives the budget left of each group; None means
     no budget information (every size fits), and so does a group missing from it.
+    ``repos`` are the admin's repository rules; without them no repository environment
+    can be launched.
     """
     errors: dict[str, str | None] = {}
     env, errors["environment"] = _pick_environment(
@@ -243,8 +254,13 @@ def authorize(
             budget = budget_left_by_group.get(group)
         size, errors["size"] = _pick_size(config, env, request.size, budget, group or "")
     volumes, errors["volumes"] = _pick_volumes(config, member, request.volumes)
+    repo: RepoLaunch | None = None
+    if env is not None:
+        repo = _pick_repository(env, request, repos, errors)
     if request.urlpath is not None:
         errors["urlpath"] = urlpath_problem(request.urlpath)
+    if request.filepath is not None and not errors.get("filepath"):
+        errors["filepath"] = filepath_problem(request.filepath)
     problems = {k: v for k, v in errors.items() if v}
     if problems or env is None or size is None or group is None:
         raise OptionsError(problems or {"size": "no size is available"})
@@ -255,7 +271,33 @@ def authorize(
         volumes=volumes,
         urlpath=request.urlpath or env.default_urlpath,
         urlpath_chosen=request.urlpath is not None,
+        repo=repo,
     )
+
+
+def _pick_repository(
+    env: Environment,
+    request: LaunchRequest,
+    repos: RepoRules | None,
+    errors: dict[str, str | None],
+) -> RepoLaunch | None:
+    if not env.repository:
+        given = next((k for k in REPO_FIELDS if getattr(request, k) is not None), None)
+        if given is not None:
+            errors[given] = (
+                f"is only for environments that launch a repository; {env.display_name!r} does not"
+            )
+        return None
+    if repos is None:
+        errors["environment"] = (
+            f"environment {env.name!r} launches repositories, which this hub has not set up"
+        )
+        return None
+    try:
+        return check_repository(repos, request)
+    except RepoError as e:
+        errors.update(e.errors)
+        return None
 
 
 def fallback(
@@ -296,6 +338,9 @@ def fallback(
             f"The size {request.size!r} you used last time is no longer offered{where}."
         )
         values.pop("size")
+    if env is None or not env.repository:
+        for key in REPO_FIELDS:  # they belong to a repository launch only
+            values.pop(key, None)
     if request.group is not None and _pick_group(config, member, request.group)[1]:
         messages.append(
             f"You can no longer charge group {request.group!r}, which you charged last time."

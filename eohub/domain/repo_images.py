@@ -25,6 +25,13 @@ MAX_IMAGE_NAME = 255
 _SAFE = frozenset(string.ascii_letters + string.digits)
 # A registry host and path ending where the slug starts: "registry.example.org/binder/r2d-".
 PREFIX = re.compile(r"([a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?/)?([a-z0-9][a-z0-9._/-]*)?")
+# An image repository name by the distribution reference grammar: an optional registry
+# host, then '/'-separated components of [a-z0-9] joined by '.', '_', '__' or dashes.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_IMAGE_NAME = re.compile(
+    rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+)
 
 
 def escape(text: str, escape_char: str = "-") -> str:
@@ -54,19 +61,28 @@ def prefix_problem(prefix: str) -> str | None:
     """Why ``prefix`` cannot start an image name; None if it can (``""`` can)."""
     if len(prefix) > MAX_IMAGE_NAME - 8:
         return f"must be at most {MAX_IMAGE_NAME - 8} characters"
-    if not PREFIX.fullmatch(prefix):
+    if not PREFIX.fullmatch(prefix) or not _IMAGE_NAME.fullmatch((prefix + "x").replace("_", "-")):
         return "must be a lowercase registry path such as 'registry.example.org/binder/r2d-'"
     return None
 
 
 def image_name(prefix: str, build_slug: str, commit: str) -> str:
-    """``<prefix><safe slug>:<commit>`` as BinderHub names the image it builds."""
+    """``<prefix><safe slug>:<commit>`` as BinderHub names the image it builds.
+
+    One departure from BinderHub: where the slug starts a name component (an empty
+    prefix, or one ending in ``/`` or ``.``), its leading dashes are dropped, because
+    BinderHub's name would not be a valid image reference there.
+    """
     problem = prefix_problem(prefix)
     if problem:
         raise RepoError("image_prefix", problem)
     if not is_commit(commit):
         raise RepoError("commit", "must be a full 40-hex commit id")
     slug = safe_build_slug(build_slug, limit=MAX_IMAGE_NAME - len(prefix))
+    if not prefix or prefix.endswith(("/", ".")):
+        # A name component starts with a letter or digit, but an escaped slug may start
+        # with '-' ('_group/x' on GitLab is '-5fgroup-2dx'): drop it, the hash stays.
+        slug = slug.lstrip("-")
     return f"{prefix}{slug}:{commit}".replace("_", "-").lower()
 
 

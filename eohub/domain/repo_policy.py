@@ -24,9 +24,10 @@ def address_allowed(
     """Whether git may connect to ``address``: call it on every resolved address.
 
     Global unicast addresses are allowed. Loopback, private, link-local, shared
-    (100.64/10) and other non-global addresses only with ``allow_private``. Multicast,
-    unspecified (``0.0.0.0``, ``::``) and reserved addresses never: no git server lives
-    there. An IPv4 address embedded in IPv6 (mapped, 6to4, Teredo) is judged as IPv4.
+    (100.64/10), site-local (fec0::/10) and other non-global addresses only with
+    ``allow_private``. Multicast, unspecified (``0.0.0.0``, ``::``) and reserved
+    addresses never: no git server lives there. An IPv4 address embedded in IPv6
+    (mapped, 6to4, Teredo) is judged as IPv4.
     """
     try:
         ip = ipaddress.ip_address(address)
@@ -38,7 +39,9 @@ def address_allowed(
             return address_allowed(embedded, allow_private=allow_private)
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
         return False
-    return allow_private or ip.is_global
+    # Site-local fec0::/10 is deprecated, yet still routed inside some networks.
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
+    return allow_private or (ip.is_global and not site_local)
 
 
 def _patterns(value: Iterable[str], where: str) -> tuple[str, ...]:

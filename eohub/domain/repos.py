@@ -54,12 +54,27 @@ class RepoError(OptionsError):
         super().__init__({field: message})
 
 
+def unquote_all(text: str) -> str:
+    """``text`` percent-decoded until nothing changes, so double encoding is seen too."""
+    while (decoded := unquote(text)) != text:
+        text = decoded
+    return text
+
+
 def has_hidden_characters(text: str) -> bool:
     """Whether ``text`` has a control character or whitespace, also percent-encoded."""
     return any(
         c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
-        for c in text + unquote(text)
+        for c in text + unquote_all(text)
     )
+
+
+def has_lookalikes(text: str) -> bool:
+    """Whether ``text`` has a character that stands for others (a fullwidth slash...).
+
+    That is: it changes under Unicode NFKC normalization, also percent-decoded.
+    """
+    return any(unicodedata.normalize("NFKC", t) != t for t in (text, unquote_all(text)))
 
 
 def is_commit(ref: str) -> bool:
@@ -100,7 +115,12 @@ def ref_problem(ref: str) -> str | None:
             return "no '/'-separated part may start with '.'"
         if part.endswith(".lock"):
             return "no '/'-separated part may end with '.lock'"
-    return None
+    if has_lookalikes(ref):
+        return "must not contain look-alike characters, such as a fullwidth slash"
+    # A ref that a server, a builder or a later link decodes must be safe decoded too.
+    decoded = unquote_all(ref)
+    problem = ref_problem(decoded) if decoded != ref else None
+    return f"decodes to {describe(decoded)}, which {problem}" if problem else None
 
 
 def _ref(value: str) -> str:
@@ -152,7 +172,7 @@ def parse_url(url: str, field: str = "repo") -> RepoUrl:
         raise fail("must not contain spaces or control characters")
     if scheme not in SCHEMES:
         raise fail("must be an https:// URL")
-    if "\\" in url:
+    if "\\" in unquote_all(url):
         raise fail("must not contain '\\'")
     try:
         parts = urlsplit(url)
@@ -160,6 +180,8 @@ def parse_url(url: str, field: str = "repo") -> RepoUrl:
         port = parts.port
     except ValueError:
         raise fail("is not a valid URL (host or port)") from None
+    if "[" in parts.netloc and ":" not in host:
+        raise fail("has a bracketed host that is not an IPv6 address")
     if "@" in parts.netloc:
         raise fail("must not contain a user name or password")
     if parts.query or parts.fragment or "?" in url or "#" in url:
@@ -172,9 +194,11 @@ def parse_url(url: str, field: str = "repo") -> RepoUrl:
     if port == 0:
         raise fail("must have a port from 1 to 65535")
     path = parts.path.strip("/")
-    segments = unquote(path).split("/")
+    segments = unquote_all(path).split("/")
     if not path or "//" in parts.path:
         raise fail("must name a repository path, without empty parts")
+    if has_lookalikes(path):
+        raise fail("must not contain look-alike characters, such as a fullwidth slash")
     if any(s in (".", "..") for s in segments):
         raise fail("must not contain '.' or '..' path parts")
     if any(s.startswith("-") for s in segments):
@@ -206,9 +230,14 @@ class RepoSpec:
 
     @property
     def name(self) -> str:
-        """``host/path`` (lowercase, no scheme, no ``.git``): what policy patterns match."""
-        parsed = parse_url(self.url)
-        return f"{parsed.host}/{parsed.path}".lower()
+        """``host/path`` (lowercase, no scheme, no ``.git``): what policy patterns match.
+
+        The path is percent-decoded as a server reads it, so ``b%61nned/x`` is
+        ``banned/x`` to a deny list.
+        """
+        host = parse_url(self.url).host
+        path = unquote_all(urlsplit(self.url).path).strip("/").removesuffix(".git")
+        return f"{host}/{path}".lower()
 
 
 class RepoProvider:
@@ -238,16 +267,21 @@ class RepoProvider:
 
     def url(self, repo: str) -> str:
         """The clone URL of ``repo``; raise :class:`RepoError` if ``repo`` is malformed."""
-        return parse_url(repo).url
+        return _lower_scheme(parse_url(repo))
 
     def build_slug(self, repo: str) -> str:
         """BinderHub's ``get_build_slug()`` for this provider: the image name's seed."""
         return repo
 
 
+def _lower_scheme(parsed: RepoUrl) -> str:
+    # git finds its transport by the scheme as written: 'HTTPS://' is no transport.
+    return parsed.scheme + parsed.url[len(parsed.scheme) :]
+
+
 def _base_url(value: str) -> str:
     parsed = parse_url(value.rstrip("/") + "/x", field="base_url")
-    return parsed.url[: -len("/x")]
+    return _lower_scheme(parsed)[: -len("/x")]
 
 
 @dataclass(frozen=True)
@@ -274,10 +308,11 @@ class GitHubProvider(RepoProvider):
         parts = spec.split("/", 2)
         if len(parts) != 3 or not parts[2]:
             raise RepoError("spec", "must be '<owner>/<repo>/<ref>'")
-        return f"{parts[0]}/{parts[1]}", parts[2]
+        return f"{parts[0]}/{parts[1]}", unquote(parts[2])
 
     def join_spec(self, repo: str, ref: str) -> str:
-        return f"{repo}/{ref}"
+        # '/' stays readable; '#', '?', '%' and non-ASCII would not survive a URL.
+        return f"{repo}/{quote(ref, safe='/')}"
 
     def canonical(self, repo: str) -> str:
         return repo.removesuffix(".git")
@@ -359,6 +394,7 @@ class RepoProviders:
                 f"{describe(repo)} must not contain spaces, control characters "
                 "or a part starting with '-'",
             )
+        parse_url(url)  # and every provider's URL passes the checks a user's URL does
         return RepoSpec(provider=key, url=url, repo=repo, ref=_ref(ref))
 
     def parse_link(self, path: str) -> RepoSpec:
@@ -394,8 +430,11 @@ __all__ = [
     "RepoProviders",
     "RepoSpec",
     "RepoUrl",
+    "has_hidden_characters",
+    "has_lookalikes",
     "host_problem",
     "is_commit",
     "parse_url",
     "ref_problem",
+    "unquote_all",
 ]

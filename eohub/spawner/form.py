@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
+from eohub.domain.launch_options import LaunchRequest
 from eohub.spawner.form_view import LaunchForm, build_form
+from eohub.spawner.repo_form_view import build_repo_form
 
 if TYPE_CHECKING:
     from eohub.spawner.mixin import QuotaSpawnerMixin
@@ -43,8 +45,17 @@ def render(form: LaunchForm | None, *, error: str = "") -> str:
     return environment().get_template(TEMPLATE).render(form=form, error=error)
 
 
-async def render_form(spawner: QuotaSpawnerMixin) -> str:
-    """The ``options_form`` of eohub's spawners: the launch form for this user."""
+async def render_form(
+    spawner: QuotaSpawnerMixin,
+    prefill: LaunchRequest | None = None,
+    *,
+    untrusted_link: bool = False,
+) -> str:
+    """The ``options_form`` of eohub's spawners: the launch form for this user.
+
+    ``prefill`` replaces the last launch's choices (a launch link's); with
+    ``untrusted_link`` the form warns that its repository is not on the trusted list.
+    """
     log = spawner.log  # type: ignore[attr-defined]
     try:
         config = spawner.launch_config()
@@ -52,7 +63,21 @@ async def render_form(spawner: QuotaSpawnerMixin) -> str:
         log.error("The eohub launch config is invalid: %s", e)
         return render(None, error="The hub's launch config is invalid; tell an admin.")
     member = spawner.member()
-    saved, messages = spawner.saved_request(config, member)
+    messages: list[str] = []
+    if prefill is not None:
+        saved = prefill
+    else:
+        saved, messages = spawner.saved_request(config, member)
+    rules = spawner.repo_rules()
+    repo = None
+    if rules is not None and any(e.repository for e in config.environments.values()):
+        repo = build_repo_form(
+            rules,
+            saved,
+            backend=config.backend,
+            hub_prefix=getattr(getattr(spawner, "hub", None), "base_url", None) or "/hub/",
+            untrusted_link=untrusted_link,
+        )
     try:
         answers = await spawner.budgets(config, member)
     except Exception:
@@ -66,6 +91,7 @@ async def render_form(spawner: QuotaSpawnerMixin) -> str:
         messages,
         answers,
         server_name=spawner.name,  # type: ignore[attr-defined]
+        repo=repo,
     )
     return render(form)
 

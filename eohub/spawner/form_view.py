@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from eohub.accounting.client import QuotaAnswer
 from eohub.domain.launch_config import Environment, LaunchConfig, Size
-from eohub.domain.launch_options import LaunchRequest, OptionsError
+from eohub.domain.launch_options import REPO_FIELDS, LaunchRequest, OptionsError
 from eohub.domain.launch_policy import (
     Budget,
     Launch,
@@ -31,6 +31,8 @@ from eohub.domain.launch_policy import (
     visible_environments,
 )
 from eohub.domain.ledger import GIB
+from eohub.domain.repo_launch import RepoRules
+from eohub.spawner.repo_form_view import RepoFormView
 
 UNKNOWN_BUDGET = "budget unknown: the accounting service did not answer"
 
@@ -47,6 +49,7 @@ class EnvironmentView:
     size_names: str  # the offered sizes' display names, for readers without JavaScript
     default_size: str
     checked: bool
+    repository: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class LaunchForm:
     server_name: str = ""
     notices: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    repo: RepoFormView | None = None
 
     @property
     def selected_group(self) -> GroupView | None:
@@ -193,16 +197,19 @@ def _budgets(answers: Mapping[str, QuotaAnswer]) -> dict[str, Budget]:
 
 
 def _preselect(
-    config: LaunchConfig, member: Member, request: LaunchRequest, budgets: Mapping[str, Budget]
+    config: LaunchConfig,
+    member: Member,
+    request: LaunchRequest,
+    budgets: Mapping[str, Budget],
+    rules: RepoRules | None,
 ) -> Launch | None:
     """What a Start without changes would launch, dropping saved choices that fail."""
     for _ in range(len(dataclasses.fields(request)) + 1):
         try:
-            return authorize(config, member, request, budgets)
+            return authorize(config, member, request, budgets, rules)
         except OptionsError as e:
-            drop = {
-                k: None for k in e.errors if k in ("environment", "size", "volumes", "urlpath")
-            }
+            droppable = ("environment", "size", "volumes", "urlpath", *REPO_FIELDS)
+            drop = {k: None for k in e.errors if k in droppable}
             if not drop or all(getattr(request, k) is None for k in drop):
                 return None
             request = dataclasses.replace(request, **drop)
@@ -281,6 +288,7 @@ def build_form(
     answers: Mapping[str, QuotaAnswer],
     *,
     server_name: str = "",
+    repo: RepoFormView | None = None,
 ) -> LaunchForm:
     """The launch form of ``member``, prefilled with ``saved`` (their last choices).
 
@@ -305,7 +313,8 @@ def build_form(
 
     selected = _pick_group(groups, saved.group, answers, fits_any)
     request = dataclasses.replace(saved, group=selected)
-    launch = _preselect(config, member, request, budgets) if selected else None
+    rules = repo.rules if repo is not None else None
+    launch = _preselect(config, member, request, budgets, rules) if selected else None
     env_default = (
         launch.environment if launch else _default_environment(config, visible, saved.environment)
     )
@@ -320,6 +329,7 @@ def build_form(
             size_names=", ".join(config.sizes[n].display_name for n in offered[e.name]),
             default_size=e.default_size or "",
             checked=env_default is not None and e.name == env_default.name,
+            repository=e.repository,
         )
         for e in visible
     )
@@ -365,6 +375,7 @@ def build_form(
         server_name=server_name,
         notices=tuple(messages),
         problems=tuple(problems),
+        repo=repo if any(e.repository for e in visible) else None,
     )
 
 

@@ -35,7 +35,9 @@ from eohub.domain.accounting_events import event_key
 from eohub.domain.launch_policy import Launch
 from eohub.domain.launch_volumes import Volume, expand
 from eohub.domain.pod_security import restricted_violations
-from eohub.spawner.mixin import QuotaSpawnerMixin
+from eohub.domain.repo_launch import repo_urlpath
+from eohub.spawner.mixin import QuotaSpawnerMixin, user_error
+from eohub.spawner.repo_launches import RepoLaunchError
 
 LABEL_PREFIX = "eohub.io/"
 # allowPrivilegeEscalation and runAsUser come from KubeSpawner's own traits
@@ -68,6 +70,7 @@ LAUNCH_TRAITS = (
     "storage_pvc_ensure",
     "storage_capacity",
     "storage_class",
+    "start_timeout",
 )
 
 
@@ -176,8 +179,16 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
         for name, value in base.items():
             setattr(self, name, value)
         env, size = launch.environment, launch.size
-        assert env.image is not None  # the kube config requires one
-        self.image = env.image
+        image = env.image if launch.repo is None else launch.repo.image
+        if image is None:
+            # The config requires an image except for repository environments, whose
+            # image is named by RepoLaunches.image_prefix.
+            raise user_error(
+                500,
+                "Repository launches are not set up on this hub (no image prefix); tell an admin.",
+                "Repository launches not set up",
+            )
+        self.image = image
         self.cpu_guarantee = size.cpu
         self.cpu_limit = size.cpu_limit
         self.mem_guarantee = size.memory
@@ -189,6 +200,12 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
         self.tolerations = [*_values(base["tolerations"]), *map(dict, env.tolerations)]
         self.environment = {**base["environment"], **literal(self.launch_env(launch))}
         self.default_url = launch.urlpath
+        if launch.repo is not None:
+            if not launch.urlpath_chosen:
+                # repo2docker images start in the repository: the file is at its root.
+                self.default_url = repo_urlpath(launch.urlpath, "", launch.repo.filepath)
+            if self.repo_launches.builder is not None:
+                self.start_timeout = base["start_timeout"] + int(self.repo_launches.build_timeout)
         specs = [self._volume(volume, launch.group) for volume in launch.volumes]
         self.volumes = [*_values(base["volumes"]), *literal([s for s, _ in specs])]
         self.volume_mounts = [*_values(base["volume_mounts"]), *literal([m for _, m in specs])]
@@ -258,6 +275,18 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
         if self.launch is not None and self.launch.environment.image:
             lines.append(f"Starting the image {self.launch.environment.image}.")
         return lines
+
+    async def prepare_repository(self, launch: Launch) -> None:
+        """Find the repository's image in the registry, or have BinderHub build it."""
+        repo, rules = launch.repo, self.repo_rules()
+        assert repo is not None
+        if rules is None:
+            raise RepoLaunchError("The hub's repository settings are invalid; tell an admin.")
+        image = await self.repo_launches.find_or_build(repo, rules, self.repo_progress.report)
+        if image != self.image:
+            # BuildClient refuses another name already; the pod must never differ.
+            raise RepoLaunchError(f"The builder's image {image} is not the one checked.")
+        self.repo_progress.report(f"Starting the image {image}.")
 
     async def load_user_options(self) -> None:
         # KubeSpawner applies its profile_list here; the launch is already applied. The

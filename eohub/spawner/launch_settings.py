@@ -159,7 +159,29 @@ def check_hub_config(config: Any) -> LaunchConfig | None:
             merged.LaunchSettings.merge(config[cls.__name__])
     settings = LaunchSettings(config=merged)
     settings.backend = spawner_class.backend
-    return settings.launch_config()
+    launch_config = settings.launch_config()
+    if any(e.repository for e in launch_config.environments.values()):
+        check_repo_settings(config, launch_config.backend)
+    return launch_config
+
+
+def check_repo_settings(config: Any, backend: Backend) -> None:
+    """Raise LaunchConfigError naming the ``RepoLaunches`` setting that is wrong."""
+    from eohub.domain.repos import RepoError
+    from eohub.spawner.repo_launches import RepoLaunches
+
+    repo_launches = RepoLaunches(config=config)
+    try:
+        repo_launches.rules()
+    except RepoError as e:
+        key, message = next(iter(e.errors.items()))
+        raise LaunchConfigError(f"RepoLaunches.{key}", message) from None
+    if backend == "kube" and not repo_launches.image_prefix:
+        raise LaunchConfigError(
+            "RepoLaunches.image_prefix",
+            "is required on Kubernetes for environments with repository: true "
+            "(the registry and name prefix of built images, as BinderHub's image_prefix)",
+        )
 
 
 def _spawner_class(value: Any) -> type[LaunchSettings] | None:

@@ -21,6 +21,7 @@ as the hub's own user, which is only for demos and tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,11 @@ from traitlets import Bool, Unicode
 
 from eohub.domain.launch_policy import Launch
 from eohub.domain.launch_volumes import expand
+from eohub.domain.repo_launch import clone_folder, repo_urlpath
 from eohub.spawner.mixin import QuotaSpawnerMixin
+from eohub.spawner.repo_launches import RepoLaunchError
+
+CLONES_KEY = "eohub_clones"
 
 
 class QuotaLocalSpawner(QuotaSpawnerMixin, LocalProcessSpawner):  # type: ignore[misc]
@@ -119,6 +124,72 @@ class QuotaLocalSpawner(QuotaSpawnerMixin, LocalProcessSpawner):  # type: ignore
                 path.unlink()
             if not path.exists() and not path.is_symlink():
                 path.symlink_to(target)
+
+    # -- repository launches: the commit is cloned into the workspace ---------------
+
+    def _owner(self) -> tuple[int, int] | None:
+        if not self.switch_user:
+            return None
+        import pwd
+
+        entry = pwd.getpwnam(self.user.name)
+        return entry.pw_uid, entry.pw_gid
+
+    def _clone_root(self) -> Path:
+        if self.workdir:
+            return Path(self.workdir)
+        if self.switch_user:
+            return Path(os.path.expanduser(f"~{self.user.name}"))
+        raise RepoLaunchError(
+            "This hub gives servers no workspace to clone the repository into; tell an admin."
+        )
+
+    async def prepare_repository(self, launch: Launch) -> None:
+        """Clone the resolved commit into a subfolder of the workspace; open it.
+
+        An existing folder is never changed: it is reused when this hub cloned the same
+        commit there, else the clone goes to ``<name>-<commit>``.
+        """
+        repo = launch.repo
+        assert repo is not None
+        assert repo.commit is not None
+        root = self._clone_root()
+        clones: dict[str, str] = dict(getattr(self, "_eohub_clones", None) or {})
+        folder = clone_folder(repo.spec)
+        progress = self.repo_progress
+        if (root / folder).exists() and clones.get(folder) != repo.commit:
+            folder = f"{folder}-{repo.commit[:7]}"
+        target = root / folder
+        if target.exists():
+            progress.report(f"Using the clone of commit {repo.commit[:12]} in {folder}/.")
+        else:
+            progress.report(
+                f"Cloning {repo.spec.name} at commit {repo.commit[:12]} into {folder}/."
+            )
+            with contextlib.suppress(FileExistsError):  # another launch cloned it meanwhile
+                await self.repo_launches.clone(repo, root, folder, self._owner())
+            clones[folder] = repo.commit
+            self._eohub_clones = clones
+        if not launch.urlpath_chosen:
+            self.default_url = repo_urlpath(launch.urlpath, folder, repo.filepath)
+        progress.report(
+            "No image is built on this single-machine hub: the repository "
+            "opens in the environment's own software."
+        )
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()
+        clones = getattr(self, "_eohub_clones", None)
+        if clones:
+            state[CLONES_KEY] = clones
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        clones = state.get(CLONES_KEY)
+        self._eohub_clones = (
+            {str(k): str(v) for k, v in clones.items()} if isinstance(clones, dict) else {}
+        )
 
     def make_preexec_fn(self, name: str) -> Any:
         if self.switch_user:

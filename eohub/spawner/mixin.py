@@ -20,6 +20,7 @@ starts a server the policy did not approve.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,12 @@ from traitlets import default
 from eohub.accounting.client import QuotaAnswer
 from eohub.domain.launch_budget import Budget
 from eohub.domain.launch_config import LaunchConfig
-from eohub.domain.launch_options import OptionsError, form_to_options, parse_options
+from eohub.domain.launch_options import (
+    REPO_FIELDS,
+    OptionsError,
+    form_to_options,
+    parse_options,
+)
 from eohub.domain.launch_policy import (
     Launch,
     Member,
@@ -42,8 +48,12 @@ from eohub.domain.launch_policy import (
     split_charged,
 )
 from eohub.domain.profile import UserProfile
+from eohub.domain.repo_launch import RepoRules
+from eohub.domain.repos import RepoError
 from eohub.spawner.accounting import shared_client
 from eohub.spawner.launch_settings import LaunchSettings
+from eohub.spawner.repo_launches import RepoLaunchError, shared_repo_launches
+from eohub.spawner.repo_progress import RepoProgress
 
 STATE_KEY = "eohub_session"
 LAST_OPTIONS_KEY = "eohub_last_options"
@@ -81,6 +91,7 @@ class QuotaSpawnerMixin(LaunchSettings):
     launch: Launch | None = None
     profile: UserProfile | None = None
     quota_answer: QuotaAnswer | None = None
+    repo_progress: RepoProgress = RepoProgress.closed()
     _spawn_started_at: datetime | None = None
 
     accounting = AnyTrait(
@@ -88,9 +99,18 @@ class QuotaSpawnerMixin(LaunchSettings):
         configured by ``c.AccountingClient``.""",
     )
 
+    repo_launches = AnyTrait(
+        help="""The RepoLaunches to use. Default: one per hub process, configured by
+        ``c.RepoLaunches``.""",
+    )
+
     @default("accounting")
     def _default_accounting(self) -> Any:
         return shared_client(self.config)
+
+    @default("repo_launches")
+    def _default_repo_launches(self) -> Any:
+        return shared_repo_launches(self.config)
 
     @default("apply_user_options")
     def _default_apply_user_options(self) -> Any:
@@ -129,7 +149,17 @@ class QuotaSpawnerMixin(LaunchSettings):
         return self._read_options(form_to_options(formdata))
 
     def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, Any]:
-        return self._read_options(form_to_options(query_data))
+        options = self._read_options(form_to_options(query_data))
+        if any(key in options for key in REPO_FIELDS):
+            # JupyterHub starts a server straight from /hub/spawn?... links: a crafted
+            # link must not start a repository the user never saw.
+            raise user_error(
+                400,
+                "A repository launch starts only after you review it and click Start: "
+                "use the launch link (/hub/eohub/launch/<provider>/<spec>) or the form.",
+                "Repository launch needs confirmation",
+            )
+        return options
 
     def _read_options(self, raw: Mapping[str, object]) -> dict[str, Any]:
         try:
@@ -153,11 +183,12 @@ class QuotaSpawnerMixin(LaunchSettings):
                 500, "The hub's launch config is invalid; tell an admin."
             ) from None
         member = self.member()
+        rules = self.repo_rules()
         self._spawn_started_at = None
         raw, charged = split_charged(user_options)
         try:
             request = parse_options(raw)  # type: ignore[arg-type]  # it refuses non-mappings
-            first = authorize(config, member, request, None)
+            first = authorize(config, member, request, None, rules)
             check_charged(charged, first)
         except OptionsError as e:
             raise options_error(e) from None
@@ -168,14 +199,32 @@ class QuotaSpawnerMixin(LaunchSettings):
             {first.group: dict(answer.budget_left)} if answer.budget_left else {}
         )
         try:
-            launch = authorize(config, member, request, budgets)
+            launch = authorize(config, member, request, budgets, rules)
             check_charged(charged, launch)
+            if launch.repo is not None:
+                assert rules is not None  # authorize refuses a repository without rules
+                repo = await self.repo_launches.resolve(launch.repo, rules)
+                launch = dataclasses.replace(launch, repo=repo)
         except OptionsError as e:
             raise options_error(e) from None
         self.launch, self.quota_answer = launch, answer
+        self.repo_progress = RepoProgress()
         self.user_options = launch.user_options()
         self.apply_launch(launch)
         return launch
+
+    def repo_rules(self) -> RepoRules | None:
+        """The admin's repository rules; None (no repository launches) when invalid."""
+        try:
+            rules: RepoRules = self.repo_launches.rules()
+        except RepoError as e:
+            self.log.error("The eohub repository settings are invalid: %s", e)  # type: ignore[attr-defined]
+            return None
+        return rules
+
+    async def prepare_repository(self, launch: Launch) -> None:
+        """Make the repository of ``launch`` ready to start: each backend overrides."""
+        raise NotImplementedError
 
     async def check_quota(self, launch: Launch) -> QuotaAnswer:
         resources = launch.size.charged
@@ -214,9 +263,23 @@ class QuotaSpawnerMixin(LaunchSettings):
         if self.launch is None:
             # apply_user_options was replaced by the admin: the policy still decides.
             await self.authorize_launch(self.user_options)
+        assert self.launch is not None
+        if self.launch.repo is not None:
+            await self._prepare_repository(self.launch)
         result = await super().start()  # type: ignore[misc]
         await self._record_start()
         return result
+
+    async def _prepare_repository(self, launch: Launch) -> None:
+        progress = self.repo_progress
+        try:
+            await self.prepare_repository(launch)
+        except (RepoError, RepoLaunchError) as e:
+            text = "; ".join(e.errors.values()) if isinstance(e, RepoError) else str(e)
+            progress.report(f"Repository launch failed: {text}")
+            raise user_error(400, f"The repository launch failed: {text}", "Repository") from None
+        finally:
+            progress.close()
 
     async def stop(self, now: bool = False) -> None:
         # Backends poll while they stop; the server ending then is this stop, not a crash.
@@ -301,7 +364,7 @@ class QuotaSpawnerMixin(LaunchSettings):
                 memory_bytes=resources.memory_bytes,
                 gpus=resources.gpus,
                 profile=launch.environment.name,
-                image=launch.environment.image or "",
+                image=launch.environment.image or (launch.repo and launch.repo.image) or "",
             )
         except Exception:
             # The reconcile loop opens the session from the hub's list of servers.
@@ -344,11 +407,19 @@ class QuotaSpawnerMixin(LaunchSettings):
             left = answer.budget_left.get("core_hours") if answer.budget_left else None
             budget = "no core-hour limit" if left is None else f"{left:.1f} core-hours left"
             lines.append(f"Quota check passed: {budget}.")
+        repo = launch.repo
+        if repo is not None and repo.commit is not None:
+            lines.append(
+                f"Repository {repo.spec.name} at {repo.spec.ref}: commit {repo.commit[:12]}."
+            )
         return lines
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         for i, message in enumerate(self.launch_messages()):
             yield {"progress": 5 + i, "message": message}
+        if self.launch is not None and self.launch.repo is not None:
+            async for message in self.repo_progress.follow():
+                yield {"progress": 10, "message": message}
         parent = getattr(super(), "progress", None)
         if parent is not None:
             async for event in parent():

@@ -102,7 +102,15 @@ LONG = "a" * 64
 ERRORS: list[tuple[str, object, dict[str, str]]] = [
     ("not an object", ["environment"], {"user_options": "must be an object, not a list"}),
     ("unknown key", {"image": "evil/x"}, {"image": "is not a launch option"}),
-    ("issue 6 keys not yet", {"repo": "x", "ref": "main"}, {"repo": "is not", "ref": "is not"}),
+    ("repo list", {"repo": ["x"], "ref": 3}, {"repo": "not a list", "ref": "not a number"}),
+    ("repo with a space", {"repo": "https://x.org/a b"}, {"repo": "must not contain spaces"}),
+    ("ref with a newline", {"ref": "main\nx"}, {"ref": "control characters"}),
+    ("ref too long", {"ref": "r" * 256}, {"ref": "at most 255"}),
+    ("provider", {"provider": "GH"}, {"provider": "a provider key"}),
+    ("filepath absolute", {"filepath": "/etc/passwd"}, {"filepath": "inside the repository"}),
+    ("filepath climbs", {"filepath": "a/../../b"}, {"filepath": "'..'"}),
+    ("filepath encoded", {"filepath": "a/%2e%2e/b"}, {"filepath": "'..'"}),
+    ("filepath hidden", {"filepath": "a\u202eb"}, {"filepath": "control characters"}),
     ("key that is not text", {5: "x"}, {"5": "is not a launch option"}),
     ("a huge key", {"k" * 1000: 1}, {"'" + "k" * 59 + "...'": "is not a launch option"}),
     ("server_name is the hub's", {"server_name": "gpu"}, {"server_name": "is not"}),
@@ -155,7 +163,17 @@ def test_an_options_error_is_a_value_error_listing_the_fields() -> None:
 
 
 def test_the_allowed_options_are_one_table() -> None:
-    assert list(FIELDS) == ["environment", "size", "group", "volumes", "urlpath"]
+    assert list(FIELDS) == [
+        "environment",
+        "size",
+        "group",
+        "volumes",
+        "urlpath",
+        "provider",
+        "repo",
+        "ref",
+        "filepath",
+    ]
     assert [f for f, field in FIELDS.items() if field.multiple] == ["volumes"]
 
 

@@ -88,6 +88,41 @@ def test_empty_and_port_prefixes_are_fine() -> None:
     assert image_name("localhost:5000/", "a", COMMIT).startswith("localhost:5000/a-")
 
 
+# A slug whose escape starts with '-' (GitLab's "_group/x" is "-5Fgroup-2Dx") where a
+# name component starts: BinderHub would write "quay.io/org/-5fgroup...", which is no
+# valid image reference; the dashes go, the hash stays. sha256("_group-x") is cbf2da...,
+# sha256("") e3b0c4..., sha256("-x") a42096...
+@pytest.mark.parametrize(
+    ("prefix", "slug", "expected"),
+    [
+        ("quay.io/org/", "_group-x", "quay.io/org/5fgroup-2dx-cbf2da"),
+        ("", "_group-x", "5fgroup-2dx-cbf2da"),
+        (
+            "registry.example.org/binder.",
+            "_group-x",
+            "registry.example.org/binder.5fgroup-2dx-cbf2da",
+        ),
+        ("localhost:5000/", "-x", "localhost:5000/2dx-a42096"),
+        ("quay.io/org/", "", "quay.io/org/e3b0c4"),
+        # Elsewhere BinderHub's name is valid and kept: dashes may follow dashes.
+        (PREFIX, "_group-x", PREFIX + "-5fgroup-2dx-cbf2da"),
+        ("eo/r2d_", "_group-x", "eo/r2d--5fgroup-2dx-cbf2da"),
+        ("eo/r2d", "_group-x", "eo/r2d-5fgroup-2dx-cbf2da"),
+    ],
+)
+def test_a_slug_starting_a_name_component_starts_with_a_letter_or_digit(
+    prefix: str, slug: str, expected: str
+) -> None:
+    assert image_name(prefix, slug, COMMIT) == f"{expected}:{COMMIT}"
+
+
+def test_a_gitlab_namespace_starting_with_underscore_gets_a_valid_image() -> None:
+    spec = PROVIDERS.from_fields("gl", "_group/x", "main")
+    assert repo_image_name(PROVIDERS, spec, COMMIT, "quay.io/org/") == (
+        f"quay.io/org/5fgroup-2dx-cbf2da:{COMMIT}"
+    )
+
+
 @given(st.text(max_size=300))
 def test_escape_matches_escapism(text: str) -> None:
     # escapism is a KubeSpawner dependency, so it is always installed with eohub; the
