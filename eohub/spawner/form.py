@@ -45,6 +45,15 @@ def render(form: LaunchForm | None, *, error: str = "") -> str:
     return environment().get_template(TEMPLATE).render(form=form, error=error)
 
 
+def _origin(spawner: QuotaSpawnerMixin) -> str:
+    """``scheme://host`` of the request the form is drawn for (JupyterHub sets the
+    spawner's ``handler`` before it asks for the form); empty without one."""
+    request = getattr(getattr(spawner, "handler", None), "request", None)
+    if request is None:
+        return ""
+    return f"{request.protocol}://{request.host}"
+
+
 async def render_form(
     spawner: QuotaSpawnerMixin,
     prefill: LaunchRequest | None = None,
@@ -76,6 +85,7 @@ async def render_form(
             saved,
             backend=config.backend,
             hub_prefix=getattr(getattr(spawner, "hub", None), "base_url", None) or "/hub/",
+            origin=_origin(spawner),
             untrusted_link=untrusted_link,
         )
     try:

@@ -85,6 +85,7 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
         from eohub.spawner.form import render_form
 
         request, untrusted = await self._check(spawner, request)
+        spawner.handler = self  # type: ignore[attr-defined]  # as JupyterHub's spawn page does, for the form's links
         form = await render_form(spawner, request, untrusted_link=untrusted)
         spawn_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name, server_name)
         html = await self.render_template(

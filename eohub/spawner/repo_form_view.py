@@ -72,12 +72,14 @@ def build_repo_form(
     *,
     backend: Backend,
     hub_prefix: str,
+    origin: str = "",
     untrusted_link: bool = False,
 ) -> RepoFormView:
     """The repository section, prefilled from ``saved`` (a launch link or the last launch).
 
-    ``hub_prefix`` is the hub's URL path (``/hub/``). The link and badges are paths on
-    this hub; the page's script makes them absolute with the page's own origin.
+    ``hub_prefix`` is the hub's URL path (``/hub/``) and ``origin`` its public
+    ``scheme://host``, from the request, so that the link and badges can be shared as
+    they are rendered; the page's script updates them as the user types.
     """
     prefix = hub_prefix.rstrip("/") + "/"
     link = markdown = html = ""
@@ -88,8 +90,8 @@ def build_repo_form(
             spec = None
         if spec is not None:
             query = {"filepath": saved.filepath or "", "environment": saved.environment or ""}
-            link = prefix + launch_path(rules.providers, spec, query)
-            markdown, html = badges(link, prefix + BADGE_PATH)
+            link = origin + prefix + launch_path(rules.providers, spec, query)
+            markdown, html = badges(link, origin + prefix + BADGE_PATH)
     providers = tuple(
         ProviderView(key, provider.display_name, str(getattr(provider, "base_url", "")))
         for key, provider in rules.providers.providers.items()

@@ -193,3 +193,18 @@ async def test_a_long_log_is_bounded_and_followers_skip_nothing_they_can_still_s
     assert len(shown) <= MAX_MESSAGES
     assert shown[-1] == str(MAX_MESSAGES * 2 - 1)
     assert [int(m) for m in shown] == sorted(int(m) for m in shown)
+
+
+async def test_links_are_absolute_on_the_hub_that_draws_the_form() -> None:
+    spawner = make_spawner(
+        {"builders"}, {"environment": "from-repo", "repo": "https://github.com/o/r"}
+    )
+    spawner.handler = SimpleNamespace(
+        request=SimpleNamespace(protocol="https", host="hub.example.org")
+    )
+    html = await render_form(spawner)
+    assert (
+        'value="https://hub.example.org/hub/eohub/launch/gh/o/r/HEAD?environment=from-repo"'
+        in html
+    )
+    assert "(https://hub.example.org/hub/eohub/badge.svg)" in html

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from eohub.adapters.accounting_db import ingest_pg
 from eohub.adapters.accounting_db.models import Event, Group, Session
 from eohub.adapters.accounting_db.totals import TotalsDelta, apply_totals
 from eohub.domain.accounting_events import (
@@ -72,10 +73,16 @@ def _load_sessions(connection: Connection, keys: set[SessionKey]) -> dict[Sessio
     matched on user and server here, which is far cheaper than an OR of conditions."""
     found: dict[SessionKey, _Target] = {}
     times = sorted({k.started_at for k in keys})
-    for i in range(0, len(times), 1000):
-        rows = connection.execute(
-            select(*_SESSION_COLUMNS).where(Session.started_at.in_(times[i : i + 1000]))
-        )
+    if connection.dialect.name == "postgresql":
+        chunks: list[Any] = [ingest_pg.sessions_started_at(connection, times)]
+    else:
+        chunks = [
+            connection.execute(
+                select(*_SESSION_COLUMNS).where(Session.started_at.in_(times[i : i + 1000]))
+            )
+            for i in range(0, len(times), 1000)
+        ]
+    for rows in chunks:
         for r in rows:
             key = SessionKey(r.user, r.server, r.started_at)
             if key in keys:
@@ -99,10 +106,15 @@ def ingest_events(
     A start and its stop in the same batch become one closed row; statements are
     executed once per batch with many parameter sets, never once per event.
     """
+    postgresql = connection.dialect.name == "postgresql"
     keys = [e.id for e in events]
-    seen: set[str] = set()
-    for i in range(0, len(keys), 1000):
-        seen.update(connection.scalars(select(Event.key).where(Event.key.in_(keys[i : i + 1000]))))
+    if postgresql:
+        seen = ingest_pg.known_keys(connection, keys)
+    else:
+        seen = set()
+        for i in range(0, len(keys), 1000):
+            chunk = keys[i : i + 1000]
+            seen.update(connection.scalars(select(Event.key).where(Event.key.in_(chunk))))
     fresh = [e for e in events if e.id not in seen]
     groups = {e.group for e in fresh if isinstance(e, StartEvent)}
     known = (
@@ -201,6 +213,43 @@ def ingest_events(
         accepted += 1
     if errors:
         raise EventError(errors)
+    if postgresql:
+        _write_postgresql(connection, sessions, new_rows, new_keys, updates, applied, now)
+    else:
+        _write_portable(connection, sessions, new_rows, new_keys, updates, applied, now)
+    apply_totals(connection, delta.rows())
+    return IngestResult(accepted, duplicates, corrected)
+
+
+def _write_postgresql(
+    connection: Connection,
+    sessions: dict[SessionKey, _Target],
+    new_rows: list[dict[str, Any]],
+    new_keys: list[SessionKey],
+    updates: dict[int, dict[str, Any]],
+    applied: list[tuple[str, str, SessionKey]],
+    now: datetime,
+) -> None:
+    if new_rows:
+        ids = ingest_pg.insert_sessions(connection, new_rows)
+        for key in new_keys:
+            sessions[key].id = ids[key]
+    if updates:
+        ingest_pg.close_sessions(connection, updates)
+    if applied:
+        rows = [(key, kind, sessions[session].id) for key, kind, session in applied]
+        ingest_pg.insert_events(connection, rows, now)  # type: ignore[arg-type]
+
+
+def _write_portable(
+    connection: Connection,
+    sessions: dict[SessionKey, _Target],
+    new_rows: list[dict[str, Any]],
+    new_keys: list[SessionKey],
+    updates: dict[int, dict[str, Any]],
+    applied: list[tuple[str, str, SessionKey]],
+    now: datetime,
+) -> None:
     if new_rows:
         # The new ids come back in the rows' order, in one round trip (multi-row
         # INSERT ... RETURNING), instead of being looked up again.
@@ -228,8 +277,6 @@ def ingest_events(
                 for key, kind, session in applied
             ],
         )
-    apply_totals(connection, delta.rows())
-    return IngestResult(accepted, duplicates, corrected)
 
 
 def close_session(

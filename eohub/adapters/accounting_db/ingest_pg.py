@@ -1,0 +1,167 @@
+"""PostgreSQL's statements for a batch of events: one short statement per step.
+
+Sent the portable way, a batch of 500 events is a few statements with hundreds of
+parameters each (``IN (...)`` lists, a multi-row ``VALUES``) plus hundreds of pipelined
+executions. psycopg parses every long statement's text again (it caches only short
+ones), which cost more than the database's own work. Here each step is one short
+statement, compiled once: lookups take an array (``= ANY(...)``), and rows to write go
+as one JSON document (``json_to_recordset``), which the json module's C encoder writes
+faster than psycopg quotes array elements. The results are the same rows the portable
+statements give (``tests/adapters/test_ingest_equivalence.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, TextClause, text
+
+from eohub.adapters.accounting_db.models import Session
+from eohub.domain.accounting_events import SessionKey
+
+SESSION_COLUMNS = (
+    "id",
+    "user",
+    "server",
+    "started_at",
+    "group",
+    "millicores",
+    "memory_bytes",
+    "gpus",
+    "stopped_at",
+    "end_reason",
+)
+_INSERTED = (
+    ("user", "text"),
+    ("server", "text"),
+    ("group", "text"),
+    ("profile", "text"),
+    ("image", "text"),
+    ("millicores", "integer"),
+    ("memory_bytes", "bigint"),
+    ("gpus", "integer"),
+    ("started_at", "timestamp"),
+    ("stopped_at", "timestamp"),
+    ("end_reason", "text"),
+    ("last_seen_at", "timestamp"),
+)
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """The column's form of a time: naive UTC, as UTCDateTime writes it."""
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _typed(statement: TextClause, names: Sequence[str]) -> Any:
+    # The model's column types read the results (UTCDateTime gives aware times back).
+    table = Session.__table__
+    return statement.columns(*(table.c[n] for n in names))
+
+
+# Only the model's own table and column names go into these texts; values are bound.
+_KNOWN_KEYS = text("SELECT key FROM events WHERE key = ANY(CAST(:keys AS text[]))")
+_SESSIONS_AT = _typed(
+    text(
+        f"SELECT {_quoted(SESSION_COLUMNS)} FROM sessions "  # noqa: S608
+        "WHERE started_at = ANY(CAST(:times AS timestamp[]))"
+    ),
+    SESSION_COLUMNS,
+)
+
+
+def _recordset(columns: Sequence[tuple[str, str]]) -> str:
+    """``json_to_recordset(:rows) AS r(<columns>)``: the rows of one JSON parameter."""
+    record = ", ".join(f'"{n}" {t}' for n, t in columns)
+    return f"json_to_recordset(CAST(:rows AS json)) AS r({record})"
+
+
+_INSERT_SESSIONS = _typed(
+    text(
+        f"INSERT INTO sessions ({_quoted(n for n, _ in _INSERTED)}) "  # noqa: S608
+        f"SELECT {_quoted(n for n, _ in _INSERTED)} FROM {_recordset(_INSERTED)} "
+        'RETURNING id, "user", server, started_at'
+    ),
+    ("id", "user", "server", "started_at"),
+)
+_EVENT_COLUMNS = (
+    ("key", "text"),
+    ("kind", "text"),
+    ("session_id", "bigint"),
+    ("received_at", "timestamp"),
+)
+_INSERT_EVENTS = text(
+    "INSERT INTO events (key, kind, session_id, received_at) "  # noqa: S608
+    f"SELECT key, kind, session_id, received_at FROM {_recordset(_EVENT_COLUMNS)}"
+)
+_CLOSE_COLUMNS = (
+    ("id", "bigint"),
+    ("stopped_at", "timestamp"),
+    ("end_reason", "text"),
+    ("last_seen_at", "timestamp"),
+)
+_CLOSE_SESSIONS = text(
+    "UPDATE sessions SET stopped_at = r.stopped_at, end_reason = r.end_reason, "  # noqa: S608
+    f"last_seen_at = r.last_seen_at FROM {_recordset(_CLOSE_COLUMNS)} "
+    "WHERE sessions.id = r.id"
+)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as a column value")
+
+
+def _document(rows: list[dict[str, Any]]) -> str:
+    """Rows as JSON, times as naive UTC (the columns' form, as UTCDateTime writes them)."""
+    return json.dumps(rows, default=_iso, separators=(",", ":"))
+
+
+def known_keys(connection: Connection, keys: list[str]) -> set[str]:
+    return set(connection.scalars(_KNOWN_KEYS, {"keys": keys}))
+
+
+def sessions_started_at(connection: Connection, times: list[datetime]) -> Any:
+    """The stored sessions that started at any of ``times`` (rows of SESSION_COLUMNS)."""
+    return connection.execute(_SESSIONS_AT, {"times": [naive_utc(t) for t in times]})
+
+
+def insert_sessions(connection: Connection, rows: list[dict[str, Any]]) -> dict[SessionKey, int]:
+    """Insert ``rows``; the new ids by session key."""
+    result = connection.execute(_INSERT_SESSIONS, {"rows": _document(rows)})
+    return {SessionKey(r.user, r.server, r.started_at): r.id for r in result}
+
+
+def insert_events(
+    connection: Connection, applied: list[tuple[str, str, int]], received_at: datetime
+) -> None:
+    """Record the applied events' keys: ``(key, kind, session id)`` each."""
+    rows = [
+        {"key": key, "kind": kind, "session_id": session_id, "received_at": received_at}
+        for key, kind, session_id in applied
+    ]
+    connection.execute(_INSERT_EVENTS, {"rows": _document(rows)})
+
+
+def close_sessions(connection: Connection, updates: dict[int, dict[str, Any]]) -> None:
+    """Set the stop of stored sessions: ``{id: {stopped_at, end_reason, last_seen_at}}``."""
+    rows = [{"id": i, **updates[i]} for i in sorted(updates)]  # one lock order for writers
+    connection.execute(_CLOSE_SESSIONS, {"rows": _document(rows)})
+
+
+__all__ = [
+    "SESSION_COLUMNS",
+    "close_sessions",
+    "insert_events",
+    "insert_sessions",
+    "known_keys",
+    "naive_utc",
+    "sessions_started_at",
+]

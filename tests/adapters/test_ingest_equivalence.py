@@ -1,0 +1,155 @@
+"""Ingest gives the same ledger on every database, whichever statements it sends.
+
+PostgreSQL applies a batch with array statements of its own (``ingest_pg``), the other
+databases with portable ones. Random streams of batches (starts, stops, a start and its
+stop in one batch, replays, reconciled closes that the real stop replaces, refused
+batches) are applied to SQLite, PostgreSQL and MariaDB, and the sessions, event keys and
+running totals must come out identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from eohub.adapters.accounting_db import AccountingStore
+from eohub.adapters.accounting_db.models import Event, Session, UsageTotal
+from eohub.domain.accounting_events import (
+    EventError,
+    parse_batch,
+    start_event_json,
+    stop_event_json,
+)
+from eohub.domain.periods import Allocation
+from tests.support.accounting import Clock, fresh_store
+
+T0 = datetime(2026, 1, 30, 22, 0, tzinfo=UTC)
+USERS = ("alice", "bob", "o'brien")
+
+
+@pytest.fixture(scope="module")
+def stores(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str, mariadb_url: str
+) -> Iterator[dict[str, AccountingStore]]:
+    sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('ingest') / 'eohub.sqlite'}"
+    clock = Clock(datetime(2026, 3, 1, tzinfo=UTC))
+    made = {
+        name: fresh_store(url, clock)
+        for name, url in (
+            ("sqlite", sqlite_url),
+            ("postgresql", postgres_url),
+            ("mariadb", mariadb_url),
+        )
+    }
+    yield made
+    for store in made.values():
+        store.engine.dispose()
+
+
+def reset(store: AccountingStore) -> None:
+    with store.engine.begin() as connection:
+        for model in (Event, UsageTotal, Session):
+            connection.execute(model.__table__.delete())  # type: ignore[attr-defined]
+    store.put_group("climate", allocation=Allocation.parse("month"))
+
+
+def snapshot(store: AccountingStore) -> dict[str, Any]:
+    with store.engine.connect() as connection:
+        sessions = sorted(
+            (r.user, r.server, r.started_at, r.group, r.millicores, r.stopped_at, r.end_reason)
+            for r in connection.execute(select(Session))
+        )
+        events = sorted((r.key, r.kind) for r in connection.execute(select(Event.key, Event.kind)))
+        totals = sorted(
+            (r.group, r.user, r.kind, r.period_start, r.cpu_mcore_ms, r.mem_mib_ms, r.gpu_ms)
+            for r in connection.execute(select(UsageTotal))
+        )
+    return {"sessions": sessions, "events": events, "totals": totals}
+
+
+SESSION = st.tuples(st.sampled_from(USERS), st.sampled_from(["", "gpu"]), st.integers(0, 5))
+
+
+def _start(user: str, server: str, slot: int, group: str = "climate") -> dict[str, Any]:
+    started = T0 + timedelta(hours=7 * slot)
+    return start_event_json(
+        user=user, server=server, started_at=started, group=group, cpu=0.5, gpus=slot % 2
+    )
+
+
+def _stop(user: str, server: str, slot: int, hours: int, reason: str) -> dict[str, Any]:
+    started = T0 + timedelta(hours=7 * slot)
+    end = started + timedelta(hours=hours)
+    return stop_event_json(
+        user=user, server=server, started_at=started, stopped_at=end, reason=reason
+    )
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
+    """Batches of a few sessions' lives: each starts, most stop (in the same batch or a
+    later one), some are closed by the reconcile loop first; now and then a batch is
+    replayed or holds an event that must refuse it."""
+    batches: list[list[dict[str, Any]]] = [[] for _ in range(draw(st.integers(1, 5)))]
+    last = len(batches) - 1
+    for user, server, slot in draw(st.lists(SESSION, min_size=1, max_size=5, unique=True)):
+        first = draw(st.integers(0, last))
+        batches[first].append(_start(user, server, slot))
+        if draw(st.integers(0, 3)) == 0:
+            continue  # still running
+        hours = draw(st.integers(1, 60))
+        if draw(st.booleans()):  # the reconcile loop's estimate, then maybe the real stop
+            at = draw(st.integers(first, last))
+            batches[at].append(_stop(user, server, slot, hours, "reconciled"))
+            first = at
+            hours += draw(st.integers(0, 5))
+            if draw(st.booleans()):
+                continue
+        batches[draw(st.integers(first, last))].append(_stop(user, server, slot, hours, "stopped"))
+    if draw(st.integers(0, 5)) == 0:
+        bad = draw(
+            st.sampled_from(
+                [_start("bob", "x", 9, group="nope"), _stop("bob", "y", 9, 1, "stopped")]
+            )
+        )
+        batches[draw(st.integers(0, last))].append(bad)
+    if draw(st.booleans()):
+        batches.append(list(batches[draw(st.integers(0, last))]))  # a replay
+    return [b for b in batches if b]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batches=streams())
+def test_every_database_keeps_the_same_ledger(
+    stores: dict[str, AccountingStore], batches: list[list[dict[str, Any]]]
+) -> None:
+    outcomes: dict[str, list[object]] = {}
+    for name, store in stores.items():
+        reset(store)
+        results: list[object] = []
+        for batch in batches:
+            try:
+                result = store.ingest(parse_batch({"events": batch}))
+                results.append((result.accepted, result.duplicates, result.corrected))
+            except EventError as e:
+                results.append(sorted(e.errors))
+        results.append(snapshot(store))
+        outcomes[name] = results
+    ledger = outcomes["sqlite"][-1]
+    assert isinstance(ledger, dict)
+    event("some usage recorded" if ledger["totals"] else "no usage recorded")
+    event(
+        "a batch refused" if any(isinstance(r, list) for r in outcomes["sqlite"]) else "all taken"
+    )
+    assert outcomes["postgresql"] == outcomes["sqlite"]
+    assert outcomes["mariadb"] == outcomes["sqlite"]
