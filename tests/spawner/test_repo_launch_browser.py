@@ -26,11 +26,10 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.accounting.service_support import Accounting
 from tests.spawner.test_local_hub import ACCOUNTING_GROUPS, SIZES
 from tests.support.git_server import Repo, git_http_server, make_repo
-from tests.support.hub import Hub, start_hub
-from tests.support.repo_services import head_of
+from tests.support.hub import Hub
+from tests.support.repo_services import head_of, local_repo_hub_config, start_repo_hub
 
 pytestmark = pytest.mark.browser
 
@@ -59,34 +58,6 @@ if (location.pathname.includes("/hub/spawn-pending/")) {
 REPO_NAME = "127.0.0.1/demo"  # host and path, as policy patterns and messages name it
 
 
-def hub_config(workdir: Path) -> str:
-    volumes = {
-        "home": {
-            "kind": "workspace",
-            "mount_path": "/home/jovyan",
-            "local_path": str(workdir / "home" / "{username}"),
-        }
-    }
-    return f"""
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
-c.JupyterHub.spawner_class = "eohub-local"
-c.QuotaLocalSpawner.switch_user = False
-c.QuotaLocalSpawner.launch_sizes = {SIZES!r}
-c.QuotaLocalSpawner.launch_environments = {ENVIRONMENTS!r}
-c.QuotaLocalSpawner.launch_volumes = {volumes!r}
-c.QuotaLocalSpawner.charge_groups = ["climate"]
-c.JupyterHub.load_groups = {{"climate": {{"users": ["alice", "carol", "dave"]}}}}
-c.RepoLaunches.allow_http = True
-c.RepoLaunches.allow_private_hosts = True
-c.RepoLaunches.trusted_repos = ["127.0.0.1*/trusted"]
-from eohub.spawner.launch_link import launch_link_handlers
-c.JupyterHub.extra_handlers = launch_link_handlers()
-from eohub.spawner.launch_settings import check_hub_config
-check_hub_config(c)
-"""
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Repo]]:
     """The URL of an (untrusted) repository served by git http-backend, and its commits."""
@@ -99,12 +70,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Repo
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     workdir = tmp_path_factory.mktemp("hub")
-    (workdir / "eohub_accounting_config.py").write_text(
-        f"c.AccountingService.groups = {ACCOUNTING_GROUPS!r}\n"
-        "c.AccountingService.reconcile_interval = 0\n"
+    config = local_repo_hub_config(
+        workdir,
+        environments=ENVIRONMENTS,
+        sizes=SIZES,
+        groups={"climate": ["alice", "carol", "dave"]},
+        repo_settings='c.RepoLaunches.trusted_repos = ["127.0.0.1*/trusted"]',
     )
-    started = start_hub(workdir, hub_config(workdir))
-    Accounting(started).wait_ready(timeout=60)
+    started = start_repo_hub(workdir, config, ACCOUNTING_GROUPS)
     yield started
     started.process.stop(timeout=20)
 

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 import requests
 
-from tests.accounting.service_support import Accounting
 from tests.spawner.test_local_hub import ACCOUNTING_GROUPS, SIZES, wait_ready
 from tests.support.git_server import Repo, git_http_server, make_repo
-from tests.support.hub import Hub, start_hub
+from tests.support.hub import Hub
+from tests.support.repo_services import head_of, local_repo_hub_config, start_repo_hub
 
 ENVIRONMENTS = {
     "lab": {"display_name": "JupyterLab", "sizes": ["small"], "default": True},
@@ -36,35 +34,6 @@ ENVIRONMENTS = {
         "allowed_groups": ["climate"],
     },
 }
-
-
-def hub_config(workdir: Path) -> str:
-    volumes = {
-        "home": {
-            "kind": "workspace",
-            "mount_path": "/home/jovyan",
-            "local_path": str(workdir / "home" / "{username}"),
-        }
-    }
-    return f"""
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
-c.JupyterHub.spawner_class = "eohub-local"
-c.QuotaLocalSpawner.switch_user = False
-c.QuotaLocalSpawner.launch_sizes = {SIZES!r}
-c.QuotaLocalSpawner.launch_environments = {ENVIRONMENTS!r}
-c.QuotaLocalSpawner.launch_volumes = {volumes!r}
-c.QuotaLocalSpawner.charge_groups = ["climate", "astro"]
-c.JupyterHub.load_groups = {{"climate": {{"users": ["alice"]}}, "astro": {{"users": ["bob"]}}}}
-c.RepoLaunches.allow_http = True
-c.RepoLaunches.allow_private_hosts = True
-c.RepoLaunches.denied_repos = ["*/denied"]
-c.RepoLaunches.trusted_repos = ["127.0.0.1*/trusted"]
-from eohub.spawner.launch_link import launch_link_handlers
-c.JupyterHub.extra_handlers = launch_link_handlers()
-from eohub.spawner.launch_settings import check_hub_config
-check_hub_config(c)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +49,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Repo
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     workdir = tmp_path_factory.mktemp("hub")
-    (workdir / "eohub_accounting_config.py").write_text(
-        f"c.AccountingService.groups = {ACCOUNTING_GROUPS!r}\n"
-        "c.AccountingService.reconcile_interval = 0\n"
+    config = local_repo_hub_config(
+        workdir,
+        environments=ENVIRONMENTS,
+        sizes=SIZES,
+        groups={"climate": ["alice"], "astro": ["bob"]},
+        repo_settings=(
+            'c.RepoLaunches.denied_repos = ["*/denied"]\n'
+            'c.RepoLaunches.trusted_repos = ["127.0.0.1*/trusted"]'
+        ),
     )
-    started = start_hub(workdir, hub_config(workdir))
-    Accounting(started).wait_ready(timeout=60)
+    started = start_repo_hub(workdir, config, ACCOUNTING_GROUPS)
     for name in ("alice", "bob"):
         started.ensure_user(name)
     yield started
@@ -94,15 +68,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 def post_spawn(hub: Hub, user: str, options: Any) -> requests.Response:
     return hub.api("POST", f"/users/{user}/server", data=json.dumps(options))
-
-
-def head_of(clone: Path) -> str:
-    return subprocess.run(
-        ["git", "-C", str(clone), "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 def test_a_repository_launch_clones_the_commit_and_opens_the_file(

@@ -50,6 +50,25 @@ class _Target:
     row: dict[str, Any] | None = None  # the pending insert, for a new session
 
 
+@dataclass
+class _Writes:
+    """What a batch writes once it is checked: new rows, closes and event keys."""
+
+    sessions: dict[SessionKey, _Target]
+    new_rows: list[dict[str, Any]]
+    new_keys: list[SessionKey]
+    updates: dict[int, dict[str, Any]]
+    applied: list[tuple[str, str, SessionKey]]
+
+    def event_rows(self) -> list[tuple[str, str, int]]:
+        rows = []
+        for key, kind, session in self.applied:
+            session_id = self.sessions[session].id
+            assert session_id is not None  # inserted before the events are written
+            rows.append((key, kind, session_id))
+        return rows
+
+
 def _field(index: int | None, name: str) -> str:
     return name if index is None else f"events[{index}].{name}"
 
@@ -213,52 +232,36 @@ def ingest_events(
         accepted += 1
     if errors:
         raise EventError(errors)
+    writes = _Writes(sessions, new_rows, new_keys, updates, applied)
     if postgresql:
-        _write_postgresql(connection, sessions, new_rows, new_keys, updates, applied, now)
+        _write_postgresql(connection, writes, now)
     else:
-        _write_portable(connection, sessions, new_rows, new_keys, updates, applied, now)
+        _write_portable(connection, writes, now)
     apply_totals(connection, delta.rows())
     return IngestResult(accepted, duplicates, corrected)
 
 
-def _write_postgresql(
-    connection: Connection,
-    sessions: dict[SessionKey, _Target],
-    new_rows: list[dict[str, Any]],
-    new_keys: list[SessionKey],
-    updates: dict[int, dict[str, Any]],
-    applied: list[tuple[str, str, SessionKey]],
-    now: datetime,
-) -> None:
-    if new_rows:
-        ids = ingest_pg.insert_sessions(connection, new_rows)
-        for key in new_keys:
-            sessions[key].id = ids[key]
-    if updates:
-        ingest_pg.close_sessions(connection, updates)
-    if applied:
-        rows = [(key, kind, sessions[session].id) for key, kind, session in applied]
-        ingest_pg.insert_events(connection, rows, now)  # type: ignore[arg-type]
+def _write_postgresql(connection: Connection, w: _Writes, now: datetime) -> None:
+    if w.new_rows:
+        ids = ingest_pg.insert_sessions(connection, w.new_rows)
+        for key in w.new_keys:
+            w.sessions[key].id = ids[key]
+    if w.updates:
+        ingest_pg.close_sessions(connection, w.updates)
+    if w.applied:
+        ingest_pg.insert_events(connection, w.event_rows(), now)
 
 
-def _write_portable(
-    connection: Connection,
-    sessions: dict[SessionKey, _Target],
-    new_rows: list[dict[str, Any]],
-    new_keys: list[SessionKey],
-    updates: dict[int, dict[str, Any]],
-    applied: list[tuple[str, str, SessionKey]],
-    now: datetime,
-) -> None:
-    if new_rows:
+def _write_portable(connection: Connection, w: _Writes, now: datetime) -> None:
+    if w.new_rows:
         # The new ids come back in the rows' order, in one round trip (multi-row
         # INSERT ... RETURNING), instead of being looked up again.
         ids = connection.scalars(
-            insert(Session).returning(Session.id, sort_by_parameter_order=True), new_rows
+            insert(Session).returning(Session.id, sort_by_parameter_order=True), w.new_rows
         ).all()
-        for key, session_id in zip(new_keys, ids, strict=True):
-            sessions[key].id = session_id
-    if updates:
+        for key, session_id in zip(w.new_keys, ids, strict=True):
+            w.sessions[key].id = session_id
+    if w.updates:
         connection.execute(
             update(Session)
             .where(Session.id == bindparam("session_id"))
@@ -267,14 +270,14 @@ def _write_portable(
                 end_reason=bindparam("end_reason"),
                 last_seen_at=bindparam("last_seen_at"),
             ),
-            [{"session_id": sid, **values} for sid, values in updates.items()],
+            [{"session_id": sid, **values} for sid, values in w.updates.items()],
         )
-    if applied:
+    if w.applied:
         connection.execute(
             insert(Event),
             [
-                {"key": key, "kind": kind, "session_id": sessions[session].id, "received_at": now}
-                for key, kind, session in applied
+                {"key": key, "kind": kind, "session_id": session_id, "received_at": now}
+                for key, kind, session_id in w.event_rows()
             ],
         )
 
