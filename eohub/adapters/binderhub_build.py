@@ -45,15 +45,12 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from tornado.httpclient import HTTPRequest, HTTPResponse
-from tornado.iostream import IOStream
-from tornado.simple_httpclient import SimpleAsyncHTTPClient
-from tornado.tcpclient import TCPClient
+from tornado.httpclient import HTTPRequest
 
 from eohub._version import __version__
+from eohub.adapters.abortable_http import AbortableHTTPClient, fetch_problem, observe
 from eohub.domain.build_events import (
     BuildEvent,
     EventStreamError,
@@ -98,40 +95,6 @@ class BuildError(Exception):
         self.log_tail = log_tail
 
 
-class _TrackingTCPClient(TCPClient):
-    """A TCPClient that remembers its streams, so a request can be cut off at any time."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.streams: list[IOStream] = []
-        self.aborted = False
-
-    async def connect(self, *args: Any, **kwargs: Any) -> IOStream:
-        stream = await super().connect(*args, **kwargs)
-        self.streams.append(stream)
-        if self.aborted:  # cut off while it was still connecting
-            stream.close()
-        return stream
-
-    def abort(self) -> None:
-        self.aborted = True
-        for stream in self.streams:
-            stream.close()
-
-
-class _StreamingClient(SimpleAsyncHTTPClient):
-    """A private HTTP client for one build, whose connection :meth:`abort` closes."""
-
-    def initialize(self, **kwargs: Any) -> None:  # type: ignore[override]
-        super().initialize(**kwargs)
-        self.tcp_client.close()
-        self.tracker = _TrackingTCPClient(resolver=self.resolver)
-        self.tcp_client = self.tracker
-
-    def abort(self) -> None:
-        self.tracker.abort()
-
-
 @dataclass
 class _Transfer:
     """What the HTTP callbacks saw, read by the coroutine that follows the build."""
@@ -151,22 +114,6 @@ class _Transfer:
             and 200 <= self.status < 300
             and self.content_type.startswith("text/event-stream")
         )
-
-
-def _observe(fetch: asyncio.Future[HTTPResponse]) -> None:
-    """Mark a fetch's error as seen: it is read through :func:`_problem`, or not needed."""
-    if not fetch.cancelled():
-        fetch.exception()
-
-
-def _problem(fetch: asyncio.Future[HTTPResponse]) -> BaseException | None:
-    """Why a finished fetch broke off (connection refused, reset...), if it did."""
-    if not fetch.done() or fetch.cancelled():
-        return None
-    error = fetch.exception()
-    if error is None and fetch.result().code == 599:
-        error = fetch.result().error
-    return error
 
 
 async def _deliver(on_event: EventCallback | None, event: BuildEvent) -> None:
@@ -315,7 +262,7 @@ class BuildClient:
         state = _Transfer(last_activity=loop.time())
         parser = EventStreamParser()
         queue: asyncio.Queue[BuildEvent | None] = asyncio.Queue()
-        client = _StreamingClient(force_instance=True, max_body_size=_MAX_BODY)
+        client = AbortableHTTPClient(force_instance=True, max_body_size=_MAX_BODY)
 
         def on_header(line: str) -> None:
             state.last_activity = loop.time()
@@ -360,7 +307,7 @@ class BuildClient:
         )
         fetch = asyncio.ensure_future(client.fetch(request, raise_error=False))
         fetch.add_done_callback(lambda _: queue.put_nowait(None))
-        fetch.add_done_callback(_observe)
+        fetch.add_done_callback(observe)
         getter: asyncio.Future[BuildEvent | None] | None = None
         tail = LogTail()
         try:
@@ -390,7 +337,7 @@ class BuildClient:
                     image = await self._follow(event, where, expected_image, on_event, tail)
                     if image is not None:
                         return image
-            raise self._ended(_problem(fetch), state, where, tail)
+            raise self._ended(fetch_problem(fetch), state, where, tail)
         finally:
             if getter is not None:
                 getter.cancel()

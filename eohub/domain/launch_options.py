@@ -109,12 +109,20 @@ def _text(value: object) -> str:
     return value
 
 
-def _name(value: object) -> str:
-    text = _text(value)
-    problem = name_problem(text)
-    if problem:
-        raise ValueError(problem)
-    return text
+def _checked(problem_of: Callable[[str], str | None]) -> Callable[[object], str]:
+    """A field parser: a string for which ``problem_of`` finds no problem."""
+
+    def parse(value: object) -> str:
+        text = _text(value)
+        problem = problem_of(text)
+        if problem:
+            raise ValueError(problem)
+        return text
+
+    return parse
+
+
+_name = _checked(name_problem)
 
 
 def _group(value: object) -> str:
@@ -124,14 +132,6 @@ def _group(value: object) -> str:
             "must be a group name of 1 to 255 characters, without control characters "
             "or surrounding spaces"
         )
-    return text
-
-
-def _urlpath(value: object) -> str:
-    text = _text(value)
-    problem = urlpath_problem(text)
-    if problem:
-        raise ValueError(problem)
     return text
 
 
@@ -180,14 +180,6 @@ def filepath_problem(value: str) -> str | None:
     return None
 
 
-def _filepath(value: object) -> str:
-    text = _text(value)
-    problem = filepath_problem(text)
-    if problem:
-        raise ValueError(problem)
-    return text
-
-
 def _volumes(value: object) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
         raise ValueError(f"must be a list of volume names, not {_json_type(value)}")
@@ -220,11 +212,11 @@ FIELDS: dict[str, Field] = {
     "size": Field(_name),
     "group": Field(_group),
     "volumes": Field(_volumes, multiple=True),
-    "urlpath": Field(_urlpath),
+    "urlpath": Field(_checked(urlpath_problem)),
     "provider": Field(_provider),
     "repo": Field(_repo),
     "ref": Field(_ref),
-    "filepath": Field(_filepath),
+    "filepath": Field(_checked(filepath_problem)),
 }
 #: The options that only a repository launch takes.
 REPO_FIELDS = ("provider", "repo", "ref", "filepath")

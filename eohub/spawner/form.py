@@ -102,6 +102,7 @@ async def render_form(
         answers,
         server_name=spawner.name,  # type: ignore[attr-defined]
         repo=repo,
+        repo_rules=rules,
     )
     return render(form)
 

@@ -289,6 +289,7 @@ def build_form(
     *,
     server_name: str = "",
     repo: RepoFormView | None = None,
+    repo_rules: RepoRules | None = None,
 ) -> LaunchForm:
     """The launch form of ``member``, prefilled with ``saved`` (their last choices).
 
@@ -313,8 +314,7 @@ def build_form(
 
     selected = _pick_group(groups, saved.group, answers, fits_any)
     request = dataclasses.replace(saved, group=selected)
-    rules = repo.rules if repo is not None else None
-    launch = _preselect(config, member, request, budgets, rules) if selected else None
+    launch = _preselect(config, member, request, budgets, repo_rules) if selected else None
     env_default = (
         launch.environment if launch else _default_environment(config, visible, saved.environment)
     )

@@ -63,7 +63,6 @@ class RepoFormView:
     html: str
     note: str
     warning: str
-    rules: RepoRules | None = None  # for the form's preselection; never rendered
 
 
 def build_repo_form(
@@ -109,7 +108,6 @@ def build_repo_form(
         html=html,
         note=NOTES[backend],
         warning=UNTRUSTED if untrusted_link else "",
-        rules=rules,
     )
 
 

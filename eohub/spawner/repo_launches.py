@@ -207,16 +207,15 @@ class RepoLaunches(LoggingConfigurable):
         The image is exactly :attr:`RepoLaunch.image`, computed from the resolved spec;
         a builder reporting any other name is refused.
         """
-        image = repo.image
-        if image is None or repo.commit is None:
-            raise RepoLaunchError(
-                "Repository launches are not set up on this hub (no image prefix); tell an admin."
-            )
+        image, commit = repo.image, repo.commit
+        # Resolved, with the image prefix: QuotaKubeSpawner.apply_launch refuses others.
+        assert image is not None
+        assert commit is not None
         registry = self.registry
         if registry is not None:
             try:
                 if await registry.image_exists(image):
-                    report(f"Found the image of commit {repo.commit[:12]}: launching.")
+                    report(f"Found the image of commit {commit[:12]}: launching.")
                     return image
             except RegistryError as e:
                 self.log.warning("Registry check for %s failed: %s", image, e)
@@ -224,13 +223,13 @@ class RepoLaunches(LoggingConfigurable):
         builder = self.builder
         if builder is None:
             raise RepoLaunchError(
-                f"The image of {repo.spec.name} at {repo.commit[:12]} has not been built, "
+                f"The image of {repo.spec.name} at {commit[:12]} has not been built, "
                 "and this hub has no builder; ask an admin to build it."
             )
-        report(f"Building {repo.spec.name} at commit {repo.commit[:12]}.")
+        report(f"Building {repo.spec.name} at commit {commit[:12]}.")
         # The build names the commit, not the ref: a branch that moves meanwhile must
         # not give an image of another commit than the one checked.
-        pinned = rules.providers.link(dataclasses.replace(repo.spec, ref=repo.commit))
+        pinned = rules.providers.link(dataclasses.replace(repo.spec, ref=commit))
         provider, _, spec = pinned.partition("/")
 
         def relay(event: BuildEvent) -> None:

@@ -1,6 +1,6 @@
 """Ingest gives the same ledger on every database, whichever statements it sends.
 
-PostgreSQL applies a batch with array statements of its own (``ingest_pg``), the other
+PostgreSQL applies a batch with statements of its own (``postgresql_batch``), the other
 databases with portable ones. Random streams of batches (starts, stops, a start and its
 stop in one batch, replays, reconciled closes that the real stop replaces, refused
 batches) are applied to SQLite, PostgreSQL and MariaDB, and the sessions, event keys and

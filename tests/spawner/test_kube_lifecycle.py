@@ -9,16 +9,14 @@ Running (or, for the timeout test, never does).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from kubernetes_asyncio.client import ApiException
-from kubespawner import KubeSpawner
 from tornado.web import HTTPError
 
-from tests.support.kube_api import POD_IP, FakeKubeAPI, fake_kubeconfig
+from tests.support.kube_api import POD_IP, FakeKubeAPI
 from tests.support.kube_spawners import (
     ENVIRONMENTS,
     NAMESPACE,
@@ -28,18 +26,6 @@ from tests.support.kube_spawners import (
 )
 
 GIB = 1024**3
-
-
-@pytest.fixture
-async def kube(tmp_path: Path) -> AsyncIterator[FakeKubeAPI]:
-    async with FakeKubeAPI(kubelet_delay=0.2) as api:
-        with fake_kubeconfig(tmp_path, api.url):
-            try:
-                yield api
-            finally:
-                # Reflectors are shared by every KubeSpawner of the process; they must
-                # not outlive this test's API (and event loop).
-                await KubeSpawner._stop_all_reflectors()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5) -> None:

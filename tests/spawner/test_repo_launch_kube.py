@@ -15,21 +15,19 @@ and creates nothing in the cluster. The pod's image is always exactly
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from jupyterhub.utils import iterate_until
-from kubespawner import KubeSpawner
 from tornado.web import HTTPError
 
 from eohub.domain.repo_images import repo_image_name
 from eohub.spawner.repo_launches import RepoLaunches
 from tests.support.binderhub_standin import BinderHubStandIn, build_path
 from tests.support.git_server import Repo, git_http_server, make_repo
-from tests.support.kube_api import POD_IP, FakeKubeAPI, fake_kubeconfig
+from tests.support.kube_api import POD_IP, FakeKubeAPI
 from tests.support.kube_spawners import ENVIRONMENTS, FakeAccounting, make_spawner
 from tests.support.registry import Registry, start_registry
 from tests.support.repo_services import NamingBinderHub
@@ -60,16 +58,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Repo
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     with start_registry(tmp_path_factory.mktemp("registry")) as started:
         yield started
-
-
-@pytest.fixture
-async def kube(tmp_path: Path) -> AsyncIterator[FakeKubeAPI]:
-    async with FakeKubeAPI(kubelet_delay=0.2) as api:
-        with fake_kubeconfig(tmp_path, api.url):
-            try:
-                yield api
-            finally:
-                await KubeSpawner._stop_all_reflectors()
 
 
 def image_prefix(registry: Registry) -> str:

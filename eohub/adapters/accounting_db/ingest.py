@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from eohub.adapters.accounting_db import ingest_pg
+from eohub.adapters.accounting_db import postgresql_batch
 from eohub.adapters.accounting_db.models import Event, Group, Session
 from eohub.adapters.accounting_db.totals import TotalsDelta, apply_totals
 from eohub.domain.accounting_events import (
@@ -93,7 +93,7 @@ def _load_sessions(connection: Connection, keys: set[SessionKey]) -> dict[Sessio
     found: dict[SessionKey, _Target] = {}
     times = sorted({k.started_at for k in keys})
     if connection.dialect.name == "postgresql":
-        chunks: list[Any] = [ingest_pg.sessions_started_at(connection, times)]
+        chunks: list[Any] = [postgresql_batch.sessions_started_at(connection, times)]
     else:
         chunks = [
             connection.execute(
@@ -128,7 +128,7 @@ def ingest_events(
     postgresql = connection.dialect.name == "postgresql"
     keys = [e.id for e in events]
     if postgresql:
-        seen = ingest_pg.known_keys(connection, keys)
+        seen = postgresql_batch.known_keys(connection, keys)
     else:
         seen = set()
         for i in range(0, len(keys), 1000):
@@ -243,13 +243,13 @@ def ingest_events(
 
 def _write_postgresql(connection: Connection, w: _Writes, now: datetime) -> None:
     if w.new_rows:
-        ids = ingest_pg.insert_sessions(connection, w.new_rows)
+        ids = postgresql_batch.insert_sessions(connection, w.new_rows)
         for key in w.new_keys:
             w.sessions[key].id = ids[key]
     if w.updates:
-        ingest_pg.close_sessions(connection, w.updates)
+        postgresql_batch.close_sessions(connection, w.updates)
     if w.applied:
-        ingest_pg.insert_events(connection, w.event_rows(), now)
+        postgresql_batch.insert_events(connection, w.event_rows(), now)
 
 
 def _write_portable(connection: Connection, w: _Writes, now: datetime) -> None:

@@ -33,6 +33,13 @@ NAMING = {
 }
 
 
+def stored_time(value: datetime) -> datetime:
+    """A time as the columns hold it: naive UTC. Naive input is refused, not guessed."""
+    if value.tzinfo is None:
+        raise ValueError("accounting times must be timezone-aware")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A UTC instant stored as a naive datetime with microseconds (MariaDB needs fsp=6)."""
 
@@ -45,11 +52,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("accounting times must be timezone-aware")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else stored_time(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)

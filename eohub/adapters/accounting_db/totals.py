@@ -9,14 +9,14 @@ overwrite.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, TextClause, text
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import mysql, sqlite
 
+from eohub.adapters.accounting_db import postgresql_batch
 from eohub.adapters.accounting_db.models import UsageTotal
 from eohub.domain.ledger import Resources, elapsed_us, split_usage, usage_units
 from eohub.domain.periods import (
@@ -108,7 +108,7 @@ def apply_totals(connection: Connection, rows: Iterable[dict[str, Any]]) -> None
     dialect = connection.dialect.name
     columns = ("cpu_mcore_ms", "mem_mib_ms", "gpu_ms")
     if dialect == "postgresql":
-        _upsert_postgresql(connection, rows)
+        postgresql_batch.upsert_totals(connection, rows)
         return
     if dialect in ("mysql", "mariadb"):
         my = mysql.insert(table)
@@ -116,55 +116,9 @@ def apply_totals(connection: Connection, rows: Iterable[dict[str, Any]]) -> None
             {c: table.c[c] + my.inserted[c] for c in columns}
         )
     else:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        ins = insert(table)
+        ins = sqlite.insert(table)
         statement = ins.on_conflict_do_update(
             index_elements=[table.c.group, table.c.user, table.c.kind, table.c.period_start],
             set_={c: table.c[c] + ins.excluded[c] for c in columns},
         )
     connection.execute(statement, rows)
-
-
-_KEY = ("group", "user", "kind", "period_start")
-_UNITS = ("cpu_mcore_ms", "mem_mib_ms", "gpu_ms")
-_RECORD_TYPES = ("text", "text", "text", "timestamp", "bigint", "bigint", "bigint")
-
-
-def _postgresql_upsert_statement() -> TextClause:
-    """One ``INSERT ... SELECT FROM json_to_recordset(rows) ON CONFLICT`` for a batch.
-
-    A batch of stops touches thousands of totals rows. Sent as many parameter sets they
-    are thousands of statements, even pipelined; as arrays, psycopg spends longer
-    quoting each element than the database spends applying them. One JSON document,
-    written by the json module's C encoder, is one statement compiled once.
-    """
-    table = cast(Table, UsageTotal.__table__)
-    names = _KEY + _UNITS
-    quoted = [f'"{n}"' for n in names]
-    record = ", ".join(f"{q} {t}" for q, t in zip(quoted, _RECORD_TYPES, strict=True))
-    updates = ", ".join(f'"{n}" = {table.name}."{n}" + excluded."{n}"' for n in _UNITS)
-    # Only the model's own table and column names go into the text; values are bound.
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(quoted)}) "  # noqa: S608
-        f"SELECT {', '.join(quoted)} FROM json_to_recordset(CAST(:rows AS json)) "
-        f"AS r({record}) ON CONFLICT ({', '.join(quoted[:4])}) DO UPDATE SET {updates}"
-    )
-    return text(sql)
-
-
-_POSTGRESQL_UPSERT = _postgresql_upsert_statement()
-
-
-def _naive_utc_text(value: object) -> str:
-    # The column holds naive UTC, as UTCDateTime writes it.
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} to a totals row")
-
-
-def _upsert_postgresql(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    # Keys in one order, so two writers that meet on the same rows lock them in the
-    # same order and never deadlock.
-    rows.sort(key=lambda r: (r["group"], r["user"], r["kind"], r["period_start"]))
-    document = json.dumps(rows, default=_naive_utc_text, separators=(",", ":"))
-    connection.execute(_POSTGRESQL_UPSERT, {"rows": document})

@@ -1,4 +1,4 @@
-"""PostgreSQL's statements for a batch of events: one short statement per step.
+"""PostgreSQL's statements for a batch of ledger writes: one short statement per step.
 
 Sent the portable way, a batch of 500 events is a few statements with hundreds of
 parameters each (``IN (...)`` lists, a multi-row ``VALUES``) plus hundreds of pipelined
@@ -7,19 +7,21 @@ ones), which cost more than the database's own work. Here each step is one short
 statement, compiled once: lookups take an array (``= ANY(...)``), and rows to write go
 as one JSON document (``json_to_recordset``), which the json module's C encoder writes
 faster than psycopg quotes array elements. The results are the same rows the portable
-statements give (``tests/adapters/test_ingest_equivalence.py``).
+statements give (``tests/adapters/test_ingest_equivalence.py``). Totals rows are
+upserted the same way, in one order, so that two writers that meet on the same rows
+lock them in the same order and never deadlock.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, TextClause, text
 
-from eohub.adapters.accounting_db.models import Session
+from eohub.adapters.accounting_db.models import Session, UsageTotal, stored_time
 from eohub.domain.accounting_events import SessionKey
 
 SESSION_COLUMNS = (
@@ -52,11 +54,6 @@ _INSERTED = (
 
 def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
-
-
-def naive_utc(value: datetime | None) -> datetime | None:
-    """The column's form of a time: naive UTC, as UTCDateTime writes it."""
-    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _typed(statement: TextClause, names: Sequence[str]) -> Any:
@@ -113,9 +110,28 @@ _CLOSE_SESSIONS = text(
 )
 
 
+_TOTALS_KEY = (
+    ("group", "text"),
+    ("user", "text"),
+    ("kind", "text"),
+    ("period_start", "timestamp"),
+)
+_TOTALS_UNITS = (("cpu_mcore_ms", "bigint"), ("mem_mib_ms", "bigint"), ("gpu_ms", "bigint"))
+_UPSERT_TOTALS = text(
+    f"INSERT INTO {UsageTotal.__tablename__} "  # noqa: S608
+    f"({_quoted(n for n, _ in _TOTALS_KEY + _TOTALS_UNITS)}) "
+    f"SELECT {_quoted(n for n, _ in _TOTALS_KEY + _TOTALS_UNITS)} "
+    f"FROM {_recordset(_TOTALS_KEY + _TOTALS_UNITS)} "
+    f"ON CONFLICT ({_quoted(n for n, _ in _TOTALS_KEY)}) DO UPDATE SET "
+    + ", ".join(
+        f'"{n}" = {UsageTotal.__tablename__}."{n}" + excluded."{n}"' for n, _ in _TOTALS_UNITS
+    )
+)
+
+
 def _iso(value: object) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+        return stored_time(value).isoformat()
     raise TypeError(f"cannot write {type(value).__name__} as a column value")
 
 
@@ -130,7 +146,7 @@ def known_keys(connection: Connection, keys: list[str]) -> set[str]:
 
 def sessions_started_at(connection: Connection, times: list[datetime]) -> Any:
     """The stored sessions that started at any of ``times`` (rows of SESSION_COLUMNS)."""
-    return connection.execute(_SESSIONS_AT, {"times": [naive_utc(t) for t in times]})
+    return connection.execute(_SESSIONS_AT, {"times": [stored_time(t) for t in times]})
 
 
 def insert_sessions(connection: Connection, rows: list[dict[str, Any]]) -> dict[SessionKey, int]:
@@ -156,12 +172,18 @@ def close_sessions(connection: Connection, updates: dict[int, dict[str, Any]]) -
     connection.execute(_CLOSE_SESSIONS, {"rows": _document(rows)})
 
 
+def upsert_totals(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add ``rows`` (group, user, kind, period_start and units) to the running totals."""
+    rows.sort(key=lambda r: (r["group"], r["user"], r["kind"], r["period_start"]))
+    connection.execute(_UPSERT_TOTALS, {"rows": _document(rows)})
+
+
 __all__ = [
     "SESSION_COLUMNS",
     "close_sessions",
     "insert_events",
     "insert_sessions",
     "known_keys",
-    "naive_utc",
     "sessions_started_at",
+    "upsert_totals",
 ]
