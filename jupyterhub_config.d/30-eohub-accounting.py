@@ -11,7 +11,15 @@ import secrets
 import sys
 from pathlib import Path
 
-from eohub.accounting.scopes import ADMIN, CUSTOM_SCOPES, INGEST, READ, SERVICE_NAME
+from eohub.accounting.scopes import (
+    ACCESS,
+    ADMIN,
+    CUSTOM_SCOPES,
+    INGEST,
+    READ,
+    SERVICE_NAME,
+    admins_role,
+)
 
 c = get_config()
 
@@ -51,7 +59,8 @@ c.JupyterHub.services.extend(
             "url": accounting_url,
             "command": [sys.executable, "-m", "eohub.accounting"],
             "environment": service_environment,
-            # OAuth tokens of the usage pages carry these scopes when the user holds them.
+            # The pages' OAuth tokens carry these scopes when the user holds them (besides
+            # the access scope); the service authorises by the token's scopes alone.
             "oauth_client_allowed_scopes": [ADMIN, READ],
         },
         # The hub's own client (eohub.accounting.client): posts events, asks quota checks.
@@ -64,7 +73,7 @@ c.JupyterHub.load_roles.extend(
         {
             "name": "eohub-accounting-hub-client",
             "description": "The hub posts server starts and stops and asks quota checks.",
-            "scopes": [INGEST],
+            "scopes": [INGEST, ACCESS],
             "services": ["eohub-accounting-hub"],
         },
         {
@@ -77,13 +86,21 @@ c.JupyterHub.load_roles.extend(
     ]
 )
 
-# Hub admins are accounting admins (AccountingService.hub_admins_are_admins). To let
-# others (a finance office) manage groups and quotas, give them the admin scope:
-#   c.JupyterHub.load_roles.append({"name": "accountants", "scopes": [ADMIN],
+# The service trusts only the scopes a token carries, never the hub's admin flag. This
+# role gives the hub's admins the accounting admin scope: the users in
+# c.Authenticator.admin_users, and the hub groups in the authenticator's admin_groups
+# (eohub's authenticators keep them as hub groups), read when the hub starts, whatever
+# file sets them. Their API tokens and the pages' OAuth tokens then carry the scope;
+# narrowed tokens (a single-user server's) do not. To let others (a finance office)
+# manage groups and quotas, or only read everything, give them a role of your own:
+#   c.JupyterHub.load_roles.append({"name": "accountants", "scopes": [ADMIN, ACCESS],
 #                                   "groups": ["finance"]})
+#   c.JupyterHub.load_roles.append({"name": "usage-readers", "scopes": [READ, ACCESS],
+#                                   "services": ["report-tool"]})
+c.JupyterHub.load_roles.append(admins_role())
 
 # Every user may open the service's pages and read their own usage.
-c.JupyterHub.extra_user_scopes.add(f"access:services!service={SERVICE_NAME}")
+c.JupyterHub.extra_user_scopes.add(ACCESS)
 
 c.AccountingClient.url = f"{accounting_url}/services/{SERVICE_NAME}/"
 c.AccountingClient.api_token = _hub_client_token()

@@ -17,6 +17,8 @@ from tornado.iostream import StreamClosedError
 
 from eohub.accounting.api import QueryMixin
 from eohub.accounting.export_config import EXPORTS, XDMoDExport, run_export
+from eohub.domain.accounting_access import EXPORT_OPS
+from eohub.domain.accounting_events import EventError
 from eohub.domain.periods import PeriodKind, next_period_start, period_start
 
 CHUNK = 256 * 1024
@@ -58,18 +60,21 @@ class ExportHandler(QueryMixin):
         assert caller is not None
         if name not in EXPORTS:
             raise web.HTTPError(404, f"No export {name!r}; there are {', '.join(EXPORTS)}.")
-        group = self.name_argument("group")
-        if group is None:
-            self.require(caller.reads_all, "Only admins export every group; PIs add ?group=.")
-        else:
-            self.require(caller.may_read_group(group), f"You are not a PI of {group!r}.")
+        op = EXPORT_OPS[name]
+        self.authorise(op)
+        # A PI exports exactly their groups' rows, one group per file.
+        selection = self.select(op, group=self.name_argument("group"))
+        if selection.groups is not None and len(selection.groups) != 1:
+            led = ", ".join(sorted(selection.groups))
+            raise EventError({"group": f"choose one of your groups: {led}"})
+        group = next(iter(selection.groups)) if selection.groups is not None else None
         now = self.service.store.clock()
         this_month = period_start(PeriodKind.MONTH, now)
         last_month = period_start(PeriodKind.MONTH, this_month - timedelta(days=1))
         start = self.time_argument("from", last_month)
         end = self.time_argument("to", next_period_start(PeriodKind.MONTH, this_month))
         if end <= start:
-            raise web.HTTPError(400, "to must be after from")
+            raise EventError({"to": "must be after from"})
         settings = XDMoDExport(parent=self.service)
         stem = f"eohub-{start:%Y%m%d}-{end:%Y%m%d}"
         self.set_header("Content-Type", EXPORTS[name])

@@ -21,7 +21,7 @@ from jupyterhub.services.auth import HubOAuth
 from jupyterhub.traitlets import ByteSpecification
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, Unicode, default, observe
 from traitlets.config import Application
 
 from eohub._version import __version__
@@ -29,15 +29,21 @@ from eohub.accounting.api import api_routes
 from eohub.accounting.enforce import Enforcer
 from eohub.accounting.handlers_base import OAuthCallbackHandler
 from eohub.accounting.metrics import Metrics
-from eohub.accounting.scopes import SERVICE_NAME
+from eohub.accounting.scopes import ADMIN, ADMINS_ROLE, SERVICE_NAME
 from eohub.adapters.accounting_db import (
     AccountingStore,
     OutdatedSchemaError,
     create_engine_for,
     ensure_schema,
 )
-from eohub.adapters.accounting_db.schema import UPGRADE_COMMAND, current_revision, upgrade
-from eohub.domain.accounting_events import EventError
+from eohub.adapters.accounting_db.schema import (
+    UPGRADE_COMMAND,
+    current_revision,
+    loggable_url,
+    upgrade,
+)
+from eohub.adapters.accounting_db.store import share_the_interpreter
+from eohub.domain.accounting_events import DEFAULT_MAX_CLOCK_SKEW, EventError
 from eohub.domain.accounting_requests import parse_group_update
 
 DEFAULT_DB_URL = "sqlite:///eohub-accounting.sqlite"
@@ -93,10 +99,8 @@ class DatabaseApp(Application):
         self.update_config(self.cli_config)
 
     def safe_url(self) -> str:
-        parts = urlsplit(self.db_url)
-        host = parts.hostname or ""
-        netloc = f"{parts.username}@{host}" if parts.username else host
-        return parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")).geturl()
+        """The database URL as the log shows it: passwords masked, SQLite paths intact."""
+        return loggable_url(self.db_url)
 
 
 class UpgradeDBApp(DatabaseApp):
@@ -227,17 +231,41 @@ class AccountingService(DatabaseApp):
         900, help="Seconds between the budget-spent warning and stopping servers."
     ).tag(config=True)
 
-    hub_admins_are_admins = Bool(
-        True,
-        help="Treat JupyterHub admins as accounting admins (read everything, change "
-        "groups and quotas). Turn off to reserve that for holders of the "
-        "custom:eohub-accounting:admin scope.",
+    max_clock_skew = Integer(
+        int(DEFAULT_MAX_CLOCK_SKEW.total_seconds()),
+        min=0,
+        help="Seconds an event's or storage sample's time may be ahead of this service's "
+        "clock. Later times are refused with a 400 naming the field (the hub's client "
+        "dead-letters them): a server cannot stop in the future. Raise it only if the "
+        "hub's and the service's clocks cannot be kept in sync (run NTP on both).",
     ).tag(config=True)
+
+    hub_admins_are_admins = Bool(
+        False,
+        help="Deprecated; grants nothing. The service trusts only the scopes a token "
+        "carries, never the hub's admin flag. Drop-in 30 gives the hub's admins the "
+        "custom:eohub-accounting:admin scope through the role eohub-accounting-admins "
+        "(its users are Authenticator.admin_users, its groups the authenticator's "
+        "admin_groups); give others the scope with a role of your own.",
+    ).tag(config=True)
+
+    @observe("hub_admins_are_admins")
+    def _warn_hub_admins_are_admins(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self.log.warning(
+                "AccountingService.hub_admins_are_admins is deprecated and grants nothing: "
+                "accounting admins are those whose token carries %s. Drop-in "
+                "30-eohub-accounting.py grants it to the hub's admins through the role "
+                "%r; remove the setting.",
+                ADMIN,
+                ADMINS_ROLE,
+            )
 
     authenticate_metrics = Bool(
         True,
-        help="Require a token with custom:eohub-accounting:read (or admin) for /metrics. "
-        "Turn off only where the metrics port is private.",
+        help="Require a token with custom:eohub-accounting:read (or admin), and the "
+        "service's access scope, for /metrics. Turn off only where the metrics port is "
+        "private: /metrics then answers anyone.",
     ).tag(config=True)
 
     cookie_secret = Unicode(
@@ -260,6 +288,7 @@ class AccountingService(DatabaseApp):
             self.log.critical("%s", e)
             self.exit(1)
         self.store = AccountingStore(self.engine)
+        share_the_interpreter()  # quota checks stay quick while a large batch is applied
         self.metrics = Metrics(self.store)
 
     def init_groups(self) -> None:

@@ -95,7 +95,9 @@ class AccountingClient(LoggingConfigurable):
         Token the hub presents to the accounting service (`Authorization: token ...`).
         Default: the environment variable `EOHUB_ACCOUNTING_HUB_TOKEN`; keep it out of
         config files you share. It is never logged. A refused token is logged once as
-        an error, and events stay queued until it is fixed.
+        an error; the events refused meanwhile are kept as dead letters in the outbox
+        (`AccountingClient.dead_letters()`): after fixing the token, send them again
+        with `AccountingClient.requeue_dead_letters()`.
         """,
     )
     tls_ca_file = Unicode(
@@ -403,22 +405,15 @@ class AccountingClient(LoggingConfigurable):
                 counts.get("duplicates"),
             )
             return Delivery("accepted")
-        errors = reply.body.get("errors") if isinstance(reply.body, dict) else None
-        if reply.code == 400 and isinstance(errors, dict):
-            # Only the service's own error document is a verdict on the events. A bare
-            # 400 from something else at this URL (a proxy, a wrong path) is not, or a
-            # misconfiguration would dead-letter every event.
-            return Delivery("rejected", errors={str(k): str(v) for k, v in errors.items()})
-        if reply.code in (401, 403):
-            self._log_token_refused(reply.code)
-        return Delivery("retry", problem=f"the accounting service answered HTTP {reply.code}")
+        return _delivery(reply, self._log_token_refused)
 
     def _log_token_refused(self, code: int) -> None:
         if not self._token_refused:
             self.log.error(
                 "The accounting service refused the hub's token (HTTP %d): make "
                 "c.AccountingClient.api_token (EOHUB_ACCOUNTING_HUB_TOKEN) the token the "
-                "service expects; events stay queued until then",
+                "service expects; events refused until then are kept as dead letters, "
+                "to requeue with requeue_dead_letters() after the fix",
                 code,
             )
         self._token_refused = True
@@ -467,6 +462,43 @@ def _service_url(url: str) -> str:
         # The service's own address: JupyterHub serves a service under its prefix.
         return url.rstrip("/") + SERVICE_PREFIX
     return url if url.endswith("/") else url + "/"
+
+
+def _delivery(reply: Reply, token_refused: Callable[[int], None]) -> Delivery:
+    """What a reply other than 200 means for the batch sent.
+
+    A 4xx is a verdict that sending the same request again cannot change, so it is never
+    retried: the service's field errors (400, 422) dead-letter the events they name; a
+    413 sends the batch in halves; any other 4xx (a refused token, a wrong URL, a proxy's
+    error page) dead-letters the whole batch with the status and message, for an admin
+    to requeue after the fix. 5xx and no answer are retried: a 503 is the service's
+    "database unavailable", the others a service or proxy failing for now.
+    """
+    code, body = reply.code, reply.body
+    if not 400 <= code < 500:
+        what = "database unavailable" if code == 503 else "failing"
+        return Delivery("retry", problem=f"the accounting service answered HTTP {code} ({what})")
+    if code in (401, 403):
+        token_refused(code)
+    reasons = {"status": str(code)}
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(body, dict):
+        reasons["message"] = str(body.get("message", ""))
+        if code in (400, 422) and isinstance(errors, dict) and errors:
+            # The service's verdict on named events (or on the whole body).
+            return Delivery("rejected", errors={str(k): str(v) for k, v in errors.items()})
+    else:
+        reasons["message"] = (
+            "not an answer of the accounting service: check c.AccountingClient.url"
+            + (f" ({reply.text})" if reply.text else "")
+        )
+    if code == 413:
+        return Delivery("rejected", errors=reasons)  # too large: halves, then one event
+    return Delivery(
+        "refused",
+        errors=reasons,
+        problem=f"the accounting service answered HTTP {code}: {reasons['message']}",
+    )
 
 
 def _quota_answer(body: Any) -> QuotaAnswer | None:

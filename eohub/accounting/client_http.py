@@ -11,13 +11,20 @@ from urllib.parse import urlsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.simple_httpclient import HTTPTimeoutError
 
+TEXT_EXCERPT = 200  # bytes of a non-JSON body kept for the log and the dead letter
+
 
 @dataclass(frozen=True)
 class Reply:
-    """An HTTP answer, whatever its status; ``body`` is the parsed JSON, or None."""
+    """An HTTP answer, whatever its status; ``body`` is the parsed JSON, or None.
+
+    ``text`` is the start of a body that is not JSON (an HTML error page of a proxy), on
+    one line, for the message that says where the answer came from.
+    """
 
     code: int
     body: Any
+    text: str = ""
 
 
 class NoAnswer(Exception):
@@ -67,5 +74,6 @@ async def post_json(
     try:
         parsed = json.loads(response.body) if response.body else None
     except ValueError:
-        parsed = None
+        raw = response.body[:TEXT_EXCERPT].decode("utf-8", "replace")
+        return Reply(response.code, None, " ".join(raw.split()))
     return Reply(response.code, parsed)

@@ -121,6 +121,9 @@ def run_export(
     Sessions exports hold the sessions *started* in the range; the XDMoD job export
     holds the sessions *stopped* in it (as ``sacct`` selects finished jobs), so export
     consecutive ranges and every job appears exactly once.
+
+    ``group`` limits every kind of export to that group's rows (the API passes the one
+    group a PI may export; see :mod:`eohub.domain.accounting_access`).
     """
     if kind in SESSION_EXPORTS:
         ended = kind == "sacct.txt"
@@ -156,7 +159,7 @@ def run_export(
         return write_usage_csv(rows, out, total=len(rows), progress=progress)
     if kind == "storage.json":
         options = settings.storage_options(store)
-        return write_storage_json(
-            store.iter_storage(start, end), out, options=options, progress=progress
-        )
+        # Samples carry the group they are charged to: a group's export holds only those.
+        samples = (s for s in store.iter_storage(start, end) if group is None or s.group == group)
+        return write_storage_json(samples, out, options=options, progress=progress)
     raise ValueError(f"unknown export {kind!r}: choose one of {', '.join(EXPORTS)}")

@@ -3,6 +3,17 @@
 API calls authenticate with a JupyterHub token (``Authorization: token ...``); pages
 use HubOAuth cookies. Anything unauthenticated gets a 403, never a redirect, from the
 API, and every error is a JSON body with a message (and field errors for bad input).
+
+Authorisation: ``prepare`` builds a :class:`Caller` from the scopes JupyterHub reports
+for the request's token (the hub's ``admin`` flag counts for nothing), and every
+handler asks :func:`authorise` / :func:`select` from
+:mod:`eohub.domain.accounting_access` before it reads or writes.
+
+XSRF, as JupyterHub >= 4.1 checks it for services: a token in the ``Authorization``
+header is exempt; a request authenticated by the OAuth cookie that changes state (or
+any non-navigation request) must echo the ``_xsrf`` cookie in an ``X-XSRFToken``
+header or an ``_xsrf`` form field. Otherwise HubOAuth ignores the cookie, the request
+is anonymous, and gets 403 before anything changes.
 """
 
 from __future__ import annotations
@@ -11,16 +22,26 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
-from sqlalchemy.exc import DBAPIError, OperationalError
 from tornado import web
 
-from eohub.accounting.scopes import Caller
+from eohub.adapters.accounting_db.errors import database_unavailable
+from eohub.domain.accounting_access import (
+    Caller,
+    Forbidden,
+    Grant,
+    Kind,
+    Op,
+    Selection,
+    authorise,
+    select,
+)
 from eohub.domain.accounting_events import EventError
+from eohub.domain.accounting_requests import MAX_BODY_BYTES, decode_json_body
 
 if TYPE_CHECKING:
     from eohub.accounting.app import AccountingService
 
-MAX_BODY = 16 * 1024 * 1024
+MAX_BODY = MAX_BODY_BYTES
 
 
 class AppHubAuth:
@@ -57,51 +78,74 @@ class BaseHandler(AppHubAuth, HubOAuthenticated, web.RequestHandler):  # type: i
         model = await self.hub_auth.get_user(self, sync=False)
         if model:
             name = str(model["name"])
-            kind = str(model.get("kind", "user"))
-            pi_of = self.service.store.pi_groups(name) if kind == "user" else set()
-            self.caller = Caller(
-                name,
-                kind,
-                frozenset(model.get("scopes", [])),
-                frozenset(pi_of),
-                hub_admin=bool(model.get("admin")) and self.service.hub_admins_are_admins,
-            )
+            kind = Kind.USER if model.get("kind", "user") == "user" else Kind.SERVICE
+            pi_of = self.service.store.pi_groups(name) if kind is Kind.USER else set()
+            # The token's own scopes, as the hub reported them: a narrowed token of a
+            # hub admin holds only what it was narrowed to.
+            self.caller = Caller(name, kind, frozenset(model.get("scopes", [])), frozenset(pi_of))
 
     def get_current_user(self) -> Caller | None:
         return self.caller
+
+    def authorise(self, op: Op) -> Grant:
+        """The caller's grant for ``op`` (see the table); 403 with the reason if none."""
+        try:
+            return authorise(self.caller, op)
+        except Forbidden as e:
+            raise web.HTTPError(403, e.message) from None
+
+    def select(self, op: Op, *, user: str | None = None, group: str | None = None) -> Selection:
+        """The rows of ``user``/``group`` the caller may see through ``op``, or 403."""
+        try:
+            return select(self.caller, op, user=user, group=group)
+        except Forbidden as e:
+            raise web.HTTPError(403, e.message) from None
+
+    def cookie_without_xsrf(self) -> bool:
+        """True when the OAuth cookie was ignored because the XSRF check failed."""
+        return (
+            not getattr(self, "_token_authenticated", False)
+            and self.request.method not in ("GET", "HEAD", "OPTIONS")
+            and bool(self.hub_auth._get_token_cookie(self))
+        )
 
 
 class APIHandler(BaseHandler):
     """JSON in, JSON out; 403 for anonymous callers; errors as JSON."""
 
-    def check_xsrf_cookie(self) -> None:
-        # Token-authenticated API calls carry no cookie; HubAuth already refuses
-        # cookie-authenticated writes without the XSRF token (its own _patch_xsrf).
-        return
+    # check_xsrf_cookie is HubAuthenticated's: HubOAuth calls it before it accepts the
+    # cookie, and skips it for token-authenticated requests, exactly as in JupyterHub.
 
     async def prepare(self) -> None:
         await super().prepare()
         if self.caller is None:
+            if self.cookie_without_xsrf():
+                raise web.HTTPError(
+                    403,
+                    "A request authenticated by the login cookie that changes state needs "
+                    "the _xsrf cookie's value in an X-XSRFToken header or _xsrf field.",
+                )
             raise web.HTTPError(403, "A JupyterHub token is required (Authorization: token ...).")
 
     def json_body(self) -> Any:
+        """The body's JSON value: 413 past ``MAX_BODY``, 400 if too deep or not JSON.
+
+        The declared Content-Length is checked first, so an oversized body is refused
+        before anything parses it (the HTTP server's own ``max_body_size`` bounds what
+        it reads at all).
+        """
+        declared = self.request.headers.get("Content-Length", "")
         body = self.request.body
-        if len(body) > MAX_BODY:
-            raise web.HTTPError(413, "The request body is too large.")
-        try:
-            return json.loads(body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise EventError({"body": f"is not valid JSON ({e})"}) from None
+        too_large = declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY
+        if too_large or len(body) > MAX_BODY:
+            raise web.HTTPError(413, f"The request body is larger than {MAX_BODY} bytes.")
+        return decode_json_body(body)
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(data, sort_keys=True))
-
-    def require(self, allowed: bool, message: str) -> None:
-        if not allowed:
-            raise web.HTTPError(403, message)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         body: dict[str, Any] = {"status": status_code, "message": self._reason}
@@ -125,12 +169,11 @@ class APIHandler(BaseHandler):
         if isinstance(e, EventError):
             self.send_error_for(e)
             return
-        if (isinstance(e, DBAPIError) and e.connection_invalidated) or isinstance(
-            e, OperationalError
-        ):
-            # The database went away mid-request (a restart, a cut connection). The
-            # transaction rolled back, so the caller can safely send the same request
-            # again; 503 tells the hub's client to do so.
+        if database_unavailable(e):
+            # The database is unreachable, went away mid-request or is too busy (see
+            # database_unavailable). The transaction rolled back, so the caller can
+            # safely send the same request again; 503 tells the hub's client to do so.
+            # Any other database error is a 500: a resend would fail the same way.
             self.service.log.warning(
                 "Database unavailable for %s: %s", self.request.path, type(e).__name__
             )

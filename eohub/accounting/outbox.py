@@ -284,11 +284,14 @@ class Delivery:
     """What became of one batch sent to the service.
 
     ``accepted``: stored (or already known); delete the rows. ``rejected``: refused
-    for good, with the service's ``errors`` (``{"events[3].cpu": "..."}``). ``retry``:
-    no verdict (down, slow, failing, token refused); ``problem`` says why, for the log.
+    for good, with the service's ``errors`` (``{"events[3].cpu": "..."}``); unnamed
+    errors send the batch in halves down to the one bad event. ``refused``: a 4xx that
+    judges no event in particular (a refused token, a wrong URL): every row of the batch
+    becomes a dead letter with ``errors`` (status and message), logged once. ``retry``:
+    no verdict (down, slow, failing); ``problem`` says why, for the log.
     """
 
-    outcome: Literal["accepted", "rejected", "retry"]
+    outcome: Literal["accepted", "rejected", "refused", "retry"]
     errors: dict[str, str] = field(default_factory=dict)
     problem: str = ""
 
@@ -346,6 +349,7 @@ class OutboxSender:
         self.retry_initial_delay = retry_initial_delay
         self.retry_max_delay = retry_max_delay
         self.failures = 0  # failed passes in a row
+        self._refusals_logged: set[str] = set()  # causes of refused batches, logged once
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # events were queued
         self._kick = asyncio.Event()  # flush(): retry now, even during a back-off
@@ -447,9 +451,13 @@ class OutboxSender:
         if delivery.outcome == "accepted":
             sent = [rowid for rowid, _ in rows]
             await self._io(lambda o: o.delete(sent))
+            self._refusals_logged.clear()  # the next refusal is news again
             return True
         if delivery.outcome == "rejected":
             return await self._rejected(rows, delivery.errors)
+        if delivery.outcome == "refused":
+            await self._refused(rows, delivery)
+            return True
         # The first failure in a row is worth a warning; the retries after it are noise.
         level = logging.WARNING if self.failures == 0 else logging.DEBUG
         self.log.log(level, "Accounting events stay queued: %s", delivery.problem)
@@ -476,6 +484,22 @@ class OutboxSender:
             json.dumps(errors, sort_keys=True),
         )
         return await self._deliver(rows[: len(rows) // 2])
+
+    async def _refused(self, rows: list[tuple[int, Any]], delivery: Delivery) -> None:
+        """Dead-letter a whole batch: one error per cause, not one per event."""
+        reasons = delivery.errors or {"event": "refused"}
+        await self._io(lambda o: o.dead_letter({rowid: reasons for rowid, _ in rows}))
+        level = logging.DEBUG if delivery.problem in self._refusals_logged else logging.ERROR
+        self._refusals_logged.add(delivery.problem)
+        self.log.log(
+            level,
+            "%d accounting events refused for good, kept as dead letters %d to %d (fix the "
+            "cause, then AccountingClient.requeue_dead_letters() sends them again): %s",
+            len(rows),
+            rows[0][0],
+            rows[-1][0],
+            delivery.problem,
+        )
 
     async def _dead_letter(
         self, errors: dict[int, dict[str, str]], rows: list[tuple[int, Any]]

@@ -6,10 +6,15 @@ server, charts included (inline SVG from :mod:`eohub.domain.charts`), so they ne
 JavaScript beyond the hub's own dark-mode switch; each chart's data is embedded as JSON
 too. They link the hub's stylesheet from ``/hub/static/`` so they look like the hub.
 
-Who sees what follows :class:`~eohub.accounting.scopes.Caller`: everyone their own
-usage, PIs their groups, and admins (or holders of the read scope) everything. Query
-parameters are forgiving: a bad one falls back to its default with a note on the page,
-and never causes a server error.
+Who sees what is the table in :mod:`eohub.domain.accounting_access`, by the scopes of
+the pages' OAuth token: every user their own usage, PIs their groups, and holders of
+the read or admin scope everything (drop-in 30 gives hub admins the admin scope through
+a role). Query parameters are forgiving: a bad one falls back to its default with a note
+on the page, and never causes a server error.
+
+Every page carries JupyterHub's XSRF token (``<meta name="eohub-xsrf">``, and the
+``_xsrf`` cookie it sets): a script or form of these pages that changes state sends it
+back, as JupyterHub requires of cookie-authenticated requests.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from eohub.accounting.handlers_base import BaseHandler
 from eohub.accounting.page_budgets import describe_allocation, enforcement_notices
 from eohub.accounting.scopes import Caller
 from eohub.adapters.accounting_db.store import UnknownGroupError
+from eohub.domain.accounting_access import Op, grant_for, may_read_group
 from eohub.domain.accounting_events import NAME
 from eohub.domain.charts import Frame, format_number
 from eohub.domain.enforcement import WarningInfo
@@ -77,6 +83,7 @@ def render(
     prefix: str,
     hub_prefix: str,
     notes: list[str] | None = None,
+    xsrf: str = "",
     **context: Any,
 ) -> str:
     """Render a page template with what every page needs (the nav bar, the links)."""
@@ -90,6 +97,7 @@ def render(
             static=lambda path: f"{prefix}static/{path}?v={__version__}",
             hub_static=lambda path: f"{hub_prefix}static/{path}",
             notes=notes or [],
+            xsrf=xsrf,
             active=template.removesuffix(".html"),
             urlencode=urlencode,
             **context,
@@ -121,6 +129,8 @@ class PageHandler(BaseHandler):
             prefix=self.prefix,
             hub_prefix=self.hub_auth.hub_prefix,
             notes=self.notes,
+            # Reading the token sets the _xsrf cookie on page views, as JupyterHub does.
+            xsrf=self.xsrf_token.decode("ascii") if self.caller is not None else "",
             **context,
         )
 
@@ -154,7 +164,8 @@ class PageHandler(BaseHandler):
         value = self.get_argument(name, "")
         if not value:
             return None
-        if not value.isdigit() or len(value) > 18:
+        # isdigit() alone takes digits int() refuses, such as superscripts.
+        if not (value.isascii() and value.isdigit()) or len(value) > 18:
             self.notes.append(f"Ignored {name}={value[:40]!r}: not a whole number.")
             return None
         return int(value)
@@ -187,13 +198,15 @@ class UsagePageHandler(PageHandler):
 
     @web.authenticated
     async def get(self) -> None:
+        self.authorise(Op.PAGE_USAGE)
         caller = self.caller
         assert caller is not None
         kind = self.kind_argument((PeriodKind.DAY, PeriodKind.MONTH))
         before = self.int_argument("before")
         now = self.service.store.clock()
         rng = views.recent_range(kind, now, HISTORY_LENGTH[kind])
-        page = views.my_usage(self.service.store, caller.name, rng, before, WIDE)
+        store = self.service.store
+        page = await store.read(views.my_usage, store, caller.name, rng, before, WIDE)
         warnings = [
             w
             for w in self.enforcement_warnings(b.group for b in page.budgets)
@@ -213,6 +226,7 @@ class GroupsPageHandler(PageHandler):
 
     @web.authenticated
     async def get(self) -> None:
+        self.authorise(Op.PAGE_GROUPS)
         caller = self.caller
         assert caller is not None
         store = self.service.store
@@ -220,20 +234,22 @@ class GroupsPageHandler(PageHandler):
         if wanted:
             if not NAME.fullmatch(wanted):
                 raise web.HTTPError(404, "There is no such group.")
-            if not caller.may_read_group(wanted):
+            if not may_read_group(caller, Op.PAGE_GROUPS, wanted):
                 raise web.HTTPError(403, "Only the group's PIs and admins may see its usage.")
             try:
-                infos = [store.group(wanted)]
+                infos = [await store.read(store.group, wanted)]
             except UnknownGroupError:
                 raise web.HTTPError(
                     404, "That group has no allocation in accounting (yet)."
                 ) from None
         else:
-            infos = store.groups(set(caller.pi_of)) if caller.pi_of else []
+            led = set(caller.groups_led)
+            infos = await store.read(store.groups, led) if led else []
         kind = self.kind_argument((PeriodKind.DAY, PeriodKind.MONTH))
         rng = views.recent_range(kind, store.clock(), HISTORY_LENGTH[kind])
         reports = [
-            views.group_report(store, info, caller.name, rng, (HALF, HALF)) for info in infos
+            await store.read(views.group_report, store, info, caller.name, rng, (HALF, HALF))
+            for info in infos
         ]
         charts = {
             r.info.name: {"burn_down": r.burn_down_data, "usage": r.history.to_json()}
@@ -259,10 +275,10 @@ class AllPageHandler(PageHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        caller = self.caller
-        assert caller is not None
-        if not caller.reads_all:
-            raise web.HTTPError(403, "This page is for accounting admins.")
+        if grant_for(self.caller, Op.PAGE_ALL) is None:
+            raise web.HTTPError(
+                403, "This page is for accounting admins (custom:eohub-accounting:read)."
+            )
         store = self.service.store
         now = store.clock()
         default = views.recent_range(PeriodKind.MONTH, now, HISTORY_LENGTH[PeriodKind.MONTH])
@@ -281,7 +297,7 @@ class AllPageHandler(PageHandler):
         # Periods are whole: widen to the periods that the range touches.
         last = period_start(kind, end - timedelta(microseconds=1))
         rng = views.Range(kind, period_start(kind, start), next_period_start(kind, last))
-        page = views.all_groups(store, rng, WIDE)
+        page = await store.read(views.all_groups, store, rng, WIDE)
         query = urlencode({"from": f"{start:%Y-%m-%d}", "to": f"{end:%Y-%m-%d}"})
         warnings = self.enforcement_warnings(g.name for g in page.groups)
         self.render_page(

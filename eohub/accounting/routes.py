@@ -1,4 +1,4 @@
-"""Routes beyond the JSON API: metrics (and, as they land, pages and exports)."""
+"""Routes beyond the JSON API: metrics, exports and pages."""
 
 from __future__ import annotations
 
@@ -8,16 +8,26 @@ from tornado import web
 
 from eohub.accounting.handlers_base import BaseHandler
 from eohub.accounting.pages import page_routes
+from eohub.domain.accounting_access import Op
 
 
 class MetricsHandler(BaseHandler):
     async def get(self) -> None:
-        if self.service.authenticate_metrics and (
-            self.caller is None or not self.caller.reads_all
-        ):
-            raise web.HTTPError(403, "Metrics need a token with custom:eohub-accounting:read.")
+        # AccountingService.authenticate_metrics = False opens /metrics to anyone (a
+        # private metrics port); otherwise the table decides, as for every endpoint.
+        if self.service.authenticate_metrics:
+            self.authorise(Op.METRICS)
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.finish(self.service.metrics.render())
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        message = self._reason
+        if isinstance(error, web.HTTPError) and error.log_message and status_code < 500:
+            message = error.log_message % error.args if error.args else error.log_message
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code}: {message}\n")
 
 
 def extra_routes(prefix: str) -> list[Any]:

@@ -1,24 +1,88 @@
-"""The accounting service's JupyterHub custom scopes, and who may read what.
+"""The accounting service's JupyterHub custom scopes, as drop-in 30 registers them.
 
 - ``custom:eohub-accounting:ingest``: post start/stop events and storage samples, ask
   quota checks. Only the hub's own client token should hold it.
 - ``custom:eohub-accounting:read``: read every user's and group's usage (report tools).
 - ``custom:eohub-accounting:admin``: read everything and change groups, PIs, allocations
-  and quotas. JupyterHub admins have these rights too, unless
-  ``AccountingService.hub_admins_are_admins`` is turned off.
+  and quotas. Drop-in 30 grants it to the hub's admins through the role
+  ``eohub-accounting-admins``; being a JupyterHub admin grants nothing by itself.
 
-Any other hub user reads their own usage, and the usage of groups whose PI they are.
+Who may do what with which scope is the table in :mod:`eohub.domain.accounting_access`,
+re-exported here for the service's handlers and the drop-in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from eohub.domain.accounting_access import (
+    ACCESS,
+    ACCESS_SCOPES,
+    ADMIN,
+    INGEST,
+    PREFIX,
+    READ,
+    SERVICE_NAME,
+    Caller,
+    Kind,
+)
 
-SERVICE_NAME = "eohub-accounting"
-PREFIX = f"custom:{SERVICE_NAME}:"
-INGEST = PREFIX + "ingest"
-READ = PREFIX + "read"
-ADMIN = PREFIX + "admin"
+#: The role drop-in 30 defines to make the hub's admins accounting admins.
+ADMINS_ROLE = "eohub-accounting-admins"
+
+
+class HubAdmins(list[str]):
+    """A role's ``users`` (or ``groups``) list that is read when the hub assigns roles.
+
+    Drop-in 30 loads before a site's own settings (``Authenticator.admin_users``, the
+    authenticator's ``admin_groups``), so it cannot copy them when it runs. JupyterHub
+    iterates a role's member lists once the authenticator is configured, at start-up;
+    this list yields the admins then. ``groups=True`` yields the authenticator's
+    ``admin_groups`` (eohub's authenticators keep them as hub groups, so members gain
+    and lose the role with the group).
+    """
+
+    def __init__(self, *, groups: bool = False) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def _names(self) -> list[str]:
+        from jupyterhub.app import JupyterHub
+
+        if not JupyterHub.initialized():
+            return []
+        authenticator = getattr(JupyterHub.instance(), "authenticator", None)
+        if authenticator is None:
+            return []
+        names = getattr(authenticator, "admin_groups" if self.groups else "admin_users", ())
+        return sorted(names or ())
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __bool__(self) -> bool:
+        return True  # present: "users" in the role spec means "assign exactly these"
+
+    def __deepcopy__(self, memo: dict[int, object]) -> HubAdmins:
+        # traitlets deep-copies config values; the copy must stay lazy.
+        return HubAdmins(groups=self.groups)
+
+    def __repr__(self) -> str:
+        return f"HubAdmins(groups={self.groups})"
+
+
+def admins_role() -> dict[str, object]:
+    """Drop-in 30's role: the hub's admins hold the accounting admin scope."""
+    return {
+        "name": ADMINS_ROLE,
+        "description": "The hub's admins manage eohub accounting (groups, PIs, quotas) "
+        "and read all its usage.",
+        "scopes": [ADMIN, ACCESS],
+        "users": HubAdmins(),
+        "groups": HubAdmins(groups=True),
+    }
+
 
 CUSTOM_SCOPES: dict[str, dict[str, str | list[str]]] = {
     INGEST: {
@@ -33,35 +97,18 @@ CUSTOM_SCOPES: dict[str, dict[str, str | list[str]]] = {
     },
 }
 
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, as JupyterHub identified their token or cookie."""
-
-    name: str
-    kind: str  # "user" or "service"
-    scopes: frozenset[str]
-    pi_of: frozenset[str] = frozenset()
-    hub_admin: bool = False  # a JupyterHub admin, trusted as an accounting admin
-
-    @property
-    def is_admin(self) -> bool:
-        return ADMIN in self.scopes or self.hub_admin
-
-    @property
-    def reads_all(self) -> bool:
-        return self.is_admin or READ in self.scopes
-
-    @property
-    def may_ingest(self) -> bool:
-        return INGEST in self.scopes
-
-    def may_read_user(self, user: str) -> bool:
-        return self.reads_all or (self.kind == "user" and user == self.name)
-
-    def may_read_group(self, group: str) -> bool:
-        return self.reads_all or group in self.pi_of
-
-    def readable_groups(self) -> set[str] | None:
-        """Groups whose whole usage the caller may read; None means every group."""
-        return None if self.reads_all else set(self.pi_of)
+__all__ = [
+    "ACCESS",
+    "ACCESS_SCOPES",
+    "ADMIN",
+    "ADMINS_ROLE",
+    "CUSTOM_SCOPES",
+    "INGEST",
+    "PREFIX",
+    "READ",
+    "SERVICE_NAME",
+    "Caller",
+    "HubAdmins",
+    "Kind",
+    "admins_role",
+]

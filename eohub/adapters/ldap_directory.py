@@ -1,26 +1,29 @@
 """The LDAP directory, through ldap3: bind users, read profiles and group memberships.
 
 Every method here blocks; :class:`eohub.auth.ldap.LDAPAuthenticator` runs them in a
-bounded thread pool, never on the hub's event loop. Each connection has a connect and a
-receive timeout, every connection is unbound, and a server that fails is skipped by
-the :class:`~eohub.adapters.ldap_servers.ServerPool` for its back-off period. The
-service-account connections are kept and reused.
+bounded thread pool, never on the hub's event loop. Connections, their timeouts, the
+kept service-account connections and failover between servers are
+:mod:`eohub.adapters.ldap_connections`'s job; this module reads entries.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
-import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ldap3 import BASE, NONE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPStartTLSError
+from ldap3 import BASE, SUBTREE, Connection
+from ldap3.core.exceptions import LDAPCommunicationError
 from ldap3.utils.conv import escape_filter_chars
 
+from .ldap_connections import (
+    SERVER_TROUBLE,
+    ConnectionSettings,
+    LDAPConnections,
+    close,
+)
+from .ldap_connections import DirectoryUnavailable as DirectoryUnavailable  # re-exported
 from .ldap_filters import (
     NESTED_GROUP_FILTER,
     ad_in_chain_filter,
@@ -32,14 +35,8 @@ from .ldap_servers import ServerAddress, ServerPool
 
 log = logging.getLogger(__name__)
 
-# Result codes that mean "this server cannot serve now", not "wrong password".
-_SERVER_TROUBLE = {51, 52, 53, 80}  # busy, unavailable, unwillingToPerform, other
 _INVALID_CREDENTIALS = 49
 _NO_SUCH_OBJECT = 32
-
-
-class DirectoryUnavailable(Exception):
-    """No LDAP server could serve the request; the message says why (never a secret)."""
 
 
 @dataclass(frozen=True)
@@ -146,91 +143,23 @@ class LDAPDirectory:
 
     def __init__(self, settings: DirectorySettings, pool: ServerPool | None = None) -> None:
         self.settings = settings
-        self.pool = pool or ServerPool(
-            settings.servers, strategy=settings.strategy, backoff=settings.backoff
-        )
-        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue(settings.max_idle_connections)
-        self._tls = Tls(
-            validate=ssl.CERT_REQUIRED,
-            ca_certs_file=settings.ca_file or None,
-            version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-
-    # Connections
-
-    def _server(self, address: ServerAddress) -> Server:
-        return Server(
-            address.host,
-            port=address.port,
-            use_ssl=address.ldaps,
-            tls=self._tls,
-            get_info=NONE,
-            connect_timeout=self.settings.connect_timeout,
+        self.connections = LDAPConnections(
+            pool
+            or ServerPool(settings.servers, strategy=settings.strategy, backoff=settings.backoff),
+            ConnectionSettings(
+                start_tls=settings.start_tls,
+                ca_file=settings.ca_file,
+                connect_timeout=settings.connect_timeout,
+                receive_timeout=settings.receive_timeout,
+                service_dn=settings.service_dn,
+                service_password=settings.service_password,
+                max_idle=settings.max_idle_connections,
+            ),
         )
 
-    def _bind(self, user: str | None, password: str | None) -> Connection | None:
-        """A bound connection, None if the directory refused the credentials.
-
-        Raises DirectoryUnavailable when no server could answer.
-        """
-        problems: list[str] = []
-        for address in self.pool.order():
-            conn = Connection(
-                self._server(address),
-                user=user,
-                password=password,
-                receive_timeout=self.settings.receive_timeout,
-                raise_exceptions=False,
-                read_only=True,
-                auto_referrals=False,
-            )
-            try:
-                conn.open()
-                if not address.ldaps and self.settings.start_tls and not conn.start_tls():
-                    raise LDAPStartTLSError("StartTLS refused")
-                bound = conn.bind()
-            except (LDAPCommunicationError, LDAPStartTLSError, OSError) as e:
-                self.pool.mark_failed(address)
-                problems.append(f"{address.url}: {type(e).__name__}: {e}")
-                _close(conn)
-                continue
-            code = int(conn.result.get("result", -1)) if conn.result else -1
-            if bound:
-                self.pool.mark_ok(address)
-                return conn
-            _close(conn)
-            if code in _SERVER_TROUBLE:
-                self.pool.mark_failed(address)
-                problems.append(f"{address.url}: bind result {code}")
-                continue
-            self.pool.mark_ok(address)
-            return None
-        raise DirectoryUnavailable("no LDAP server answered: " + "; ".join(problems))
-
-    @contextlib.contextmanager
-    def _service(self) -> Iterator[Connection]:
-        """A bound service-account connection, reused across operations."""
-        try:
-            conn = self._idle.get_nowait()
-        except queue.Empty:
-            if self.settings.service_dn:
-                found = self._bind(self.settings.service_dn, self.settings.service_password)
-            else:
-                found = self._bind(None, None)  # anonymous search, only when configured
-            if found is None:
-                raise DirectoryUnavailable(
-                    "the LDAP service account was refused by the directory"
-                ) from None
-            conn = found
-        try:
-            yield conn
-        except BaseException:
-            _close(conn)
-            raise
-        try:
-            self._idle.put_nowait(conn)
-        except queue.Full:
-            _close(conn)
+    @property
+    def pool(self) -> ServerPool:
+        return self.connections.pool
 
     def _search(
         self,
@@ -241,24 +170,16 @@ class LDAPDirectory:
         scope: Any = SUBTREE,
         conn: Connection | None = None,
     ) -> list[tuple[str, Mapping[str, Any]]]:
-        """Entries as (dn, attributes); a reused connection gone stale is retried once."""
-        for attempt in (1, 2):
-            try:
-                if conn is not None:
-                    return _entries(conn, base, filter_, attributes, scope)
-                with self._service() as service:
-                    return _entries(service, base, filter_, attributes, scope)
-            except LDAPCommunicationError as e:
-                if conn is not None or attempt == 2:
-                    raise DirectoryUnavailable(f"LDAP search failed: {type(e).__name__}") from e
-        raise AssertionError("unreachable")
+        """Entries as (dn, attributes), on ``conn`` or on a service connection."""
+        if conn is not None:
+            return _entries(conn, base, filter_, attributes, scope)
+        return self.connections.with_service(
+            lambda c: _entries(c, base, filter_, attributes, scope)
+        )
 
     def close(self) -> None:
-        while True:
-            try:
-                _close(self._idle.get_nowait())
-            except queue.Empty:
-                return
+        """Unbind the kept service connections."""
+        self.connections.close()
 
     # Operations
 
@@ -273,24 +194,24 @@ class LDAPDirectory:
             if found is None:
                 return None
             dn, attrs = found
-            conn = self._bind(dn, password)
-            if conn is None:
+            lease = self.connections.bind(dn, password)
+            if lease is None:
                 return None
-            _close(conn)
+            close(lease.conn)
             return self._user(dn, username, attrs, conn=None)
         for template in settings.bind_dn_templates:
             dn = bind_dn(template, username)
-            conn = self._bind(dn, password)
-            if conn is None:
-                continue
-            try:
+
+            def read_as_user(conn: Connection, dn: str = dn) -> DirectoryUser | None:
                 # No service account: read as the user, on the user's own connection.
                 entries = self._search(
                     dn, "(objectClass=*)", self._profile_attributes(), scope=BASE, conn=conn
                 )
                 return self._user(dn, username, entries[0][1], conn=conn) if entries else None
-            finally:
-                _close(conn)
+
+            user = self.connections.with_user(dn, password, read_as_user)
+            if user is not None:
+                return user
         return None
 
     def lookup(self, username: str) -> DirectoryUser | None:
@@ -409,7 +330,8 @@ def _entries(
     ok = conn.search(base, filter_, search_scope=scope, attributes=list(attributes))
     code = int(conn.result.get("result", 0)) if conn.result else 0
     if not ok and code not in (0, _NO_SUCH_OBJECT):
-        if code in _SERVER_TROUBLE:
+        if code in SERVER_TROUBLE:
+            # The server cannot serve now: fail over as if the connection had broken.
             raise LDAPCommunicationError(f"search result {code}")
         raise DirectoryUnavailable(
             f"LDAP search refused: result {code} {conn.result.get('description')}"
@@ -419,8 +341,3 @@ def _entries(
         for e in (conn.response or [])
         if e.get("type") == "searchResEntry"
     ]
-
-
-def _close(conn: Connection) -> None:
-    with contextlib.suppress(LDAPException, OSError):
-        conn.unbind()

@@ -4,6 +4,11 @@ The order is decided by :class:`ServerPool` from plain data (no sockets), so it 
 tested with tables; :mod:`eohub.adapters.ldap_directory` opens the connections.
 ldap3's own ServerPool keeps its offline marks per connection, so a dead server would
 be retried by every new login; this pool shares them across all connections.
+
+The pool also decides whether a kept (pooled) connection may be used again: each
+failure of a server starts a new *epoch* of that server, and a connection opened in an
+older epoch is never reused, because whatever broke one connection to a server (a
+restart, a hang, a network cut) has almost certainly broken its siblings too.
 """
 
 from __future__ import annotations
@@ -67,28 +72,60 @@ class ServerPool:
         self.backoff = backoff
         self._clock = clock
         self._failed_at: dict[ServerAddress, float] = {}
+        self._epochs: dict[ServerAddress, int] = {}
         self._next = 0
         self._lock = threading.Lock()
 
     def order(self) -> list[ServerAddress]:
         """The servers to try for one operation, healthy ones first."""
         with self._lock:
+            start = 0
             if self.strategy == "round_robin":
                 start = self._next % len(self.servers)
                 self._next += 1
-                ring = list(self.servers[start:] + self.servers[:start])
-            else:
-                ring = list(self.servers)
-            now = self._clock()
-            healthy = [s for s in ring if now - self._failed_at.get(s, -1e18) >= self.backoff]
-            resting = sorted(
-                (s for s in ring if s not in healthy), key=lambda s: self._failed_at[s]
-            )
-            return healthy + resting
+            return self._ordered(start)
 
-    def mark_failed(self, server: ServerAddress) -> None:
+    def _ordered(self, start: int) -> list[ServerAddress]:
+        ring = list(self.servers[start:] + self.servers[:start])
+        healthy = [s for s in ring if not self._resting(s)]
+        resting = sorted((s for s in ring if s not in healthy), key=lambda s: self._failed_at[s])
+        return healthy + resting
+
+    def _resting(self, server: ServerAddress) -> bool:
+        return self._clock() - self._failed_at.get(server, -1e18) < self.backoff
+
+    def epoch(self, server: ServerAddress) -> int:
+        """How many failures of ``server`` were recorded: stamp a new connection with it."""
         with self._lock:
+            return self._epochs.get(server, 0)
+
+    def reusable(self, server: ServerAddress, epoch: int) -> bool:
+        """Whether a kept connection to ``server``, opened in ``epoch``, may serve again.
+
+        Not if the server failed since (that connection is most likely dead too), nor
+        if it is resting, nor, with ``first``, if a server earlier in the list is
+        healthy again: new connections go there, and old ones must follow.
+        """
+        with self._lock:
+            if self._epochs.get(server, 0) != epoch or self._resting(server):
+                return False
+            return self.strategy != "first" or self._ordered(0)[0] == server
+
+    def mark_failed(self, server: ServerAddress, epoch: int | None = None) -> bool:
+        """Record that ``server`` failed; True if this was news.
+
+        ``epoch`` is that of the connection that failed, if it was a kept one. When the
+        server has failed since that connection was opened, the failure is the same
+        event seen again by another connection: recording it once more would throw
+        away the fresh connections opened since, and restart the back-off.
+        """
+        with self._lock:
+            current = self._epochs.get(server, 0)
+            if epoch is not None and epoch != current:
+                return False
+            self._epochs[server] = current + 1
             self._failed_at[server] = self._clock()
+            return True
 
     def mark_ok(self, server: ServerAddress) -> None:
         with self._lock:

@@ -46,6 +46,21 @@ class DiscoveryError(RuntimeError):
     """The provider's discovery document or key set cannot be fetched or trusted."""
 
 
+class IssuerMismatch(DiscoveryError):
+    """The provider announces another issuer than the hub's config: a setting is wrong.
+
+    Unlike an unreachable provider, waiting will not help; an admin must fix the
+    hub's ``issuer`` (often a missing or extra trailing slash, or a realm name).
+    """
+
+    def __init__(self, configured: str, announced: object) -> None:
+        super().__init__(
+            f"discovery document announces issuer {announced!r}, not the configured {configured!r}"
+        )
+        self.configured = configured
+        self.announced = announced
+
+
 class Rejection(StrEnum):
     """Why an ID token was refused; one code per check, for logs and tests."""
 
@@ -98,10 +113,7 @@ class ProviderMetadata:
         # OIDC Discovery 4.3: the announced issuer must be exactly the one configured,
         # or a provider could speak for another.
         if doc.get("issuer") != expected_issuer:
-            raise DiscoveryError(
-                f"discovery document announces issuer {doc.get('issuer')!r}, "
-                f"not the configured {expected_issuer!r}"
-            )
+            raise IssuerMismatch(expected_issuer, doc.get("issuer"))
         missing = [
             k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri") if not doc.get(k)
         ]
@@ -394,14 +406,21 @@ class ProviderClient:
         return await verifier.verify(token, nonce=nonce)
 
     async def end_session_url(
-        self, id_token: str, post_logout_redirect_uri: str = ""
+        self, id_token: str, post_logout_redirect_uri: str = "", state: str = ""
     ) -> str | None:
-        """Where to send the browser to end its provider session (RP-initiated logout)."""
+        """Where to send the browser to end its provider session (RP-initiated logout).
+
+        ``state`` is passed back by the provider with the redirect; some providers
+        (Keycloak with strict settings, several certified ones) send the user back to
+        ``post_logout_redirect_uri`` only when the request carries one.
+        """
         metadata = await self.metadata()
         if not metadata.end_session_endpoint:
             return None
         params = {"id_token_hint": id_token, "client_id": self.client_id}
         if post_logout_redirect_uri:
             params["post_logout_redirect_uri"] = post_logout_redirect_uri
+        if state:
+            params["state"] = state
         url: str = url_concat(metadata.end_session_endpoint, params)
         return url

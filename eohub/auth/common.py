@@ -6,20 +6,36 @@ and call :meth:`GroupPolicyMixin.auth_model_for`; the mixin answers JupyterHub's
 ``check_blocked_users``, ``check_allowed`` and ``is_admin`` hooks from one pure
 decision, :func:`~eohub.domain.access.decide_access`.
 
-``check_blocked_users`` runs *before* JupyterHub looks at ``allow_all``, which is why the
-group restrictions are enforced there: ``allow_all`` cannot bypass them.
+``check_blocked_users`` runs *before* JupyterHub looks at ``allow_all``; when
+``allow_all`` is on, the group restrictions are enforced there too, so ``allow_all``
+cannot bypass them.
+
+A refresh ends in :meth:`GroupPolicyMixin.finish_refresh`: an allowed user's groups and
+admin flag are handed to JupyterHub, which replaces the old ones; a user whose access
+is withdrawn loses admin, groups and roles at once, and by default their tokens and
+servers too. Returning False alone is not enough: JupyterHub 6.1 keeps serving
+token-authenticated requests of a user whose refresh failed (``auth_refresh_strict``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from jupyterhub.utils import new_token
 from traitlets import Bool, Dict, List, Set, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from eohub.domain.access import AccessDecision, AccessPolicy, PIRules, decide_access, pi_groups
+from eohub.domain.access import (
+    AccessDecision,
+    AccessPolicy,
+    PIRules,
+    decide_access,
+    pi_groups,
+    refresh_outcome,
+)
 from eohub.domain.groups import GroupConfigError, GroupRule, canonical_groups
 from eohub.domain.profile import AUTH_STATE_KEY, UserProfile
 from eohub.domain.usernames import (
@@ -27,6 +43,8 @@ from eohub.domain.usernames import (
     login_name_problem,
     normalize_login_name,
 )
+
+_STOPPING: set[asyncio.Future[Any]] = set()
 
 
 class GroupPolicyMixin(LoggingConfigurable):
@@ -111,6 +129,29 @@ class GroupPolicyMixin(LoggingConfigurable):
         help="""
         Roles in an entitlement (for example `role=manager` in an EGI Check-in URN)
         that make a member a PI of that group.
+        """,
+    )
+
+    withdrawn_access_revokes_tokens = Bool(
+        True,
+        config=True,
+        help="""
+        When a refresh finds that a user may no longer log in (removed from every
+        allowed group, in a blocked group, gone from the directory), delete all their
+        API and OAuth tokens and end all their browser sessions. Whatever this says, the
+        user loses admin, their hub groups and their roles at once, so a token they
+        keep can no longer act as admin or through a group's role. Set to False only
+        if scripts must keep their tokens across a temporary removal.
+        """,
+    )
+    withdrawn_access_stops_servers = Bool(
+        True,
+        config=True,
+        help="""
+        When a refresh withdraws a user's access (see
+        `withdrawn_access_revokes_tokens`), stop all their running servers. Set to
+        False to let running servers finish; they cannot reach the hub's API once the
+        tokens are revoked.
         """,
     )
 
@@ -203,14 +244,119 @@ class GroupPolicyMixin(LoggingConfigurable):
         self, username: str, authentication: Mapping[str, Any] | None = None
     ) -> bool:
         decision = self.decide(username, authentication)
-        if not decision.allowed:
+        # JupyterHub logs a refusal here as "blocked" and skips check_allowed under
+        # allow_all: refuse here only blocks, and everyone when allow_all would let
+        # an outsider through.
+        refuse = not decision.allowed and (
+            decision.blocked or bool(getattr(self, "allow_all", False))
+        )
+        if refuse:
             self.log.warning("Login of %s refused: %s", username, decision.reason)
-        return decision.allowed
+        return not refuse
 
     def check_allowed(
         self, username: str, authentication: Mapping[str, Any] | None = None
     ) -> bool:
-        return self.decide(username, authentication).allowed
+        decision = self.decide(username, authentication)
+        if not decision.allowed:
+            self.log.warning("Login of %s refused: %s", username, decision.reason)
+        return decision.allowed
 
     def is_admin(self, handler: Any, authentication: Mapping[str, Any]) -> bool | None:
         return self.decide(str(authentication["name"]), authentication).admin
+
+    # Refresh: the source's current groups replace the hub's, and a withdrawal sticks.
+
+    async def finish_refresh(
+        self, user: Any, model: dict[str, Any], handler: Any = None
+    ) -> bool | dict[str, Any]:
+        """The value ``refresh_user`` returns once the source answered with ``model``.
+
+        An allowed user gets ``model``: JupyterHub then sets their groups (removing
+        the ones they lost) and admin flag from it. Otherwise access is withdrawn
+        (:meth:`withdraw_access`) and the answer is False, so a browser must log in.
+        """
+        groups = frozenset(model.get("groups") or ())
+        outcome = refresh_outcome(str(user.name), groups, self.access_policy())
+        if not outcome.withdrawn:
+            return {**model, "groups": sorted(outcome.groups), "admin": outcome.admin}
+        await self.withdraw_access(user, outcome.decision.reason, handler)
+        return self.login_required(handler)
+
+    def login_required(self, handler: Any) -> bool:
+        """False, the ``refresh_user`` answer that sends the user back to the login.
+
+        JupyterHub 6.1.1 then reads ``handler._token_authenticated``, which it sets only
+        on token-authenticated requests: on a browser request the refusal would surface
+        as an AttributeError traceback. The attribute is set to what it means there.
+        """
+        if handler is not None and not hasattr(handler, "_token_authenticated"):
+            handler._token_authenticated = False
+        return False
+
+    async def withdraw_access(self, user: Any, reason: str, handler: Any = None) -> None:
+        """Take everything away from ``user`` now: admin, groups, roles, tokens, servers.
+
+        JupyterHub 6.1 keeps using the stale user for token-authenticated requests
+        after a failed refresh, so nothing may be left that such a request could use:
+        without roles, even a token that is kept (``withdrawn_access_revokes_tokens``
+        False) grants nothing. JupyterHub gives the default roles back at the next
+        successful login.
+        """
+        orm_user = getattr(user, "orm_user", None)
+        if orm_user is None:
+            # Not a user of a running hub (a refresh checked outside one): nothing held.
+            self.log.warning("Refresh of %s: access withdrawn (%s)", user.name, reason)
+            return
+        db = user.db
+        was_admin = bool(orm_user.admin)
+        groups = sorted(g.name for g in orm_user.groups)
+        orm_user.admin = False
+        # Even with manage_groups off: a group's roles would outlive the access.
+        orm_user.groups = []
+        orm_user.roles = []
+        revoked = 0
+        if self.withdrawn_access_revokes_tokens:
+            for token in list(orm_user.api_tokens):
+                # The request being refreshed may still read its own token after this
+                # commit; load what it reads while the token is attached.
+                _ = (token.oauth_client, token.service, token.user)
+                db.delete(token)
+                revoked += 1
+            # A new cookie id ends every browser session of the user.
+            orm_user.cookie_id = new_token()
+        db.commit()
+        stopping = []
+        if self.withdrawn_access_stops_servers:
+            for name, spawner in list(user.spawners.items()):
+                if spawner.active and not spawner.pending:
+                    stopping.append(name or "(default)")
+                    self._stop_server(user, name, handler)
+        self.log.warning(
+            "Refresh of %s: access withdrawn (%s); admin %s, groups removed %s,"
+            " tokens revoked %d, servers stopping %s",
+            user.name,
+            reason,
+            "removed" if was_admin else "not held",
+            groups,
+            revoked,
+            stopping,
+        )
+
+    def _stop_server(self, user: Any, name: str, handler: Any) -> None:
+        # In the background: a refresh must not wait up to a spawner's stop timeout.
+        stop = getattr(handler, "stop_single_user", None)
+        future = asyncio.ensure_future(stop(user, name) if stop else user.stop(name))
+        _STOPPING.add(future)  # the event loop keeps only a weak reference
+
+        def done(f: asyncio.Future[Any]) -> None:
+            _STOPPING.discard(f)
+            if not f.cancelled() and f.exception() is not None:
+                self.log.error(
+                    "Stopping server %r of %s after withdrawal failed: %s",
+                    name,
+                    user.name,
+                    f.exception(),
+                )
+
+        future.add_done_callback(done)

@@ -80,7 +80,11 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
         Whole seconds to wait for an answer to any LDAP request (ldap3 sets it as a
         socket option, which takes whole seconds). A server that accepts connections
         but never answers fails the request after this long, and the next server is
-        tried.
+        tried. Budget of one step of a login or refresh: a kept service connection
+        that broke or hangs costs at most this once; it is then dropped, its server
+        backs off (`server_backoff`), and the step runs again on a fresh connection to
+        each server at most once, in order (each costing at most `connect_timeout`
+        plus this per request); only if none answers is the directory unavailable.
         """,
     )
     start_tls = Bool(
@@ -418,8 +422,10 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
     async def refresh_user(self, user: Any, handler: Any = None) -> bool | dict[str, Any]:
         """Re-read the user's groups through the service account (cached for a short TTL).
 
-        Returns False (log in again) when the user is gone or no longer allowed; never
-        grants anything new when the directory cannot be reached.
+        The hub's groups and admin flag follow the directory at once. A user who is
+        gone or no longer allowed loses everything they held (see
+        :meth:`~eohub.auth.common.GroupPolicyMixin.withdraw_access`) and must log in
+        again; nothing new is granted when the directory cannot be reached.
         """
         if not (self.service_dn or self.anonymous_search):
             return True  # no account to look users up with: groups stay as at login
@@ -432,16 +438,14 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
                 found = await self._in_thread(self.directory.lookup, name)
             except DirectoryUnavailable as e:
                 self.log.error("LDAP refresh of %s failed: %s", name, e)
-                return self.refresh_outage_policy == "keep"
+                if self.refresh_outage_policy == "keep":
+                    return True
+                return self.login_required(handler)
             self._lookup_cache[name] = (time.monotonic(), found)
         if found is None:
-            self.log.warning("LDAP refresh: %s is no longer in the directory", name)
-            return False
+            await self.withdraw_access(user, "no longer in the directory", handler)
+            return self.login_required(handler)
         model = self.auth_model_for(
             self.profile_for(found), extra_state={"ldap": {"dn": found.dn}}
         )
-        decision = self.decide(name, model)
-        if not decision.allowed:
-            self.log.warning("LDAP refresh ends the session of %s: %s", name, decision.reason)
-            return False
-        return model
+        return await self.finish_refresh(user, model, handler)

@@ -33,6 +33,7 @@ from eohub.auth.oidc_handlers import (
     OIDCLoginHandler,
     OIDCLogoutHandler,
     login_nonce,
+    provider_unusable,
 )
 from eohub.domain.entitlements import compile_entitlement_pattern
 from eohub.domain.profile import AUTH_STATE_KEY, UserProfile
@@ -133,8 +134,7 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
                 f"the identity provider's ID token failed verification ({e.reason.value})."
             ) from e
         except DiscoveryError as e:
-            self.log.error("Cannot verify ID tokens: %s", e)
-            raise web.HTTPError(503, "The identity provider cannot be reached.") from e
+            raise provider_unusable(self.log, e) from e
 
     # oauthenticator's hooks, in the order authenticate() calls them.
 
@@ -238,8 +238,11 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
         """Redeem the refresh token, re-verify, re-resolve groups, re-check access.
 
-        Returns False (the user must log in again) when the provider refuses, the
-        identity changed, or the hub's policy no longer lets the user in.
+        Returns False (the user must log in again) when the provider refuses or the
+        identity changed. When the hub's policy no longer lets the user in, they also
+        lose everything they held (see
+        :meth:`~eohub.auth.common.GroupPolicyMixin.withdraw_access`); otherwise the
+        hub's groups and admin flag follow the provider's claims at once.
         """
         if not self.enable_auth_state:
             return True
@@ -249,7 +252,7 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
             if refreshed is not None:
                 return refreshed
         if not auth_state:
-            return False
+            return self.login_required(handler)
         try:
             model = await self._refreshed_model(auth_state)
         except (
@@ -261,17 +264,13 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
             ValueError,
         ) as e:
             self.log.info("Refresh of %s failed, login required: %s", user.name, e)
-            return False
+            return self.login_required(handler)
         old_sub = claim_at(auth_state, f"{self.user_auth_state_key}.sub")
         new_sub = claim_at(model["auth_state"], f"{self.user_auth_state_key}.sub")
         if model["name"] != user.name or old_sub != new_sub:
             self.log.warning("Refresh of %s returned another identity, login required", user.name)
-            return False
-        decision = self.decide(user.name, model)
-        if not decision.allowed:
-            self.log.warning("Refresh of %s: access withdrawn (%s)", user.name, decision.reason)
-            return False
-        return model
+            return self.login_required(handler)
+        return await self.finish_refresh(user, model, handler)
 
     async def _refreshed_model(self, auth_state: dict[str, Any]) -> dict[str, Any]:
         refresh_token = auth_state.get("refresh_token")
@@ -290,13 +289,17 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
             model["auth_state"]["id_token"] = auth_state.get("id_token")
         return model
 
-    async def end_session_url(self, auth_state: dict[str, Any] | None) -> str | None:
+    async def end_session_url(
+        self, auth_state: dict[str, Any] | None, state: str = ""
+    ) -> str | None:
         """The provider's end-session URL for this user, or None to log out locally."""
         id_token = (auth_state or {}).get("id_token")
         if not self.logout_from_provider or not id_token:
             return None
         try:
-            return await self.provider.end_session_url(id_token, self.post_logout_redirect_uri)
+            return await self.provider.end_session_url(
+                id_token, self.post_logout_redirect_uri, state
+            )
         except DiscoveryError as e:
             self.log.warning("Logging out of the hub only; provider unavailable: %s", e)
             return None

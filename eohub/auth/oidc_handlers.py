@@ -21,7 +21,28 @@ from oauthenticator.oauth2 import (
 )
 from tornado import web
 
-from eohub.adapters.oidc import DiscoveryError
+from eohub.adapters.oidc import DiscoveryError, IssuerMismatch
+
+CONFIG_PROBLEM = "The hub's identity provider settings are wrong; tell the hub's admins."
+UNREACHABLE = "The identity provider cannot be reached; try again later."
+
+
+def provider_unusable(log: Any, error: DiscoveryError) -> web.HTTPError:
+    """The error page for a provider the hub cannot use, logged once with the cause.
+
+    A wrong ``issuer`` is the admins' to fix, and waiting will not help: the user is
+    told so, and the log names both issuers. Anything else is an outage.
+    """
+    if isinstance(error, IssuerMismatch):
+        log.error(
+            "OIDC issuer mismatch: the hub is configured with issuer %r, but the provider's"
+            " discovery document announces %r; fix OIDCAuthenticator.issuer",
+            error.configured,
+            error.announced,
+        )
+        return web.HTTPError(500, CONFIG_PROBLEM)
+    log.error("OIDC discovery failed: %s", error)
+    return web.HTTPError(503, UNREACHABLE)
 
 
 def login_nonce(handler: Any) -> str:
@@ -39,10 +60,7 @@ async def ensure_metadata(handler: Any) -> None:
     try:
         await handler.authenticator.provider_metadata()
     except DiscoveryError as e:
-        handler.log.error("OIDC discovery failed: %s", e)
-        raise web.HTTPError(
-            503, "The identity provider cannot be reached; try again later."
-        ) from e
+        raise provider_unusable(handler.log, e) from e
 
 
 class OIDCLoginHandler(OAuthLoginHandler):  # type: ignore[misc]
@@ -97,7 +115,11 @@ class OIDCLogoutHandler(OAuthLogoutHandler):  # type: ignore[misc]
         user = self.current_user
         if user is not None:
             auth_state = await user.get_auth_state()
-            self._end_session_url = await self.authenticator.end_session_url(auth_state)
+            # An opaque, fresh value: providers that require `state` on RP-initiated
+            # logout then send the browser back to post_logout_redirect_uri.
+            self._end_session_url = await self.authenticator.end_session_url(
+                auth_state, state=secrets.token_urlsafe(16)
+            )
 
     async def render_logout_page(self) -> None:
         if self._end_session_url:

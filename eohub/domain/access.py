@@ -3,6 +3,7 @@
 One pure function, :func:`decide_access`, answers for both authenticators. Blocks
 always win. ``allowed_groups`` is a restriction: when it is set, ``allow_all`` does
 not let anyone else in (the bypass behind several oauthenticator advisories).
+:func:`refresh_outcome` says what a refresh leaves the user holding in the hub.
 """
 
 from __future__ import annotations
@@ -36,15 +37,20 @@ class AccessDecision:
     allowed: bool
     admin: bool | None
     reason: str
+    # A block (blocked_users, blocked_groups) rather than a missing permission: the two
+    # are logged differently.
+    blocked: bool = False
 
 
 def decide_access(username: str, groups: frozenset[str], policy: AccessPolicy) -> AccessDecision:
     """Decide whether ``username`` with ``groups`` may log in, and whether as admin."""
     if username in policy.blocked_users:
-        return AccessDecision(False, None, "user is in blocked_users")
+        return AccessDecision(False, None, "user is in blocked_users", blocked=True)
     blocked = groups & policy.blocked_groups
     if blocked:
-        return AccessDecision(False, None, f"member of blocked group {min(blocked)!r}")
+        return AccessDecision(
+            False, None, f"member of blocked group {min(blocked)!r}", blocked=True
+        )
 
     admin: bool | None = None
     if policy.admin_groups:
@@ -64,6 +70,32 @@ def decide_access(username: str, groups: frozenset[str], policy: AccessPolicy) -
     if policy.allow_all:
         return AccessDecision(True, admin, "allow_all")
     return AccessDecision(False, admin, "not in allowed_users, and no allowed_groups match")
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What the hub must hold for a user after a refresh read their current groups.
+
+    ``groups`` and ``admin`` replace what the hub has (``admin`` None: leave the flag as
+    it is). A user whose access is withdrawn holds nothing: no hub group, since a role
+    granted through a group would otherwise outlive the access, and no admin.
+    """
+
+    decision: AccessDecision
+    groups: frozenset[str]
+    admin: bool | None
+
+    @property
+    def withdrawn(self) -> bool:
+        return not self.decision.allowed
+
+
+def refresh_outcome(username: str, groups: frozenset[str], policy: AccessPolicy) -> RefreshOutcome:
+    """The hub groups and admin flag ``username`` keeps after a refresh found ``groups``."""
+    decision = decide_access(username, groups, policy)
+    if decision.allowed:
+        return RefreshOutcome(decision, groups, decision.admin)
+    return RefreshOutcome(decision, frozenset(), False)
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,26 @@
-"""Validation of the accounting API's other request bodies: quota checks, storage
-samples, group updates and report queries. Every problem is reported per field."""
+"""Validation of the accounting API's input: JSON bodies (size and nesting), quota
+checks, storage samples, group updates and report query parameters. Every problem is
+reported per field, so the API answers one 400 naming them all.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from fractions import Fraction
 
 from eohub.domain.accounting_events import (
+    DEFAULT_MAX_CLOCK_SKEW,
     MAX_CPU,
-    MAX_GPUS,
-    MAX_MEMORY_BYTES,
     NAME,
     EventError,
     FieldReader,
+    latest_time,
+    parse_time,
+    read_resources,
 )
 from eohub.domain.ledger import MAX_STORAGE_BYTES, Resources
 from eohub.domain.periods import Allocation
@@ -21,7 +28,113 @@ from eohub.domain.quota import Limits
 from eohub.domain.session_record import StorageSample
 
 MAX_SAMPLES = 10_000
+# Limits are stored in BIGINT ledger units: 1e9 core-hours is 3.6e18 millicore-ms and
+# 1e9 GiB-hours 3.7e18 MiB-ms, both under 2**63 - 1 (9.22e18).
 MAX_HOURS = 10**9
+# One user's storage sample. A group's storage is the SQL SUM of its users' latest
+# samples, which SQLite refuses past 2**63 - 1: at 1 PiB each, 8192 users still fit.
+MAX_SAMPLE_BYTES = 2**50
+# The largest request body (413 past it). A full batch of 5000 events is about 1.5 MiB;
+# one of very long names can be more, and the hub's client then sends it in halves.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# The deepest valid body nests three levels (group quotas: body, owner, limits).
+# json.loads recurses once per level and raises RecursionError near 1000, so depth is
+# checked before it runs.
+MAX_BODY_DEPTH = 16
+# Row ids are 64-bit on every database; a larger number would overflow the driver.
+MAX_ID = 2**63 - 1
+
+_STRING = re.compile(rb'"[^"]*"')
+_CURLY_TO_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def nesting_depth(body: bytes, limit: int) -> int:
+    """How deep ``body``'s arrays and objects nest, counted up to ``limit + 1``.
+
+    No recursion, and a few passes over the bytes at C speed (the most hostile 16 MiB
+    body takes about a second): escapes, then strings, then everything but brackets are
+    removed, and innermost ``[]`` pairs are removed once per level. Brackets that never
+    close count as levels too, since a parser would descend into them before failing.
+    """
+    # Escaped backslashes first, then escaped quotes: what is left of a run of
+    # backslashes escapes the character after it, as in a JSON string.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = _STRING.sub(b"", unescaped).translate(_CURLY_TO_SQUARE, _NOT_BRACKET)
+    run = b"[" * (limit + 1)
+    depth = 0
+    while structure and depth <= limit:
+        if run in structure:  # openers in a row: no need to peel them a level at a time
+            return limit + 1
+        reduced = structure.replace(b"[]", b"")
+        if reduced == structure:  # unbalanced: invalid JSON, counted by its openers
+            break
+        structure = reduced
+        depth += 1
+    return min(depth + structure.count(b"["), limit + 1)
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def decode_json_body(body: bytes, *, max_depth: int = MAX_BODY_DEPTH) -> object:
+    """The JSON value of a request body (empty: ``None``), or :class:`EventError`.
+
+    The size is the handler's to check (it answers 413, before reading the body).
+    """
+    if not body:
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EventError({"body": "is not UTF-8 text"}) from None
+    if nesting_depth(body, max_depth) > max_depth:
+        raise EventError({"body": f"nests arrays and objects more than {max_depth} deep"})
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError) as e:  # also >4300-digit integers, NaN
+        reason = str(e) if isinstance(e, ValueError) else "nested too deeply"
+        raise EventError({"body": f"is not valid JSON ({reason[:200]})"}) from None
+
+
+def int_param(
+    name: str, value: str | None, *, default: int | None, minimum: int, maximum: int
+) -> int | None:
+    """A whole-number query parameter within ``[minimum, maximum]`` (ASCII digits only)."""
+    if value is None:
+        return default
+    problem = f"must be a whole number from {minimum} to {maximum}"
+    # Plain int() takes "1_000", " 7 " and other scripts' digits, and any length.
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(maximum)):
+        raise EventError({name: problem})
+    number = int(value)
+    if not minimum <= number <= maximum:
+        raise EventError({name: problem})
+    return number
+
+
+def time_param(name: str, value: str | None, default: datetime) -> datetime:
+    """A time query parameter: RFC 3339, or a bare date meaning its midnight, UTC."""
+    if value is None:
+        return default
+    if len(value) == 10:
+        value += "T00:00:00Z"
+    try:
+        return parse_time(value)
+    except ValueError as e:
+        raise EventError({name: str(e)}) from None
+
+
+def choice_param(name: str, value: str | None, choices: tuple[str, ...], default: str) -> str:
+    """One of ``choices``; anything else is refused rather than read as the default."""
+    if value is None:
+        return default
+    if value not in choices:
+        raise EventError({name: f"must be one of {', '.join(choices)}"})
+    return value
+
+
 QUOTA_OWNER_HELP = '"" (the whole group), "*" (each member) or a user name'
 
 
@@ -49,16 +162,24 @@ def parse_quota_request(data: object) -> QuotaRequest:
     _unknown(f, body, {"user", "group", "cpu", "memory_bytes", "gpus"})
     user = f.text("user", NAME)
     group = f.text("group", NAME)
-    cpu = f.number("cpu", maximum=MAX_CPU, integer=False, positive=True)
-    memory = f.number("memory_bytes", maximum=MAX_MEMORY_BYTES, integer=True, positive=False)
-    gpus = f.number("gpus", maximum=MAX_GPUS, integer=True, positive=False)
-    if f.errors:
+    resources = read_resources(f)
+    if f.errors or resources is None:
         raise EventError(f.errors)
-    return QuotaRequest(user, group, Resources.from_cpu(cpu, int(memory), int(gpus)))
+    return QuotaRequest(user, group, resources)
 
 
-def parse_storage_samples(data: object) -> list[StorageSample]:
+def parse_storage_samples(
+    data: object,
+    *,
+    now: datetime | None = None,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+) -> list[StorageSample]:
+    """``{"samples": [...]}``; with ``now``, a sample measured in the future is refused."""
     body = _object(data)
+    extra = sorted(set(body) - {"samples"})
+    if extra:
+        raise EventError({name: "is not a field of this request" for name in extra})
+    latest = latest_time(now, max_clock_skew)
     items = body.get("samples")
     if not isinstance(items, list) or not items:
         raise EventError({"samples": "must be a non-empty list"})
@@ -74,8 +195,8 @@ def parse_storage_samples(data: object) -> list[StorageSample]:
         _unknown(f, item, {"user", "group", "bytes", "measured_at"})
         user = f.text("user", NAME)
         group = f.text("group", NAME, required=False)
-        size = f.number("bytes", maximum=MAX_STORAGE_BYTES, integer=True, positive=False)
-        at = f.time("measured_at")
+        size = f.number("bytes", maximum=MAX_SAMPLE_BYTES, integer=True, positive=False)
+        at = f.time("measured_at", latest)
         errors.update(f.errors)
         if not f.errors and at is not None:
             samples.append(StorageSample(user, group, int(size), at))
@@ -131,15 +252,14 @@ def parse_group_update(data: object) -> GroupUpdate:
         else None
     )
     allocation = None
-    if body.get("allocation") is not None:
+    raw_allocation = body.get("allocation")
+    if raw_allocation is not None:  # null: unchanged
         try:
-            allocation = (
-                Allocation.parse(str(body["allocation"]))
-                if isinstance(body["allocation"], str)
-                else None
-            )
-            if allocation is None:
-                f.fail("allocation", "must be a string: month, quarter, year or rolling:N")
+            if not isinstance(raw_allocation, str) or raw_allocation != raw_allocation.strip():
+                raise ValueError("must be a string: month, quarter, year or rolling:N")
+            allocation = Allocation.parse(raw_allocation)
+            if str(allocation) != raw_allocation:  # the spec's pattern: lower case only
+                raise ValueError(f"must be written {str(allocation)!r}")
         except ValueError as e:
             f.fail("allocation", str(e))
     pis: set[str] | None = None

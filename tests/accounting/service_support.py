@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,11 +11,13 @@ import requests
 
 from tests.support.hub import Hub
 
+# "admin" is a hub admin, and so an accounting admin through drop-in 30's role.
 ACCOUNTING_CONFIG = """
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {"admin"}
 """
+SERVICE_PREFIX = "/services/eohub-accounting/"
 
 
 @dataclass
@@ -31,13 +34,40 @@ class Accounting:
     def hub_token(self) -> str:
         return (self.hub.workdir / "eohub-accounting-hub.token").read_text().strip()
 
-    def user_token(self, name: str) -> str:
-        """A new API token of ``name`` (``admin`` is a hub admin in ACCOUNTING_CONFIG)."""
+    def user_token(self, name: str, scopes: list[str] | None = None) -> str:
+        """A new API token of ``name``: all the user's scopes, or only ``scopes``."""
         self.hub.ensure_user(name)
-        response = self.hub.api("POST", f"/users/{name}/tokens", json={"note": "eohub test"})
+        body: dict[str, Any] = {"note": "eohub test"}
+        if scopes is not None:
+            body["scopes"] = scopes
+        response = self.hub.api("POST", f"/users/{name}/tokens", json=body)
         response.raise_for_status()
         token: str = response.json()["token"]
         return token
+
+    def browser_login(self, name: str, password: str) -> requests.Session:
+        """Log in through the hub's form and the service's OAuth consent, as a browser.
+
+        The session then holds the service's login cookie, and the ``_xsrf`` cookie a
+        page view sets (see :meth:`xsrf`).
+        """
+        session = self.hub.login(name, password)
+        page = session.get(self.base + "usage", timeout=30)
+        if "/oauth2/authorize" in page.url:  # the first visit asks for consent
+            fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.text)
+            page = session.post(page.url, data=fields, timeout=30)
+        if page.status_code != 200 or not page.url.startswith(self.base):
+            raise AssertionError(f"OAuth login of {name} ended at {page.url}: {page.status_code}")
+        return session
+
+    @staticmethod
+    def xsrf(session: requests.Session) -> str:
+        """The service's ``_xsrf`` cookie (the hub has one of its own, on /hub/)."""
+        value = session.cookies.get("_xsrf", path=SERVICE_PREFIX.rstrip("/"))
+        value = value or session.cookies.get("_xsrf", path=SERVICE_PREFIX)
+        if not value:
+            raise AssertionError(f"no _xsrf cookie for the service: {session.cookies}")
+        return str(value)
 
     def call(
         self, method: str, path: str, token: str | None = None, **kwargs: Any

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from eohub.adapters.accounting_db.schema import current_revision, head_revision
 from eohub.domain.accounting_events import parse_batch, start_event_json, stop_event_json
 from eohub.domain.periods import Allocation
 from tests.support.accounting import Clock, fresh_store
+from tests.support.databases import postgres_database
 
 COMMAND = [sys.executable, "-m", "eohub.accounting"]
 
@@ -37,7 +40,63 @@ def test_upgrade_db_creates_and_reports_the_revision(tmp_path: Path) -> None:
     result = run("upgrade-db", f"--db-url={url}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"revision {head_revision()}" in result.stderr
+    assert url.startswith("sqlite:////")  # an absolute path: the log keeps all four slashes
+    assert f": {url}\n" in result.stderr
     assert current_revision(create_engine_for(url)) == head_revision()
+
+
+def _with_password(url: str) -> str:
+    """``url`` with a password; the test server trusts loopback and ignores it."""
+    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
+
+
+# "@" and ":" percent-encoded, as SQLAlchemy URLs need; none of it may reach a log.
+PASSWORD = "Db%40pass%3Aw0rd-42"
+
+
+def test_upgrade_db_logs_the_url_without_its_password(tmp_path: Path) -> None:
+    with postgres_database() as plain:
+        url = _with_password(plain)
+        result = run("upgrade-db", f"--db-url={url}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert plain.replace("postgres@", "postgres:***@") in result.stderr
+        assert "w0rd-42" not in result.stderr
+
+
+def test_the_service_logs_the_url_without_its_password(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env["JUPYTERHUB_API_TOKEN"] = "unused"
+    env["JUPYTERHUB_API_URL"] = "http://127.0.0.1:9/hub/api"  # no hub: the loops just warn
+    with postgres_database() as plain:
+        proc = subprocess.Popen(
+            [*COMMAND, f"--db-url={_with_password(plain)}", f"--url=http://127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        lines = []
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                line = proc.stderr.readline()
+                if not line:
+                    break
+                lines.append(line)
+                if "listening on" in line:
+                    break
+        finally:
+            proc.terminate()
+            lines.extend(proc.communicate(timeout=30)[1].splitlines(keepends=True))
+    log = "".join(lines)
+    listening = [line for line in lines if "listening on" in line]
+    assert listening, log
+    assert f"(database {plain.replace('postgres@', 'postgres:***@')})" in listening[0], log
+    assert "w0rd-42" not in log
 
 
 def test_start_against_an_outdated_schema_names_the_upgrade_command(tmp_path: Path) -> None:

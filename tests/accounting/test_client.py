@@ -55,6 +55,7 @@ class FakeService:
         self.hang = False  # answer nothing until the service stops
         self.store_then_hang = False  # store the batch, then never confirm it
         self.refuse_user = ""  # a 400 naming each event of this user
+        self.html = False  # answer errors with an HTML page, as a misrouted proxy would
         self._release = asyncio.Event()
         self._server: HTTPServer | None = None
 
@@ -108,6 +109,10 @@ class FakeHandler(RequestHandler):
             self.send_error(503)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if self.service.html:
+            self.set_header("Content-Type", "text/html")
+            self.finish(f"<html><body><h1>{status_code}: {self._reason}</h1></body></html>")
+            return
         self.finish({"message": self._reason})
 
 
@@ -385,8 +390,9 @@ async def test_server_errors_are_retried_until_the_service_takes_the_events(
     assert service.delivered == ids
     retries = [m for m in caplog.messages if m.startswith("Accounting events stay queued")]
     assert retries[0] == (
-        "Accounting events stay queued: the accounting service answered HTTP 500"
+        "Accounting events stay queued: the accounting service answered HTTP 500 (failing)"
     )
+    assert "HTTP 503 (database unavailable)" in " ".join(retries)
     warnings = [r for r in caplog.records if r.name == LOG.name and r.levelno >= logging.WARNING]
     assert len(warnings) == 1  # one per outage, not one per retry
 
@@ -468,34 +474,88 @@ async def test_refused_events_become_dead_letters_and_the_rest_get_through(
     assert await client.dead_letters() == []
 
 
-async def test_a_400_that_is_not_the_services_verdict_dead_letters_nothing(
-    service: FakeService, make_client: MakeClient
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409, 413, 422])
+async def test_a_4xx_is_dead_lettered_at_once_with_its_reason_and_never_retried(
+    service: FakeService, make_client: MakeClient, caplog: pytest.LogCaptureFixture, status: int
 ) -> None:
-    service.statuses = [400, 400]  # e.g. a proxy in the way: no field errors
+    service.statuses = [status]
     client = make_client(service.url)
     event = await client.record_start(**start_kwargs(1))
     assert await client.flush(5)
+    [dead] = await client.dead_letters()
+    assert dead.event["id"] == event
+    assert dead.errors["status"] == str(status)
+    assert dead.errors["message"]  # the service's own words, e.g. "Not Found"
+    assert service.requests == 1  # sent once, never again
+    assert service.delivered == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(str(status) in m and "dead letter" in m for m in errors), errors
+    # After the fix, an admin sends them again.
+    assert await client.requeue_dead_letters() == 1
+    assert await client.flush(5)
     assert service.delivered == [event]
+
+
+async def test_a_proxy_page_is_dead_lettered_whole_and_logged_once(
+    service: FakeService, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    service.html = True
+    service.statuses = [404, 404]
+    client = make_client(service.url, batch_size=3)
+    outbox = Outbox(client.outbox_path)
+    outbox.put([start_event_json(**start_kwargs(i)) for i in range(6)])
+    outbox.close()
+    await client.start()
+    assert await client.flush(5)
+    assert service.requests == 2  # two batches, each refused whole, neither retried
+    dead = await client.dead_letters()
+    assert len(dead) == 6
+    assert dead[0].errors["status"] == "404"
+    assert "check c.AccountingClient.url" in dead[0].errors["message"]
+    assert "404: Not Found" in dead[0].errors["message"]  # what answered instead
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors  # one per cause, not one per batch or event
+    assert "requeue" in errors[0]
+
+
+async def test_a_413_sends_halves_down_to_the_event_too_large(
+    service: FakeService, make_client: MakeClient
+) -> None:
+    service.statuses = [413, 413]  # the batch of 4, then its older half
+    client = make_client(service.url, batch_size=4)
+    outbox = Outbox(client.outbox_path)
+    events = [start_event_json(**start_kwargs(i)) for i in range(4)]
+    outbox.put(events)
+    outbox.close()
+    await client.start()
+    assert await client.flush(5)
+    # The halves 2 then 1 were sent; 1 event was accepted, then the rest.
+    assert service.delivered == [e["id"] for e in events]
     assert await client.dead_letters() == []
 
 
-async def test_a_refused_token_is_logged_once_and_the_events_wait(
+async def test_a_refused_token_is_logged_once_and_its_events_wait_as_dead_letters(
     service: FakeService, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = make_client(service.url, api_token="stale-token")
-    event = await client.record_start(**start_kwargs(1))
-    assert not await client.flush(0.4)
-    assert service.requests >= 2
+    first = await client.record_start(**start_kwargs(1))
+    assert await client.flush(5)
+    second = await client.record_stop(**stop_kwargs(1))
+    assert await client.flush(5)
+    assert service.requests == 2  # each refused once, neither retried
     errors = [m.getMessage() for m in caplog.records if m.name == LOG.name and m.levelno >= 40]
-    assert len(errors) == 1
-    assert "refused the hub's token (HTTP 403)" in errors[0]
-    assert "EOHUB_ACCOUNTING_HUB_TOKEN" in errors[0]
+    token_errors = [m for m in errors if "refused the hub's token (HTTP 403)" in m]
+    assert len(token_errors) == 1
+    assert "EOHUB_ACCOUNTING_HUB_TOKEN" in token_errors[0]
+    assert len(errors) == 2  # and one saying where the events went
+    assert [d.event["id"] for d in await client.dead_letters()] == [first, second]
 
     await client.stop(timeout=0)
     fixed = make_client(service.url)
     await fixed.start()
+    assert await fixed.requeue_dead_letters() == 2
     assert await fixed.flush(5)
-    assert service.delivered == [event]
+    assert service.delivered == [first, second]
 
 
 async def test_stop_keeps_what_it_could_not_send_for_the_next_client(

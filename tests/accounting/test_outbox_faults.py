@@ -33,14 +33,14 @@ LOG = logging.getLogger("tests.accounting.faults")
 HUB_CONFIG = """
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
-from eohub.accounting.scopes import CUSTOM_SCOPES, INGEST
+from eohub.accounting.scopes import ACCESS, CUSTOM_SCOPES, INGEST
 c.JupyterHub.custom_scopes.update(CUSTOM_SCOPES)
 c.JupyterHub.services.extend([
     {{"name": "eohub-accounting", "url": "{service_url}", "api_token": "{service_token}"}},
     {{"name": "eohub-accounting-hub", "api_token": "{client_token}"}},
 ])
 c.JupyterHub.load_roles.append(
-    {{"name": "ingest", "scopes": [INGEST], "services": ["eohub-accounting-hub"]}}
+    {{"name": "ingest", "scopes": [INGEST, ACCESS], "services": ["eohub-accounting-hub"]}}
 )
 """
 

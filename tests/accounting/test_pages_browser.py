@@ -20,9 +20,10 @@ import requests
 from playwright.sync_api import Browser, Dialog, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from eohub.accounting.scopes import ADMIN
+from eohub.accounting.scopes import ACCESS, ADMIN
 from eohub.domain.accounting_events import start_event_json, stop_event_json
 from tests.support.hub import Hub, start_hub
+from tests.support.process import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -37,9 +38,11 @@ c.DummyAuthenticator.password = {PASSWORD!r}
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{"root"}}
 c.JupyterHub.spawner_class = "simple"
-# The test driver may set up accounting groups and quotas.
+# The test driver may set up accounting groups and quotas. (root, a hub admin, is an
+# accounting admin through drop-in 30's role.)
 c.JupyterHub.load_roles.append(
-    {{"name": "pages-test-accounting-admin", "scopes": [{ADMIN!r}], "services": ["eohub-test"]}}
+    {{"name": "pages-test-accounting-admin", "scopes": [{ADMIN!r}, {ACCESS!r}],
+      "services": ["eohub-test"]}}
 )
 """
 
@@ -324,3 +327,83 @@ def test_odd_query_parameters_never_break_a_page(hub: Hub, browser: Browser) -> 
         assert response.status in (200, 404), f"{query}: {response.status}"
         assert response.headers["content-type"].startswith("text/html")
         assert "Traceback" not in page.content()
+
+
+PUT_OCEAN = """async ([url, token, body]) => {
+    const headers = {"Content-Type": "application/json"};
+    if (token) headers["X-XSRFToken"] = token;
+    const r = await fetch(url, {method: "PUT", headers, body: JSON.stringify(body)});
+    return r.status;
+}"""
+
+
+EVIL = "<!DOCTYPE html><html><body><p>Win a prize</p></body></html>"
+FORGE = """([url, enctype]) => {
+    const form = document.createElement("form");
+    form.method = "post";
+    form.enctype = enctype;
+    form.action = url;
+    const field = document.createElement("input");
+    field.name = "display_name";
+    field.value = "forged";
+    form.appendChild(field);
+    document.body.appendChild(form);
+    form.submit();
+}"""
+
+
+def ocean(hub: Hub) -> dict[str, Any]:
+    r = requests.get(
+        f"{hub.url}{SERVICE}api/groups/ocean",
+        headers={"Authorization": f"token {hub.token}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    group: dict[str, Any] = r.json()
+    return group
+
+
+def test_the_pages_forms_work_and_forged_requests_change_nothing(
+    hub: Hub, browser: Browser, artifacts: Path
+) -> None:
+    page = log_in(browser, hub, "root", "all")
+    # The date-range form still works.
+    page.fill("#from", "2025-01-01")
+    page.fill("#to", "2025-02-01")
+    page.click("form[aria-label='Date range'] button[type=submit]")
+    page.wait_for_url("**/all?from=2025-01-01&to=2025-02-01")
+    expect(page.locator("h1")).to_have_text("All groups")
+    expect(page.locator("#from")).to_have_value("2025-01-01")
+
+    # A script of the page changes a group with the page's XSRF token, not without it.
+    token = page.locator("meta[name=eohub-xsrf]").get_attribute("content")
+    assert token
+    url = f"{hub.url}{SERVICE}api/groups/ocean"
+    before = ocean(hub)
+    assert page.evaluate(PUT_OCEAN, [url, None, {"display_name": "Ocean via script"}]) == 403
+    assert ocean(hub) == before
+    assert page.evaluate(PUT_OCEAN, [url, token, {"display_name": "Ocean colour"}]) == 200
+
+    # Another origin on the same site (so the browser sends the cookie) posts forms to
+    # the API in each encoding a form can use, and fetches without CORS: all refused,
+    # for want of the XSRF token.
+    before = ocean(hub)
+    evil = f"http://127.0.0.1:{free_port()}/"
+    page.context.route(
+        evil + "**", lambda route: route.fulfill(content_type="text/html", body=EVIL)
+    )
+    for enctype in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data"):
+        page.goto(evil)
+        with page.expect_response(lambda r: r.url == url) as answer:
+            page.evaluate(FORGE, [url, enctype])
+        assert answer.value.status == 403, enctype
+        assert "_xsrf" in answer.value.text(), enctype
+    page.goto(evil)
+    page.evaluate(
+        """async (url) => { await fetch(url, {method: "POST", mode: "no-cors",
+        credentials: "include", headers: {"Content-Type": "text/plain"},
+        body: JSON.stringify({display_name: "forged"})}).catch(() => null); }""",
+        url,
+    )
+    assert ocean(hub) == before
+    shoot(page, artifacts, "forged-forms")

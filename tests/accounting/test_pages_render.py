@@ -17,7 +17,7 @@ import pytest
 from eohub.accounting import page_views as views
 from eohub.accounting.page_budgets import enforcement_notices
 from eohub.accounting.pages import HALF, WIDE, page_routes, render
-from eohub.accounting.scopes import Caller
+from eohub.accounting.scopes import ACCESS, ADMIN, Caller, Kind
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.domain.accounting_events import parse_batch, start_event_json, stop_event_json
 from eohub.domain.enforcement import WarningInfo
@@ -27,9 +27,10 @@ from tests.support.accounting import Clock, fresh_store
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 EVIL = "</script><script>alert(1)</script>"
-ALICE = Caller("alice", "user", frozenset())
-CAROL = Caller("carol", "user", frozenset(), frozenset({"climate"}))
-ROOT = Caller("root", "user", frozenset(), hub_admin=True)
+ALICE = Caller("alice", Kind.USER, frozenset({ACCESS}))
+CAROL = Caller("carol", Kind.USER, frozenset({ACCESS}), frozenset({"climate"}))
+# An admin: the OAuth token carries the admin scope (drop-in 30's role), which includes read.
+ROOT = Caller("root", Kind.USER, frozenset({ACCESS, ADMIN}))
 LINKS = {"prefix": "/services/eohub-accounting/", "hub_prefix": "/hub/"}
 
 
@@ -187,6 +188,24 @@ def test_a_non_pi_gets_a_friendly_groups_page() -> None:
         flagged=set(),
     )
     assert "You are not a PI of any group" in html
+    assert "eohub-xsrf" not in html
+
+
+def test_pages_carry_the_xsrf_token_for_their_scripts() -> None:
+    token = '2|ab"cd|ef'  # escaped like any other value
+    html = render(
+        "groups.html",
+        caller=CAROL,
+        **LINKS,
+        xsrf=token,
+        reports=[],
+        reports_json={},
+        period="month",
+        focus="",
+        enforcement={},
+        flagged=set(),
+    )
+    assert '<meta name="eohub-xsrf" content="2|ab&#34;cd|ef">' in html
 
 
 def test_page_routes() -> None:

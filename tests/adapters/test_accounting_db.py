@@ -16,7 +16,7 @@ from eohub.adapters.accounting_db import (
     ensure_schema,
     upgrade,
 )
-from eohub.adapters.accounting_db.models import Event, Session, UsageTotal
+from eohub.adapters.accounting_db.models import Event, PendingStop, Session, UsageTotal
 from eohub.adapters.accounting_db.schema import alembic_config
 from eohub.domain.accounting_events import (
     EventError,
@@ -116,13 +116,36 @@ def test_replayed_events_change_nothing(store) -> None:  # type: ignore[no-untyp
 def test_bad_batch_writes_nothing(store) -> None:  # type: ignore[no-untyped-def]
     good = start(user="bob")
     unknown_group = start(user="dave", group="nope")
-    orphan_stop = stop(user="erin", end=T0 + timedelta(hours=1))
+    early_stop = stop(user="erin", end=T0 + timedelta(hours=1))  # held, unless refused
     with pytest.raises(EventError) as e:
-        store.ingest(parse_batch({"events": [good, unknown_group, orphan_stop]}))
-    assert set(e.value.errors) == {"events[1].group", "events[2].started_at"}
+        store.ingest(parse_batch({"events": [good, unknown_group, early_stop]}))
+    assert set(e.value.errors) == {"events[1].group"}
     with store.engine.connect() as c:
-        assert c.execute(select(func.count()).select_from(Session)).scalar_one() == 0
-        assert c.execute(select(func.count()).select_from(UsageTotal)).scalar_one() == 0
+        for model in (Session, UsageTotal, PendingStop, Event):
+            assert c.execute(select(func.count()).select_from(model)).scalar_one() == 0
+
+
+def test_stop_before_start_is_held_and_charged_once(store) -> None:  # type: ignore[no-untyped-def]
+    end = T0 + timedelta(hours=2)
+    held = store.ingest(parse_batch(stop(end=end)))
+    assert (held.accepted, held.duplicates, held.held) == (1, 0, 1)
+    assert store.sessions() == []  # nothing to charge before the start says what ran
+    again = store.ingest(parse_batch(stop(end=end)))  # the outbox resends it
+    assert (again.accepted, again.duplicates, again.held) == (0, 1, 0)
+    paired = store.ingest(parse_batch(start(cpu=1)))
+    assert (paired.accepted, paired.held) == (1, 0)
+    [session] = store.sessions()
+    assert (session.stopped_at, session.end_reason) == (end, "stopped")
+    assert store.sessions(open_only=True) == []
+    late = store.ingest(parse_batch({"events": [start(cpu=1), stop(end=end)]}))
+    assert (late.accepted, late.duplicates) == (0, 2)
+    with store.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(PendingStop)).scalar_one() == 0
+        assert c.execute(select(func.count()).select_from(Event)).scalar_one() == 2
+    usage = store.usage(
+        PeriodKind.YEAR, datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    )
+    assert usage[0].usage.core_hours == 2
 
 
 def test_open_sessions_count_up_to_now(store, clock) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from eohub.adapters.accounting_db import AccountingStore
-from eohub.adapters.accounting_db.models import Event, Session, UsageTotal
+from eohub.adapters.accounting_db.models import Event, PendingStop, Session, UsageTotal
 from eohub.domain.accounting_events import (
     EventError,
     parse_batch,
@@ -28,6 +28,7 @@ from eohub.domain.accounting_events import (
 )
 from eohub.domain.periods import Allocation
 from tests.support.accounting import Clock, fresh_store
+from tests.support.accounting_names import check_names_kept_apart, name_outcome, wipe
 
 T0 = datetime(2026, 1, 30, 22, 0, tzinfo=UTC)
 USERS = ("alice", "bob", "o'brien")
@@ -54,7 +55,7 @@ def stores(
 
 def reset(store: AccountingStore) -> None:
     with store.engine.begin() as connection:
-        for model in (Event, UsageTotal, Session):
+        for model in (Event, UsageTotal, PendingStop, Session):
             connection.execute(model.__table__.delete())  # type: ignore[attr-defined]
     store.put_group("climate", allocation=Allocation.parse("month"))
 
@@ -70,7 +71,11 @@ def snapshot(store: AccountingStore) -> dict[str, Any]:
             (r.group, r.user, r.kind, r.period_start, r.cpu_mcore_ms, r.mem_mib_ms, r.gpu_ms)
             for r in connection.execute(select(UsageTotal))
         )
-    return {"sessions": sessions, "events": events, "totals": totals}
+        pending = sorted(
+            (r.key, r.user, r.server, r.started_at, r.stopped_at, r.reason)
+            for r in connection.execute(select(PendingStop))
+        )
+    return {"sessions": sessions, "events": events, "totals": totals, "pending": pending}
 
 
 SESSION = st.tuples(st.sampled_from(USERS), st.sampled_from(["", "gpu"]), st.integers(0, 5))
@@ -111,7 +116,11 @@ def streams(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
             hours += draw(st.integers(0, 5))
             if draw(st.booleans()):
                 continue
-        batches[draw(st.integers(first, last))].append(_stop(user, server, slot, hours, "stopped"))
+        # Now and then the stop comes first: it is held until the start arrives.
+        earliest = 0 if draw(st.integers(0, 4)) == 0 else first
+        batches[draw(st.integers(earliest, last))].append(
+            _stop(user, server, slot, hours, "stopped")
+        )
     if draw(st.integers(0, 5)) == 0:
         bad = draw(
             st.sampled_from(
@@ -151,5 +160,79 @@ def test_every_database_keeps_the_same_ledger(
     event(
         "a batch refused" if any(isinstance(r, list) for r in outcomes["sqlite"]) else "all taken"
     )
+    assert outcomes["postgresql"] == outcomes["sqlite"]
+    assert outcomes["mariadb"] == outcomes["sqlite"]
+
+
+# -- events out of order -------------------------------------------------------------
+
+A_START = _start("alice", "", 0)
+A_STOP = _stop("alice", "", 0, 5, "stopped")
+# Another key: the same key would make the real stop a duplicate of the estimate.
+A_ESTIMATE = {**_stop("alice", "", 0, 4, "reconciled"), "id": "stop:estimate-alice"}
+# Posts, each a list of events; the in-order case of each is its events sorted by time.
+ORDERINGS = {
+    "start then stop": [[A_START], [A_STOP]],
+    "stop then start": [[A_STOP], [A_START]],
+    "stop twice then start": [[A_STOP], [A_STOP], [A_START]],
+    "stop, start, duplicate start": [[A_STOP], [A_START], [A_START]],
+    "stop and start in one batch": [[A_STOP, A_START]],
+    "stop twice in one batch, then start": [[A_STOP, A_STOP], [A_START]],
+    "stop, then start twice in one batch": [[A_STOP], [A_START, A_START, A_STOP]],
+    "estimate and stop before start": [[A_ESTIMATE], [A_STOP], [A_START]],
+    "estimate, start, stop": [[A_ESTIMATE, A_START], [A_STOP]],
+}
+IN_ORDER = {
+    "estimate and stop before start": [[A_START], [A_ESTIMATE], [A_STOP]],
+    "estimate, start, stop": [[A_START], [A_ESTIMATE], [A_STOP]],
+}
+
+
+def _post(store: AccountingStore, events: list[dict[str, Any]], single: bool) -> None:
+    if single:
+        for e in events:
+            store.ingest(parse_batch(e), single=True)
+    else:
+        store.ingest(parse_batch({"events": events}))
+
+
+@pytest.mark.parametrize("single", [True, False], ids=["single posts", "batch posts"])
+@pytest.mark.parametrize("name", sorted(ORDERINGS))
+def test_out_of_order_events_give_the_in_order_ledger(
+    stores: dict[str, AccountingStore], name: str, single: bool
+) -> None:
+    ledgers: dict[str, dict[str, Any]] = {}
+    for db, store in stores.items():
+        reset(store)
+        for post in IN_ORDER.get(name, [[A_START], [A_STOP]]):
+            _post(store, post, single)
+        expected = snapshot(store)
+        reset(store)
+        for post in ORDERINGS[name]:
+            _post(store, post, single)
+        ledgers[db] = snapshot(store)
+        # Closed once, for [start, stop], with nothing left waiting.
+        assert ledgers[db] == expected, db
+        assert ledgers[db]["pending"] == []
+        [session] = ledgers[db]["sessions"]
+        assert (session[-2], session[-1]) == (T0 + timedelta(hours=5), "stopped")
+    assert ledgers["postgresql"] == ledgers["sqlite"]
+    assert ledgers["mariadb"] == ledgers["sqlite"]
+
+
+def test_names_are_compared_exactly_on_every_database(
+    stores: dict[str, AccountingStore],
+) -> None:
+    """``BiUser``/``biuser``, ``climate``/``CLIMATE``/``climate ``, NFC/NFD ``zoë``:
+    different users and groups in groups, PIs, ingest, usage, sessions, quota checks and
+    storage, alike on SQLite, PostgreSQL and MariaDB (see tests/support/accounting_names)."""
+    outcomes = {}
+    try:
+        for db, store in stores.items():
+            outcomes[db] = name_outcome(store)
+    finally:
+        for store in stores.values():
+            wipe(store)
+    check_names_kept_apart(outcomes["sqlite"])
     assert outcomes["postgresql"] == outcomes["sqlite"]
     assert outcomes["mariadb"] == outcomes["sqlite"]

@@ -71,3 +71,67 @@ def test_bad_pool_settings() -> None:
         ServerPool([])
     with pytest.raises(ServerConfigError, match="unknown strategy"):
         ServerPool([A], strategy="random")
+
+
+def test_a_failure_starts_a_new_epoch_and_kept_connections_of_older_ones_are_not_reused() -> None:
+    clock = Clock()
+    pool = ServerPool([A, B], strategy="round_robin", backoff=60, clock=clock)
+    old = pool.epoch(A)
+    assert pool.reusable(A, old)
+    assert pool.mark_failed(A, old) is True
+    assert pool.epoch(A) == old + 1
+    assert not pool.reusable(A, old)  # its sibling broke: this one is most likely dead too
+    assert not pool.reusable(A, old + 1)  # resting
+    clock.now += 61
+    assert pool.reusable(A, old + 1)  # opened after the failure, back-off over
+    assert not pool.reusable(A, old)  # never again
+
+
+def test_the_same_failure_seen_by_another_old_connection_is_not_news() -> None:
+    clock = Clock()
+    pool = ServerPool([A, B], backoff=60, clock=clock)
+    old = pool.epoch(A)
+    assert pool.mark_failed(A, old)
+    pool.mark_ok(A)  # a fresh connection after the restart worked
+    clock.now += 5
+    # A connection from before the restart fails now: nothing new, A stays healthy and
+    # the fresh connections opened since (epoch old + 1) stay usable.
+    assert pool.mark_failed(A, old) is False
+    assert pool.order() == [A, B]
+    assert pool.reusable(A, old + 1)
+    # Without an epoch (or with the current one) a failure always counts.
+    assert pool.mark_failed(A, old + 1) is True
+    assert pool.order() == [B, A]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "failed", "reusable"),
+    [
+        # first: only the preferred server's connections are reused, so that the pool
+        # follows new connections back to the primary once its back-off is over.
+        ("first", [], {A: True, B: False, C: False}),
+        ("first", [A], {A: False, B: True, C: False}),
+        ("first", [A, B], {A: False, B: False, C: True}),
+        ("first", [A, B, C], {A: False, B: False, C: False}),
+        # round_robin: any healthy server's.
+        ("round_robin", [], {A: True, B: True, C: True}),
+        ("round_robin", [B], {A: True, B: False, C: True}),
+    ],
+)
+def test_which_kept_connections_may_serve(
+    strategy: str, failed: list[ServerAddress], reusable: dict[ServerAddress, bool]
+) -> None:
+    pool = ServerPool([A, B, C], strategy=strategy, backoff=60, clock=Clock())
+    for server in failed:
+        pool.mark_failed(server)
+    assert {s: pool.reusable(s, pool.epoch(s)) for s in (A, B, C)} == reusable
+
+
+def test_kept_connections_follow_the_primary_back_after_its_back_off() -> None:
+    clock = Clock()
+    pool = ServerPool([A, B], strategy="first", backoff=60, clock=clock)
+    pool.mark_failed(A)
+    assert pool.reusable(B, pool.epoch(B))
+    clock.now += 61
+    assert not pool.reusable(B, pool.epoch(B))  # new connections go to A again
+    assert pool.reusable(A, pool.epoch(A))

@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from ldap3 import MODIFY_DELETE
+import requests
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from playwright.sync_api import Page, expect
 
+from eohub.domain.launch_policy import Member, visible_environments
+from eohub.domain.profile import UserProfile
+from eohub.spawner.launch_settings import load_launch_config
 from tests.auth.ldap_support import ldap_hub_config
 from tests.auth.test_ldap import admin_modify
 from tests.support.hub import Hub
@@ -69,31 +74,123 @@ def test_directory_down_is_a_clear_503(
     assert "bob-pw" not in hub.process.log_path.read_text()
 
 
-def test_refresh_revokes_access_and_logout_ends_the_session(
+def user_token(hub: Hub, username: str, scopes: list[str] | None = None) -> str:
+    """An API token of ``username``, as a script of theirs would hold."""
+    body = {"note": "script"} | ({"scopes": scopes} if scopes is not None else {})
+    response = hub.api("POST", f"/users/{username}/tokens", json=body)
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token
+
+
+def api_as(hub: Hub, token: str, path: str) -> requests.Response:
+    return requests.get(
+        f"{hub.url}/hub/api{path}", headers={"Authorization": f"token {token}"}, timeout=30
+    )
+
+
+# Environments as an admin configures them: climate's is for the climate group only.
+CLIMATE_LAUNCH = {
+    "environments": {
+        "base": {"image": "eohub/base:1", "default": True},
+        "climate": {"image": "eohub/climate:1", "allowed_groups": ["climate"]},
+    },
+    "sizes": {"small": {"cpu": 1, "memory": "2G"}},
+}
+
+
+def offered_environments(hub: Hub, username: str, launch: dict[str, Any]) -> list[str]:
+    """The environments the launch form offers ``username``, from the groups the hub
+    stored for them (the spawner reads them from auth_state)."""
+    state = hub.api("GET", f"/users/{username}").json()["auth_state"]
+    profile = UserProfile.from_auth_state(state)
+    assert profile is not None
+    config = load_launch_config("kube", launch)
+    return [e.name for e in visible_environments(config, Member(username, profile.groups))]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def test_a_refresh_brings_the_hub_in_line_with_the_directory(
     directory_factory: Callable[..., tuple[ServiceProcess, Directory]],
     hub_factory: Callable[..., Hub],
 ) -> None:
     _, own = directory_factory()
     hub = hub_factory(
-        ldap_hub_config(own, allowed_groups={"researchers"})
+        ldap_hub_config(own, blocked_groups={"sentinel-team"})
         + "c.Authenticator.auth_refresh_age = 1\n"
     )
-    bob = hub.login("bob", "bob-pw")
-    assert bob.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False).status_code == 200
-    alice = hub.login("alice", "alice-pw")
+    # Someone outside the allowed groups is logged as that, not as blocked.
+    _, refused = hub.submit_login("mallory", "mallory-pw")
+    assert refused.status_code == 403
+    log = hub.process.log_path.read_text()
+    assert "Login of mallory refused: not a member of any allowed group" in log
+    assert "'mallory' blocked" not in log
 
+    alice, bob, carol = (hub.login(u, f"{u}-pw") for u in ("alice", "bob", "carol"))
+    full, narrow = user_token(hub, "alice"), user_token(hub, "alice", ["list:users"])
+    carol_token = user_token(hub, "carol")
+    assert api_as(hub, full, "/users").status_code == 200
+    assert api_as(hub, narrow, "/users").status_code == 200
+    assert api_as(hub, carol_token, "/users/carol").status_code == 200
+    assert "climate" in offered_environments(hub, "bob", CLIMATE_LAUNCH)
+    hub.spawn("alice")
+
+    # At the directory: the admin leaves every allowed group and the admin group, bob
+    # leaves climate, carol joins a blocked group.
+    alice_dn = own.user_dn("alice")
+    admin_modify(own, own.group_dn("researchers"), {"member": [(MODIFY_DELETE, [alice_dn])]})
+    # groupOfNames needs a member: dave takes the admin group over.
     admin_modify(
-        own, own.group_dn("researchers"), {"member": [(MODIFY_DELETE, [own.user_dn("bob")])]}
+        own, own.group_dn("hub-admins"), {"member": [(MODIFY_REPLACE, [own.user_dn("dave")])]}
+    )
+    admin_modify(
+        own, own.group_dn("climate"), {"uniqueMember": [(MODIFY_DELETE, [own.user_dn("bob")])]}
+    )
+    admin_modify(
+        own, own.group_dn("sentinel-team"), {"member": [(MODIFY_ADD, [own.user_dn("carol")])]}
     )
     time.sleep(1.5)  # past auth_refresh_age
-    home = bob.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False)
+
+    # The admin's existing tokens are refused, the first request included.
+    assert api_as(hub, full, "/users").status_code == 403
+    assert api_as(hub, narrow, "/users").status_code == 403
+    record = hub.api("GET", "/users/alice").json()
+    assert (record["admin"], record["groups"], record["roles"]) == (False, [], [])
+    assert hub.api("GET", "/users/alice/tokens").json()["api_tokens"] == []
+    wait_for(lambda: hub.server("alice") is None, "alice's server still runs")
+    home = alice.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False)
     assert home.status_code == 302
     assert "/hub/login" in home.headers["location"]
 
+    # bob keeps his access but loses climate, and the climate environment with it.
+    assert bob.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False).status_code == 200
+    assert hub.api("GET", "/users/bob").json()["groups"] == ["researchers"]
+    assert "bob" not in hub.api("GET", "/groups/climate").json()["users"]
+    assert offered_environments(hub, "bob", CLIMATE_LAUNCH) == ["base"]
+
+    # carol's blocked group applies at her next request, token or browser.
+    assert api_as(hub, carol_token, "/users/carol").status_code == 403
+    assert api_as(hub, carol_token, "/user").status_code == 403
+    assert carol.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False).status_code == 302
+    assert hub.api("GET", "/users/carol").json()["groups"] == []
+    _, again = hub.submit_login("carol", "carol-pw")
+    assert again.status_code == 403
+
+    log = hub.process.log_path.read_text()
+    assert log.count("Refresh of alice: access withdrawn (not a member of any allowed group)") == 1
+    assert "Refresh of carol: access withdrawn (member of blocked group 'sentinel-team')" in log
+    assert "Removing user bob from group(s): {'climate'}" in log
+    assert "Failed to get current user" not in log  # refusals are not errors
+
     # Logout clears the session cookie: the same session is sent to the login page.
-    assert alice.get(f"{hub.url}/hub/logout", timeout=10).status_code == 200
-    after = alice.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False)
-    assert after.status_code == 302
+    assert bob.get(f"{hub.url}/hub/logout", timeout=10).status_code == 200
+    assert bob.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False).status_code == 302
 
 
 def test_browser_login_and_refusal(

@@ -27,6 +27,7 @@ from tests.auth.oidc_support import (
     make_authenticator,
     oidc_hub_config,
 )
+from tests.auth.test_ldap_hub import api_as, offered_environments, user_token
 from tests.support.hub import Hub, start_hub
 from tests.support.oidc import OIDCProvider, ProviderSettings, start_oidc_provider
 from tests.support.process import free_port
@@ -159,6 +160,8 @@ def test_logout_ends_the_provider_session(site: Site) -> None:
     assert out.status_code == 302
     assert out.headers["location"].startswith(end_session + "?")
     query = parse_qs(urlparse(out.headers["location"]).query)
+    (state,) = query.pop("state")  # fresh and opaque; some providers require it
+    assert len(state) >= 16
     assert query == {
         "id_token_hint": [id_token],
         "client_id": ["jupyterhub"],
@@ -179,7 +182,8 @@ def test_logout_ends_the_provider_session(site: Site) -> None:
         allow_redirects=False,
         timeout=10,
     )
-    assert done.headers["location"] == f"{site.hub.url}/hub/login"
+    assert done.headers["location"] == f"{site.hub.url}/hub/login?state={state}"
+    assert login.session.get(done.headers["location"], timeout=10).status_code == 200
     # The provider session is over: a new hub login asks for the password again.
     response = login.session.get(f"{site.hub.url}/hub/oauth_login", timeout=10)
     assert 'name="login"' in response.text
@@ -266,35 +270,6 @@ def test_refresh_rechecks_the_user_with_the_real_provider(
     assert asyncio.run(refresh({})) is False
 
 
-def test_removal_at_the_provider_revokes_access_on_refresh(
-    oidc_provider_factory: Callable[..., OIDCProvider], hub_factory: Callable[..., Hub]
-) -> None:
-    port = free_port()
-    provider = oidc_provider_factory(
-        ProviderSettings(accounts=ACCOUNTS, clients=(hub_client(port),))
-    )
-    hub = hub_factory(oidc_hub_config(provider, port), port=port)
-    assert hub_login(hub.url, "erin").logged_in
-    stored = hub.api("GET", "/users/erin").json()["auth_state"]
-    authenticator = make_authenticator(provider, port)
-
-    # The VO manager removes erin from climate; she keeps only ocean, which is not allowed.
-    provider.set_account(
-        "erin",
-        {**ACCOUNTS["erin"], "eduperson_entitlement": [f"{EGI}:ocean#aai.egi.eu"]},
-    )
-    assert asyncio.run(authenticator.refresh_user(StoredUser("erin", stored))) is False
-
-    # Back in climate as a plain member: allowed again, but no longer its PI.
-    provider.set_account(
-        "erin",
-        {**ACCOUNTS["erin"], "eduperson_entitlement": [f"{EGI}:climate#aai.egi.eu"]},
-    )
-    model = asyncio.run(authenticator.refresh_user(StoredUser("erin", stored)))
-    assert model["groups"] == ["climate"]
-    assert model["auth_state"]["eohub"]["pi_of"] == []
-
-
 def test_email_user_names_need_a_verified_email(
     oidc_provider_factory: Callable[..., OIDCProvider], hub_factory: Callable[..., Hub]
 ) -> None:
@@ -316,32 +291,106 @@ def test_email_user_names_need_a_verified_email(
     assert hub.api("GET", "/users/bob@example.org").json()["groups"] == ["researchers"]
 
 
-def test_refresh_in_the_hub_follows_auth_refresh_age(
+# Environments as an admin configures them: ocean's is for the ocean group only.
+OCEAN_LAUNCH = {
+    "environments": {
+        "base": {"image": "eohub/base:1", "default": True},
+        "ocean": {"image": "eohub/ocean:1", "allowed_groups": ["ocean"]},
+    },
+    "sizes": {"small": {"cpu": 1, "memory": "2G"}},
+}
+
+
+def test_a_refresh_in_the_hub_follows_the_provider(
     tmp_path_factory: pytest.TempPathFactory, hub_factory: Callable[..., Hub]
 ) -> None:
     port = free_port()
     settings = ProviderSettings(accounts=ACCOUNTS, clients=(hub_client(port),))
     proc, provider = start_oidc_provider(tmp_path_factory.mktemp("oidc"), settings)
     try:
+        # Tokens kept and servers left running: even so, a kept token grants nothing.
         hub = hub_factory(
-            oidc_hub_config(provider, port) + "c.OIDCAuthenticator.auth_refresh_age = 1\n",
+            oidc_hub_config(
+                provider,
+                port,
+                withdrawn_access_revokes_tokens=False,
+                withdrawn_access_stops_servers=False,
+            )
+            + "c.OIDCAuthenticator.auth_refresh_age = 1\n",
             port=port,
         )
-        login = hub_login(hub.url, "bob")
-        first = hub.api("GET", "/users/bob").json()["auth_state"]["access_token"]
-        time.sleep(1.3)
-        home = login.session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
+        alice, bob, erin = (hub_login(hub.url, u).session for u in ("alice", "bob", "erin"))
+        token = user_token(hub, "alice")
+        assert api_as(hub, token, "/users").status_code == 200
+        first = hub.api("GET", "/users/erin").json()["auth_state"]["access_token"]
+        assert offered_environments(hub, "erin", OCEAN_LAUNCH) == ["base", "ocean"]
+
+        # At the provider: the admin is removed from every group, erin from ocean,
+        # and bob is suspended.
+        provider.set_account("alice", {**ACCOUNTS["alice"], "groups": []})
+        entitlements = [f"{EGI}:climate:role=member#aai.egi.eu"]
+        provider.set_account("erin", {**ACCOUNTS["erin"], "eduperson_entitlement": entitlements})
+        provider.set_account("bob", {**ACCOUNTS["bob"], "groups": ["/researchers", "suspended"]})
+        time.sleep(1.5)  # past auth_refresh_age
+
+        # The admin's token, still stored, is refused: no admin, no group, no role left.
+        assert api_as(hub, token, "/users").status_code == 403
+        assert api_as(hub, token, "/users/alice").status_code == 403
+        assert len(hub.api("GET", "/users/alice/tokens").json()["api_tokens"]) == 1
+        record = hub.api("GET", "/users/alice").json()
+        assert (record["admin"], record["groups"], record["roles"]) == (False, [], [])
+        home = alice.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
+        assert home.status_code == 302
+
+        # erin keeps climate (the refresh token was redeemed) but loses ocean and its
+        # environment.
+        home = erin.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
         assert home.status_code == 200
-        assert hub.api("GET", "/users/bob").json()["auth_state"]["access_token"] != first
+        record = hub.api("GET", "/users/erin").json()
+        assert record["groups"] == ["climate"]
+        assert record["auth_state"]["access_token"] != first
+        assert "erin" not in hub.api("GET", "/groups/ocean").json()["users"]
+        assert offered_environments(hub, "erin", OCEAN_LAUNCH) == ["base"]
+
+        # bob's new blocked group applies at his next request.
+        home = bob.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
+        assert home.status_code == 302
+        assert hub.api("GET", "/users/bob").json()["groups"] == []
+        log = hub.process.log_path.read_text()
+        assert "Refresh of alice: access withdrawn (not a member of any allowed group)" in log
+        assert "Refresh of bob: access withdrawn (member of blocked group 'suspended')" in log
+        assert "Failed to get current user" not in log  # refusals are not errors
     finally:
         proc.stop()
-    # Within auth_refresh_age nothing asks the (now gone) provider.
-    home = login.session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
+    # Within auth_refresh_age nothing asks the (now gone) provider; after it, a
+    # provider that cannot answer means logging in again (and takes nothing away).
+    home = erin.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
     assert home.status_code == 200
     time.sleep(1.3)
-    home = login.session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
+    home = erin.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
     assert home.status_code == 302
     assert "/hub/login" in home.headers["location"]
+    assert hub.api("GET", "/users/erin").json()["groups"] == ["climate"]
+
+
+def test_a_wrong_issuer_is_reported_as_a_configuration_problem(
+    oidc_provider_factory: Callable[..., OIDCProvider], hub_factory: Callable[..., Hub]
+) -> None:
+    port = free_port()
+    # The provider announces its realm's issuer; the admin configured the bare host.
+    announced = "http://127.0.0.1:1/realms/research"
+    provider = oidc_provider_factory(
+        ProviderSettings(accounts=ACCOUNTS, clients=(hub_client(port),), issuer=announced)
+    )
+    configured = f"http://127.0.0.1:{provider.port}"
+    hub = hub_factory(oidc_hub_config(provider, port, issuer=configured), port=port)
+    response = requests.get(f"{hub.url}/hub/oauth_login", allow_redirects=False, timeout=10)
+    assert response.status_code == 500
+    assert "identity provider settings are wrong; tell the hub&#39;s admins" in response.text
+    assert "cannot be reached" not in response.text
+    log = hub.process.log_path.read_text()
+    assert f"configured with issuer {configured!r}" in log
+    assert f"announces {announced!r}" in log
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,14 @@
 
 import pytest
 
-from eohub.domain.access import AccessDecision, AccessPolicy, PIRules, decide_access, pi_groups
+from eohub.domain.access import (
+    AccessDecision,
+    AccessPolicy,
+    PIRules,
+    decide_access,
+    pi_groups,
+    refresh_outcome,
+)
 
 F = frozenset
 POLICY = AccessPolicy(
@@ -58,8 +65,54 @@ def test_decide_access(
 
 def test_reasons_name_the_group() -> None:
     assert decide_access("carol", F({"suspended"}), POLICY) == AccessDecision(
-        False, None, "member of blocked group 'suspended'"
+        False, None, "member of blocked group 'suspended'", blocked=True
     )
+
+
+@pytest.mark.parametrize(
+    ("username", "groups", "blocked"),
+    [
+        ("bob", {"other"}, False),  # outside the allowed groups: not a block
+        ("carol", {"climate", "suspended"}, True),
+        ("mallory", {"researchers"}, True),
+        ("alice", {"researchers"}, False),  # allowed
+    ],
+)
+def test_blocks_are_told_apart_from_missing_permission(
+    username: str, groups: set[str], blocked: bool
+) -> None:
+    assert decide_access(username, F(groups), POLICY).blocked is blocked
+
+
+@pytest.mark.parametrize(
+    ("username", "groups", "withdrawn", "kept_groups", "admin"),
+    [
+        # Still allowed: the source's groups replace the hub's (lost ones go too).
+        ("alice", {"researchers", "hub-admins"}, False, {"researchers", "hub-admins"}, True),
+        ("alice", {"researchers"}, False, {"researchers"}, False),  # left the admin group
+        ("guest", {"other"}, False, {"other"}, False),
+        # Withdrawn: nothing is kept, whatever groups the source still lists.
+        ("alice", set(), True, set(), False),  # removed from every group
+        ("bob", {"other", "staff"}, True, set(), False),
+        ("carol", {"climate", "suspended"}, True, set(), False),  # a block applies
+        ("mallory", {"researchers", "hub-admins"}, True, set(), False),  # blocked user
+    ],
+)
+def test_refresh_outcome(
+    username: str, groups: set[str], withdrawn: bool, kept_groups: set[str], admin: bool | None
+) -> None:
+    outcome = refresh_outcome(username, F(groups), POLICY)
+    assert outcome.withdrawn is withdrawn
+    assert outcome.groups == kept_groups
+    assert outcome.admin is admin
+    assert outcome.decision == decide_access(username, F(groups), POLICY)
+
+
+def test_refresh_outcome_leaves_unmanaged_admin_alone() -> None:
+    # No admin_groups: admin is the hub's to keep, for allowed users only.
+    policy = AccessPolicy(allowed_groups=F({"researchers"}))
+    assert refresh_outcome("alice", F({"researchers"}), policy).admin is None
+    assert refresh_outcome("alice", F(), policy).admin is False
 
 
 @pytest.mark.parametrize(

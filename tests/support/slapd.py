@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,23 +136,26 @@ def _run(argv: Sequence[str], what: str, *, input_text: str | None = None) -> st
 
 
 def start_slapd(
-    workdir: Path, ldif_files: Sequence[Path], *, anonymous_read: bool = False
+    workdir: Path,
+    ldif_files: Sequence[Path],
+    *,
+    anonymous_read: bool = False,
+    tls: ServerCert | None = None,
 ) -> tuple[ServiceProcess, Directory]:
     """Configure and start slapd in ``workdir``, then load ``ldif_files`` in order.
 
     Entries are added with ``ldapadd`` while slapd runs, not with ``slapadd``, so that
-    the memberof overlay fills ``memberOf`` as it would in production.
+    the memberof overlay fills ``memberOf`` as it would in production. Pass ``tls`` to
+    share a certificate (and so one CA file) with another slapd, e.g. a replica.
     """
-    slapd = system_bin("slapd", "slapd")
     slapadd = system_bin("slapadd", "slapd")
     slappasswd = system_bin("slappasswd", "slapd")
     ldapadd = system_bin("ldapadd", "ldap-utils")
-    ldapsearch = system_bin("ldapsearch", "ldap-utils")
 
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "slapd.d").mkdir()
     (workdir / "data").mkdir()
-    tls = make_server_cert(workdir / "tls")
+    tls = tls or make_server_cert(workdir / "tls")
     admin_hash = _run([slappasswd, "-s", ADMIN_PASSWORD], "slappasswd").strip()
     config = workdir / "config.ldif"
     config.write_text(_config_ldif(workdir, tls, admin_hash, anonymous_read))
@@ -159,36 +165,7 @@ def start_slapd(
     )
 
     port, ldaps_port = free_port(), free_port()
-    urls = f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/"
-    # -d keeps slapd in the foreground, so the PID we hold is slapd's own.
-    proc = start_process(
-        "slapd",
-        [slapd, "-d", "256", "-F", str(workdir / "slapd.d"), "-h", urls],
-        log_path=workdir / "slapd.log",
-    )
-
-    def answers() -> bool:
-        probe = subprocess.run(
-            [
-                ldapsearch,
-                "-x",
-                "-H",
-                f"ldap://127.0.0.1:{port}",
-                "-b",
-                "",
-                "-s",
-                "base",
-                "-o",
-                "nettimeout=1",
-                "namingContexts",
-            ],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        return probe.returncode == 0
-
-    proc.wait_until(answers, timeout=20, what="answering LDAP searches")
+    proc = launch_slapd(workdir, port, ldaps_port)
     password_file = workdir / "admin.pw"
     password_file.write_text(ADMIN_PASSWORD)  # ldapadd -y reads it without a newline
     password_file.chmod(0o600)
@@ -223,3 +200,97 @@ def start_slapd(
         service_password=SERVICE_PASSWORD,
         tls=tls,
     )
+
+
+def launch_slapd(workdir: Path, port: int, ldaps_port: int) -> ServiceProcess:
+    """Run the slapd configured in ``workdir`` on these ports; return once it answers."""
+    slapd = system_bin("slapd", "slapd")
+    ldapsearch = system_bin("ldapsearch", "ldap-utils")
+    urls = f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/"
+    # -d keeps slapd in the foreground, so the PID we hold is slapd's own.
+    proc = start_process(
+        "slapd",
+        [slapd, "-d", "256", "-F", str(workdir / "slapd.d"), "-h", urls],
+        log_path=workdir / "slapd.log",
+    )
+
+    def answers() -> bool:
+        probe = subprocess.run(
+            [
+                ldapsearch,
+                "-x",
+                "-H",
+                f"ldap://127.0.0.1:{port}",
+                "-b",
+                "",
+                "-s",
+                "base",
+                "-o",
+                "nettimeout=1",
+                "namingContexts",
+            ],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        return probe.returncode == 0
+
+    proc.wait_until(answers, timeout=20, what="answering LDAP searches")
+    return proc
+
+
+@dataclass
+class Slapd:
+    """A slapd of one test's own that it may stop, start again, or freeze.
+
+    The data and the ports stay the same across restarts, as for a directory an admin
+    restarts; ``proc`` is always the current process.
+    """
+
+    workdir: Path
+    directory: Directory
+    proc: ServiceProcess
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        """SIGTERM, and wait until the PID is gone (the ports are free again)."""
+        self.proc.stop()
+
+    def start(self) -> None:
+        if self.proc.running():
+            raise RuntimeError("slapd is still running; stop it first")
+        self.proc = launch_slapd(self.workdir, self.directory.port, self.directory.ldaps_port)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP slapd: it keeps its sockets and accepts connections, answers nothing.
+
+        Always continued (SIGCONT) on the way out, whatever happens inside.
+        """
+        os.kill(self.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def own_slapd(
+    workdir: Path, ldif_files: Sequence[Path], *, tls: ServerCert | None = None
+) -> Iterator[Slapd]:
+    """A :class:`Slapd` for the block; whatever process it runs at the end is stopped."""
+    proc, directory = start_slapd(workdir, ldif_files, tls=tls)
+    server = Slapd(workdir=workdir, directory=directory, proc=proc)
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server.pid, signal.SIGCONT)  # a stopped process would ignore SIGTERM
+        server.stop()

@@ -57,10 +57,12 @@ def limits_to_columns(limits: Limits) -> dict[str, int | None]:
 
 
 def load_groups(connection: Connection, names: set[str] | None = None) -> list[GroupInfo]:
-    query = select(Group).order_by(Group.name)
+    query = select(Group)
     if names is not None:
         query = query.where(Group.name.in_(names))
-    groups = list(connection.execute(query))
+    # Sorted here, by code point: PostgreSQL's ORDER BY follows the database's locale
+    # (``CLIMATE`` after ``climate`` in en_US), and every database must list the same.
+    groups = sorted(connection.execute(query), key=lambda g: g.name)
     wanted = [g.name for g in groups]
     pis: dict[str, set[str]] = {n: set() for n in wanted}
     quotas: dict[str, dict[str, Limits]] = {n: {} for n in wanted}

@@ -1,8 +1,10 @@
 """Applying accounting events: idempotent, all-or-nothing per batch.
 
 A batch runs in one transaction. Keys already applied are skipped (and counted as
-duplicates); any semantic error (an unknown group, a stop with no start) raises
+duplicates); a semantic error (an unknown group) raises
 :class:`~eohub.domain.accounting_events.EventError` and rolls the whole batch back.
+Which event replaces which is :mod:`eohub.domain.event_pairing`'s rule: a stop whose
+start has not arrived is held in ``pending_stops`` and applied when the start comes.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from eohub.adapters.accounting_db import postgresql_batch
-from eohub.adapters.accounting_db.models import Event, Group, Session
+from eohub.adapters.accounting_db.models import Event, Group, PendingStop, Session
 from eohub.adapters.accounting_db.totals import TotalsDelta, apply_totals
 from eohub.domain.accounting_events import (
     Event as DomainEvent,
@@ -24,8 +26,8 @@ from eohub.domain.accounting_events import (
     SessionKey,
     StartEvent,
     StopEvent,
-    format_time,
 )
+from eohub.domain.event_pairing import StopAction, start_is_duplicate, stop_action
 from eohub.domain.ledger import Resources
 
 
@@ -34,6 +36,7 @@ class IngestResult:
     accepted: int
     duplicates: int
     corrected: int = 0
+    held: int = 0  # stops kept until their start arrives (counted as accepted too)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class _Writes:
     new_keys: list[SessionKey]
     updates: dict[int, dict[str, Any]]
     applied: list[tuple[str, str, SessionKey]]
+    held: list[dict[str, Any]]  # new pending_stops rows
+    paired: list[str]  # keys of stored pending stops now applied
 
     def event_rows(self) -> list[tuple[str, str, int]]:
         rows = []
@@ -117,6 +122,149 @@ def _load_sessions(connection: Connection, keys: set[SessionKey]) -> dict[Sessio
     return found
 
 
+@dataclass(frozen=True)
+class _Stop:
+    """A stop to apply: from this batch, or held in ``pending_stops`` (``stored``)."""
+
+    key: str
+    session: SessionKey
+    stopped_at: datetime
+    reason: str
+    stored: bool = False
+
+
+def _load_pending(connection: Connection, keys: set[SessionKey]) -> dict[SessionKey, list[_Stop]]:
+    """The held stops of the sessions ``keys``, in the order they arrived."""
+    found: dict[SessionKey, list[_Stop]] = {}
+    times = sorted({k.started_at for k in keys})
+    for i in range(0, len(times), 1000):
+        rows = connection.execute(
+            select(PendingStop)
+            .where(PendingStop.started_at.in_(times[i : i + 1000]))
+            .order_by(PendingStop.id)
+        )
+        for r in rows:
+            key = SessionKey(r.user, r.server, r.started_at)
+            if key in keys:
+                found.setdefault(key, []).append(
+                    _Stop(r.key, key, r.stopped_at, r.reason, stored=True)
+                )
+    return found
+
+
+class _Batch:
+    """The in-memory state of one batch while its events are checked and paired."""
+
+    def __init__(
+        self,
+        sessions: dict[SessionKey, _Target],
+        pending: dict[SessionKey, list[_Stop]],
+        now: datetime,
+    ) -> None:
+        self.sessions = sessions
+        self.pending = pending
+        self.now = now
+        self.delta = TotalsDelta()
+        self.writes = _Writes(sessions, [], [], {}, [], [], [])
+        self.accepted = self.duplicates = self.corrected = 0
+
+    def start(self, event: StartEvent) -> None:
+        if start_is_duplicate(known=event.session in self.sessions):
+            # The same session started twice under another key: the first one stands.
+            self.duplicates += 1
+            self.writes.applied.append((event.id, "start", event.session))
+            return
+        r = event.resources
+        row = {
+            "user": event.session.user,
+            "server": event.session.server,
+            "group": event.group,
+            "profile": event.profile,
+            "image": event.image,
+            "millicores": r.millicores,
+            "memory_bytes": r.memory_bytes,
+            "gpus": r.gpus,
+            "started_at": event.session.started_at,
+            "stopped_at": None,
+            "end_reason": None,
+            "last_seen_at": event.session.started_at,
+        }
+        self.writes.new_rows.append(row)
+        self.writes.new_keys.append(event.session)
+        self.sessions[event.session] = _Target(
+            None, event.session.user, event.group, r, event.session.started_at, None, None, row
+        )
+        self.writes.applied.append((event.id, "start", event.session))
+        self.accepted += 1
+        # Stops that came first are applied now, as if they had arrived after it.
+        for held in self.pending.pop(event.session, []):
+            if held.stored:
+                self.writes.paired.append(held.key)
+            self.stop(held, counted=False)
+
+    def stop(self, stop: _Stop, counted: bool = True) -> None:
+        target = self.sessions.get(stop.session)
+        action = stop_action(
+            known=target is not None,
+            stopped_at=target.stopped_at if target else None,
+            end_reason=target.end_reason if target else None,
+            new_stop=stop.stopped_at,
+        )
+        if action is StopAction.HOLD:
+            self.pending.setdefault(stop.session, []).append(stop)
+            self.writes.held.append(
+                {
+                    "key": stop.key,
+                    "user": stop.session.user,
+                    "server": stop.session.server,
+                    "started_at": stop.session.started_at,
+                    "stopped_at": stop.stopped_at,
+                    "reason": stop.reason,
+                    "received_at": self.now,
+                }
+            )
+            self.accepted += 1
+            return
+        assert target is not None
+        self.writes.applied.append((stop.key, "stop", stop.session))
+        if action is StopAction.DUPLICATE:
+            self.duplicates += counted
+            return
+        if action is StopAction.REPLACE:
+            # The reconcile loop closed it at the last time it was seen; the hub's own
+            # stop is the better record, so it replaces the estimate.
+            assert target.stopped_at is not None
+            self.delta.add_session(
+                target.group,
+                target.user,
+                target.resources,
+                target.started_at,
+                target.stopped_at,
+                sign=-1,
+            )
+            self.corrected += 1
+        self.delta.add_session(
+            target.group, target.user, target.resources, target.started_at, stop.stopped_at
+        )
+        target.stopped_at, target.end_reason = stop.stopped_at, stop.reason
+        closed = {
+            "stopped_at": stop.stopped_at,
+            "end_reason": stop.reason,
+            "last_seen_at": stop.stopped_at,
+        }
+        if target.row is not None:
+            target.row.update(closed)
+        else:
+            assert target.id is not None
+            self.writes.updates[target.id] = closed
+        self.accepted += counted
+
+
+def _has_pending(connection: Connection) -> bool:
+    # One cheap probe: the table is empty but for rare out-of-order stops.
+    return connection.execute(select(PendingStop.id).limit(1)).first() is not None
+
+
 def ingest_events(
     connection: Connection, events: list[DomainEvent], now: datetime, single: bool = False
 ) -> IngestResult:
@@ -127,6 +275,7 @@ def ingest_events(
     """
     postgresql = connection.dialect.name == "postgresql"
     keys = [e.id for e in events]
+    pending_stored = _has_pending(connection)
     if postgresql:
         seen = postgresql_batch.known_keys(connection, keys)
     else:
@@ -134,6 +283,12 @@ def ingest_events(
         for i in range(0, len(keys), 1000):
             chunk = keys[i : i + 1000]
             seen.update(connection.scalars(select(Event.key).where(Event.key.in_(chunk))))
+    if pending_stored:
+        for i in range(0, len(keys), 1000):
+            chunk = keys[i : i + 1000]
+            seen.update(
+                connection.scalars(select(PendingStop.key).where(PendingStop.key.in_(chunk)))
+            )
     fresh = [e for e in events if e.id not in seen]
     groups = {e.group for e in fresh if isinstance(e, StartEvent)}
     known = (
@@ -142,103 +297,48 @@ def ingest_events(
         else set()
     )
     sessions = _load_sessions(connection, {e.session for e in fresh}) if fresh else {}
+    starting = {e.session for e in fresh if isinstance(e, StartEvent)} - set(sessions)
+    pending = _load_pending(connection, starting) if pending_stored and starting else {}
+    batch = _Batch(sessions, pending, now)
     errors: dict[str, str] = {}
-    delta = TotalsDelta()
-    new_rows: list[dict[str, Any]] = []
-    new_keys: list[SessionKey] = []
-    updates: dict[int, dict[str, Any]] = {}
-    applied: list[tuple[str, str, SessionKey]] = []
-    accepted = duplicates = corrected = 0
     for index, event in enumerate(events):
-        where = None if single else index
         if event.id in seen:
-            duplicates += 1
+            batch.duplicates += 1
             continue
         seen.add(event.id)
-        kind = "start" if isinstance(event, StartEvent) else "stop"
-        target = sessions.get(event.session)
         if isinstance(event, StartEvent):
             if event.group not in known:
-                errors[_field(where, "group")] = (
+                errors[_field(None if single else index, "group")] = (
                     f"unknown group {event.group!r}; an admin must define it first"
                 )
                 continue
-            if target is not None:
-                # The same session started twice under another key: the first one stands.
-                duplicates += 1
-                applied.append((event.id, kind, event.session))
-                continue
-            r = event.resources
-            row = {
-                "user": event.session.user,
-                "server": event.session.server,
-                "group": event.group,
-                "profile": event.profile,
-                "image": event.image,
-                "millicores": r.millicores,
-                "memory_bytes": r.memory_bytes,
-                "gpus": r.gpus,
-                "started_at": event.session.started_at,
-                "stopped_at": None,
-                "end_reason": None,
-                "last_seen_at": event.session.started_at,
-            }
-            new_rows.append(row)
-            new_keys.append(event.session)
-            sessions[event.session] = _Target(
-                None, event.session.user, event.group, r, event.session.started_at, None, None, row
-            )
-            applied.append((event.id, kind, event.session))
-            accepted += 1
-            continue
-        assert isinstance(event, StopEvent)
-        if target is None:
-            errors[_field(where, "started_at")] = (
-                f"no session of {event.session.user!r} (server {event.session.server!r}) "
-                f"started at {format_time(event.session.started_at)}; send its start first"
-            )
-            continue
-        if target.stopped_at is not None:
-            if target.end_reason != "reconciled" or target.stopped_at == event.stopped_at:
-                duplicates += 1
-                applied.append((event.id, kind, event.session))
-                continue
-            # The reconcile loop closed it at the last time it was seen; the hub's own
-            # stop is the better record, so it replaces the estimate.
-            delta.add_session(
-                target.group,
-                target.user,
-                target.resources,
-                target.started_at,
-                target.stopped_at,
-                sign=-1,
-            )
-            corrected += 1
-        delta.add_session(
-            target.group, target.user, target.resources, target.started_at, event.stopped_at
-        )
-        target.stopped_at, target.end_reason = event.stopped_at, event.reason
-        closed = {
-            "stopped_at": event.stopped_at,
-            "end_reason": event.reason,
-            "last_seen_at": event.stopped_at,
-        }
-        if target.row is not None:
-            target.row.update(closed)
+            batch.start(event)
         else:
-            assert target.id is not None
-            updates[target.id] = closed
-        applied.append((event.id, kind, event.session))
-        accepted += 1
+            assert isinstance(event, StopEvent)
+            batch.stop(_Stop(event.id, event.session, event.stopped_at, event.reason))
     if errors:
         raise EventError(errors)
-    writes = _Writes(sessions, new_rows, new_keys, updates, applied)
+    writes = batch.writes
     if postgresql:
         _write_postgresql(connection, writes, now)
     else:
         _write_portable(connection, writes, now)
-    apply_totals(connection, delta.rows())
-    return IngestResult(accepted, duplicates, corrected)
+    held = _write_pending(connection, writes)
+    apply_totals(connection, batch.delta.rows())
+    return IngestResult(batch.accepted, batch.duplicates, batch.corrected, held)
+
+
+def _write_pending(connection: Connection, w: _Writes) -> int:
+    """Hold the stops still waiting for their start, forget those now applied; return
+    how many are held."""
+    # A stop held and paired within this batch is in both lists: it is never stored.
+    paired_here = {key for key, kind, _ in w.applied if kind == "stop"}
+    held = [row for row in w.held if row["key"] not in paired_here]
+    if held:
+        connection.execute(insert(PendingStop), held)
+    for i in range(0, len(w.paired), 1000):
+        connection.execute(delete(PendingStop).where(PendingStop.key.in_(w.paired[i : i + 1000])))
+    return len(held)
 
 
 def _write_postgresql(connection: Connection, w: _Writes, now: datetime) -> None:

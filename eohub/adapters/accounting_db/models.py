@@ -8,7 +8,7 @@ names are explicit, so migrations name the same objects everywhere.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -58,9 +58,44 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+#: The MariaDB and MySQL collations that compare names code point by code point, trailing
+#: spaces included (the ``*_bin`` ones are PAD SPACE: ``'bob' = 'bob '`` there).
+MARIADB_NAME_COLLATION = "utf8mb4_nopad_bin"
+MYSQL_NAME_COLLATION = "utf8mb4_0900_bin"  # MySQL 8.0.17 and later
+
+
+def name_collation(dialect: Dialect) -> str:
+    return (
+        MARIADB_NAME_COLLATION if getattr(dialect, "is_mariadb", False) else MYSQL_NAME_COLLATION
+    )
+
+
+class ExactString(TypeDecorator[str]):
+    """A name or key compared exactly on every database: the same code points, or different.
+
+    Users, groups, servers, profiles and images (see :mod:`eohub.domain.accounting_events`),
+    and idempotency keys. SQLite's ``=`` and PostgreSQL's deterministic collations already
+    compare so. MariaDB's default collations fold case and accents (``BiUser`` = ``biuser``,
+    NFC ``zoë`` = NFD ``zoë``) and ignore trailing spaces, which would merge two hub users'
+    rows in keys, ``WHERE`` and ``GROUP BY``; there these columns are ``utf8mb4`` with a
+    binary no-pad collation, whatever the database's default.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        length = cast(String, self.impl_instance).length
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(
+                mysql.VARCHAR(length, charset="utf8mb4", collation=name_collation(dialect))
+            )
+        return dialect.type_descriptor(String(length))
+
+
 # SQLite only autoincrements an INTEGER PRIMARY KEY, which is 64-bit there anyway.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-Name = String(255)
+Name = ExactString(255)
 
 
 class Base(DeclarativeBase):
@@ -140,12 +175,30 @@ class Event(Base):
 
     __tablename__ = "events"
 
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(ExactString(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     session_id: Mapped[int] = mapped_column(Id, ForeignKey("sessions.id", ondelete="CASCADE"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_events_session_id", "session_id"),)
+
+
+class PendingStop(Base):
+    """A stop that arrived before its session's start, held until the start arrives
+    (see :mod:`eohub.domain.event_pairing`); ``id`` keeps their arrival order."""
+
+    __tablename__ = "pending_stops"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(ExactString(128), unique=True)
+    user: Mapped[str] = mapped_column(Name)
+    server: Mapped[str] = mapped_column(Name, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_pending_stops_started_at", "started_at"),)
 
 
 class UsageTotal(Base):

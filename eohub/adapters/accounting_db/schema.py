@@ -16,14 +16,42 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The store's threads (see store.py): one writer, these readers, these quota checkers.
+READ_THREADS = 4
+QUOTA_THREADS = 2
+# A connection for each of them, and two for calls on the event loop itself (the
+# request's caller lookup, the reconcile loop); exports in threads use the overflow.
+POOL_SIZE = 1 + READ_THREADS + QUOTA_THREADS + 2
 UPGRADE_COMMAND = "eohub-accounting upgrade-db"
 
 
 class OutdatedSchemaError(RuntimeError):
     """The database's schema is not the one this version of eohub expects."""
+
+
+BAD_URL = (
+    "The accounting database URL does not parse as dialect+driver://user:password@host/db; "
+    "percent-encode @, : and / in the user name and password (as %40, %3A and %2F)"
+)
+
+
+def parse_db_url(url: str | URL) -> URL:
+    """``url`` parsed; a malformed one is refused with a message that does not echo it.
+
+    ``postgresql://u:p@ss@db/x`` parses as host ``ss@db``, and a stray ``:`` as a port:
+    the driver's error would then print part of the password, so both are refused here.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a "port" that is not a number
+        raise ValueError(BAD_URL) from None
+    if parsed.host is not None and "@" in parsed.host:
+        raise ValueError(BAD_URL)
+    return parsed
 
 
 def create_engine_for(url: str, **kwargs: Any) -> Engine:
@@ -35,9 +63,12 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
     the whole pool is renewed, instead of a ping round trip before every request, which
     would double the latency of a quota check.
     """
-    parsed = make_url(url)
+    parsed = parse_db_url(url)
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 30})
+        if parsed.database not in (None, "", ":memory:"):
+            # A file database is pooled (QueuePool) and shared between threads.
+            kwargs.setdefault("pool_size", POOL_SIZE)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -51,7 +82,55 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_recycle", 3600)
-    return create_engine(url, **kwargs)
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    return create_engine(with_utf8mb4(parsed), **kwargs)
+
+
+# The MySQL drivers that take the connection character set as ``?charset=``.
+_CHARSET_DRIVERS = ("pymysql", "mysqldb")
+
+
+def with_utf8mb4(url: URL) -> URL:
+    """``url``, talking ``utf8mb4`` to MariaDB/MySQL: any name must reach its column intact.
+
+    A URL without ``charset`` gets ``charset=utf8mb4``; the admin's other choices stay as
+    they are. A narrower charset (``utf8``, which is 3-byte ``utf8mb3``, or ``latin1``)
+    would turn names the hub accepts into errors or question marks, so it is refused.
+    """
+    if url.get_backend_name() not in ("mysql", "mariadb"):
+        return url
+    if url.get_driver_name() not in _CHARSET_DRIVERS:
+        return url
+    charset = url.query.get("charset")
+    if charset is None:
+        return url.update_query_dict({"charset": "utf8mb4"})
+    if str(charset).lower() != "utf8mb4":
+        raise ValueError(
+            f"The accounting database URL asks for charset={charset}, which cannot hold "
+            "every user and group name; use charset=utf8mb4 or leave it out"
+        )
+    return url
+
+
+def loggable_url(url: str | URL) -> str:
+    """``url`` as it may appear in a log: the password and secret query values masked.
+
+    A URL without secrets is shown as the admin wrote it, so an SQLite path keeps every
+    slash (``sqlite:////srv/hub/acct.sqlite`` is an absolute path) and ``:memory:`` stays
+    readable. A URL that does not parse is not echoed at all: it may hold a password.
+    """
+    try:
+        parsed = parse_db_url(url)
+    except ValueError:
+        return "(a database URL that does not parse)"
+    secret = {
+        key: "***"
+        for key in parsed.query
+        if any(word in key.lower() for word in ("password", "passwd", "secret", "token"))
+    }
+    if parsed.password is None and not secret:
+        return url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    return parsed.update_query_dict(secret).render_as_string(hide_password=True)
 
 
 def alembic_config(engine: Engine) -> Config:
