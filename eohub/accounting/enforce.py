@@ -147,17 +147,18 @@ class Enforcer:
 
     async def run_once(self) -> EnforcementReport:
         """One round: warn, clear and stop as the plan says."""
-        now = self.store.clock()
+        store = self.store
+        now = store.clock()
         sessions = (
             [
                 RunningSession(r.id, r.user, r.server, r.group, r.started_at, r.resources.gpus)
-                for r, _ in self.store.open_sessions()
+                for r, _ in await store.read(store.open_sessions)
             ]
             if self.mode is not Mode.OFF
             else []
         )
         plan = plan_enforcement(
-            budgets=self.budgets(sessions) if sessions else [],
+            budgets=await store.read(self.budgets, sessions) if sessions else [],
             sessions=sessions,
             warnings=self._warnings,
             mode=self.mode,
@@ -220,7 +221,7 @@ class Enforcer:
         except HubAPIError as e:
             self.log.warning("Could not stop server %r of %s: %s", s.server, s.user, e)
             return "failed"
-        closed = self.store.close_session(s.id, self.store.clock(), QUOTA)
+        closed = await self.store.write(self.store.close_session, s.id, self.store.clock(), QUOTA)
         self.log.warning(
             "Stopped server %r of %s (session %s%s): %s",
             s.server,

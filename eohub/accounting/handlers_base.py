@@ -79,7 +79,8 @@ class BaseHandler(AppHubAuth, HubOAuthenticated, web.RequestHandler):  # type: i
         if model:
             name = str(model["name"])
             kind = Kind.USER if model.get("kind", "user") == "user" else Kind.SERVICE
-            pi_of = self.service.store.pi_groups(name) if kind is Kind.USER else set()
+            store = self.service.store
+            pi_of = await store.read(store.pi_groups, name) if kind is Kind.USER else set()
             # The token's own scopes, as the hub reported them: a narrowed token of a
             # hub admin holds only what it was narrowed to.
             self.caller = Caller(name, kind, frozenset(model.get("scopes", [])), frozenset(pi_of))

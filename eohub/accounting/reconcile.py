@@ -118,12 +118,13 @@ class Reconciler:
     async def run_once(self) -> ReconcileReport:
         """One round. Raises :class:`~eohub.adapters.hub_api.HubAPIError` (changing
         nothing) when the hub cannot be listed."""
-        now = self.store.clock()
+        store = self.store
+        now = store.clock()
         # Sessions first, then the hub: a session opened after the listing must not look
         # like one whose server has gone.
         sessions = [
             OpenSession(r.id, r.user, r.server, r.started_at, seen)
-            for r, seen in self.store.open_sessions()
+            for r, seen in await store.read(store.open_sessions)
         ]
         servers = await self.hub.list_servers()
         plan = plan_reconcile(
@@ -133,11 +134,11 @@ class Reconciler:
 
         touched = [t.session.id for t in plan.touch]
         if touched:
-            self.store.touch_sessions(touched, now)
-        closed = [c for c in plan.close if self._close(c)]
+            await store.write(store.touch_sessions, touched, now)
+        closed = [c for c in plan.close if await self._close(c)]
         opened: list[SessionStart] = []
         skipped = list(plan.skip)
-        known_groups = {g.name for g in self.store.groups()} if plan.open else set()
+        known_groups = {g.name for g in await store.read(store.groups)} if plan.open else set()
         for item in plan.open:
             try:
                 start = session_start(item.server, self.defaults, known_groups)
@@ -145,7 +146,7 @@ class Reconciler:
                 skipped.append(Skip(item.server, str(e)))
                 self._report_unopenable(item.server, str(e))
                 continue
-            if self._open(start, item.reason):
+            if await self._open(start, item.reason):
                 opened.append(start)
         current = {(s.user, s.name, s.started) for s in servers}
         self._reported &= current  # forget servers that have gone
@@ -184,9 +185,9 @@ class Reconciler:
             touch.extend(again.touch)
         return ReconcilePlan(plan.seen_at, tuple(close), tuple(touch), plan.open, plan.skip)
 
-    def _close(self, item: Close) -> bool:
+    async def _close(self, item: Close) -> bool:
         s = item.session
-        if not self.store.close_session(s.id, item.stopped_at, RECONCILED):
+        if not await self.store.write(self.store.close_session, s.id, item.stopped_at, RECONCILED):
             # Its stop event arrived while this round ran.
             self.log.debug("Reconcile found session %s closed already", s.id)
             return False
@@ -201,7 +202,7 @@ class Reconciler:
         )
         return True
 
-    def _open(self, start: SessionStart, reason: str) -> bool:
+    async def _open(self, start: SessionStart, reason: str) -> bool:
         event = start_event_json(
             user=start.user,
             server=start.server,
@@ -214,7 +215,7 @@ class Reconciler:
             image=start.image,
         )
         try:
-            result = self.store.ingest(parse_batch(event), single=True)
+            result = await self.store.write(self.store.ingest, parse_batch(event), single=True)
         except EventError as e:
             self.log.error(
                 "Reconcile could not open a session for server %r of %s: %s",

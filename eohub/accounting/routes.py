@@ -18,7 +18,8 @@ class MetricsHandler(BaseHandler):
         if self.service.authenticate_metrics:
             self.authorise(Op.METRICS)
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        self.finish(self.service.metrics.render())
+        # The ledger gauges are read from the database at scrape time.
+        self.finish(await self.service.store.read(self.service.metrics.render))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")

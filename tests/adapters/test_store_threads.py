@@ -4,10 +4,14 @@ holds up quota checks, on SQLite, PostgreSQL and MariaDB."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from eohub.adapters.accounting_db import AccountingStore
+from eohub.adapters.accounting_db.store import LONG_WORK_NICENESS
 from eohub.domain.accounting_events import parse_batch, start_event_json, stop_event_json
 from eohub.domain.ledger import Resources
 from eohub.domain.periods import Allocation
@@ -60,8 +64,30 @@ def test_a_long_ingest_leaves_the_loop_and_quota_checks_free(database_url: str) 
     finally:
         store.close()
         store.engine.dispose()
-    # Before, the loop ran the ingest itself: no check answered until it was done.
+    # Before, the loop ran the ingest itself: no check answered until it was done. How
+    # fast they are answered is the benchmark's to say (quota_check_p99_during_ingest_ms).
     assert answered >= 3, (answered, slowest, lag)
-    # Generous bounds for a loaded 2-core machine: the ingest takes seconds.
-    assert lag < 0.5, lag
-    assert slowest < 1.0, slowest
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_the_writer_runs_at_a_lower_cpu_priority_than_quota_checks(tmp_path: Path) -> None:
+    store = fresh_store(f"sqlite:///{tmp_path / 'eohub.sqlite'}")
+
+    async def priorities() -> tuple[int, int, int, int]:
+        return (
+            _niceness(),
+            await store.write(_niceness),
+            await store.read(_niceness),
+            await store._run(store._quota, _niceness, (), {}),
+        )
+
+    try:
+        loop, writer, reader, quota = asyncio.run(priorities())
+    finally:
+        store.close()
+        store.engine.dispose()
+    assert writer == min(loop + LONG_WORK_NICENESS, 19)
+    assert reader == quota == loop

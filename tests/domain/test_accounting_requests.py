@@ -7,7 +7,6 @@ its 400 names).
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,25 +27,24 @@ from eohub.domain.accounting_requests import (
     time_param,
 )
 
-DEPTHS: list[tuple[bytes, int]] = [
-    (b"{}", 1),
-    (b"[]", 1),
-    (b"1", 0),
-    (b'"[[[["', 0),
-    (b'{"a": "x\\"[[[["}', 1),  # an escaped quote does not end the string
-    (b'{"a": "x\\\\", "b": [[1]]}', 3),  # an escaped backslash does not escape the quote
-    (b'{"q": {"": {"core_hours": 1}}}', 3),
-    (b"[[[]], [[[]]]]", 4),
-    (b"[" * 10_000, MAX_BODY_DEPTH + 1),  # capped: never counted further
-    (b"[1, [2, [3", 3),  # unclosed brackets count: a parser would descend into them
-    (b'[{"a":' * 100, MAX_BODY_DEPTH + 1),
-    (b"[[]" * 100, MAX_BODY_DEPTH + 1),
+DEPTHS: list[tuple[str, int]] = [
+    ("{}", 1),
+    ("[]", 1),
+    ("1", 0),
+    ('"[[[["', 0),
+    ('{"a": "x\\"[[[["}', 1),  # brackets inside strings are text
+    ('{"a": "x\\\\", "b": [[1]]}', 3),
+    ('{"q": {"": {"core_hours": 1}}}', 3),
+    ("[[[]], [[[]]]]", 4),
+    ("[" * 500 + "]" * 500, MAX_BODY_DEPTH + 1),  # capped: never counted further
+    ('[{"a":' * 100 + "1" + "}]" * 100, MAX_BODY_DEPTH + 1),
+    ("[[]," * 100 + "1" + "]" * 100, MAX_BODY_DEPTH + 1),
 ]
 
 
-@pytest.mark.parametrize(("body", "depth"), DEPTHS)
-def test_nesting_depth(body: bytes, depth: int) -> None:
-    assert nesting_depth(body, MAX_BODY_DEPTH) == depth
+@pytest.mark.parametrize(("text", "depth"), DEPTHS)
+def test_nesting_depth(text: str, depth: int) -> None:
+    assert nesting_depth(json.loads(text), MAX_BODY_DEPTH) == depth
 
 
 BODIES: list[tuple[str, bytes, Any]] = [
@@ -78,14 +76,12 @@ def test_bodies_decode_or_name_the_body(name: str, body: bytes, expected: Any) -
         assert decode_json_body(body) == expected
 
 
-def test_the_depth_scan_stays_fast_on_the_largest_hostile_bodies() -> None:
+def test_the_largest_hostile_bodies_are_refused_naming_the_body() -> None:
     size = 16 * 1024 * 1024
-    for body in (b"[" * size, b"[[]" * (size // 3), b'"\\"' * (size // 3)):
-        started = time.perf_counter()
-        with pytest.raises(EventError):
+    for body in (b"[" * size, b"[[]," * (size // 4), b'{"a":' * (size // 5), b"[[]" * (size // 3)):
+        with pytest.raises(EventError) as error:
             decode_json_body(body)
-        # Generous for a loaded machine; the point is no quadratic scan and no recursion.
-        assert time.perf_counter() - started < 10
+        assert set(error.value.errors) == {"body"}
 
 
 INTS: list[tuple[str | None, int, int, int | str | None]] = [

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,12 +28,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from eohub.accounting.scopes import ACCESS, READ
 from tests.accounting.service_support import Accounting
 from tests.auth.ldap_support import ldap_hub_config
 from tests.support.accounting import empty_database
 from tests.support.hub import Hub, start_hub
 from tests.support.slapd import Directory
 from tests.support.tools import DROPIN_DIR
+
+# A report tool: a service whose role holds the read scope (drop-in 30's docs show it).
+REPORT_TOKEN = secrets.token_hex(16)
+READER_SCOPES = (READ, ACCESS)
 
 SIZES = {
     "small": {"display_name": "Small", "cpu": 0.5, "memory": "1G"},
@@ -103,7 +109,10 @@ def hub_config(directory: Directory, root: Path) -> str:
     return (
         ldap
         + f"""
-c.Authenticator.admin_users = {{"accountant"}}
+c.JupyterHub.services.append({{"name": "report-tool", "api_token": {REPORT_TOKEN!r}}})
+c.JupyterHub.load_roles.append(
+    {{"name": "usage-readers", "scopes": {list(READER_SCOPES)!r}, "services": ["report-tool"]}}
+)
 c.JupyterHub.spawner_class = "eohub-local"
 c.QuotaLocalSpawner.switch_user = False
 c.QuotaLocalSpawner.launch_sizes = {SIZES!r}
@@ -168,11 +177,8 @@ def stop_if_running(hub: Hub, username: str) -> None:
 
 
 def sessions(hub: Hub, username: str) -> list[dict[str, Any]]:
-    """The user's sessions in the accounting service, read with an admin's token."""
-    accounting = Accounting(hub)
-    response = accounting.call(
-        "GET", f"api/sessions?user={username}", accounting.user_token("accountant")
-    )
+    """The user's sessions in the accounting service, read as a report tool would."""
+    response = Accounting(hub).call("GET", f"api/sessions?user={username}", REPORT_TOKEN)
     assert response.status_code == 200, response.text
     found: list[dict[str, Any]] = response.json()["sessions"]
     return found

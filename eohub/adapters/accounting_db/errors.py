@@ -44,6 +44,13 @@ POSTGRESQL_UNAVAILABLE = frozenset(
     }
 )
 SQLITE_BUSY = ("database is locked", "database table is locked", "unable to open database file")
+# A running total past the 64-bit columns: PostgreSQL's numeric_value_out_of_range,
+# MariaDB's "out of range value" (1264, 1690), SQLite's sum() "integer overflow", and
+# the NOT NULL refusal that totals.apply_totals provokes on SQLite, whose + would
+# otherwise turn the total into an inexact REAL without a word.
+POSTGRESQL_OUT_OF_RANGE = "22003"
+MYSQL_OUT_OF_RANGE = frozenset({1264, 1690})
+SQLITE_OVERFLOW = ("integer overflow", "NOT NULL constraint failed: usage_totals.")
 
 
 def database_unavailable(error: BaseException) -> bool:
@@ -70,4 +77,20 @@ def database_unavailable(error: BaseException) -> bool:
     return False
 
 
-__all__ = ["database_unavailable"]
+def ledger_overflow(error: BaseException) -> bool:
+    """True if ``error`` says a ledger total would pass what a 64-bit column holds."""
+    if not isinstance(error, DBAPIError):
+        return False
+    orig = error.orig
+    if isinstance(orig, sqlite3.Error):
+        return str(orig).startswith(SQLITE_OVERFLOW)
+    module = type(orig).__module__
+    if module.startswith("psycopg"):
+        return getattr(orig, "sqlstate", None) == POSTGRESQL_OUT_OF_RANGE
+    if module.startswith("pymysql"):
+        args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+        return bool(args) and args[0] in MYSQL_OUT_OF_RANGE
+    return False
+
+
+__all__ = ["database_unavailable", "ledger_overflow"]

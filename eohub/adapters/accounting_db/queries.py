@@ -27,6 +27,15 @@ TOTALS_IN_WINDOW = (
     )
     .group_by(UsageTotal.user)
 )
+# The same rows unsummed, for SQLite when its sum() would overflow (store._window_totals).
+TOTAL_ROWS_IN_WINDOW = select(
+    UsageTotal.user, UsageTotal.cpu_mcore_ms, UsageTotal.mem_mib_ms, UsageTotal.gpu_ms
+).where(
+    UsageTotal.group == bindparam("group"),
+    UsageTotal.user.in_(bindparam("users", expanding=True)),
+    UsageTotal.kind == bindparam("kind"),
+    UsageTotal.period_start.in_(bindparam("buckets", expanding=True)),
+)
 OPEN_IN_GROUP = select(
     Session.user, Session.millicores, Session.memory_bytes, Session.gpus, Session.started_at
 ).where(Session.group == bindparam("group"), Session.stopped_at.is_(None))

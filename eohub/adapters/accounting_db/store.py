@@ -21,8 +21,11 @@ pool to these threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +47,7 @@ from sqlalchemy.types import NullType
 
 from eohub.adapters.accounting_db import groups as group_queries
 from eohub.adapters.accounting_db import queries
+from eohub.adapters.accounting_db.errors import ledger_overflow
 from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP, GroupInfo
 from eohub.adapters.accounting_db.ingest import (
     IngestResult,
@@ -55,7 +59,7 @@ from eohub.adapters.accounting_db.models import Session
 from eohub.adapters.accounting_db.models import StorageSample as StorageRow
 from eohub.adapters.accounting_db.schema import QUOTA_THREADS, READ_THREADS
 from eohub.adapters.accounting_db.usage import read_usage
-from eohub.domain.accounting_events import Event
+from eohub.domain.accounting_events import Event, EventError
 from eohub.domain.ledger import Resources, Usage, usage_in_window
 from eohub.domain.periods import Allocation, PeriodKind
 from eohub.domain.quota import Decision, Limits, Running, Standing, budget_left, decide
@@ -64,6 +68,7 @@ from eohub.domain.session_record import SessionFields, SessionRecord, StorageSam
 T = TypeVar("T")
 # Seconds a CPU-bound thread may hold the GIL while another waits (CPython: 0.005).
 SERVICE_SWITCH_INTERVAL = 0.001
+LONG_WORK_NICENESS = 10
 
 
 def share_the_interpreter() -> None:
@@ -79,9 +84,50 @@ def share_the_interpreter() -> None:
     sys.setswitchinterval(SERVICE_SWITCH_INTERVAL)
 
 
+def _yield_the_cpu() -> None:
+    """Run the calling thread at a lower CPU priority (Linux: per thread; else nothing).
+
+    Applying a batch of long sessions keeps the writer thread busy for seconds. When the
+    machine's cores are all busy (the database server doing the same batch's work), the
+    kernel then prefers the event loop and the quota threads, which need the CPU for a
+    millisecond at a time: ``quota_check_p99_during_ingest_ms`` fell by about a fifth.
+    The reader threads keep their priority: they parse ingest bodies, and a thread that
+    holds the interpreter lock must not wait for the CPU behind the threads it blocks.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread) + LONG_WORK_NICENESS
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
+
+
 def utcnow() -> datetime:
     """Now, in UTC; a module-level function so tests can travel in time."""
     return datetime.now(UTC)
+
+
+LEDGER_FULL = (
+    "would take a running total of the ledger (a group's or user's milli-core, MiB or "
+    "GPU milliseconds in one period) past 2**63 - 1; nothing was written"
+)
+
+
+def _window_totals(connection: Connection, keys: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(user, cpu, mem, gpu) summed over a quota window's buckets, exactly.
+
+    PostgreSQL and MariaDB sum BIGINTs as exact decimals; SQLite's ``sum()`` stops with
+    "integer overflow" past 64 bits, so there the rows are summed here instead.
+    """
+    try:
+        return [tuple(row) for row in connection.execute(queries.TOTALS_IN_WINDOW, keys)]
+    except DBAPIError as e:
+        if not ledger_overflow(e):
+            raise
+    sums: dict[str, list[int]] = {}
+    for who, *units in connection.execute(queries.TOTAL_ROWS_IN_WINDOW, keys):
+        found = sums.setdefault(who, [0, 0, 0])
+        for i, value in enumerate(units):
+            found[i] += int(value)
+    return [(who, *units) for who, units in sums.items()]
 
 
 class UnknownGroupError(LookupError):
@@ -117,7 +163,9 @@ class AccountingStore:
         # ``group_cache_seconds``.
         self._group_cache: dict[str, tuple[float, GroupInfo | None]] = {}
         # Threads start on first use, so a store that only runs scripts makes none.
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="eohub-db-write")
+        self._writer = ThreadPoolExecutor(
+            1, thread_name_prefix="eohub-db-write", initializer=_yield_the_cpu
+        )
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="eohub-db-read")
         self._quota = ThreadPoolExecutor(QUOTA_THREADS, thread_name_prefix="eohub-db-quota")
 
@@ -151,9 +199,18 @@ class AccountingStore:
 
     # -- events -------------------------------------------------------------------
     def ingest(self, events: list[Event], *, single: bool = False) -> IngestResult:
-        """Apply a batch of events, all or nothing (see :mod:`.ingest`)."""
-        with self.engine.begin() as connection:
-            return ingest_events(connection, events, self.clock(), single=single)
+        """Apply a batch of events, all or nothing (see :mod:`.ingest`).
+
+        Raises :class:`EventError` (nothing written) when the batch would take a running
+        total past the 64-bit columns, the same on every database.
+        """
+        try:
+            with self.engine.begin() as connection:
+                return ingest_events(connection, events, self.clock(), single=single)
+        except (DBAPIError, OverflowError) as e:
+            if isinstance(e, OverflowError) or ledger_overflow(e):
+                raise EventError({"events": LEDGER_FULL}) from None
+            raise
 
     # -- groups and quotas --------------------------------------------------------
     def groups(self, names: set[str] | None = None) -> list[GroupInfo]:
@@ -208,16 +265,13 @@ class AccountingStore:
         group_used, user_used = Usage(), Usage()
         group_running, user_running = [0, 0], [0, 0]
         storage = 0
-        totals = connection.execute(
-            queries.TOTALS_IN_WINDOW,
-            {
-                "group": group.name,
-                "users": [WHOLE_GROUP, user],
-                "kind": allocation.kind.value,
-                "buckets": allocation.bucket_starts(now),
-            },
-        )
-        for who, cpu, mem, gpu in totals:
+        window_keys = {
+            "group": group.name,
+            "users": [WHOLE_GROUP, user],
+            "kind": allocation.kind.value,
+            "buckets": allocation.bucket_starts(now),
+        }
+        for who, cpu, mem, gpu in _window_totals(connection, window_keys):
             used = Usage(int(cpu or 0), int(mem or 0), int(gpu or 0))
             if who == WHOLE_GROUP:
                 group_used = used

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, case, func, null
 from sqlalchemy.dialects import mysql, sqlite
 
 from eohub.adapters.accounting_db import postgresql_batch
@@ -28,6 +28,7 @@ from eohub.domain.periods import (
 )
 
 TotalKey = tuple[str, str, str, datetime]
+MAX_TOTAL = 2**63 - 1  # BIGINT on every database
 
 
 class TotalsDelta:
@@ -99,11 +100,25 @@ class TotalsDelta:
         ]
 
 
+def _checked_sum(total: Any, delta: Any) -> Any:
+    """``total + delta``, or NULL (which the NOT NULL column refuses) past 64 bits.
+
+    SQLite's ``+`` turns an integer that overflows into an inexact REAL and goes on;
+    PostgreSQL and MariaDB refuse it. This makes SQLite refuse it too, so that every
+    database gives the same answer (errors.ledger_overflow recognises all three).
+    """
+    added = total + delta
+    return case((func.typeof(added) == "integer", added), else_=null())
+
+
 def apply_totals(connection: Connection, rows: Iterable[dict[str, Any]]) -> None:
     """Add ``rows`` to the running totals, inserting keys seen for the first time."""
     rows = list(rows)
     if not rows:
         return
+    for row in rows:  # a batch's own sum past 64 bits: no driver would take it
+        if any(abs(row[c]) > MAX_TOTAL for c in ("cpu_mcore_ms", "mem_mib_ms", "gpu_ms")):
+            raise OverflowError("a running total delta does not fit 64 bits")
     table = cast(Table, UsageTotal.__table__)
     dialect = connection.dialect.name
     columns = ("cpu_mcore_ms", "mem_mib_ms", "gpu_ms")
@@ -119,6 +134,6 @@ def apply_totals(connection: Connection, rows: Iterable[dict[str, Any]]) -> None
         ins = sqlite.insert(table)
         statement = ins.on_conflict_do_update(
             index_elements=[table.c.group, table.c.user, table.c.kind, table.c.period_start],
-            set_={c: table.c[c] + ins.excluded[c] for c in columns},
+            set_={c: _checked_sum(table.c[c], ins.excluded[c]) for c in columns},
         )
     connection.execute(statement, rows)
