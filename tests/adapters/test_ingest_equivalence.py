@@ -27,7 +27,7 @@ from eohub.domain.accounting_events import (
     stop_event_json,
 )
 from eohub.domain.periods import Allocation
-from tests.support.accounting import Clock, fresh_store
+from tests.support.accounting import Clock, three_stores
 from tests.support.accounting_names import check_names_kept_apart, name_outcome, wipe
 
 T0 = datetime(2026, 1, 30, 22, 0, tzinfo=UTC)
@@ -38,19 +38,11 @@ USERS = ("alice", "bob", "o'brien")
 def stores(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, mariadb_url: str
 ) -> Iterator[dict[str, AccountingStore]]:
-    sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('ingest') / 'eohub.sqlite'}"
-    clock = Clock(datetime(2026, 3, 1, tzinfo=UTC))
-    made = {
-        name: fresh_store(url, clock)
-        for name, url in (
-            ("sqlite", sqlite_url),
-            ("postgresql", postgres_url),
-            ("mariadb", mariadb_url),
-        )
-    }
-    yield made
-    for store in made.values():
-        store.engine.dispose()
+    sqlite_dir = tmp_path_factory.mktemp("ingest")
+    with three_stores(
+        sqlite_dir, postgres_url, mariadb_url, Clock(datetime(2026, 3, 1, tzinfo=UTC))
+    ) as made:
+        yield made
 
 
 def reset(store: AccountingStore) -> None:

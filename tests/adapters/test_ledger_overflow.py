@@ -33,7 +33,7 @@ from eohub.domain.accounting_requests import MAX_HOURS
 from eohub.domain.ledger import Resources
 from eohub.domain.periods import Allocation
 from eohub.domain.quota import Limits
-from tests.support.accounting import Clock, fresh_store
+from tests.support.accounting import Clock, three_stores
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 MONTH = datetime(2026, 3, 1, tzinfo=UTC)
@@ -44,18 +44,9 @@ MAX = 2**63 - 1
 def stores(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, mariadb_url: str
 ) -> Iterator[dict[str, AccountingStore]]:
-    sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('overflow') / 'eohub.sqlite'}"
-    made = {
-        name: fresh_store(url, Clock(NOW))
-        for name, url in (
-            ("sqlite", sqlite_url),
-            ("postgresql", postgres_url),
-            ("mariadb", mariadb_url),
-        )
-    }
-    yield made
-    for store in made.values():
-        store.engine.dispose()
+    sqlite_dir = tmp_path_factory.mktemp("overflow")
+    with three_stores(sqlite_dir, postgres_url, mariadb_url, Clock(NOW)) as made:
+        yield made
 
 
 LIMIT = Fraction(MAX_HOURS)  # core-hours, the most a quota row may hold

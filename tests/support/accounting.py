@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, text
 
@@ -42,3 +45,23 @@ def fresh_store(url: str, clock: Clock | None = None) -> AccountingStore:
     engine = empty_database(url)
     ensure_schema(engine, logging.getLogger("eohub.test"))
     return AccountingStore(engine, clock=clock or Clock())
+
+
+@contextmanager
+def three_stores(
+    sqlite_dir: Path, postgres_url: str, mariadb_url: str, clock: Clock
+) -> Iterator[dict[str, AccountingStore]]:
+    """A fresh store on SQLite (in ``sqlite_dir``), PostgreSQL and MariaDB, by name."""
+    made = {
+        name: fresh_store(url, clock)
+        for name, url in (
+            ("sqlite", f"sqlite:///{sqlite_dir / 'eohub.sqlite'}"),
+            ("postgresql", postgres_url),
+            ("mariadb", mariadb_url),
+        )
+    }
+    try:
+        yield made
+    finally:
+        for store in made.values():
+            store.engine.dispose()

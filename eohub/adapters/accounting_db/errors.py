@@ -72,8 +72,7 @@ def database_unavailable(error: BaseException) -> bool:
             return type(orig).__name__ == "OperationalError"
         return sqlstate.startswith("08") or sqlstate in POSTGRESQL_UNAVAILABLE
     if module.startswith("pymysql"):
-        args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
-        return bool(args) and args[0] in MYSQL_UNAVAILABLE
+        return _mysql_code(orig) in MYSQL_UNAVAILABLE
     return False
 
 
@@ -88,9 +87,14 @@ def ledger_overflow(error: BaseException) -> bool:
     if module.startswith("psycopg"):
         return getattr(orig, "sqlstate", None) == POSTGRESQL_OUT_OF_RANGE
     if module.startswith("pymysql"):
-        args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
-        return bool(args) and args[0] in MYSQL_OUT_OF_RANGE
+        return _mysql_code(orig) in MYSQL_OUT_OF_RANGE
     return False
+
+
+def _mysql_code(orig: BaseException | None) -> int | None:
+    """PyMySQL's error code (its first argument), None without one."""
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 __all__ = ["database_unavailable", "ledger_overflow"]
