@@ -2,4 +2,5 @@
 
 from eohub.accounting.app import main
 
-main()
+if __name__ == "__main__":  # the writer process imports this module too
+    main()

@@ -43,6 +43,7 @@ from eohub.adapters.accounting_db.schema import (
     upgrade,
 )
 from eohub.adapters.accounting_db.store import share_the_interpreter
+from eohub.adapters.accounting_db.writer_process import WriterProcess
 from eohub.domain.accounting_events import DEFAULT_MAX_CLOCK_SKEW, EventError
 from eohub.domain.accounting_requests import parse_group_update
 
@@ -208,6 +209,17 @@ class AccountingService(DatabaseApp):
         60, help="Seconds between enforcement rounds when ``reconcile_interval`` is 0."
     ).tag(config=True)
 
+    writer_process = Bool(
+        True,
+        help="""Apply event batches and other writes in a child process of the service.
+
+        A batch of long sessions is seconds of CPU work. In a child process, at a lower
+        CPU priority, it does not slow the service's quota checks, which a user starting
+        a server waits for (``benchmarks/accounting.py`` measures them during an
+        ingest). Turn off to keep everything in one process (one thread then writes).
+        """,
+    ).tag(config=True)
+
     hub_api_timeout = Float(30.0, help="Timeout, in seconds, of each hub API request.").tag(
         config=True
     )
@@ -287,7 +299,8 @@ class AccountingService(DatabaseApp):
         except OutdatedSchemaError as e:
             self.log.critical("%s", e)
             self.exit(1)
-        self.store = AccountingStore(self.engine)
+        writer = WriterProcess(self.db_url) if self.writer_process else None
+        self.store = AccountingStore(self.engine, writer_process=writer)
         share_the_interpreter()  # quota checks stay quick while a large batch is applied
         self.metrics = Metrics(self.store)
 
@@ -391,6 +404,7 @@ class AccountingService(DatabaseApp):
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        self.store.close()
         self.engine.dispose()
 
     def start_workers(self) -> list[asyncio.Task[None]]:

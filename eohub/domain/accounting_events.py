@@ -85,6 +85,10 @@ class EventError(ValueError):
         self.errors = dict(errors)
         super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
+    def __reduce__(self) -> tuple[type[EventError], tuple[dict[str, str]]]:
+        # Rebuilt from its fields (it crosses from the store's writer process).
+        return (EventError, (self.errors,))
+
 
 @dataclass(frozen=True)
 class SessionKey:

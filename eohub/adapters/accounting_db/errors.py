@@ -53,8 +53,18 @@ MYSQL_OUT_OF_RANGE = frozenset({1264, 1690})
 SQLITE_OVERFLOW = ("integer overflow", "NOT NULL constraint failed: usage_totals.")
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not do the work now, as decided where the error happened.
+
+    Raised by the store's writer process (:mod:`.writer_process`) in place of the
+    driver's own error, which does not always survive the way back.
+    """
+
+
 def database_unavailable(error: BaseException) -> bool:
     """True if ``error`` says the database could not do the work now (see module doc)."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
     if isinstance(error, PoolTimeoutError):
         return True  # every pooled connection busy for the pool's whole timeout
     if not isinstance(error, DBAPIError):
@@ -97,4 +107,4 @@ def _mysql_code(orig: BaseException | None) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
-__all__ = ["database_unavailable", "ledger_overflow"]
+__all__ = ["DatabaseUnavailable", "database_unavailable", "ledger_overflow"]

@@ -6,9 +6,11 @@ than a request may stall every other. They go through :meth:`AccountingStore.wri
 :meth:`~AccountingStore.read` and :meth:`~AccountingStore.quota_check`, each with its
 own threads:
 
-- writes (ingest, groups, storage samples) run on one thread, one at a time, as they
-  did on the loop: two resends of one batch never race each other for its keys, and
-  SQLite takes one writer at a time anyway;
+- writes (ingest, groups, storage samples, reconcile closes) run one at a time, in the
+  order sent: two resends of one batch never race each other for its keys, and SQLite
+  takes one writer at a time anyway. The service runs them in a child process
+  (:mod:`.writer_process`), so that their CPU work never holds the interpreter lock its
+  quota checks need; elsewhere (scripts, tests) on one writer thread;
 - reads (reports, session lists, pages) on ``READ_THREADS`` threads;
 - quota checks on threads of their own, so that a user starting a server never waits
   behind a long ingest or report. They only read, and every database here lets readers
@@ -29,8 +31,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -47,7 +50,7 @@ from sqlalchemy.types import NullType
 
 from eohub.adapters.accounting_db import groups as group_queries
 from eohub.adapters.accounting_db import queries
-from eohub.adapters.accounting_db.errors import ledger_overflow
+from eohub.adapters.accounting_db.errors import DatabaseUnavailable, ledger_overflow
 from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP, GroupInfo
 from eohub.adapters.accounting_db.ingest import (
     IngestResult,
@@ -59,13 +62,20 @@ from eohub.adapters.accounting_db.models import Session
 from eohub.adapters.accounting_db.models import StorageSample as StorageRow
 from eohub.adapters.accounting_db.schema import QUOTA_THREADS, READ_THREADS
 from eohub.adapters.accounting_db.usage import read_usage
-from eohub.domain.accounting_events import Event, EventError
+from eohub.domain.accounting_events import Event, EventError, parse_batch
+from eohub.domain.accounting_requests import decode_json_body
 from eohub.domain.ledger import Resources, Usage, usage_in_window
 from eohub.domain.periods import Allocation, PeriodKind
 from eohub.domain.quota import Decision, Limits, Running, Standing, budget_left, decide
 from eohub.domain.session_record import SessionFields, SessionRecord, StorageSample, UsageRow
 
+if TYPE_CHECKING:
+    from eohub.adapters.accounting_db.writer_process import WriterProcess
+
 T = TypeVar("T")
+
+# Writes after which this process forgets the groups it holds for quota checks.
+CHANGES_GROUPS = frozenset({"put_group"})
 # Seconds a CPU-bound thread may hold the GIL while another waits (CPython: 0.005).
 SERVICE_SWITCH_INTERVAL = 0.001
 LONG_WORK_NICENESS = 10
@@ -154,8 +164,10 @@ class AccountingStore:
         *,
         clock: Callable[[], datetime] = utcnow,
         group_cache_seconds: float = 10.0,
+        writer_process: WriterProcess | None = None,
     ) -> None:
         self.engine = engine
+        self._writer_process = writer_process
         self.clock = clock
         self.group_cache_seconds = group_cache_seconds
         # Quota checks read a group's allocation and quota rows from here; changes made
@@ -171,8 +183,26 @@ class AccountingStore:
 
     # -- off the event loop -------------------------------------------------------
     async def write(self, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``call(*args, **kwargs)`` on the writer thread, after the writes before it."""
-        return await self._run(self._writer, call, args, kwargs)
+        """``call(*args, **kwargs)``, one of this store's methods, after the writes before it.
+
+        It runs in the store's writer process when it has one (the service: see
+        :mod:`.writer_process`), else on the writer thread.
+        """
+        process = self._writer_process
+        if process is None:
+            return await self._run(self._writer, call, args, kwargs)
+        method = getattr(call, "__name__", "")
+        if getattr(self, method, None) != call:
+            raise TypeError(f"the writer process runs the store's own methods, not {call!r}")
+        try:
+            result: T = await asyncio.wrap_future(process.submit(method, args, kwargs))
+        except BrokenProcessPool as e:
+            process.replace_if_broken(e)
+            raise DatabaseUnavailable("the writer process stopped; send it again") from None
+        finally:
+            if method in CHANGES_GROUPS:  # this process's quota checks must see it now
+                self._group_cache.clear()
+        return result
 
     async def read(self, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``call(*args, **kwargs)`` (store reads, or a page built from them) on a reader."""
@@ -193,11 +223,25 @@ class AccountingStore:
         return await loop.run_in_executor(executor, functools.partial(call, *args, **kwargs))
 
     def close(self) -> None:
-        """Let the store's threads end once their work is done (the engine stays)."""
+        """Let the store's threads (and writer process) end once their work is done."""
         for executor in (self._writer, self._readers, self._quota):
             executor.shutdown(wait=False)
+        if self._writer_process is not None:
+            self._writer_process.close()
 
     # -- events -------------------------------------------------------------------
+    def ingest_body(
+        self, body: bytes, *, now: datetime, max_clock_skew: timedelta
+    ) -> tuple[IngestResult, int]:
+        """Decode, check and apply the body of ``POST api/events``; how many it held.
+
+        Parsing a large batch is as much work as applying it, so the writer does both.
+        """
+        data = decode_json_body(body)
+        events = parse_batch(data, now=now, max_clock_skew=max_clock_skew)
+        single = not (isinstance(data, dict) and "events" in data)
+        return self.ingest(events, single=single), len(events)
+
     def ingest(self, events: list[Event], *, single: bool = False) -> IngestResult:
         """Apply a batch of events, all or nothing (see :mod:`.ingest`).
 

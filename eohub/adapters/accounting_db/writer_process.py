@@ -1,0 +1,130 @@
+"""The store's writes in a child process of their own, at a lower CPU priority.
+
+Applying a batch of long sessions is seconds of Python arithmetic (the running totals
+of every period each session meets). On a thread of the service, that work holds the
+interpreter lock most of the time, and every quota check, answered by the same process,
+waits for the lock at each of its steps: its p99 rose from about 4 ms to 20-30 ms while
+a batch was applied (``benchmarks/accounting.py``, ``quota_check_p99_during_ingest_ms``).
+In a child process the writes have an interpreter of their own, and the kernel prefers
+the service's threads when the cores are busy.
+
+The child runs one write at a time, in the order they were sent, as the writer thread
+did: two resends of one batch, or a reconcile close and the real stop, never race. It
+runs the same :class:`~eohub.adapters.accounting_db.store.AccountingStore` method by name
+on a store of its own over the same database. Errors come back as the service answers
+them: :class:`~eohub.domain.accounting_events.EventError` with its fields,
+:class:`DatabaseUnavailable` for anything :func:`.errors.database_unavailable` says, and
+:class:`WriteFailed` (a bug: the service answers 500) for the rest. A child that dies is
+replaced, and the write it was doing is reported unavailable, so the client sends it
+again; its transaction never committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any
+
+from eohub.adapters.accounting_db.errors import DatabaseUnavailable, database_unavailable
+from eohub.domain.accounting_events import EventError
+
+if TYPE_CHECKING:
+    from eohub.adapters.accounting_db.store import AccountingStore
+
+log = logging.getLogger(__name__)
+
+# The child's niceness, added to the service's own (Linux, and other Unix systems).
+WRITER_NICENESS = 10
+
+
+class WriteFailed(RuntimeError):
+    """A write failed in the child for a reason that is not the caller's (a bug)."""
+
+
+# The child's own store, made once by _start_child.
+_child_store: AccountingStore | None = None
+
+
+def _start_child(db_url: str, niceness: int) -> None:
+    global _child_store
+    from eohub.adapters.accounting_db.schema import create_engine_for
+    from eohub.adapters.accounting_db.store import AccountingStore
+
+    with contextlib.suppress(OSError):
+        os.nice(niceness)
+    _child_store = AccountingStore(create_engine_for(db_url))
+
+
+def _call_in_child(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    assert _child_store is not None, "the writer process was not started"
+    try:
+        return getattr(_child_store, method)(*args, **kwargs)
+    except EventError:
+        raise
+    except Exception as e:
+        # Database and driver errors do not always survive pickling; their meaning does.
+        if database_unavailable(e):
+            raise DatabaseUnavailable(type(e).__name__) from None
+        log.exception("The accounting writer process failed in %s", method)
+        raise WriteFailed(f"{method}: {type(e).__name__}") from None
+
+
+def _ping() -> int:
+    return os.getpid()
+
+
+class WriterProcess:
+    """One child process that runs the store's writes, one at a time, in order."""
+
+    def __init__(self, db_url: str, *, niceness: int = WRITER_NICENESS) -> None:
+        self.db_url = db_url
+        self.niceness = niceness
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # "spawn": the service has threads, and a forked child would inherit their locks.
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_child,
+            initargs=(self.db_url, self.niceness),
+        )
+
+    def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        """Run ``store.<method>(*args, **kwargs)`` in the child; the future of its result."""
+        with self._lock:
+            try:
+                return self._pool.submit(_call_in_child, method, args, kwargs)
+            except BrokenProcessPool:
+                self._replace_broken()
+                return self._pool.submit(_call_in_child, method, args, kwargs)
+
+    def replace_if_broken(self, pool_error: BaseException) -> None:
+        """After a write failed with ``pool_error``: start a new child if it died."""
+        if isinstance(pool_error, BrokenProcessPool):
+            with self._lock:
+                self._replace_broken()
+
+    def _replace_broken(self) -> None:
+        if not self._pool._broken:  # replaced already
+            return
+        log.error("The accounting writer process stopped; starting a new one")
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def pid(self) -> int:
+        """The child's process id (it starts now if it had not yet)."""
+        return int(self._pool.submit(_ping).result())
+
+    def close(self) -> None:
+        """Let the child finish the writes sent, then end it."""
+        self._pool.shutdown(wait=True)
+
+
+__all__ = ["WRITER_NICENESS", "DatabaseUnavailable", "WriteFailed", "WriterProcess"]
