@@ -42,7 +42,7 @@ from eohub.adapters.accounting_db.schema import (
     loggable_url,
     upgrade,
 )
-from eohub.adapters.accounting_db.store import share_the_interpreter
+from eohub.adapters.accounting_db.store_executors import share_the_interpreter
 from eohub.adapters.accounting_db.writer_process import WriterProcess
 from eohub.domain.accounting_events import DEFAULT_MAX_CLOCK_SKEW, EventError
 from eohub.domain.accounting_requests import parse_group_update
@@ -301,7 +301,7 @@ class AccountingService(DatabaseApp):
             self.exit(1)
         writer = WriterProcess(self.db_url) if self.writer_process else None
         self.store = AccountingStore(self.engine, writer_process=writer)
-        share_the_interpreter()  # quota checks stay quick while a large batch is applied
+        share_the_interpreter()  # quota checks stay quick while a long report is built
         self.metrics = Metrics(self.store)
 
     def init_groups(self) -> None:

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from eohub.adapters.accounting_db import AccountingStore
+from eohub.adapters.accounting_db.errors import LEDGER_FULL
 from eohub.adapters.accounting_db.models import Event, PendingStop, Session, UsageTotal
-from eohub.adapters.accounting_db.store import LEDGER_FULL
 from eohub.domain.accounting_events import (
     EventError,
     StartEvent,

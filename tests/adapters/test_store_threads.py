@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from eohub.adapters.accounting_db import AccountingStore
-from eohub.adapters.accounting_db.store import LONG_WORK_NICENESS
+from eohub.adapters.accounting_db.store_executors import LONG_WORK_NICENESS, run_on
 from eohub.domain.accounting_events import parse_batch, start_event_json, stop_event_json
 from eohub.domain.ledger import Resources
 from eohub.domain.periods import Allocation
@@ -81,7 +81,7 @@ def test_the_writer_runs_at_a_lower_cpu_priority_than_quota_checks(tmp_path: Pat
             _niceness(),
             await store.write(_niceness),
             await store.read(_niceness),
-            await store._run(store._quota, _niceness, (), {}),
+            await run_on(store._executors.quota, _niceness, (), {}),
         )
 
     try:

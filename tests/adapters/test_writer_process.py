@@ -61,7 +61,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Accounting
 def test_writes_run_in_a_child_at_a_lower_priority_in_the_order_sent(
     store: AccountingStore,
 ) -> None:
-    process = store._writer_process
+    process = store._executors.writer_process
     assert process is not None
     child = process.pid()
     assert child != os.getpid()
@@ -127,7 +127,7 @@ def long_batch(count: int) -> bytes:
 def test_a_child_killed_mid_write_is_replaced_and_the_write_reported_unavailable(
     store: AccountingStore,
 ) -> None:
-    process = store._writer_process
+    process = store._executors.writer_process
     assert process is not None
     first = process.pid()
 
@@ -148,7 +148,7 @@ def test_a_child_killed_mid_write_is_replaced_and_the_write_reported_unavailable
 
 
 def test_a_child_that_died_idle_is_replaced(store: AccountingStore) -> None:
-    process = store._writer_process
+    process = store._executors.writer_process
     assert process is not None
     first = process.pid()
     os.kill(first, signal.SIGKILL)

@@ -53,6 +53,13 @@ MYSQL_OUT_OF_RANGE = frozenset({1264, 1690})
 SQLITE_OVERFLOW = ("integer overflow", "NOT NULL constraint failed: usage_totals.")
 
 
+# What a batch refused by ledger_overflow is told (as the ``events`` field's error).
+LEDGER_FULL = (
+    "would take a running total of the ledger (a group's or user's milli-core, MiB or "
+    "GPU milliseconds in one period) past 2**63 - 1; nothing was written"
+)
+
+
 class DatabaseUnavailable(Exception):
     """The database could not do the work now, as decided where the error happened.
 
@@ -107,4 +114,4 @@ def _mysql_code(orig: BaseException | None) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
-__all__ = ["DatabaseUnavailable", "database_unavailable", "ledger_overflow"]
+__all__ = ["LEDGER_FULL", "DatabaseUnavailable", "database_unavailable", "ledger_overflow"]

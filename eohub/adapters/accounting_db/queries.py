@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, func, select
+from sqlalchemy import Connection, Row, bindparam, func, select
+from sqlalchemy.exc import DBAPIError
 
+from eohub.adapters.accounting_db.errors import ledger_overflow
 from eohub.adapters.accounting_db.models import Session, UsageTotal
 from eohub.domain.ledger import Resources, Usage
 from eohub.domain.session_record import SessionRecord, UsageRow
@@ -107,3 +109,22 @@ def record(row: Row[Any]) -> SessionRecord:
         profile=row.profile,
         image=row.image,
     )
+
+
+def window_totals(connection: Connection, keys: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(user, cpu, mem, gpu) summed over a quota window's buckets, exactly.
+
+    PostgreSQL and MariaDB sum BIGINTs as exact decimals; SQLite's ``sum()`` stops with
+    "integer overflow" past 64 bits, so there the rows are summed here instead.
+    """
+    try:
+        return [tuple(row) for row in connection.execute(TOTALS_IN_WINDOW, keys)]
+    except DBAPIError as e:
+        if not ledger_overflow(e):
+            raise
+    sums: dict[str, list[int]] = {}
+    for who, *units in connection.execute(TOTAL_ROWS_IN_WINDOW, keys):
+        found = sums.setdefault(who, [0, 0, 0])
+        for i, value in enumerate(units):
+            found[i] += int(value)
+    return [(who, *units) for who, units in sums.items()]

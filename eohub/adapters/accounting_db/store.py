@@ -2,36 +2,16 @@
 
 Every method is one short transaction, and blocks. The service's handlers never call
 them on the event loop: a batch of 5000 events or a year's report takes far longer
-than a request may stall every other. They go through :meth:`AccountingStore.write`,
-:meth:`~AccountingStore.read` and :meth:`~AccountingStore.quota_check`, each with its
-own threads:
-
-- writes (ingest, groups, storage samples, reconcile closes) run one at a time, in the
-  order sent: two resends of one batch never race each other for its keys, and SQLite
-  takes one writer at a time anyway. The service runs them in a child process
-  (:mod:`.writer_process`), so that their CPU work never holds the interpreter lock its
-  quota checks need; elsewhere (scripts, tests) on one writer thread;
-- reads (reports, session lists, pages) on ``READ_THREADS`` threads;
-- quota checks on threads of their own, so that a user starting a server never waits
-  behind a long ingest or report. They only read, and every database here lets readers
-  go on while a writer works (SQLite in WAL mode).
-
-:func:`~eohub.adapters.accounting_db.schema.create_engine_for` sizes the connection
-pool to these threads.
+than a request may stall every other. They go through :meth:`AccountingStore.write`
+(one at a time, in order, in the service's writer process), :meth:`~AccountingStore.read`
+and :meth:`~AccountingStore.quota_check`, each with threads of its own (see
+:mod:`.store_executors`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,7 +30,7 @@ from sqlalchemy.types import NullType
 
 from eohub.adapters.accounting_db import groups as group_queries
 from eohub.adapters.accounting_db import queries
-from eohub.adapters.accounting_db.errors import DatabaseUnavailable, ledger_overflow
+from eohub.adapters.accounting_db.errors import LEDGER_FULL, ledger_overflow
 from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP, GroupInfo
 from eohub.adapters.accounting_db.ingest import (
     IngestResult,
@@ -60,7 +40,7 @@ from eohub.adapters.accounting_db.ingest import (
 )
 from eohub.adapters.accounting_db.models import Session
 from eohub.adapters.accounting_db.models import StorageSample as StorageRow
-from eohub.adapters.accounting_db.schema import QUOTA_THREADS, READ_THREADS
+from eohub.adapters.accounting_db.store_executors import StoreExecutors, run_on
 from eohub.adapters.accounting_db.usage import read_usage
 from eohub.domain.accounting_events import Event, EventError, parse_batch
 from eohub.domain.accounting_requests import decode_json_body
@@ -76,68 +56,11 @@ T = TypeVar("T")
 
 # Writes after which this process forgets the groups it holds for quota checks.
 CHANGES_GROUPS = frozenset({"put_group"})
-# Seconds a CPU-bound thread may hold the GIL while another waits (CPython: 0.005).
-SERVICE_SWITCH_INTERVAL = 0.001
-LONG_WORK_NICENESS = 10
-
-
-def share_the_interpreter() -> None:
-    """Let short work (the event loop, quota checks) interleave with long work finely.
-
-    Applying a batch of long sessions is mostly Python arithmetic on the writer thread.
-    Every time the loop or a quota thread needs the interpreter back it waits up to the
-    switch interval, and one request needs it several times, so CPython's default 5 ms
-    added tens of ms to a quota check during a large ingest (the benchmark's
-    ``quota_check_p99_during_ingest_ms``); 1 ms cut that by about 40 %. It is
-    process-wide, so the service calls it once at start-up; a library never should.
-    """
-    sys.setswitchinterval(SERVICE_SWITCH_INTERVAL)
-
-
-def _yield_the_cpu() -> None:
-    """Run the calling thread at a lower CPU priority (Linux: per thread; else nothing).
-
-    Applying a batch of long sessions keeps the writer thread busy for seconds. When the
-    machine's cores are all busy (the database server doing the same batch's work), the
-    kernel then prefers the event loop and the quota threads, which need the CPU for a
-    millisecond at a time: ``quota_check_p99_during_ingest_ms`` fell by about a fifth.
-    The reader threads keep their priority: they parse ingest bodies, and a thread that
-    holds the interpreter lock must not wait for the CPU behind the threads it blocks.
-    """
-    with contextlib.suppress(AttributeError, OSError):
-        thread = threading.get_native_id()
-        niceness = os.getpriority(os.PRIO_PROCESS, thread) + LONG_WORK_NICENESS
-        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
 
 
 def utcnow() -> datetime:
     """Now, in UTC; a module-level function so tests can travel in time."""
     return datetime.now(UTC)
-
-
-LEDGER_FULL = (
-    "would take a running total of the ledger (a group's or user's milli-core, MiB or "
-    "GPU milliseconds in one period) past 2**63 - 1; nothing was written"
-)
-
-
-def _window_totals(connection: Connection, keys: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """(user, cpu, mem, gpu) summed over a quota window's buckets, exactly.
-
-    PostgreSQL and MariaDB sum BIGINTs as exact decimals; SQLite's ``sum()`` stops with
-    "integer overflow" past 64 bits, so there the rows are summed here instead.
-    """
-    try:
-        return [tuple(row) for row in connection.execute(queries.TOTALS_IN_WINDOW, keys)]
-    except DBAPIError as e:
-        if not ledger_overflow(e):
-            raise
-    sums: dict[str, list[int]] = {}
-    for who, *units in connection.execute(queries.TOTAL_ROWS_IN_WINDOW, keys):
-        found = sums.setdefault(who, [0, 0, 0])
-        for i, value in enumerate(units):
-            found[i] += int(value)
-    return [(who, *units) for who, units in sums.items()]
 
 
 class UnknownGroupError(LookupError):
@@ -167,19 +90,13 @@ class AccountingStore:
         writer_process: WriterProcess | None = None,
     ) -> None:
         self.engine = engine
-        self._writer_process = writer_process
         self.clock = clock
         self.group_cache_seconds = group_cache_seconds
         # Quota checks read a group's allocation and quota rows from here; changes made
         # through this store clear it at once, changes by another process show within
         # ``group_cache_seconds``.
         self._group_cache: dict[str, tuple[float, GroupInfo | None]] = {}
-        # Threads start on first use, so a store that only runs scripts makes none.
-        self._writer = ThreadPoolExecutor(
-            1, thread_name_prefix="eohub-db-write", initializer=_yield_the_cpu
-        )
-        self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="eohub-db-read")
-        self._quota = ThreadPoolExecutor(QUOTA_THREADS, thread_name_prefix="eohub-db-quota")
+        self._executors = StoreExecutors(writer_process)
 
     # -- off the event loop -------------------------------------------------------
     async def write(self, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -188,46 +105,25 @@ class AccountingStore:
         It runs in the store's writer process when it has one (the service: see
         :mod:`.writer_process`), else on the writer thread.
         """
-        process = self._writer_process
-        if process is None:
-            return await self._run(self._writer, call, args, kwargs)
-        method = getattr(call, "__name__", "")
-        if getattr(self, method, None) != call:
-            raise TypeError(f"the writer process runs the store's own methods, not {call!r}")
         try:
-            result: T = await asyncio.wrap_future(process.submit(method, args, kwargs))
-        except BrokenProcessPool as e:
-            process.replace_if_broken(e)
-            raise DatabaseUnavailable("the writer process stopped; send it again") from None
+            return await self._executors.write(self, call, args, kwargs)
         finally:
-            if method in CHANGES_GROUPS:  # this process's quota checks must see it now
-                self._group_cache.clear()
-        return result
+            if getattr(call, "__name__", "") in CHANGES_GROUPS:
+                self._group_cache.clear()  # this process's quota checks must see it now
 
     async def read(self, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``call(*args, **kwargs)`` (store reads, or a page built from them) on a reader."""
-        return await self._run(self._readers, call, args, kwargs)
+        return await run_on(self._executors.readers, call, args, kwargs)
 
     async def quota_check(self, user: str, group_name: str, request: Resources) -> Decision:
         """:meth:`check_quota` on the quota threads, never queued behind other work."""
-        return await self._run(self._quota, self.check_quota, (user, group_name, request), {})
-
-    @staticmethod
-    async def _run(
-        executor: ThreadPoolExecutor,
-        call: Callable[..., T],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(call, *args, **kwargs))
+        return await run_on(
+            self._executors.quota, self.check_quota, (user, group_name, request), {}
+        )
 
     def close(self) -> None:
         """Let the store's threads (and writer process) end once their work is done."""
-        for executor in (self._writer, self._readers, self._quota):
-            executor.shutdown(wait=False)
-        if self._writer_process is not None:
-            self._writer_process.close()
+        self._executors.close()
 
     # -- events -------------------------------------------------------------------
     def ingest_body(
@@ -315,7 +211,7 @@ class AccountingStore:
             "kind": allocation.kind.value,
             "buckets": allocation.bucket_starts(now),
         }
-        for who, cpu, mem, gpu in _window_totals(connection, window_keys):
+        for who, cpu, mem, gpu in queries.window_totals(connection, window_keys):
             used = Usage(int(cpu or 0), int(mem or 0), int(gpu or 0))
             if who == WHOLE_GROUP:
                 group_used = used
@@ -593,6 +489,5 @@ __all__ = [
     "StorageSample",
     "UnknownGroupError",
     "UsageRow",
-    "share_the_interpreter",
     "utcnow",
 ]
