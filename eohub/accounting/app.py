@@ -45,7 +45,7 @@ from eohub.adapters.accounting_db.schema import (
 from eohub.adapters.accounting_db.store_executors import share_the_interpreter
 from eohub.adapters.accounting_db.writer_process import WriterProcess
 from eohub.domain.accounting_events import DEFAULT_MAX_CLOCK_SKEW, EventError
-from eohub.domain.accounting_requests import parse_group_update
+from eohub.domain.accounting_requests import MAX_BODY_BYTES, parse_group_update
 
 DEFAULT_DB_URL = "sqlite:///eohub-accounting.sqlite"
 
@@ -379,7 +379,9 @@ class AccountingService(DatabaseApp):
         import signal
 
         parts = urlsplit(self.url)
-        server = HTTPServer(self.make_app(), xheaders=True)
+        # Tornado would read up to 100 MB before a handler could answer 413: a body
+        # declared (or sent) past twice the API's limit is refused as it arrives.
+        server = HTTPServer(self.make_app(), xheaders=True, max_body_size=2 * MAX_BODY_BYTES)
         server.listen(parts.port or 80, parts.hostname or "127.0.0.1")
         self.log.info(
             "eohub-accounting %s listening on %s%s (database %s)",

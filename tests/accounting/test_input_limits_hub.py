@@ -10,10 +10,13 @@ servers allowed, running for the longest window the ledger sums.
 from __future__ import annotations
 
 import json
+import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -198,6 +201,26 @@ def test_bodies_too_large_or_too_deep_are_refused_before_parsing(service: Servic
         if status == 400:
             assert set(response.json()["errors"]) == {"body"}, response.text
     assert service.snapshot() == before
+
+
+def test_a_body_declared_far_too_large_is_refused_before_it_is_read(service: Service) -> None:
+    # Straight to the service, as the hub's proxy forwards: its URL is in the hub's log.
+    log = (service.accounting.hub.workdir / "jupyterhub.log").read_text()
+    found = re.search(r"Starting managed service eohub-accounting at (\S+)", log)
+    assert found, log[-2000:]
+    url = urlsplit(found[1])
+    head = (
+        "POST /services/eohub-accounting/api/events HTTP/1.1\r\n"
+        f"Host: {url.netloc}\r\nAuthorization: token {service.ingest}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 67108864\r\n\r\n"
+    )
+    # 64 MiB: past the service's bound, within Tornado's default of 100 MB, which would
+    # wait for all of it (and this read would time out).
+    with socket.create_connection((url.hostname, url.port), timeout=20) as connection:
+        connection.sendall(head.encode() + b"[" * 1000)
+        reply = connection.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 400"), reply
+    assert service.send("GET", "api/me").status_code == 200
 
 
 def test_times_beyond_the_clock_skew_are_refused(service: Service) -> None:
