@@ -112,7 +112,7 @@ class StorageHandler(APIHandler):
 
 class QueryMixin(APIHandler):
     def name_argument(self, name: str) -> str | None:
-        value = self.get_argument(name, None)
+        value = self.get_argument(name, None, strip=False)
         if value is not None and not NAME.fullmatch(value):
             raise EventError({name: "is not a valid name"})
         return value
@@ -224,6 +224,8 @@ class GroupsHandler(APIHandler):
 
 class GroupHandler(APIHandler):
     async def get(self, name: str) -> None:
+        if not NAME.fullmatch(name):
+            raise EventError({"name": "is not a valid group name"})
         self.select(Op.GROUP, group=name)
         try:
             found = await self.service.store.read(self.service.store.group, name)

@@ -43,7 +43,7 @@ from eohub.adapters.accounting_db.schema import (
     upgrade,
 )
 from eohub.adapters.accounting_db.store_executors import share_the_interpreter
-from eohub.adapters.accounting_db.writer_process import WriterProcess
+from eohub.adapters.accounting_db.writer_process import WriterProcess, in_memory_sqlite
 from eohub.domain.accounting_events import DEFAULT_MAX_CLOCK_SKEW, EventError
 from eohub.domain.accounting_requests import MAX_BODY_BYTES, parse_group_update
 
@@ -299,7 +299,15 @@ class AccountingService(DatabaseApp):
         except OutdatedSchemaError as e:
             self.log.critical("%s", e)
             self.exit(1)
-        writer = WriterProcess(self.db_url) if self.writer_process else None
+        writer = None
+        if self.writer_process and in_memory_sqlite(self.db_url):
+            self.log.warning(
+                "An in-memory SQLite database is this process's alone: writing in the "
+                "service's own process (AccountingService.writer_process ignored)"
+            )
+        elif self.writer_process:
+            writer = WriterProcess(self.db_url)
+            writer.pid()  # start it now: a child that cannot start stops start-up
         self.store = AccountingStore(self.engine, writer_process=writer)
         share_the_interpreter()  # quota checks stay quick while a long report is built
         self.metrics = Metrics(self.store)

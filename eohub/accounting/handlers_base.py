@@ -19,10 +19,12 @@ is anonymous, and gets 403 before anything changes.
 from __future__ import annotations
 
 import json
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
+from tornado.log import app_log, gen_log
 
 from eohub.adapters.accounting_db.errors import database_unavailable
 from eohub.domain.accounting_access import (
@@ -68,6 +70,22 @@ class BaseHandler(AppHubAuth, HubOAuthenticated, web.RequestHandler):  # type: i
     """Identifies the caller once per request, in ``prepare``."""
 
     caller: Caller | None = None
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Tornado's own logs the whole URI, and a query string can hold a token
+        # (``?token=``, refused here but still sent): the path only, as the access log.
+        where = f"{self.request.method} {self.request.path}"
+        if isinstance(value, web.HTTPError):
+            if value.log_message:
+                message = value.log_message % value.args if value.args else value.log_message
+                gen_log.warning("%d %s: %s", value.status_code, where, message)
+        else:
+            app_log.error("Uncaught exception in %s", where, exc_info=(typ, value, tb))  # type: ignore[arg-type]
 
     @property
     def service(self) -> AccountingService:
@@ -148,6 +166,7 @@ class APIHandler(BaseHandler):
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
+        self.clear_header("Content-Disposition")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(data, sort_keys=True))
@@ -162,6 +181,7 @@ class APIHandler(BaseHandler):
                     error.log_message % error.args if error.args else error.log_message
                 )
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.clear_header("Content-Disposition")  # an export's error is not its file
         self.finish(json.dumps(body))
 
     def send_error_for(self, error: EventError) -> None:

@@ -230,7 +230,7 @@ class GroupsPageHandler(PageHandler):
         caller = self.caller
         assert caller is not None
         store = self.service.store
-        wanted = self.get_argument("group", "")
+        wanted = self.get_argument("group", "", strip=False)
         if wanted:
             if not NAME.fullmatch(wanted):
                 raise web.HTTPError(404, "There is no such group.")

@@ -50,7 +50,9 @@ class HubAdmins(list[str]):
         if not JupyterHub.initialized():
             return []
         authenticator = getattr(JupyterHub.instance(), "authenticator", None)
-        if authenticator is None:
+        if authenticator is None or getattr(authenticator, "manage_roles", False):
+            # An authenticator that manages roles owns every assignment: JupyterHub
+            # refuses load_roles members then. Grant the scope through its roles.
             return []
         names = getattr(authenticator, "admin_groups" if self.groups else "admin_users", ())
         return sorted(names or ())
@@ -62,7 +64,9 @@ class HubAdmins(list[str]):
         return len(self._names())
 
     def __bool__(self) -> bool:
-        return True  # present: "users" in the role spec means "assign exactly these"
+        # JupyterHub assigns members when the key is present, whatever its value; it
+        # refuses a non-empty list when the authenticator manages roles.
+        return bool(self._names())
 
     def __deepcopy__(self, memo: dict[int, object]) -> HubAdmins:
         # traitlets deep-copies config values; the copy must stay lazy.

@@ -15,6 +15,7 @@ import logging
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -326,3 +327,36 @@ def test_hub_admins_are_admins_is_deprecated_and_says_what_to_do() -> None:
     assert record.levelno == logging.WARNING
     assert "grants nothing" in record.getMessage()
     assert "eohub-accounting-admins" in record.getMessage()
+
+
+def test_a_token_sent_in_the_query_string_is_never_logged(accounting: Accounting) -> None:
+    secret = secrets.token_hex(16)
+    for path in (f"api/usage?token={secret}", f"api/groups/nope?token={secret}"):
+        assert accounting.call("GET", path).status_code == 403
+    assert accounting.call("GET", f"api/groups/%00?token={secret}", SERVICE_TOKEN).status_code in (
+        400,
+        403,
+    )
+    log = (accounting.hub.workdir / "jupyterhub.log").read_text()
+    assert "api/usage" in log  # the refusals were logged, by their path
+    assert secret not in log
+
+
+def test_the_admins_role_stays_empty_when_the_authenticator_manages_roles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jupyterhub.app import JupyterHub
+
+    from eohub.accounting.scopes import HubAdmins
+
+    authenticator = SimpleNamespace(
+        admin_users={"admin"}, admin_groups={"hub-admins"}, manage_roles=False
+    )
+    hub = SimpleNamespace(authenticator=authenticator)
+    monkeypatch.setattr(JupyterHub, "initialized", classmethod(lambda cls: True))
+    monkeypatch.setattr(JupyterHub, "instance", classmethod(lambda cls: hub))
+    users, groups = HubAdmins(), HubAdmins(groups=True)
+    assert (list(users), list(groups), bool(users)) == (["admin"], ["hub-admins"], True)
+    # JupyterHub refuses load_roles members when the authenticator manages roles.
+    authenticator.manage_roles = True
+    assert (list(users), list(groups), bool(users), bool(groups)) == ([], [], False, False)

@@ -20,7 +20,11 @@ import pytest
 
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.accounting_db.errors import DatabaseUnavailable, database_unavailable
-from eohub.adapters.accounting_db.writer_process import WRITER_NICENESS, WriterProcess
+from eohub.adapters.accounting_db.writer_process import (
+    WRITER_NICENESS,
+    WriterProcess,
+    in_memory_sqlite,
+)
 from eohub.domain.accounting_events import EventError, start_event_json, stop_event_json
 from eohub.domain.ledger import Resources
 from eohub.domain.periods import Allocation
@@ -176,3 +180,19 @@ def test_an_unreachable_database_is_unavailable_not_a_failure(tmp_path: Path) ->
 def test_only_the_stores_own_methods_cross(store: AccountingStore) -> None:
     with pytest.raises(TypeError):
         asyncio.run(store.write(len, "abc"))
+
+
+@pytest.mark.parametrize(
+    ("url", "in_memory"),
+    [
+        ("sqlite://", True),
+        ("sqlite:///:memory:", True),
+        ("sqlite:///file:ledger?mode=memory&cache=shared&uri=true", True),
+        ("sqlite:///eohub.sqlite", False),
+        ("sqlite:////var/lib/eohub/eohub.sqlite", False),
+        ("postgresql+psycopg://eohub@db/eohub", False),
+    ],
+)
+def test_an_in_memory_sqlite_database_is_recognised(url: str, in_memory: bool) -> None:
+    # Its child would open a database of its own: the service writes in-process then.
+    assert in_memory_sqlite(url) is in_memory

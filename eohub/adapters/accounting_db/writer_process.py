@@ -16,7 +16,8 @@ them: :class:`~eohub.domain.accounting_events.EventError` with its fields,
 :class:`DatabaseUnavailable` for anything :func:`.errors.database_unavailable` says, and
 :class:`WriteFailed` (a bug: the service answers 500) for the rest. A child that dies is
 replaced, and the write it was doing is reported unavailable, so the client sends it
-again; its transaction never committed.
+again: it rolled back, or (killed between its commit and its answer) it is applied once
+more, which events and storage samples, idempotent, shrug off.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # The child's niceness, added to the service's own (Linux, and other Unix systems).
 WRITER_NICENESS = 10
+# Seconds between two starts of a child that died.
+REPLACE_INTERVAL = 5.0
 
 
 class WriteFailed(RuntimeError):
@@ -57,6 +62,12 @@ def _start_child(db_url: str, niceness: int) -> None:
 
     with contextlib.suppress(OSError):
         os.nice(niceness)
+    # Ctrl-C in a terminal reaches the whole process group: the service stops the
+    # child when it stops, after the writes sent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO, format="[AccountingService writer %(levelname)s] %(message)s"
+    )
     _child_store = AccountingStore(create_engine_for(db_url))
 
 
@@ -74,6 +85,17 @@ def _call_in_child(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
         raise WriteFailed(f"{method}: {type(e).__name__}") from None
 
 
+def in_memory_sqlite(db_url: str) -> bool:
+    """Whether ``db_url`` is an SQLite database that lives in one process's memory."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in str(url)
+    )
+
+
 def _ping() -> int:
     return os.getpid()
 
@@ -85,6 +107,7 @@ class WriterProcess:
         self.db_url = db_url
         self.niceness = niceness
         self._lock = threading.Lock()
+        self._last_replaced = -REPLACE_INTERVAL
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -102,7 +125,7 @@ class WriterProcess:
             try:
                 return self._pool.submit(_call_in_child, method, args, kwargs)
             except BrokenProcessPool:
-                self._replace_broken()
+                self._replace_broken()  # or, too soon after the last, still broken: raises
                 return self._pool.submit(_call_in_child, method, args, kwargs)
 
     def replace_if_broken(self, pool_error: BaseException) -> None:
@@ -114,7 +137,12 @@ class WriterProcess:
     def _replace_broken(self) -> None:
         if not self._pool._broken:  # replaced already
             return
+        # A child that keeps dying (say at start-up) is not restarted more often than
+        # this: the writes meanwhile are answered "unavailable", and the client retries.
+        if time.monotonic() - self._last_replaced < REPLACE_INTERVAL:
+            return
         log.error("The accounting writer process stopped; starting a new one")
+        self._last_replaced = time.monotonic()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
 
@@ -127,4 +155,10 @@ class WriterProcess:
         self._pool.shutdown(wait=True)
 
 
-__all__ = ["WRITER_NICENESS", "DatabaseUnavailable", "WriteFailed", "WriterProcess"]
+__all__ = [
+    "WRITER_NICENESS",
+    "DatabaseUnavailable",
+    "WriteFailed",
+    "WriterProcess",
+    "in_memory_sqlite",
+]
