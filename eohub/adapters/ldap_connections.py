@@ -35,8 +35,14 @@ from .ldap_servers import ServerAddress, ServerPool
 
 log = logging.getLogger(__name__)
 
-# Result codes that mean "this server cannot serve now", not "wrong password".
+# Result codes that mean "this server cannot serve now", not "wrong password", for the
+# service account's binds and for searches.
 SERVER_TROUBLE = frozenset({51, 52, 53, 80})  # busy, unavailable, unwillingToPerform, other
+# For a user's bind only busy and unavailable are the server's trouble: 389-DS and FreeIPA
+# answer 53 for a locked or inactivated account, so 53 and 80 there refuse that user alone
+# (counting them against the server would fail every server for one locked user).
+USER_BIND_TROUBLE = frozenset({51, 52})
+_NO_RESULT = -1  # a bind that got no answer at all: the server's trouble, never a refusal
 
 # Anything that means "this connection, or its server, cannot serve now". ldap3 raises
 # these even with raise_exceptions=False: a session the server terminated (a restart),
@@ -108,44 +114,63 @@ class LDAPConnections:
             connect_timeout=self.settings.connect_timeout,
         )
 
+    def _connection(
+        self, address: ServerAddress, user: str | None, password: str | None
+    ) -> Connection:
+        """An unopened connection (a seam: tests put a connection with scripted answers here)."""
+        return Connection(
+            self._server(address),
+            user=user,
+            password=password,
+            receive_timeout=self.settings.receive_timeout,
+            raise_exceptions=False,
+            read_only=True,
+            auto_referrals=False,
+        )
+
     def bind(
-        self, user: str | None, password: str | None, attempt: _Attempt | None = None
+        self,
+        user: str | None,
+        password: str | None,
+        attempt: _Attempt | None = None,
+        *,
+        service: bool = False,
     ) -> Lease | None:
         """A fresh bound connection, None if the directory refused the credentials.
 
         Servers are tried in the pool's order, skipping those already ruled out in
         this ``attempt``. Raises DirectoryUnavailable when no server could answer.
+        ``service`` says the credentials are the service account's, whose refusal with
+        53 or 80 is the server's trouble; a user's is that user's (see USER_BIND_TROUBLE).
         """
         attempt = attempt or _Attempt()
+        trouble = SERVER_TROUBLE if service else USER_BIND_TROUBLE
         for address in self.pool.order():
             if address in attempt.failed:
                 continue
             epoch = self.pool.epoch(address)  # before connecting: a failure meanwhile counts
-            conn = Connection(
-                self._server(address),
-                user=user,
-                password=password,
-                receive_timeout=self.settings.receive_timeout,
-                raise_exceptions=False,
-                read_only=True,
-                auto_referrals=False,
-            )
+            conn = self._connection(address, user, password)
             lease = Lease(conn, address, epoch)
             try:
                 conn.open()
                 if not address.ldaps and self.settings.start_tls and not conn.start_tls():
                     raise LDAPStartTLSError("StartTLS refused")
                 bound = conn.bind()
-            except CONNECTION_FAILURES as e:
+                code = int(conn.result.get("result", _NO_RESULT)) if conn.result else _NO_RESULT
+            except (*CONNECTION_FAILURES, LDAPException) as e:
+                # Any ldap3 error here (a malformed answer, an unexpected StartTLS
+                # state...) is this server failing to answer, not a refusal.
                 close(conn)
                 self._failed(lease, attempt, e)
                 continue
-            code = int(conn.result.get("result", -1)) if conn.result else -1
+            except BaseException:
+                close(conn)  # never leak the socket, whatever went wrong
+                raise
             if bound:
                 self.pool.mark_ok(address)
                 return lease
             close(conn)
-            if code in SERVER_TROUBLE:
+            if code == _NO_RESULT or code in trouble:
                 self._failed(lease, attempt, f"bind result {code}")
                 continue
             self.pool.mark_ok(address)
@@ -164,7 +189,7 @@ class LDAPConnections:
         while True:
             if lease is None:
                 lease = self.bind(
-                    self.settings.service_dn, self.settings.service_password, attempt
+                    self.settings.service_dn, self.settings.service_password, attempt, service=True
                 )
                 if lease is None:
                     raise DirectoryUnavailable(

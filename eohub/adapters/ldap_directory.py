@@ -169,12 +169,17 @@ class LDAPDirectory:
         *,
         scope: Any = SUBTREE,
         conn: Connection | None = None,
+        base_must_exist: bool = False,
     ) -> list[tuple[str, Mapping[str, Any]]]:
-        """Entries as (dn, attributes), on ``conn`` or on a service connection."""
+        """Entries as (dn, attributes), on ``conn`` or on a service connection.
+
+        A missing ``base`` (result 32) means no entries, unless ``base_must_exist``:
+        then it is this server's trouble, and the search fails over.
+        """
         if conn is not None:
-            return _entries(conn, base, filter_, attributes, scope)
+            return _entries(conn, base, filter_, attributes, scope, base_must_exist)
         return self.connections.with_service(
-            lambda c: _entries(c, base, filter_, attributes, scope)
+            lambda c: _entries(c, base, filter_, attributes, scope, base_must_exist)
         )
 
     def close(self) -> None:
@@ -244,6 +249,10 @@ class LDAPDirectory:
             settings.user_search_base,
             user_filter(settings.user_search_filter, username),
             self._profile_attributes(),
+            # A user search base that is missing is not "no such user": a replica still
+            # loading its suffix, or a reorganised directory, would otherwise log every
+            # user out at their next refresh.
+            base_must_exist=True,
         )
         if len(entries) > 1:
             log.warning(
@@ -325,10 +334,18 @@ class LDAPDirectory:
 
 
 def _entries(
-    conn: Connection, base: str, filter_: str, attributes: Sequence[str], scope: Any
+    conn: Connection,
+    base: str,
+    filter_: str,
+    attributes: Sequence[str],
+    scope: Any,
+    base_must_exist: bool = False,
 ) -> list[tuple[str, Mapping[str, Any]]]:
     ok = conn.search(base, filter_, search_scope=scope, attributes=list(attributes))
     code = int(conn.result.get("result", 0)) if conn.result else 0
+    if not ok and code == _NO_SUCH_OBJECT and base_must_exist:
+        # Fail over as if the connection had broken; DirectoryUnavailable if no server has it.
+        raise LDAPCommunicationError(f"search base {base!r} does not exist (result 32)")
     if not ok and code not in (0, _NO_SUCH_OBJECT):
         if code in SERVER_TROUBLE:
             # The server cannot serve now: fail over as if the connection had broken.

@@ -10,11 +10,16 @@ decision, :func:`~eohub.domain.access.decide_access`.
 ``allow_all`` is on, the group restrictions are enforced there too, so ``allow_all``
 cannot bypass them.
 
+``allow_existing_users`` defaults to False here: JupyterHub would add every user in its
+database to ``allowed_users``, so that no refresh could ever withdraw them.
+
 A refresh ends in :meth:`GroupPolicyMixin.finish_refresh`: an allowed user's groups and
 admin flag are handed to JupyterHub, which replaces the old ones; a user whose access
 is withdrawn loses admin, groups and roles at once, and by default their tokens and
 servers too. Returning False alone is not enough: JupyterHub 6.1 keeps serving
-token-authenticated requests of a user whose refresh failed (``auth_refresh_strict``).
+token-authenticated requests of a user whose refresh failed (``auth_refresh_strict``),
+and a refresh forced inside a request (before a spawn) comes after its scopes were
+computed, so such a request is refused with a 403 instead.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from jupyterhub.handlers.login import LogoutHandler
 from jupyterhub.utils import new_token
+from tornado import web
 from traitlets import Bool, Dict, List, Set, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
@@ -160,6 +167,14 @@ class GroupPolicyMixin(LoggingConfigurable):
         # The whole product reads JupyterHub groups; mirror the directory by default.
         return True
 
+    @default("allow_existing_users")
+    def _allow_existing_users_default(self) -> bool:
+        # JupyterHub turns this on whenever allowed_users is set, and then adds every
+        # user in its database (at start-up, and each one created through the API) to
+        # allowed_users: anyone who ever logged in would stay allowed whatever their
+        # groups, and a refresh could never withdraw them. Access follows the groups.
+        return False
+
     @validate("login_name_pattern")
     def _validate_login_name_pattern(self, proposal: dict[str, Any]) -> str:
         try:
@@ -281,6 +296,26 @@ class GroupPolicyMixin(LoggingConfigurable):
         if not outcome.withdrawn:
             return {**model, "groups": sorted(outcome.groups), "admin": outcome.admin}
         await self.withdraw_access(user, outcome.decision.reason, handler)
+        return self.refused_after_withdrawal(user, handler)
+
+    def refused_after_withdrawal(self, user: Any, handler: Any) -> bool:
+        """The ``refresh_user`` answer once ``user``'s access was withdrawn.
+
+        A refresh at the start of a request (``prepare``) comes before JupyterHub
+        computes the request's scopes, which the withdrawal has emptied: False is
+        enough. A refresh forced later in the request (``refresh_pre_spawn``) comes
+        after them, and JupyterHub 6.1 would go on with a token-authenticated or
+        another user's request: the spawn is refused here with a 403. Stopping a
+        server (DELETE, logout) may go on.
+        """
+        request = getattr(handler, "request", None)
+        if (
+            hasattr(handler, "parsed_scopes")
+            and request is not None
+            and request.method != "DELETE"
+            and not isinstance(handler, LogoutHandler)
+        ):
+            raise web.HTTPError(403, f"Access of {user.name} has been withdrawn")
         return self.login_required(handler)
 
     def login_required(self, handler: Any) -> bool:
@@ -315,6 +350,10 @@ class GroupPolicyMixin(LoggingConfigurable):
         # Even with manage_groups off: a group's roles would outlive the access.
         orm_user.groups = []
         orm_user.roles = []
+        # Servers others shared with the user: a token they keep reaches none of them.
+        shares = list(getattr(orm_user, "shared_with_me", ()))
+        for share in shares:
+            db.delete(share)
         revoked = 0
         if self.withdrawn_access_revokes_tokens:
             for token in list(orm_user.api_tokens):
@@ -326,6 +365,7 @@ class GroupPolicyMixin(LoggingConfigurable):
             # A new cookie id ends every browser session of the user.
             orm_user.cookie_id = new_token()
         db.commit()
+        await self._forget_groups(user)
         stopping = []
         if self.withdrawn_access_stops_servers:
             for name, spawner in list(user.spawners.items()):
@@ -334,14 +374,26 @@ class GroupPolicyMixin(LoggingConfigurable):
                     self._stop_server(user, name, handler)
         self.log.warning(
             "Refresh of %s: access withdrawn (%s); admin %s, groups removed %s,"
-            " tokens revoked %d, servers stopping %s",
+            " shares removed %d, tokens revoked %d, servers stopping %s",
             user.name,
             reason,
             "removed" if was_admin else "not held",
             groups,
+            len(shares),
             revoked,
             stopping,
         )
+
+    async def _forget_groups(self, user: Any) -> None:
+        # The spawner and services read groups and PI roles from auth_state: clear them.
+        get_state = getattr(user, "get_auth_state", None)
+        state = await get_state() if get_state is not None else None
+        profile = (state or {}).get(AUTH_STATE_KEY)
+        if isinstance(profile, dict) and any(
+            profile.get(k) for k in ("groups", "pi_of", "group_roles")
+        ):
+            profile.update(groups=[], pi_of=[], group_roles={})
+            await user.save_auth_state(state)
 
     def _stop_server(self, user: Any, name: str, handler: Any) -> None:
         # In the background: a refresh must not wait up to a spawner's stop timeout.

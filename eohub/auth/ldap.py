@@ -443,9 +443,27 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
                 return self.login_required(handler)
             self._lookup_cache[name] = (time.monotonic(), found)
         if found is None:
+            if not await self._logged_in_here(user):
+                # An API-created service user or a local admin_users account: never
+                # in the directory, so its absence withdraws nothing.
+                self.log.debug("Refresh of %s: not an LDAP login, left alone", name)
+                return True
             await self.withdraw_access(user, "no longer in the directory", handler)
-            return self.login_required(handler)
+            return self.refused_after_withdrawal(user, handler)
         model = self.auth_model_for(
             self.profile_for(found), extra_state={"ldap": {"dn": found.dn}}
         )
         return await self.finish_refresh(user, model, handler)
+
+    async def _logged_in_here(self, user: Any) -> bool:
+        """Whether ``user`` logged in through this authenticator (their DN is recorded).
+
+        Without auth_state (``enable_auth_state`` off) this cannot be told: every user
+        counts as an LDAP login, so one gone from the directory still loses access.
+        """
+        get_state = getattr(user, "get_auth_state", None)
+        if not self.enable_auth_state or get_state is None:
+            return True
+        state = await get_state()
+        ldap_state = (state or {}).get("ldap")
+        return isinstance(ldap_state, dict) and bool(ldap_state.get("dn"))

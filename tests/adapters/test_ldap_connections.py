@@ -1,7 +1,8 @@
 """Kept LDAP connections that break: dropped at once, and the operation moves on.
 
 Real slapd behind fault proxies (one proxy per "server"), so each server can be cut,
-slowed or stopped on its own while the directory behind stays the same.
+slowed or stopped on its own while the directory behind stays the same. Bind answers
+no test slapd gives (53, 80, none) are scripted, at the end.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 from ldap3 import BASE
+from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError
 
-from eohub.adapters.ldap_connections import Lease
+from eohub.adapters.ldap_connections import ConnectionSettings, LDAPConnections, Lease
 from eohub.adapters.ldap_directory import (
     DirectorySettings,
     DirectoryUnavailable,
@@ -22,9 +26,10 @@ from eohub.adapters.ldap_directory import (
     LDAPDirectory,
 )
 from eohub.adapters.ldap_filters import DEFAULT_GROUP_FILTER
-from eohub.adapters.ldap_servers import ServerAddress
+from eohub.adapters.ldap_servers import ServerAddress, ServerPool
 from tests.support.faultproxy import FaultProxy
-from tests.support.slapd import Directory
+from tests.support.slapd import BASE_DN, SERVICE_DN, Directory, own_slapd
+from tests.support.tools import DATA_DIR
 
 ProxyFactory = Callable[..., FaultProxy]
 
@@ -169,3 +174,156 @@ def test_when_no_server_answers_the_error_names_each_and_nothing_is_kept(
     assert address(b).url in message
     assert "hub-reader-pw" not in message
     assert ldap.connections.idle() == []
+
+
+# A user search base that a server lacks: that server's trouble, never "no such user".
+
+
+def without_people(workdir: Path) -> Path:
+    """The test directory as a replica that is still loading it: only the service account."""
+    keep = {
+        f"dn: {BASE_DN}",
+        f"dn: ou=services,{BASE_DN}",
+        f"dn: {SERVICE_DN}",
+    }
+    blocks = (DATA_DIR / "10-directory.ldif").read_text().split("\n\n")
+    ldif = workdir / "services-only.ldif"
+    ldif.write_text("\n\n".join(b for b in blocks if keep & set(b.splitlines())) + "\n")
+    return ldif
+
+
+def direct(directory: Directory) -> ServerAddress:
+    return ServerAddress.parse(directory.url)
+
+
+def test_a_missing_user_search_base_makes_the_directory_unavailable_not_the_user_gone(
+    directory: Directory,
+) -> None:
+    missing = f"ou=missing,{directory.base_dn}"
+    ldap = ldap_directory(directory, servers=(direct(directory),), user_search_base=missing)
+    with pytest.raises(DirectoryUnavailable) as info:
+        ldap.lookup("bob")
+    assert missing in str(info.value)
+    with pytest.raises(DirectoryUnavailable):
+        ldap.authenticate("bob", "bob-pw")
+    assert ldap.connections.idle() == []
+    ldap.close()
+
+
+def test_a_server_without_the_user_search_base_fails_over_to_one_that_has_it(
+    directory: Directory, tmp_path: Path
+) -> None:
+    with own_slapd(tmp_path / "loading", [without_people(tmp_path)], tls=directory.tls) as loading:
+        first, full = direct(loading.directory), direct(directory)
+        ldap = ldap_directory(directory, servers=(first, full))
+        user = ldap.lookup("bob")
+        assert user is not None
+        assert set(user.group_names) == {"researchers", "climate"}
+        assert ldap.pool.order() == [full, first]  # the loading server backs off
+        assert [lease.address for lease in ldap.connections.idle()] == [full]
+        assert ldap.authenticate("alice", "alice-pw") is not None
+        assert ldap.authenticate("alice", "wrong") is None  # refused, not unavailable
+        ldap.close()
+
+
+# What a bind's answer means: a table over scripted connections (the adapter's own seam,
+# LDAPConnections._connection), as no test slapd answers 53 or 80 to a bind.
+
+A, B = (ServerAddress.parse(f"ldap://ldap{i}.example.org") for i in (1, 2))
+
+
+class ScriptedConnection:
+    """Answers open, StartTLS and bind as scripted; records whether it was closed."""
+
+    def __init__(self, bind: int | BaseException | None, *, fails_in: str = "bind") -> None:
+        self.answer, self.fails_in = bind, fails_in
+        self.closed = True
+        self.result: dict[str, object] | None = None
+
+    def _step(self, name: str) -> None:
+        if isinstance(self.answer, BaseException) and self.fails_in == name:
+            raise self.answer
+
+    def open(self) -> None:
+        self.closed = False
+        self._step("open")
+
+    def start_tls(self) -> bool:
+        self._step("start_tls")
+        return True
+
+    def bind(self) -> bool:
+        self._step("bind")
+        self.result = None if self.answer is None else {"result": self.answer}
+        return self.answer == 0
+
+    def unbind(self) -> None:
+        self.closed = True
+
+
+class Scripted(LDAPConnections):
+    """Connections to servers A and B that answer as ``script`` says."""
+
+    def __init__(self, script: Callable[[ServerAddress, str | None], ScriptedConnection]) -> None:
+        super().__init__(ServerPool([A, B]), ConnectionSettings(service_dn="cn=svc"))
+        self.script = script
+        self.made: list[ServerAddress] = []
+
+    def _connection(self, address: ServerAddress, user: str | None, password: str | None) -> Any:
+        self.made.append(address)
+        return self.script(address, user)
+
+
+REFUSED, FAILS_OVER, RAISES = "refused", "fails over", "raises"
+
+
+@pytest.mark.parametrize(
+    ("service", "answer", "fails_in", "outcome"),
+    [
+        (False, 0, "bind", A),
+        (False, 49, "bind", REFUSED),  # wrong password
+        (False, 53, "bind", REFUSED),  # 389-DS / FreeIPA: account locked or inactivated
+        (False, 80, "bind", REFUSED),  # other: about this user, not the server
+        (False, 51, "bind", FAILS_OVER),  # busy
+        (False, 52, "bind", FAILS_OVER),  # unavailable
+        (False, None, "bind", FAILS_OVER),  # no result at all
+        (True, 49, "bind", REFUSED),  # with_service says why; the server is fine
+        (True, 53, "bind", FAILS_OVER),  # the service account is never locked on purpose
+        (True, 80, "bind", FAILS_OVER),
+        (True, None, "bind", FAILS_OVER),
+        (False, LDAPSocketOpenError("refused"), "open", FAILS_OVER),
+        (False, LDAPException("odd StartTLS answer"), "start_tls", FAILS_OVER),
+        (True, LDAPException("malformed bind answer"), "bind", FAILS_OVER),
+        (False, ValueError("a bug"), "bind", RAISES),
+    ],
+)
+def test_what_a_bind_answer_means(
+    service: bool, answer: int | BaseException | None, fails_in: str, outcome: object
+) -> None:
+    scripted = ScriptedConnection(answer, fails_in=fails_in)
+    connections = Scripted(lambda address, _: scripted if address == A else ScriptedConnection(0))
+    if outcome is RAISES:
+        with pytest.raises(type(answer)):  # type: ignore[arg-type]
+            connections.bind("uid=bob", "pw", service=service)
+    else:
+        lease = connections.bind("uid=bob", "pw", service=service)
+        if outcome is REFUSED:
+            assert lease is None
+        else:
+            assert lease is not None
+            assert lease.address == (B if outcome is FAILS_OVER else outcome)
+    # Only trouble counts against A; a refusal or a success leaves it first.
+    assert connections.pool.order()[0] == (B if outcome is FAILS_OVER else A)
+    if outcome is not A:
+        assert scripted.closed  # never a leaked socket, whatever happened
+    assert connections.made == ([A, B] if outcome is FAILS_OVER else [A])
+
+
+def test_a_locked_user_leaves_every_server_and_kept_connection_alone() -> None:
+    connections = Scripted(lambda _, user: ScriptedConnection(0 if user == "cn=svc" else 53))
+    kept = connections.with_service(lambda conn: conn)  # a service connection, kept
+    assert connections.idle()[0].conn is kept
+    assert connections.bind("uid=locked", "pw") is None
+    assert connections.idle()[0].conn is kept
+    assert connections.pool.order() == [A, B]
+    assert connections.made == [A, A]  # B was never asked

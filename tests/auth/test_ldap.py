@@ -11,7 +11,9 @@ import pytest
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, Connection, Server
 from tornado import web
 from traitlets import TraitError
+from traitlets.config import Config
 
+from eohub.auth.ldap import LDAPAuthenticator
 from eohub.domain.profile import UserProfile
 from tests.auth.ldap_support import login, make_authenticator
 from tests.support.process import ServiceProcess
@@ -120,6 +122,33 @@ def test_access_rules(
 ) -> None:
     model = login(make_authenticator(directory, **overrides), username, PASSWORDS[username])
     assert (model is not None) is allowed
+
+
+@pytest.mark.parametrize(
+    ("settings", "username", "groups", "allowed"),
+    [
+        # bob is in the hub's database (he logged in once, or the API created him).
+        ({"allowed_users": {"ops"}, "allowed_groups": {"staff"}}, "bob", [], False),
+        ({"allowed_users": {"ops"}, "allowed_groups": {"staff"}}, "bob", ["staff"], True),
+        ({"allowed_users": {"ops"}, "allowed_groups": {"staff"}}, "ops", [], True),
+        ({"allowed_users": {"ops"}}, "bob", [], False),
+        # An admin who asks for JupyterHub's behaviour gets it.
+        ({"allowed_users": {"ops"}, "allow_existing_users": True}, "bob", [], True),
+    ],
+)
+def test_users_in_the_database_are_not_allowed_for_that_alone(
+    settings: dict[str, Any], username: str, groups: list[str], allowed: bool
+) -> None:
+    authenticator = LDAPAuthenticator(config=Config({"LDAPAuthenticator": settings}))
+    # What JupyterHub does for every user in its database at start-up and for each
+    # user created through the API.
+    authenticator.add_user(FakeUser("bob"))
+    decision = authenticator.decide(username, {"groups": groups})
+    assert decision.allowed is allowed, decision.reason
+    if groups == [] and username == "bob":
+        bob = FakeUser("bob")
+        refreshed = asyncio.run(authenticator.finish_refresh(bob, {"name": "bob", "groups": []}))
+        assert (refreshed is False) is not allowed
 
 
 @pytest.mark.parametrize(

@@ -300,3 +300,20 @@ def test_exactly_the_documented_settings_turn_starttls_off(
 def test_start_tls_off_alone_stops_the_hub(directory: Directory) -> None:
     with pytest.raises(ValueError, match="without start_tls sends passwords in clear"):
         make_authenticator(directory, server_urls=[directory.url], start_tls=False)
+
+
+def test_a_missing_user_search_base_is_an_outage_not_a_wrong_password_nor_a_user_gone(
+    directory: Directory,
+) -> None:
+    # A replica still loading its suffix, or a reorganised directory: the base is gone.
+    authenticator = make_authenticator(
+        directory,
+        user_search_base=f"ou=missing,{directory.base_dn}",
+        refresh_outage_policy="keep",
+    )
+    with pytest.raises(web.HTTPError) as info:
+        login(authenticator, "bob", "bob-pw")
+    assert info.value.status_code == 503
+    # A refresh keeps the user as they are (the outage policy), nothing is withdrawn.
+    assert asyncio.run(authenticator.refresh_user(StoredUser("bob"))) is True
+    authenticator.close()

@@ -135,6 +135,9 @@ def test_a_refresh_brings_the_hub_in_line_with_the_directory(
     alice, bob, carol = (hub.login(u, f"{u}-pw") for u in ("alice", "bob", "carol"))
     full, narrow = user_token(hub, "alice"), user_token(hub, "alice", ["list:users"])
     carol_token = user_token(hub, "carol")
+    # A service account created through the API, never in the directory.
+    assert hub.api("POST", "/users/robot").status_code == 201
+    robot_token = user_token(hub, "robot")
     assert api_as(hub, full, "/users").status_code == 200
     assert api_as(hub, narrow, "/users").status_code == 200
     assert api_as(hub, carol_token, "/users/carol").status_code == 200
@@ -168,6 +171,10 @@ def test_a_refresh_brings_the_hub_in_line_with_the_directory(
     assert home.status_code == 302
     assert "/hub/login" in home.headers["location"]
 
+    # The API-created user is not the directory's to withdraw: its token still works.
+    assert api_as(hub, robot_token, "/users/robot").status_code == 200
+    assert api_as(hub, robot_token, "/user").status_code == 200
+
     # bob keeps his access but loses climate, and the climate environment with it.
     assert bob.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False).status_code == 200
     assert hub.api("GET", "/users/bob").json()["groups"] == ["researchers"]
@@ -187,10 +194,59 @@ def test_a_refresh_brings_the_hub_in_line_with_the_directory(
     assert "Refresh of carol: access withdrawn (member of blocked group 'sentinel-team')" in log
     assert "Removing user bob from group(s): {'climate'}" in log
     assert "Failed to get current user" not in log  # refusals are not errors
+    assert "Refresh of robot" not in log
 
     # Logout clears the session cookie: the same session is sent to the login page.
     assert bob.get(f"{hub.url}/hub/logout", timeout=10).status_code == 200
     assert bob.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False).status_code == 302
+
+
+def test_a_withdrawn_user_cannot_start_a_server_with_a_kept_token(
+    directory_factory: Callable[..., tuple[ServiceProcess, Directory]],
+    hub_factory: Callable[..., Hub],
+) -> None:
+    _, own = directory_factory()
+    # No refresh at the start of a request: only the one before a spawn, which comes
+    # after JupyterHub computed the request's scopes.
+    hub = hub_factory(
+        ldap_hub_config(own, withdrawn_access_revokes_tokens=False)
+        + "c.Authenticator.auth_refresh_age = 3600\n"
+        + "c.Authenticator.refresh_pre_spawn = True\n"
+        # Users may share their servers, with users they name.
+        + "c.JupyterHub.load_roles.append("
+        + '{"name": "user", "scopes": ["self", "shares!user", "read:users:name"]})\n'
+    )
+    hub.login("bob", "bob-pw")
+    hub.login("carol", "carol-pw")
+    bob_token, carol_token = user_token(hub, "bob"), user_token(hub, "carol")
+    # carol shares her server with bob.
+    hub.spawn("carol")
+    shares = f"{hub.url}/hub/api/shares/carol/"
+    carol_auth = {"Authorization": f"token {carol_token}"}
+    shared = requests.post(shares, json={"user": "bob"}, headers=carol_auth, timeout=30)
+    assert shared.status_code == 200, shared.text
+    assert api_as(hub, bob_token, "/users/bob").status_code == 200
+    for group, attribute in (("researchers", "member"), ("climate", "uniqueMember")):
+        admin_modify(
+            own, own.group_dn(group), {attribute: [(MODIFY_DELETE, [own.user_dn("bob")])]}
+        )
+
+    response = requests.post(
+        f"{hub.url}/hub/api/users/bob/server",
+        headers={"Authorization": f"token {bob_token}"},
+        timeout=30,
+    )
+    assert response.status_code == 403, response.text
+    assert "Access of bob has been withdrawn" in response.text
+    assert hub.server("bob") is None
+    # The kept token reaches nothing: no scopes of its own, no shared server.
+    assert api_as(hub, bob_token, "/users/bob").status_code == 403
+    assert requests.get(shares, headers=carol_auth, timeout=30).json()["items"] == []
+    assert hub.api("GET", "/users/bob").json()["auth_state"]["eohub"]["groups"] == []
+    log = hub.process.log_path.read_text()
+    assert "Refresh of bob: access withdrawn (not a member of any allowed group)" in log
+    assert "shares removed 1" in log
+    assert "Uncaught exception" not in log
 
 
 def test_browser_login_and_refusal(
