@@ -386,6 +386,10 @@ class AccountingService(DatabaseApp):
         """Listen, run the background loops, and stop cleanly on SIGTERM/SIGINT."""
         import signal
 
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
         parts = urlsplit(self.url)
         # Tornado would read up to 100 MB before a handler could answer 413: a body
         # declared (or sent) past twice the API's limit is refused as it arrives.
@@ -398,10 +402,6 @@ class AccountingService(DatabaseApp):
             self.service_prefix,
             self.safe_url(),
         )
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
         workers = self.start_workers()
         # Everything loaded so far (the modules of JupyterHub, SQLAlchemy and Tornado,
         # the config) lives as long as the process. Frozen, the collector stops walking

@@ -12,6 +12,9 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,3 +199,31 @@ def test_only_the_stores_own_methods_cross(store: AccountingStore) -> None:
 def test_an_in_memory_sqlite_database_is_recognised(url: str, in_memory: bool) -> None:
     # Its child would open a database of its own: the service writes in-process then.
     assert in_memory_sqlite(url) is in_memory
+
+
+def test_the_child_ends_when_the_service_is_killed(tmp_path: Path) -> None:
+    # A service killed outright (SIGKILL: no chance to stop its child) leaves no orphan
+    # holding a database connection and the service's output.
+    script = tmp_path / "service.py"
+    script.write_text(
+        "import sys, time\n"
+        "from eohub.adapters.accounting_db.writer_process import WriterProcess\n"
+        "if __name__ == '__main__':\n"
+        f"    process = WriterProcess('sqlite:///{tmp_path / 'eohub.sqlite'}')\n"
+        "    print(process.pid(), flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    service = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert service.stdout is not None
+    child = int(service.stdout.readline())
+    service.kill()
+    service.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the writer process outlived the service")

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 WRITER_NICENESS = 10
 # Seconds between two starts of a child that died.
 REPLACE_INTERVAL = 5.0
+# How often the child checks that the service that started it still runs.
+PARENT_CHECK_SECONDS = 1.0
 
 
 class WriteFailed(RuntimeError):
@@ -69,6 +71,20 @@ def _start_child(db_url: str, niceness: int) -> None:
         level=logging.INFO, format="[AccountingService writer %(levelname)s] %(message)s"
     )
     _child_store = AccountingStore(create_engine_for(db_url))
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="eohub-writer-watch", daemon=True
+    ).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End the child when the service is gone (killed, say, before it could stop it).
+
+    An orphan would hold a database connection, and the service's output streams, for
+    good. A write it was doing rolls back with the connection; nobody awaits its answer.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _call_in_child(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
