@@ -5,7 +5,7 @@ configured failure policy decides, and the answer says so (:class:`QuotaAnswer`)
 
 Events are never lost and never counted twice. ``record_start``/``record_stop`` commit
 the event to the :class:`~eohub.accounting.outbox.Outbox` (an SQLite file) before they
-return; an :class:`~eohub.accounting.outbox.OutboxSender` task sends the queued events
+return; an :class:`~eohub.accounting.outbox_sender.OutboxSender` task sends the queued events
 oldest first, and deletes them only once the service has confirmed them. A hub that is
 killed resends the rest after its restart. A resend is always safe: every event carries
 an idempotency key (``id``), and the service stores each key once, so an event it
@@ -18,9 +18,8 @@ import asyncio
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient
@@ -28,7 +27,9 @@ from traitlets import Enum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from eohub.accounting.client_http import NoAnswer, Reply, post_json
-from eohub.accounting.outbox import DeadLetter, Delivery, Outbox, OutboxSender
+from eohub.accounting.client_replies import QuotaAnswer, delivery, quota_answer
+from eohub.accounting.outbox import DeadLetter, Outbox
+from eohub.accounting.outbox_sender import Delivery, OutboxSender
 from eohub.accounting.scopes import SERVICE_NAME
 from eohub.domain.accounting_events import (
     MAX_BATCH,
@@ -39,35 +40,10 @@ from eohub.domain.accounting_events import (
 from eohub.domain.accounting_requests import parse_quota_request
 
 T = TypeVar("T")
-QuotaSource = Literal["service", "fail-open", "fail-closed"]
 
 DEFAULT_SERVICE_ROOT = "http://127.0.0.1:10101"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
 DEFAULT_URL = DEFAULT_SERVICE_ROOT + SERVICE_PREFIX
-
-
-@dataclass(frozen=True)
-class QuotaAnswer:
-    """The answer to "may this user start this server, charged to this group?".
-
-    Attributes
-    ----------
-    allowed
-        Whether to start the server.
-    reason
-        Why, in words to show the user.
-    budget_left
-        Hours left per budget (``core_hours``, ``gpu_hours``, ``memory_gib_hours``);
-        ``None`` where no budget limits it. Empty when the service did not answer.
-    source
-        ``"service"`` when the service decided; ``"fail-open"`` or ``"fail-closed"``
-        when it could not, and ``quota_failure_policy`` did.
-    """
-
-    allowed: bool
-    reason: str
-    budget_left: Mapping[str, float | None] = field(default_factory=dict)
-    source: QuotaSource = "service"
 
 
 class AccountingClient(LoggingConfigurable):
@@ -223,7 +199,7 @@ class AccountingClient(LoggingConfigurable):
         except NoAnswer as e:
             return self._quota_fallback(user, group, e.problem, e.detail)
         if reply.code == 200:
-            answer = _quota_answer(reply.body)
+            answer = quota_answer(reply.body)
             if answer is not None:
                 return answer
             problem = "The accounting service sent an answer eohub cannot read"
@@ -405,7 +381,7 @@ class AccountingClient(LoggingConfigurable):
                 counts.get("duplicates"),
             )
             return Delivery("accepted")
-        return _delivery(reply, self._log_token_refused)
+        return delivery(reply, self._log_token_refused)
 
     def _log_token_refused(self, code: int) -> None:
         if not self._token_refused:
@@ -464,52 +440,5 @@ def _service_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def _delivery(reply: Reply, token_refused: Callable[[int], None]) -> Delivery:
-    """What a reply other than 200 means for the batch sent.
-
-    A 4xx is a verdict that sending the same request again cannot change, so it is never
-    retried: the service's field errors (400, 422) dead-letter the events they name; a
-    413 sends the batch in halves; any other 4xx (a refused token, a wrong URL, a proxy's
-    error page) dead-letters the whole batch with the status and message, for an admin
-    to requeue after the fix. 5xx and no answer are retried: a 503 is the service's
-    "database unavailable", the others a service or proxy failing for now.
-    """
-    code, body = reply.code, reply.body
-    if not 400 <= code < 500:
-        what = "database unavailable" if code == 503 else "failing"
-        return Delivery("retry", problem=f"the accounting service answered HTTP {code} ({what})")
-    if code in (401, 403):
-        token_refused(code)
-    reasons = {"status": str(code)}
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if isinstance(body, dict):
-        reasons["message"] = str(body.get("message", ""))
-        if code in (400, 422) and isinstance(errors, dict) and errors:
-            # The service's verdict on named events (or on the whole body).
-            return Delivery("rejected", errors={str(k): str(v) for k, v in errors.items()})
-    else:
-        reasons["message"] = (
-            "not an answer of the accounting service: check c.AccountingClient.url"
-            + (f" ({reply.text})" if reply.text else "")
-        )
-    if code == 413:
-        return Delivery("rejected", errors=reasons)  # too large: halves, then one event
-    return Delivery(
-        "refused",
-        errors=reasons,
-        problem=f"the accounting service answered HTTP {code}: {reasons['message']}",
-    )
-
-
-def _quota_answer(body: Any) -> QuotaAnswer | None:
-    """The service's quota answer, or None when the body is not one."""
-    if not isinstance(body, dict):
-        return None
-    allowed, reason, left = body.get("allowed"), body.get("reason"), body.get("budget_left", {})
-    if not isinstance(allowed, bool) or not isinstance(reason, str) or not isinstance(left, dict):
-        return None
-    budget: dict[str, float | None] = {}
-    for name, value in left.items():
-        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-            budget[str(name)] = None if value is None else float(value)
-    return QuotaAnswer(allowed, reason, budget, "service")
+# QuotaAnswer is what quota_check returns: the spawners import it from here.
+__all__ = ["DEFAULT_URL", "AccountingClient", "QuotaAnswer"]

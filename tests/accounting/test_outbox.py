@@ -14,13 +14,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from eohub.accounting.outbox import (
-    Delivery,
-    Outbox,
-    OutboxError,
-    OutboxSender,
-    backoff_delay,
-)
+from eohub.accounting.outbox import Outbox, OutboxError
+from eohub.accounting.outbox_sender import Delivery, OutboxSender, backoff_delay
 from eohub.domain.accounting_events import start_event_json, stop_event_json
 
 T = TypeVar("T")
