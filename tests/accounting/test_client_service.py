@@ -22,11 +22,9 @@ from sqlalchemy import select
 from eohub.accounting.client import AccountingClient
 from eohub.adapters.accounting_db.models import Session
 from eohub.domain.accounting_events import start_event_json
-from tests.accounting.test_outbox_faults import HUB_CONFIG, _start_service, _through
-from tests.support.accounting import empty_database
+from tests.accounting.test_outbox_faults import service_behind_proxy
 from tests.support.faultproxy import FaultProxy
 from tests.support.hub import Hub
-from tests.support.process import free_port
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 LOG = logging.getLogger("tests.accounting.client_service")
@@ -40,22 +38,15 @@ async def test_4xx_is_dead_lettered_at_once_and_503_is_retried_until_delivered(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOG.name)
-    service_token, client_token = secrets.token_hex(16), secrets.token_hex(16)
-    service_url = f"http://127.0.0.1:{free_port()}"
-    hub = hub_factory(
-        HUB_CONFIG.format(
-            service_url=service_url, service_token=service_token, client_token=client_token
-        ),
-        load_dropins=False,
+    setup = service_behind_proxy(hub_factory, postgres_url, fault_proxy_factory, tmp_path)
+    engine, proxy, service_url, client_token = (
+        setup.engine,
+        setup.proxy,
+        setup.service_url,
+        setup.client_token,
     )
-    engine = empty_database(postgres_url)
+    service = setup.start_service()
     pg = urlsplit(postgres_url)
-    proxy = fault_proxy_factory(pg.hostname, pg.port or 5432)
-    db_url = _through(proxy, postgres_url)
-    (tmp_path / "eohub_accounting_config.py").write_text(
-        'c.AccountingService.groups = {"climate": {}}\n'
-    )
-    service = _start_service(hub, service_url, db_url, service_token, tmp_path)
     clients: list[AccountingClient] = []
     revived: FaultProxy | None = None
 

@@ -10,12 +10,13 @@ import os
 import secrets
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from eohub.accounting.client import AccountingClient
 from eohub.adapters.accounting_db.models import Event, Session, UsageTotal
@@ -83,12 +84,32 @@ def _through(proxy: FaultProxy, db_url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def test_500_sessions_survive_service_kills_connection_cuts_and_a_hub_restart(
+@dataclass
+class Setup:
+    """A hub, and its accounting service on PostgreSQL behind a fault proxy."""
+
+    hub: Hub
+    engine: Engine
+    proxy: FaultProxy
+    db_url: str
+    service_url: str
+    service_token: str
+    client_token: str
+    workdir: Path
+
+    def start_service(self) -> ServiceProcess:
+        return _start_service(
+            self.hub, self.service_url, self.db_url, self.service_token, self.workdir
+        )
+
+
+def service_behind_proxy(
     hub_factory: Callable[..., Hub],
     postgres_url: str,
     fault_proxy_factory: Callable[..., FaultProxy],
-    tmp_path: Path,
-) -> None:
+    workdir: Path,
+) -> Setup:
+    """Start a hub and its accounting service (group ``climate``), database behind a proxy."""
     service_token, client_token = secrets.token_hex(16), secrets.token_hex(16)
     service_url = f"http://127.0.0.1:{free_port()}"
     hub = hub_factory(
@@ -100,11 +121,35 @@ async def test_500_sessions_survive_service_kills_connection_cuts_and_a_hub_rest
     engine = empty_database(postgres_url)
     pg = urlsplit(postgres_url)
     proxy = fault_proxy_factory(pg.hostname, pg.port or 5432)
-    db_url = _through(proxy, postgres_url)
-    (tmp_path / "eohub_accounting_config.py").write_text(
+    (workdir / "eohub_accounting_config.py").write_text(
         'c.AccountingService.groups = {"climate": {}}\n'
     )
-    service = _start_service(hub, service_url, db_url, service_token, tmp_path)
+    return Setup(
+        hub,
+        engine,
+        proxy,
+        _through(proxy, postgres_url),
+        service_url,
+        service_token,
+        client_token,
+        workdir,
+    )
+
+
+async def test_500_sessions_survive_service_kills_connection_cuts_and_a_hub_restart(
+    hub_factory: Callable[..., Hub],
+    postgres_url: str,
+    fault_proxy_factory: Callable[..., FaultProxy],
+    tmp_path: Path,
+) -> None:
+    setup = service_behind_proxy(hub_factory, postgres_url, fault_proxy_factory, tmp_path)
+    hub, engine, proxy, db_url = setup.hub, setup.engine, setup.proxy, setup.db_url
+    service_url, service_token, client_token = (
+        setup.service_url,
+        setup.service_token,
+        setup.client_token,
+    )
+    service = setup.start_service()
 
     outbox = tmp_path / "outbox.sqlite"
 
