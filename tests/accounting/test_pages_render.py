@@ -175,17 +175,23 @@ def test_the_error_page_needs_no_caller() -> None:
     assert "Logout" not in html
 
 
+# The groups page of a caller with nothing to report.
+NO_REPORTS: dict[str, object] = {
+    "reports": [],
+    "reports_json": {},
+    "period": "month",
+    "focus": "",
+    "enforcement": {},
+    "flagged": set(),
+}
+
+
 def test_a_non_pi_gets_a_friendly_groups_page() -> None:
     html = render(
         "groups.html",
         caller=ALICE,
         **LINKS,
-        reports=[],
-        reports_json={},
-        period="month",
-        focus="",
-        enforcement={},
-        flagged=set(),
+        **NO_REPORTS,
     )
     assert "You are not a PI of any group" in html
     assert "eohub-xsrf" not in html
@@ -198,12 +204,7 @@ def test_pages_carry_the_xsrf_token_for_their_scripts() -> None:
         caller=CAROL,
         **LINKS,
         xsrf=token,
-        reports=[],
-        reports_json={},
-        period="month",
-        focus="",
-        enforcement={},
-        flagged=set(),
+        **NO_REPORTS,
     )
     assert '<meta name="eohub-xsrf" content="2|ab&#34;cd|ef">' in html
 
