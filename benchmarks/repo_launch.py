@@ -2,7 +2,7 @@
 
 A launch from a git repository does three things a plain environment's launch does
 not, before the pod is made: the launch policy checks the repository
-(``authorize`` with the admin's :class:`~eohub.domain.repo_launch.RepoRules`),
+(``authorize`` with the admin's :class:`~eohub.domain.launch.repository.RepoRules`),
 :meth:`RepoLaunches.resolve` resolves the ref to a commit with ``git ls-remote``, and
 :meth:`RepoLaunches.find_or_build` asks the registry for the commit's image
 (``RegistryClient.image_exists``: one ``HEAD`` of the manifest). On a cache hit the
@@ -75,18 +75,18 @@ if str(REPO_ROOT) not in sys.path:
 
 from traitlets.config import Config  # noqa: E402
 
-from eohub.adapters.git_process import git_env  # noqa: E402
+from eohub.adapters.git.process import git_env  # noqa: E402
 from eohub.adapters.registry import split_image  # noqa: E402
-from eohub.domain.launch_config import LaunchConfig, parse_launch_config  # noqa: E402
-from eohub.domain.launch_options import parse_options  # noqa: E402
-from eohub.domain.launch_policy import (  # noqa: E402
+from eohub.domain.launch.config import LaunchConfig, parse_launch_config  # noqa: E402
+from eohub.domain.launch.options import parse_options  # noqa: E402
+from eohub.domain.launch.policy import (  # noqa: E402
     Launch,
     Member,
     authorize,
     check_charged,
     split_charged,
 )
-from eohub.domain.repo_launch import RepoLaunch, RepoRules  # noqa: E402
+from eohub.domain.launch.repository import RepoLaunch, RepoRules  # noqa: E402
 from eohub.spawner.repo_launches import RepoLaunches  # noqa: E402
 from tests.support.git_server import Repo, git_http_server, make_repo  # noqa: E402
 from tests.support.registry import Registry, start_registry  # noqa: E402

@@ -44,10 +44,10 @@ from typing import Any
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
 
-from eohub.accounting.client import QuotaAnswer
-from eohub.domain.ledger import Resources
-from eohub.domain.profile import UserProfile
-from eohub.domain.quota import Limits, Running, Standing, decide
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.accounting.ledger import Resources
+from eohub.domain.accounting.quota import Limits, Running, Standing, decide
+from eohub.domain.identity.profile import UserProfile
 from eohub.spawner.kube import QuotaKubeSpawner
 
 TARGET_P99_MS = 5.0

@@ -96,7 +96,7 @@ c.RepoLaunches.allow_private_hosts = True
 c.RepoLaunches.allowed_hosts = ["127.0.0.1", "github.com", "gitlab.com"]
 c.RepoLaunches.trusted_repos = ["127.0.0.1/eohub-demo"]
 
-from eohub.spawner.launch_link import launch_link_handlers  # noqa: E402
+from eohub.spawner.form.launch_link import launch_link_handlers  # noqa: E402
 
 c.JupyterHub.extra_handlers = launch_link_handlers()
 
@@ -106,6 +106,6 @@ if os.geteuid() == 0:
     c.Spawner.args.append("--allow-root")
 
 # Last: check the launch config, so a mistake stops the demo with the key named.
-from eohub.spawner.launch_settings import check_hub_config  # noqa: E402
+from eohub.spawner import check_hub_config  # noqa: E402
 
 check_hub_config(c)

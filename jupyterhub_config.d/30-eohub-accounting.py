@@ -63,7 +63,7 @@ c.JupyterHub.services.extend(
             # the access scope); the service authorises by the token's scopes alone.
             "oauth_client_allowed_scopes": [ADMIN, READ],
         },
-        # The hub's own client (eohub.accounting.client): posts events, asks quota checks.
+        # The hub's own client (eohub.accounting.client.client): posts events, asks quota checks.
         {"name": "eohub-accounting-hub", "api_token": _hub_client_token()},
     ]
 )

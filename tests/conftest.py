@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.support import hub as hub_harness
 from tests.support.browser import launch_chromium
 from tests.support.databases import mariadb_database, postgres_database
 from tests.support.faultproxy import FaultProxy
@@ -21,6 +22,18 @@ from tests.support.oidc import OIDCProvider, ProviderSettings, start_oidc_provid
 from tests.support.process import ServiceProcess
 from tests.support.slapd import Directory, start_slapd
 from tests.support.tools import DATA_DIR, artifacts_dir
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that asks for hub_factory starts a hub; it needs no marker of its own.
+    for item in items:
+        if "hub_factory" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.hub)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture of the test runs, module- and session-scoped ones included.
+    hub_harness.hub_allowed = item.get_closest_marker("hub") is not None
 
 
 @pytest.fixture(scope="session")

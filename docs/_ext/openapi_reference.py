@@ -1,7 +1,7 @@
 """Render the accounting service's OpenAPI file as a reference page.
 
 At ``builder-inited`` this writes ``reference/gen/accounting-api.md`` from
-``eohub/accounting/openapi.yaml``: one section per operation, with its parameters,
+``eohub/accounting/service/openapi.yaml``: one section per operation, with its parameters,
 request body, responses and the scope it needs. The YAML file itself is linked for
 download, for tools that read OpenAPI.
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-import eohub.accounting
+import eohub.accounting.service
 
-SPEC = Path(eohub.accounting.__file__).with_name("openapi.yaml")
+SPEC = Path(eohub.accounting.service.__file__).with_name("openapi.yaml")
 METHODS = ("get", "post", "put", "delete")
 
 

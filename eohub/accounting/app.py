@@ -25,11 +25,11 @@ from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, Unicode, defa
 from traitlets.config import Application
 
 from eohub._version import __version__
-from eohub.accounting.api import api_routes
-from eohub.accounting.enforce import Enforcer
-from eohub.accounting.handlers_base import OAuthCallbackHandler
-from eohub.accounting.metrics import Metrics
 from eohub.accounting.scopes import ADMIN, ADMINS_ROLE, SERVICE_NAME
+from eohub.accounting.service.api import api_routes
+from eohub.accounting.service.enforce import Enforcer
+from eohub.accounting.service.handlers import OAuthCallbackHandler
+from eohub.accounting.service.metrics import Metrics
 from eohub.adapters.accounting_db import (
     AccountingStore,
     OutdatedSchemaError,
@@ -44,8 +44,8 @@ from eohub.adapters.accounting_db.schema import (
 )
 from eohub.adapters.accounting_db.store_executors import share_the_interpreter
 from eohub.adapters.accounting_db.writer_process import WriterProcess, in_memory_sqlite
-from eohub.domain.accounting_events import DEFAULT_MAX_CLOCK_SKEW, EventError
-from eohub.domain.accounting_requests import MAX_BODY_BYTES, parse_group_update
+from eohub.domain.accounting.events import DEFAULT_MAX_CLOCK_SKEW, EventError
+from eohub.domain.accounting.requests import MAX_BODY_BYTES, parse_group_update
 
 DEFAULT_DB_URL = "sqlite:///eohub-accounting.sqlite"
 
@@ -131,7 +131,7 @@ class AccountingService(DatabaseApp):
     subcommands = {  # noqa: RUF012
         "upgrade-db": (UpgradeDBApp, UpgradeDBApp.description),
         "export": (
-            "eohub.accounting.export_cli.ExportApp",
+            "eohub.accounting.exports.cli.ExportApp",
             "Export sessions, usage or XDMoD records.",
         ),
     }
@@ -350,7 +350,7 @@ class AccountingService(DatabaseApp):
 
     def extra_routes(self, prefix: str) -> list[Any]:
         """Pages, exports and metrics (registered by their modules)."""
-        from eohub.accounting.routes import extra_routes
+        from eohub.accounting.service.routes import extra_routes
 
         return extra_routes(prefix)
 
@@ -418,7 +418,7 @@ class AccountingService(DatabaseApp):
         self.engine.dispose()
 
     def start_workers(self) -> list[asyncio.Task[None]]:
-        from eohub.accounting.workers import start_workers
+        from eohub.accounting.service.workers import start_workers
 
         return start_workers(self)
 

@@ -7,13 +7,13 @@
   and quotas. Drop-in 30 grants it to the hub's admins through the role
   ``eohub-accounting-admins``; being a JupyterHub admin grants nothing by itself.
 
-Who may do what with which scope is the table in :mod:`eohub.domain.accounting_access`,
+Who may do what with which scope is the table in :mod:`eohub.domain.accounting.access`,
 re-exported here for the service's handlers and the drop-in.
 """
 
 from __future__ import annotations
 
-from eohub.domain.accounting_access import (
+from eohub.domain.accounting.access import (
     ACCESS,
     ACCESS_SCOPES,
     ADMIN,

@@ -2,7 +2,7 @@
 
 A repository launch whose image is missing from the registry calls
 :meth:`BuildClient.build`. It sends one request, as BinderHub >= 1.0 expects it (the
-sources are named in :mod:`eohub.domain.build_events`, which parses the answer):
+sources are named in :mod:`eohub.domain.repos.build_events`, which parses the answer):
 
 * ``GET <url>/build/<provider>/<spec>?build_only=true`` (``binderhub/app.py`` routes
   ``/build/([^/]+)/(.+)``; ``BaseHandler.get_spec_from_request`` in ``binderhub/base.py``
@@ -51,7 +51,7 @@ from tornado.httpclient import HTTPRequest
 
 from eohub._version import __version__
 from eohub.adapters.abortable_http import AbortableHTTPClient, fetch_problem, observe
-from eohub.domain.build_events import (
+from eohub.domain.repos.build_events import (
     BuildEvent,
     EventStreamError,
     EventStreamParser,

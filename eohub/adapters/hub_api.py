@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from eohub.domain.reconcile import HubServer
+from eohub.domain.accounting.reconcile import HubServer
 
 PAGINATION = "application/jupyterhub-pagination+json"
 

@@ -1,1 +1,24 @@
-"""JupyterHub Authenticator classes that resolve one group model from LDAP or OIDC."""
+"""JupyterHub Authenticator classes that resolve one group model from LDAP or OIDC.
+
+``from eohub.auth import LDAPAuthenticator, OIDCAuthenticator`` works like
+``oauthenticator``'s top-level imports. Each class is imported on first use, so a hub
+that logs in with OIDC never imports ldap3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["LDAPAuthenticator", "OIDCAuthenticator"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LDAPAuthenticator":
+        from eohub.auth.ldap import LDAPAuthenticator
+
+        return LDAPAuthenticator
+    if name == "OIDCAuthenticator":
+        from eohub.auth.oidc.authenticator import OIDCAuthenticator
+
+        return OIDCAuthenticator
+    raise AttributeError(name)

@@ -1,10 +1,10 @@
 """What eohub's authenticators share: login names, group traits, access, the profile.
 
 :class:`GroupPolicyMixin` sits before the JupyterHub authenticator base class in the
-MRO. Subclasses resolve a :class:`~eohub.domain.profile.UserProfile` (their only job)
+MRO. Subclasses resolve a :class:`~eohub.domain.identity.profile.UserProfile` (their only job)
 and call :meth:`GroupPolicyMixin.auth_model_for`; the mixin answers JupyterHub's
 ``check_blocked_users``, ``check_allowed`` and ``is_admin`` hooks from one pure
-decision, :func:`~eohub.domain.access.decide_access`.
+decision, :func:`~eohub.domain.identity.access.decide_access`.
 
 ``check_blocked_users`` runs *before* JupyterHub looks at ``allow_all``; when
 ``allow_all`` is on, the group restrictions are enforced there too, so ``allow_all``
@@ -35,7 +35,7 @@ from tornado import web
 from traitlets import Bool, Dict, List, Set, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from eohub.domain.access import (
+from eohub.domain.identity.access import (
     AccessDecision,
     AccessPolicy,
     PIRules,
@@ -43,9 +43,9 @@ from eohub.domain.access import (
     pi_groups,
     refresh_outcome,
 )
-from eohub.domain.groups import GroupConfigError, GroupRule, canonical_groups
-from eohub.domain.profile import AUTH_STATE_KEY, UserProfile
-from eohub.domain.usernames import (
+from eohub.domain.identity.groups import GroupConfigError, GroupRule, canonical_groups
+from eohub.domain.identity.profile import AUTH_STATE_KEY, UserProfile
+from eohub.domain.identity.usernames import (
     DEFAULT_USERNAME_PATTERN,
     login_name_problem,
     normalize_login_name,

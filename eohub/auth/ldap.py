@@ -19,23 +19,22 @@ from jupyterhub.auth import Authenticator
 from tornado import web
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 
-from eohub.adapters.ldap_directory import (
+from eohub.adapters.ldap.directory import (
     DirectorySettings,
     DirectoryUnavailable,
     DirectoryUser,
     LDAPDirectory,
     ProfileAttributes,
 )
-from eohub.adapters.ldap_filters import (
+from eohub.adapters.ldap.filters import (
     DEFAULT_GROUP_FILTER,
     DEFAULT_USER_FILTER,
     FilterTemplateError,
     check_template,
 )
-from eohub.adapters.ldap_servers import ServerAddress, ServerConfigError
-from eohub.domain.profile import UserProfile
-
-from .common import GroupPolicyMixin
+from eohub.adapters.ldap.servers import ServerAddress, ServerConfigError
+from eohub.auth.common import GroupPolicyMixin
+from eohub.domain.identity.profile import UserProfile
 
 F = frozenset
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from eohub.accounting.client import AccountingClient
+from eohub.accounting.client.client import AccountingClient
 
 _client: AccountingClient | None = None
 _lock = threading.Lock()

@@ -31,11 +31,11 @@ from kubespawner.slugs import is_valid_label, safe_slug
 from tornado import web
 from traitlets import Bool, List, TraitError, Unicode, default, validate
 
-from eohub.domain.accounting_events import event_key
-from eohub.domain.launch_policy import Launch
-from eohub.domain.launch_volumes import Volume, expand
-from eohub.domain.pod_security import restricted_violations
-from eohub.domain.repo_launch import repo_urlpath
+from eohub.domain.accounting.events import event_key
+from eohub.domain.launch.pod_security import restricted_violations
+from eohub.domain.launch.policy import Launch
+from eohub.domain.launch.repository import repo_urlpath
+from eohub.domain.launch.volumes import Volume, expand
 from eohub.spawner.mixin import QuotaSpawnerMixin, user_error
 from eohub.spawner.repo_launches import RepoLaunchError
 

@@ -29,9 +29,9 @@ from typing import Any
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Unicode
 
-from eohub.domain.launch_policy import Launch
-from eohub.domain.launch_volumes import expand
-from eohub.domain.repo_launch import clone_folder, repo_urlpath
+from eohub.domain.launch.policy import Launch
+from eohub.domain.launch.repository import clone_folder, repo_urlpath
+from eohub.domain.launch.volumes import expand
 from eohub.spawner.mixin import QuotaSpawnerMixin
 from eohub.spawner.repo_launches import RepoLaunchError
 

@@ -7,7 +7,7 @@ REST ``user_options``):
    the raw options dict REST would send (no side effects, as JupyterHub asks).
 2. ``apply_user_options`` (JupyterHub >= 5.3, before anything is created) parses the
    options with the one schema, resolves them with the one policy function
-   (:func:`eohub.domain.launch_policy.authorize`), asks accounting for the quota once,
+   (:func:`eohub.domain.launch.policy.authorize`), asks accounting for the quota once,
    and applies the approved launch to the backend's traits. Bad options are a 400 with
    the field errors; a spent budget is a 403 with the reason.
 3. ``start`` creates the server, and the start goes to the accounting outbox; ``stop``
@@ -29,16 +29,17 @@ from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import default
 
-from eohub.accounting.client import QuotaAnswer
-from eohub.domain.launch_budget import Budget
-from eohub.domain.launch_config import LaunchConfig
-from eohub.domain.launch_options import (
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.identity.profile import UserProfile
+from eohub.domain.launch.budget import Budget
+from eohub.domain.launch.config import LaunchConfig
+from eohub.domain.launch.options import (
     REPO_FIELDS,
     OptionsError,
     form_to_options,
     parse_options,
 )
-from eohub.domain.launch_policy import (
+from eohub.domain.launch.policy import (
     Launch,
     Member,
     authorize,
@@ -47,13 +48,12 @@ from eohub.domain.launch_policy import (
     fallback,
     split_charged,
 )
-from eohub.domain.profile import UserProfile
-from eohub.domain.repo_launch import RepoRules
-from eohub.domain.repos import RepoError
+from eohub.domain.launch.repository import RepoRules
+from eohub.domain.repos.specs import RepoError
 from eohub.spawner.accounting import shared_client
-from eohub.spawner.launch_settings import LaunchSettings
 from eohub.spawner.repo_launches import RepoLaunchError, shared_repo_launches
 from eohub.spawner.repo_progress import RepoProgress
+from eohub.spawner.settings import LaunchSettings
 
 STATE_KEY = "eohub_session"
 LAST_OPTIONS_KEY = "eohub_last_options"
@@ -118,7 +118,7 @@ class QuotaSpawnerMixin(LaunchSettings):
 
     @default("options_form")
     def _default_options_form(self) -> Any:
-        from eohub.spawner.form import render_form
+        from eohub.spawner.form.render import render_form
 
         return render_form
 

@@ -3,7 +3,7 @@
 Configured as ``c.RepoLaunches``; one instance per hub process
 (:func:`shared_repo_launches`), so that every spawner shares the ref cache, the
 registry's tokens and the build concurrency limit. The policy itself is pure
-(:mod:`eohub.domain.repo_launch`); this class only holds the admin's settings and runs
+(:mod:`eohub.domain.launch.repository`); this class only holds the admin's settings and runs
 the steps that need the network: resolve the ref, look the image up in the registry,
 ask BinderHub to build it, or clone the commit for the local backend.
 """
@@ -21,14 +21,14 @@ from traitlets import Bool, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from eohub.adapters.binderhub_build import BuildClient, BuildError
-from eohub.adapters.git_clone import clone_commit
-from eohub.adapters.git_refs import RefResolver
+from eohub.adapters.git.clone import clone_commit
+from eohub.adapters.git.refs import RefResolver
 from eohub.adapters.registry import RegistryClient, RegistryError
-from eohub.domain.build_events import BuildEvent, progress_message
-from eohub.domain.repo_images import prefix_problem
-from eohub.domain.repo_launch import RepoLaunch, RepoRules
-from eohub.domain.repo_policy import RepoPolicy
-from eohub.domain.repos import RepoError, RepoProviders
+from eohub.domain.launch.repository import RepoLaunch, RepoRules
+from eohub.domain.repos.build_events import BuildEvent, progress_message
+from eohub.domain.repos.images import prefix_problem
+from eohub.domain.repos.policy import RepoPolicy
+from eohub.domain.repos.specs import RepoError, RepoProviders
 
 Report = Callable[[str], None]
 

@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from eohub.adapters.accounting_db import AccountingStore, create_engine_for
 from eohub.adapters.accounting_db.schema import current_revision, head_revision
-from eohub.domain.accounting_events import parse_batch, start_event_json, stop_event_json
-from eohub.domain.periods import Allocation
+from eohub.domain.accounting.events import parse_batch, start_event_json, stop_event_json
+from eohub.domain.accounting.periods import Allocation
 from tests.support.accounting import Clock, fresh_store
 from tests.support.databases import postgres_database
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from eohub.adapters.binderhub_build import USER_AGENT, BuildClient, BuildError
-from eohub.domain.build_events import BuildEvent, progress_message
+from eohub.domain.repos.build_events import BuildEvent, progress_message
 from tests.support.binderhub_standin import (
     BOT_PATTERNS,
     FAILED_STEP,

@@ -13,7 +13,7 @@ from oauthenticator.oauth2 import _deserialize_state, _serialize_state
 from tornado.web import decode_signed_value
 from traitlets.config import Config
 
-from eohub.auth.oidc import OIDCAuthenticator
+from eohub.auth.oidc.authenticator import OIDCAuthenticator
 from tests.support.oidc import DEFAULT_ACCOUNTS, OIDCClient, OIDCProvider
 
 # Accounts the provider serves in the auth tests; the default ones plus EGI-style
@@ -86,7 +86,7 @@ def make_authenticator(provider: OIDCProvider, port: int, **overrides: Any) -> O
 def oidc_hub_config(provider: OIDCProvider, port: int, **overrides: Any) -> str:
     """Python source for a test hub that logs in with eohub's OIDCAuthenticator."""
     settings = oidc_settings(provider, port, **overrides)
-    lines = ['c.JupyterHub.authenticator_class = "eohub.auth.oidc.OIDCAuthenticator"']
+    lines = ['c.JupyterHub.authenticator_class = "eohub.auth.OIDCAuthenticator"']
     lines += [f"c.OIDCAuthenticator.{key} = {value!r}" for key, value in settings.items()]
     lines.append('c.JupyterHub.spawner_class = "simple"')
     return "\n".join(lines) + "\n"

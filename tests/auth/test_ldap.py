@@ -14,7 +14,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from eohub.auth.ldap import LDAPAuthenticator
-from eohub.domain.profile import UserProfile
+from eohub.domain.identity.profile import UserProfile
 from tests.auth.ldap_support import login, make_authenticator
 from tests.support.process import ServiceProcess
 from tests.support.slapd import Directory

@@ -11,9 +11,9 @@ import requests
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from playwright.sync_api import Page, expect
 
-from eohub.domain.launch_policy import Member, visible_environments
-from eohub.domain.profile import UserProfile
-from eohub.spawner.launch_settings import load_launch_config
+from eohub.domain.identity.profile import UserProfile
+from eohub.domain.launch.policy import Member, visible_environments
+from eohub.spawner.settings import load_launch_config
 from tests.auth.ldap_support import ldap_hub_config
 from tests.auth.test_ldap import admin_modify
 from tests.support.hub import Hub

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from tornado.web import HTTPError
 
-from eohub.accounting.client import QuotaAnswer
-from eohub.domain.accounting_events import event_key
-from eohub.domain.pod_security import restricted_violations
-from eohub.domain.reconcile import parse_bytes
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.accounting.events import event_key
+from eohub.domain.accounting.reconcile import parse_bytes
+from eohub.domain.launch.pod_security import restricted_violations
 from tests.support.kube_api import fake_kubeconfig, validate
 from tests.support.kube_spawners import (
     CHARGE_GROUPS,

@@ -36,6 +36,8 @@ from tests.support.hub import Hub, start_hub
 from tests.support.slapd import Directory
 from tests.support.tools import DROPIN_DIR
 
+pytestmark = pytest.mark.hub
+
 # A report tool: a service whose role holds the read scope (drop-in 30's docs show it).
 REPORT_TOKEN = secrets.token_hex(16)
 READER_SCOPES = (READ, ACCESS)

@@ -24,6 +24,8 @@ from tests.accounting.service_support import Accounting
 from tests.support.hub import Hub, start_hub
 from tests.support.process import ServiceStartError
 
+pytestmark = pytest.mark.hub
+
 SIZES = {
     "small": {"display_name": "Small", "cpu": 0.5, "memory": "1G"},
     "medium": {"display_name": "Medium", "cpu": 2, "memory": "4G"},
@@ -73,7 +75,7 @@ c.JupyterHub.load_groups = {{
     "broke": {{"users": ["dave"]}},
 }}
 # Last, as the how-to says: a bad launch config stops the hub here.
-from eohub.spawner.launch_settings import check_hub_config
+from eohub.spawner import check_hub_config
 check_hub_config(c)
 """
 

@@ -9,7 +9,7 @@ Covered: an image already in the registry launches without a build; a missing on
 built (a build-only request for the commit, with the token) and its phases reach the
 spawn progress; a failed, misnamed or stalled build fails the start with the reason
 and creates nothing in the cluster. The pod's image is always exactly
-:func:`eohub.domain.repo_images.repo_image_name` of the resolved commit.
+:func:`eohub.domain.repos.images.repo_image_name` of the resolved commit.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from jupyterhub.utils import iterate_until
 from tornado.web import HTTPError
 
-from eohub.domain.repo_images import repo_image_name
+from eohub.domain.repos.images import repo_image_name
 from eohub.spawner.repo_launches import RepoLaunches
 from tests.support.binderhub_standin import BinderHubStandIn, build_path
 from tests.support.git_server import Repo, git_http_server, make_repo

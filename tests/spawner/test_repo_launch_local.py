@@ -25,6 +25,8 @@ from tests.support.git_server import Repo, git_http_server, make_repo
 from tests.support.hub import Hub
 from tests.support.repo_services import head_of, local_repo_hub_config, start_repo_hub
 
+pytestmark = pytest.mark.hub
+
 ENVIRONMENTS = {
     "lab": {"display_name": "JupyterLab", "sizes": ["small"], "default": True},
     "from-repo": {

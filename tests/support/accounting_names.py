@@ -18,16 +18,16 @@ from typing import Any
 
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.accounting_db.models import Base
-from eohub.domain.accounting_events import (
+from eohub.domain.accounting.events import (
     EventError,
     parse_batch,
     start_event_json,
     stop_event_json,
 )
-from eohub.domain.ledger import Resources
-from eohub.domain.periods import Allocation, PeriodKind
-from eohub.domain.quota import Limits
-from eohub.domain.session_record import StorageSample
+from eohub.domain.accounting.ledger import Resources
+from eohub.domain.accounting.periods import Allocation, PeriodKind
+from eohub.domain.accounting.quota import Limits
+from eohub.domain.accounting.session_record import StorageSample
 
 ZOE_NFC = unicodedata.normalize("NFC", "zoë")
 ZOE_NFD = unicodedata.normalize("NFD", "zoë")

@@ -53,7 +53,7 @@ from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 from tornado.web import Application, Finish, HTTPError, RequestHandler
 
-from eohub.domain.repo_images import image_name
+from eohub.domain.repos.images import image_name
 
 SCENARIOS = ("build", "cached", "fail", "stall", "stall-alive", "banned", "badref", "hostile")
 PROVIDERS = ("gh", "gist", "git", "gl", "zenodo", "figshare", "hydroshare", "dataverse", "ckan")

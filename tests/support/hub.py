@@ -176,6 +176,16 @@ class Hub:
             time.sleep(0.2)
 
 
+#: Whether the running test may start a hub. tests/conftest.py sets it before each test
+#: from the ``hub`` marker, so ``pytest -m "not hub"`` truly starts none; outside pytest
+#: (the benchmarks) it stays True.
+hub_allowed = True
+
+
+class UnmarkedHubTest(RuntimeError):
+    """A test without the ``hub`` marker tried to start a JupyterHub."""
+
+
 def start_hub(
     workdir: Path,
     config: str = "",
@@ -190,6 +200,11 @@ def start_hub(
     another service (an OIDC redirect URI) before the hub starts; ``env`` adds
     environment variables (JUPYTERHUB_CRYPT_KEY is always set, so auth_state works).
     """
+    if not hub_allowed:
+        raise UnmarkedHubTest(
+            "this test starts a JupyterHub: mark it with @pytest.mark.hub (or a module-level"
+            " pytestmark) so that `pytest -m 'not hub'` leaves it out of the fast loop"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     hub_port, proxy_api_port = free_port(), free_port()

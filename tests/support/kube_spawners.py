@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from eohub.accounting.client import QuotaAnswer
-from eohub.domain.profile import UserProfile
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.identity.profile import UserProfile
 
 NAMESPACE = "eohub-test"
 #: Where spawners of tests that talk to no API point (nothing listens there).

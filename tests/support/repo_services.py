@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from eohub.domain.repo_images import image_name
+from eohub.domain.repos.images import image_name
 from tests.support.binderhub_standin import BinderHubStandIn
 from tests.support.hub import Hub, start_hub
 
@@ -72,9 +72,9 @@ c.JupyterHub.load_groups = {load_groups!r}
 c.RepoLaunches.allow_http = True
 c.RepoLaunches.allow_private_hosts = True
 {repo_settings}
-from eohub.spawner.launch_link import launch_link_handlers
+from eohub.spawner.form.launch_link import launch_link_handlers
 c.JupyterHub.extra_handlers = launch_link_handlers()
-from eohub.spawner.launch_settings import check_hub_config
+from eohub.spawner import check_hub_config
 check_hub_config(c)
 """
 

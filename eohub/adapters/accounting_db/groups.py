@@ -10,9 +10,9 @@ from typing import Any, cast
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from eohub.adapters.accounting_db.models import Group, GroupPI, Quota
-from eohub.domain.ledger import MS_PER_HOUR
-from eohub.domain.periods import Allocation
-from eohub.domain.quota import Limits
+from eohub.domain.accounting.ledger import MS_PER_HOUR
+from eohub.domain.accounting.periods import Allocation
+from eohub.domain.accounting.quota import Limits
 
 #: Quota row owner meaning "the group as a whole" and "each member of the group".
 WHOLE_GROUP = ""

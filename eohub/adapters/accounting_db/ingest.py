@@ -2,8 +2,8 @@
 
 A batch runs in one transaction. Keys already applied are skipped (and counted as
 duplicates); a semantic error (an unknown group) raises
-:class:`~eohub.domain.accounting_events.EventError` and rolls the whole batch back.
-Which event replaces which is :mod:`eohub.domain.event_pairing`'s rule: a stop whose
+:class:`~eohub.domain.accounting.events.EventError` and rolls the whole batch back.
+Which event replaces which is :mod:`eohub.domain.accounting.pairing`'s rule: a stop whose
 start has not arrived is held in ``pending_stops`` and applied when the start comes.
 """
 
@@ -18,17 +18,17 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from eohub.adapters.accounting_db import postgresql_batch
 from eohub.adapters.accounting_db.models import Event, Group, PendingStop, Session
 from eohub.adapters.accounting_db.totals import TotalsDelta, apply_totals
-from eohub.domain.accounting_events import (
+from eohub.domain.accounting.events import (
     Event as DomainEvent,
 )
-from eohub.domain.accounting_events import (
+from eohub.domain.accounting.events import (
     EventError,
     SessionKey,
     StartEvent,
     StopEvent,
 )
-from eohub.domain.event_pairing import StopAction, start_is_duplicate, stop_action
-from eohub.domain.ledger import Resources
+from eohub.domain.accounting.ledger import Resources
+from eohub.domain.accounting.pairing import StopAction, start_is_duplicate, stop_action
 
 
 @dataclass(frozen=True)

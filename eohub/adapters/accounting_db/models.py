@@ -1,7 +1,7 @@
 """SQLAlchemy 2.0 models of the accounting ledger.
 
 Usage and limits are integers in the ledger's units (millicore-ms, MiB-ms, GPU-ms; see
-:mod:`eohub.domain.ledger`), so totals are exact in every dialect. Index and constraint
+:mod:`eohub.domain.accounting.ledger`), so totals are exact in every dialect. Index and constraint
 names are explicit, so migrations name the same objects everywhere.
 """
 
@@ -73,7 +73,7 @@ def name_collation(dialect: Dialect) -> str:
 class ExactString(TypeDecorator[str]):
     """A name or key compared exactly on every database: the same code points, or different.
 
-    Users, groups, servers, profiles and images (see :mod:`eohub.domain.accounting_events`),
+    Users, groups, servers, profiles and images (see :mod:`eohub.domain.accounting.events`),
     and idempotency keys. SQLite's ``=`` and PostgreSQL's deterministic collations already
     compare so. MariaDB's default collations fold case and accents (``BiUser`` = ``biuser``,
     NFC ``zoë`` = NFD ``zoë``) and ignore trailing spaces, which would merge two hub users'
@@ -185,7 +185,7 @@ class Event(Base):
 
 class PendingStop(Base):
     """A stop that arrived before its session's start, held until the start arrives
-    (see :mod:`eohub.domain.event_pairing`); ``id`` keeps their arrival order."""
+    (see :mod:`eohub.domain.accounting.pairing`); ``id`` keeps their arrival order."""
 
     __tablename__ = "pending_stops"
 

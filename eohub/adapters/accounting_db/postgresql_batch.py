@@ -7,7 +7,7 @@ ones), which cost more than the database's own work. Here each step is one short
 statement, compiled once: lookups take an array (``= ANY(...)``), and rows to write go
 as one JSON document (``json_to_recordset``), which the json module's C encoder writes
 faster than psycopg quotes array elements. The results are the same rows the portable
-statements give (``tests/adapters/test_ingest_equivalence.py``). Totals rows are
+statements give (``tests/adapters/accounting_db/test_ingest_equivalence.py``). Totals rows are
 upserted the same way, in one order, so that two writers that meet on the same rows
 lock them in the same order and never deadlock.
 """
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, TextClause, text
 
 from eohub.adapters.accounting_db.models import Session, UsageTotal, stored_time
-from eohub.domain.accounting_events import SessionKey
+from eohub.domain.accounting.events import SessionKey
 
 SESSION_COLUMNS = (
     "id",

@@ -10,8 +10,8 @@ from sqlalchemy.exc import DBAPIError
 
 from eohub.adapters.accounting_db.errors import ledger_overflow
 from eohub.adapters.accounting_db.models import Session, UsageTotal
-from eohub.domain.ledger import Resources, Usage
-from eohub.domain.session_record import SessionRecord, UsageRow
+from eohub.domain.accounting.ledger import Resources, Usage
+from eohub.domain.accounting.session_record import SessionRecord, UsageRow
 
 # Quota checks run these on every launch; built once, they compile once.
 TOTALS_IN_WINDOW = (

@@ -42,12 +42,17 @@ from eohub.adapters.accounting_db.models import Session
 from eohub.adapters.accounting_db.models import StorageSample as StorageRow
 from eohub.adapters.accounting_db.store_executors import StoreExecutors, run_on
 from eohub.adapters.accounting_db.usage import read_usage
-from eohub.domain.accounting_events import Event, EventError, parse_batch
-from eohub.domain.accounting_requests import decode_json_body
-from eohub.domain.ledger import Resources, Usage, usage_in_window
-from eohub.domain.periods import Allocation, PeriodKind
-from eohub.domain.quota import Decision, Limits, Running, Standing, budget_left, decide
-from eohub.domain.session_record import SessionFields, SessionRecord, StorageSample, UsageRow
+from eohub.domain.accounting.events import Event, EventError, parse_batch
+from eohub.domain.accounting.ledger import Resources, Usage, usage_in_window
+from eohub.domain.accounting.periods import Allocation, PeriodKind
+from eohub.domain.accounting.quota import Decision, Limits, Running, Standing, budget_left, decide
+from eohub.domain.accounting.requests import decode_json_body
+from eohub.domain.accounting.session_record import (
+    SessionFields,
+    SessionRecord,
+    StorageSample,
+    UsageRow,
+)
 
 if TYPE_CHECKING:
     from eohub.adapters.accounting_db.writer_process import WriterProcess

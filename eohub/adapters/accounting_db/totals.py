@@ -18,8 +18,8 @@ from sqlalchemy.dialects import mysql, sqlite
 
 from eohub.adapters.accounting_db import postgresql_batch
 from eohub.adapters.accounting_db.models import UsageTotal
-from eohub.domain.ledger import Resources, elapsed_us, split_usage, usage_units
-from eohub.domain.periods import (
+from eohub.domain.accounting.ledger import Resources, elapsed_us, split_usage, usage_units
+from eohub.domain.accounting.periods import (
     LEDGER_KINDS,
     PeriodKind,
     ensure_utc,

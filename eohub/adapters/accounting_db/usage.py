@@ -18,9 +18,9 @@ from eohub.adapters.accounting_db import queries
 from eohub.adapters.accounting_db.gc_pause import collector_paused
 from eohub.adapters.accounting_db.groups import WHOLE_GROUP
 from eohub.adapters.accounting_db.models import Session, UsageTotal
-from eohub.domain.ledger import Resources, Usage, split_usage
-from eohub.domain.periods import PeriodKind
-from eohub.domain.session_record import UsageRow
+from eohub.domain.accounting.ledger import Resources, Usage, split_usage
+from eohub.domain.accounting.periods import PeriodKind
+from eohub.domain.accounting.session_record import UsageRow
 
 
 def read_usage(

@@ -12,7 +12,7 @@ The child runs one write at a time, in the order they were sent, as the writer t
 did: two resends of one batch, or a reconcile close and the real stop, never race. It
 runs the same :class:`~eohub.adapters.accounting_db.store.AccountingStore` method by name
 on a store of its own over the same database. Errors come back as the service answers
-them: :class:`~eohub.domain.accounting_events.EventError` with its fields,
+them: :class:`~eohub.domain.accounting.events.EventError` with its fields,
 :class:`DatabaseUnavailable` for anything :func:`.errors.database_unavailable` says, and
 :class:`WriteFailed` (a bug: the service answers 500) for the rest. A child that dies is
 replaced, and the write it was doing is reported unavailable, so the client sends it
@@ -34,7 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from eohub.adapters.accounting_db.errors import DatabaseUnavailable, database_unavailable
-from eohub.domain.accounting_events import EventError
+from eohub.domain.accounting.events import EventError
 
 if TYPE_CHECKING:
     from eohub.adapters.accounting_db.store import AccountingStore

@@ -1,0 +1,1 @@
+"""Usage exports: CSV and Open XDMoD job records, written in parallel by worker processes."""

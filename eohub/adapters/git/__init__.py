@@ -1,0 +1,1 @@
+"""Git over the network: resolving refs with ls-remote and shallow clones, in a child process."""

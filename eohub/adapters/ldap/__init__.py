@@ -1,0 +1,1 @@
+"""The LDAP directory: server pools with failover, filters, connections, searches."""

@@ -1,0 +1,1 @@
+"""The OpenID Connect authenticator: code flow with PKCE, claims to groups, logout."""

@@ -1,0 +1,1 @@
+"""Usage accounting: events, limits, the ledger, periods, quotas, reconcile, enforcement."""

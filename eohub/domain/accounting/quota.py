@@ -1,0 +1,147 @@
+"""Quota decisions: may this user start this server, charged to this group, right now?
+
+The decision is pure. The store gathers the numbers (usage in the group's current budget
+window, what is running now) and :func:`decide` compares them with the limits. Every
+denial says which limit, in words a scientist can act on, and the answer always carries
+the budget left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from eohub.domain.accounting.ledger import Resources, Usage
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits of one quota row; ``None`` means unlimited.
+
+    Hour budgets apply per allocation period of the group. Concurrent limits count the
+    servers (and cores) running at the same time.
+    """
+
+    core_hours: Fraction | None = None
+    gpu_hours: Fraction | None = None
+    memory_gib_hours: Fraction | None = None
+    max_servers: int | None = None
+    max_cores: Fraction | None = None
+    storage_bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def num(v: Fraction | int | None) -> float | int | None:
+            return None if v is None else (v if isinstance(v, int) else float(v))
+
+        return {
+            "core_hours": num(self.core_hours),
+            "gpu_hours": num(self.gpu_hours),
+            "memory_gib_hours": num(self.memory_gib_hours),
+            "max_servers": self.max_servers,
+            "max_cores": num(self.max_cores),
+            "storage_bytes": self.storage_bytes,
+        }
+
+
+UNLIMITED = Limits()
+
+
+@dataclass(frozen=True)
+class Running:
+    """Servers running now, and the millicores they hold."""
+
+    servers: int = 0
+    millicores: int = 0
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One quota scope's limits and what has been used against them."""
+
+    scope: str  # "group climate" or "user alice in group climate"
+    limits: Limits
+    used: Usage = field(default_factory=Usage)
+    running: Running = field(default_factory=Running)
+    storage_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+    budget_left: dict[str, float | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "reason": self.reason, "budget_left": self.budget_left}
+
+
+def _hours(value: Fraction) -> str:
+    return f"{float(value):.2f}"
+
+
+def _left(limit: Fraction | None, used: Fraction) -> Fraction | None:
+    return None if limit is None else limit - used
+
+
+def budget_left(standings: list[Standing]) -> dict[str, float | None]:
+    """The tightest hours left across the scopes; ``None`` where nothing limits them."""
+    result: dict[str, float | None] = {}
+    for name in ("core_hours", "gpu_hours", "memory_gib_hours"):
+        lefts = [
+            _left(getattr(s.limits, name), getattr(s.used, name))
+            for s in standings
+            if getattr(s.limits, name) is not None
+        ]
+        known = [v for v in lefts if v is not None]
+        result[name] = round(float(max(min(known), Fraction(0))), 6) if known else None
+    return result
+
+
+def decide(request: Resources, standings: list[Standing]) -> Decision:
+    """Allow the request only if every scope has budget left and room to run it.
+
+    A budget is spent once its used hours reach the limit; a GPU budget matters only to a
+    request for GPUs, so CPU work goes on when the GPU hours are gone.
+    """
+    left = budget_left(standings)
+    for s in standings:
+        lim = s.limits
+        checks: list[tuple[Fraction | None, Fraction, str, bool]] = [
+            (lim.core_hours, s.used.core_hours, "core-hours", True),
+            (lim.memory_gib_hours, s.used.memory_gib_hours, "memory GiB-hours", True),
+            (lim.gpu_hours, s.used.gpu_hours, "GPU-hours", request.gpus > 0),
+        ]
+        for limit, used, what, applies in checks:
+            if applies and limit is not None and used >= limit:
+                return Decision(
+                    False,
+                    f"The {what} budget of {s.scope} is spent: {_hours(used)} of "
+                    f"{_hours(limit)} used this period.",
+                    left,
+                )
+        if lim.storage_bytes is not None and s.storage_bytes > lim.storage_bytes:
+            return Decision(
+                False,
+                f"{s.scope.capitalize()} stores {s.storage_bytes / 1024**3:.1f} GiB, over its "
+                f"quota of {lim.storage_bytes / 1024**3:.1f} GiB. Free some space first.",
+                left,
+            )
+        if lim.max_servers is not None and s.running.servers + 1 > lim.max_servers:
+            return Decision(
+                False,
+                f"{s.scope.capitalize()} already runs {s.running.servers} of at most "
+                f"{lim.max_servers} servers at once. Stop one to start another.",
+                left,
+            )
+        if lim.max_cores is not None:
+            wanted = Fraction(s.running.millicores + request.millicores, 1000)
+            if wanted > lim.max_cores:
+                return Decision(
+                    False,
+                    f"{s.scope.capitalize()} may hold at most {float(lim.max_cores):g} cores "
+                    f"at once; {s.running.millicores / 1000:g} are in use and "
+                    f"{request.millicores / 1000:g} more were asked for.",
+                    left,
+                )
+    return Decision(True, "Within quota.", left)

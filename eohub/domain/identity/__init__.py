@@ -1,0 +1,1 @@
+"""Who a user is and what their groups allow: memberships, entitlements, access, profile, names."""

@@ -1,0 +1,1 @@
+"""Repository launches: provider/repository/ref specs, image names, policy and build events."""

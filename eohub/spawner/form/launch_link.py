@@ -1,0 +1,175 @@
+"""Launch links: ``/hub/eohub/launch/<provider>/<spec>?…`` opens the launch form, filled in.
+
+A launch link never starts anything. It shows the user's own launch form with the
+repository, ref and the link's ``environment``, ``size``, ``group``, ``urlpath`` and
+``filepath`` (or BinderHub's ``labpath``) filled in, and a warning when the repository
+is not on the admin's trusted list; the server starts only when the user clicks Start,
+which posts the form with its CSRF token to ``/hub/spawn``. JupyterHub's own
+``/hub/spawn?…`` links start a server at once, so eohub's spawners refuse repository
+options there.
+
+Register the handlers in ``jupyterhub_config.py``::
+
+    from eohub.spawner.form.launch_link import launch_link_handlers
+    c.JupyterHub.extra_handlers = launch_link_handlers()
+
+JupyterHub logs that ``extra_handlers`` is deprecated: it is still the one way to serve
+a page under ``/hub/``, which the links need to share the hub's login and CSRF token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httputil import url_concat
+
+from eohub.domain.launch.options import (
+    LaunchRequest,
+    OptionsError,
+    form_to_options,
+    parse_options,
+)
+from eohub.domain.launch.policy import authorize, visible_environments
+from eohub.domain.launch.repository import BADGE_PATH, LAUNCH_PREFIX, check_repository
+from eohub.spawner.mixin import QuotaSpawnerMixin
+
+#: Query arguments a link may carry; ``labpath`` is BinderHub's name for ``filepath``.
+LINK_QUERY = ("environment", "size", "group", "urlpath", "filepath", "labpath", "server")
+
+BADGE_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="118" height="20" role="img" \
+aria-label="launch: eohub"><title>launch: eohub</title><rect width="52" height="20" \
+rx="3" fill="#555"/><rect x="49" width="69" height="20" rx="3" fill="#1f6f8b"/>\
+<rect x="49" width="6" height="20" fill="#1f6f8b"/><g fill="#fff" font-family="Verdana,\
+DejaVu Sans,sans-serif" font-size="11"><text x="7" y="14">launch</text><text x="60" \
+y="14">eohub</text></g></svg>"""
+
+
+def _error_text(error: OptionsError) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in sorted(error.errors.items()))
+
+
+class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
+    """Shows the launch form of a launch link; never starts a server."""
+
+    @web.authenticated
+    async def get(self, _path: str) -> None:
+        user = self.current_user
+        # The raw path: tornado's decoded argument would turn a git spec's %2F into '/'.
+        prefix = url_path_join(self.hub.base_url, LAUNCH_PREFIX) + "/"
+        link = self.request.path[len(prefix) :]
+        query = {k: v for k, v in self.request.query_arguments.items()}
+        unknown = sorted(k for k in query if k not in LINK_QUERY)
+        if unknown:
+            raise web.HTTPError(
+                400, f"A launch link takes only {', '.join(LINK_QUERY)}; not {unknown[0]!r}."
+            )
+        server_name = self.get_argument("server", "")
+        if server_name and not self.allow_named_servers:
+            raise web.HTTPError(400, "This hub has no named servers; leave out 'server'.")
+        spawner = user.get_spawner(server_name, replace_failed=True)
+        if not isinstance(spawner, QuotaSpawnerMixin):
+            raise web.HTTPError(404, "Launch links need one of eohub's spawners.")
+        if spawner.active:  # type: ignore[attr-defined]
+            raise web.HTTPError(
+                409,
+                "Your server is running. Stop it from the home page, then open the "
+                "launch link again.",
+            )
+        request = await self._request(spawner, link, query)
+        auth_state = await user.get_auth_state()
+        await spawner.run_auth_state_hook(auth_state)
+        from eohub.spawner.form.render import render_form
+
+        request, untrusted = await self._check(spawner, request)
+        spawner.handler = self  # type: ignore[attr-defined]  # as JupyterHub's spawn page does, for the form's links
+        form = await render_form(spawner, request, untrusted_link=untrusted)
+        spawn_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name, server_name)
+        html = await self.render_template(
+            "spawn.html",
+            for_user=user,
+            auth_state=auth_state,
+            spawner_options_form=form,
+            error_message="",
+            html_error_message="",
+            url=url_concat(spawn_url, {"_xsrf": self.xsrf_token.decode("ascii")}),
+            spawner=spawner,
+        )
+        self.finish(html)
+
+    async def _request(
+        self, spawner: QuotaSpawnerMixin, link: str, query: dict[str, list[bytes]]
+    ) -> LaunchRequest:
+        rules = spawner.repo_rules()
+        if rules is None:
+            raise web.HTTPError(404, "Repository launches are not set up on this hub.")
+        try:
+            spec = rules.providers.parse_link(link)
+        except OptionsError as e:
+            raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
+        raw: dict[str, Any] = form_to_options(
+            {k: v for k, v in query.items() if k not in ("server", "labpath")}
+        )
+        if "labpath" in query and "filepath" not in query:
+            raw.update(form_to_options({"filepath": query["labpath"]}))
+        raw.update(provider=spec.provider, repo=spec.repo, ref=spec.ref)
+        try:
+            return parse_options(raw)
+        except OptionsError as e:
+            raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
+
+    async def _check(
+        self, spawner: QuotaSpawnerMixin, request: LaunchRequest
+    ) -> tuple[LaunchRequest, bool]:
+        """The request with its environment; refuse what the policy refuses.
+
+        Also says whether the repository is outside the trusted list.
+        """
+        config = spawner.launch_config()
+        member = spawner.member()
+        rules = spawner.repo_rules()
+        assert rules is not None
+        try:
+            repo = check_repository(rules, request)
+        except OptionsError as e:
+            raise web.HTTPError(
+                403, f"This repository cannot be launched: {_error_text(e)}"
+            ) from None
+        repo_envs = [e for e in visible_environments(config, member) if e.repository]
+        if not repo_envs:
+            raise web.HTTPError(403, "You may not launch repositories on this hub.")
+        if request.environment is None:
+            request = dataclasses.replace(request, environment=repo_envs[0].name)
+        try:
+            authorize(config, member, request, None, rules)
+        except OptionsError as e:
+            # Which group to charge is the user's choice on the form.
+            problems = {k: v for k, v in e.errors.items() if k != "group" or request.group}
+            if problems:
+                raise web.HTTPError(
+                    403, f"This launch link cannot be used: {_error_text(OptionsError(problems))}"
+                ) from None
+        return request, not repo.trusted
+
+
+class BadgeHandler(web.RequestHandler):
+    """The launch badge's image: public, as README pages fetch it without a login."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "image/svg+xml")
+        self.set_header("Cache-Control", "public, max-age=86400")
+        self.finish(BADGE_SVG)
+
+
+def launch_link_handlers() -> list[tuple[str, type[web.RequestHandler]]]:
+    """The handlers for ``c.JupyterHub.extra_handlers``: launch links and their badge."""
+    return [
+        (rf"/{LAUNCH_PREFIX}/(.+)", LaunchLinkHandler),
+        (rf"/{BADGE_PATH.replace('.', '[.]')}", BadgeHandler),
+    ]
+
+
+__all__ = ["BadgeHandler", "LaunchLinkHandler", "launch_link_handlers"]

@@ -1,0 +1,395 @@
+"""The launch form's view model: what a user may start, drawn from the launch policy.
+
+:func:`build_form` turns the policy's answers (:func:`visible_environments`,
+:func:`chargeable_groups`, :func:`offered_sizes`, :func:`allowed_volumes`, and
+:func:`authorize` for the preselection) and accounting's quota answers into a
+:class:`LaunchForm` of plain frozen dataclasses, with the budgets, hours and resources in
+words; :mod:`eohub.spawner.form.render` renders it as HTML.
+
+Only what the view model holds reaches the page, and it holds nothing admin-only: no
+images, commands, environment variables, node selectors, tolerations, claims or paths,
+and no environment or volume the user may not use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.accounting.ledger import GIB
+from eohub.domain.launch.config import Environment, LaunchConfig, Size
+from eohub.domain.launch.options import REPO_FIELDS, LaunchRequest, OptionsError
+from eohub.domain.launch.policy import (
+    Budget,
+    Launch,
+    Member,
+    allowed_volumes,
+    authorize,
+    chargeable_groups,
+    offered_sizes,
+    visible_environments,
+)
+from eohub.domain.launch.repository import RepoRules
+from eohub.spawner.form.repo_view import RepoFormView
+
+UNKNOWN_BUDGET = "budget unknown: the accounting service did not answer"
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    """One environment the user may launch; ``sizes`` are the size names it offers."""
+
+    name: str
+    display_name: str
+    description: str
+    default_urlpath: str
+    sizes: tuple[str, ...]
+    size_names: str  # the offered sizes' display names, for readers without JavaScript
+    default_size: str
+    checked: bool
+    repository: bool = False
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A group the user may charge: its budget left in words, and any refusal."""
+
+    index: int
+    name: str
+    budget: str
+    refusal: str
+    checked: bool
+
+
+@dataclass(frozen=True)
+class SizeHours:
+    """What the budget of the group at ``group`` (its index) buys of a size."""
+
+    group: int
+    text: str
+
+
+@dataclass(frozen=True)
+class SizeView:
+    """A size that fits the budget of at least one chargeable group.
+
+    ``fits`` lists the indexes of those groups; ``shown`` says whether it fits the
+    selected one (the others are hidden until a script shows them).
+    """
+
+    name: str
+    display_name: str
+    description: str
+    resources: str
+    fits: tuple[int, ...]
+    hours: tuple[SizeHours, ...]
+    checked: bool
+    shown: bool
+
+
+@dataclass(frozen=True)
+class VolumeView:
+    """A volume the user may mount: a choice when optional, else information."""
+
+    name: str
+    display_name: str
+    description: str
+    mount_path: str
+    read_only: bool
+    checked: bool
+
+
+@dataclass(frozen=True)
+class LaunchForm:
+    """Everything the template shows, and nothing else."""
+
+    environments: tuple[EnvironmentView, ...]
+    groups: tuple[GroupView, ...]
+    sizes: tuple[SizeView, ...]
+    optional_volumes: tuple[VolumeView, ...]
+    mounted_volumes: tuple[VolumeView, ...]
+    urlpath: str
+    urlpath_placeholder: str
+    server_name: str = ""
+    notices: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    repo: RepoFormView | None = None
+
+    @property
+    def selected_group(self) -> GroupView | None:
+        return next((g for g in self.groups if g.checked), None)
+
+    @property
+    def any_size_shown(self) -> bool:
+        return any(s.shown for s in self.sizes)
+
+
+# -- words -------------------------------------------------------------------------
+
+
+def number(value: float) -> str:
+    """``12.5``, ``3``, ``1,250``: one decimal at most, and none when it is zero."""
+    text = f"{value:,.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def budget_text(answer: QuotaAnswer | None) -> str:
+    """The budget left of a group in words, or "no limit"; empty when refused outright."""
+    if answer is None or (not answer.budget_left and answer.source != "service"):
+        return UNKNOWN_BUDGET
+    left = answer.budget_left
+    parts = [
+        f"{number(max(value, 0.0))} {what} left"
+        for key, what in (
+            ("core_hours", "core-hours"),
+            ("gpu_hours", "GPU-hours"),
+            ("memory_gib_hours", "GiB-hours of memory"),
+        )
+        if (value := left.get(key)) is not None
+    ]
+    if parts:
+        return ", ".join(parts)
+    return "no limit" if answer.allowed else ""
+
+
+def hours_text(hours: float | None) -> str:
+    """Roughly how long a budget runs a size."""
+    if hours is None:
+        return "no limit"
+    if hours < 1:
+        minutes = max(round(hours * 60), 1)
+        return f"about {minutes} minute" + ("" if minutes == 1 else "s")
+    text = number(hours if hours < 10 else round(hours))
+    return f"about {text} hour" + ("" if text == "1" else "s")
+
+
+def size_budget_text(group: str, hours: float | None, *, known: bool = True) -> str:
+    """What the budget of ``group`` buys of a size, in words."""
+    if not known:
+        return f"the budget left of {group} is unknown"
+    if hours is None:
+        return f"no budget limit on {group}"
+    return f"{hours_text(hours)} on {group}'s budget"
+
+
+def resources_text(size: Size) -> str:
+    """``2 CPUs (up to 4) · 4 GiB memory · 1 GPU``: the guarantees, and any higher limits."""
+    cores = f"{size.cpu:g} CPU" + ("" if size.cpu == 1 else "s")
+    if size.cpu_limit is not None and size.cpu_limit != size.cpu:
+        cores += f" (up to {size.cpu_limit:g})"
+    memory = f"{number(size.memory / GIB)} GiB memory"
+    if size.memory_limit is not None and size.memory_limit != size.memory:
+        memory += f" (up to {number(size.memory_limit / GIB)} GiB)"
+    parts = [cores, memory]
+    if size.gpus:
+        parts.append(f"{size.gpus} GPU" + ("" if size.gpus == 1 else "s"))
+    return " · ".join(parts)
+
+
+# -- the view model ----------------------------------------------------------------
+
+
+def _budgets(answers: Mapping[str, QuotaAnswer]) -> dict[str, Budget]:
+    # As the spawn's own check does: a group whose answer has no budget is unlimited.
+    return {g: dict(a.budget_left) for g, a in answers.items() if a.budget_left}
+
+
+def _preselect(
+    config: LaunchConfig,
+    member: Member,
+    request: LaunchRequest,
+    budgets: Mapping[str, Budget],
+    rules: RepoRules | None,
+) -> Launch | None:
+    """What a Start without changes would launch, dropping saved choices that fail."""
+    for _ in range(len(dataclasses.fields(request)) + 1):
+        try:
+            return authorize(config, member, request, budgets, rules)
+        except OptionsError as e:
+            droppable = ("environment", "size", "volumes", "urlpath", *REPO_FIELDS)
+            drop = {k: None for k in e.errors if k in droppable}
+            if not drop or all(getattr(request, k) is None for k in drop):
+                return None
+            request = dataclasses.replace(request, **drop)
+    return None
+
+
+def _default_environment(
+    config: LaunchConfig, visible: Sequence[Environment], saved: str | None
+) -> Environment | None:
+    by_name = {e.name: e for e in visible}
+    if saved in by_name:
+        return by_name[saved]
+    default = config.default_environment
+    if default is not None and default.name in by_name:
+        return default
+    return visible[0] if visible else None
+
+
+def _pick_group(
+    groups: Sequence[str],
+    saved: str | None,
+    answers: Mapping[str, QuotaAnswer],
+    fits_any: Mapping[str, bool],
+) -> str | None:
+    """The group to preselect: the last one charged while it may still start a server,
+    else the first whose budget runs a size, else the first allowed, else the first."""
+    allowed = [g for g in groups if answers.get(g) is None or answers[g].allowed]
+    if saved in allowed:
+        return saved
+    return next((g for g in allowed if fits_any.get(g)), None) or next(
+        iter(allowed or groups), None
+    )
+
+
+def _size_views(
+    config: LaunchConfig,
+    groups: Sequence[str],
+    fit: Mapping[str, Mapping[str, tuple[bool, float | None]]],
+    answers: Mapping[str, QuotaAnswer],
+    selected: str | None,
+    launch: Launch | None,
+) -> tuple[SizeView, ...]:
+    """The sizes that fit at least one group's budget, in config order."""
+    index = {g: i for i, g in enumerate(groups)}
+    unknown = {g for g in groups if budget_text(answers.get(g)) == UNKNOWN_BUDGET}
+    views = []
+    for size in config.sizes.values():
+        by_group = fit.get(size.name, {})  # empty: offered by no environment shown
+        fits = tuple(index[g] for g, (ok, _) in by_group.items() if ok)
+        if not fits:
+            continue
+        views.append(
+            SizeView(
+                name=size.name,
+                display_name=size.display_name,
+                description=size.description,
+                resources=resources_text(size),
+                fits=fits,
+                hours=tuple(
+                    SizeHours(index[g], size_budget_text(g, h, known=g not in unknown))
+                    for g, (ok, h) in by_group.items()
+                    if ok
+                ),
+                checked=launch is not None and launch.size.name == size.name,
+                shown=selected is not None and index[selected] in fits,
+            )
+        )
+    return tuple(views)
+
+
+def build_form(
+    config: LaunchConfig,
+    member: Member,
+    saved: LaunchRequest,
+    messages: Sequence[str],
+    answers: Mapping[str, QuotaAnswer],
+    *,
+    server_name: str = "",
+    repo: RepoFormView | None = None,
+    repo_rules: RepoRules | None = None,
+) -> LaunchForm:
+    """The launch form of ``member``, prefilled with ``saved`` (their last choices).
+
+    ``messages`` say which saved choices no longer apply
+    (:func:`eohub.domain.launch.policy.fallback`); ``answers`` are accounting's quota
+    answers per chargeable group (a missing one reads as "budget unknown").
+    """
+    visible = visible_environments(config, member)
+    groups = chargeable_groups(config, member)
+    budgets = _budgets(answers)
+
+    # Per size: for each group, whether it fits and how long the budget runs it.
+    fit: dict[str, dict[str, tuple[bool, float | None]]] = {}
+    offered: dict[str, tuple[str, ...]] = {}
+    for env in visible:
+        offers = offered_sizes(config, env, None)
+        offered[env.name] = tuple(o.size.name for o in offers)
+        for group in groups:
+            for offer in offered_sizes(config, env, budgets.get(group)):
+                fit.setdefault(offer.size.name, {})[group] = (offer.fits, offer.hours)
+    fits_any = {g: any(f[g][0] for f in fit.values() if g in f) for g in groups}
+
+    selected = _pick_group(groups, saved.group, answers, fits_any)
+    request = dataclasses.replace(saved, group=selected)
+    launch = _preselect(config, member, request, budgets, repo_rules) if selected else None
+    env_default = (
+        launch.environment if launch else _default_environment(config, visible, saved.environment)
+    )
+
+    environments = tuple(
+        EnvironmentView(
+            name=e.name,
+            display_name=e.display_name,
+            description=e.description,
+            default_urlpath=e.default_urlpath,
+            sizes=offered[e.name],
+            size_names=", ".join(config.sizes[n].display_name for n in offered[e.name]),
+            default_size=e.default_size or "",
+            checked=env_default is not None and e.name == env_default.name,
+            repository=e.repository,
+        )
+        for e in visible
+    )
+    group_views = tuple(
+        GroupView(
+            index=i,
+            name=g,
+            budget=budget_text(answers.get(g)),
+            refusal="" if answers.get(g) is None or answers[g].allowed else answers[g].reason,
+            checked=g == selected,
+        )
+        for i, g in enumerate(groups)
+    )
+    sizes = _size_views(config, groups, fit, answers, selected, launch)
+    volumes = allowed_volumes(config, member)
+    chosen = set(saved.volumes or ())
+    views = [
+        VolumeView(
+            name=v.name,
+            display_name=v.display_name,
+            description=v.description,
+            mount_path=v.mount_path,
+            read_only=v.read_only,
+            checked=v.name in chosen,
+        )
+        for v in volumes
+    ]
+    problems = []
+    if not visible:
+        problems.append("No environment is available to you; ask the platform's admins.")
+    if not groups:
+        problems.append(
+            "None of your groups can be charged for a server; ask the platform's admins."
+        )
+    return LaunchForm(
+        environments=environments,
+        groups=group_views,
+        sizes=sizes,
+        optional_volumes=tuple(v for v, m in zip(views, volumes, strict=True) if m.optional),
+        mounted_volumes=tuple(v for v, m in zip(views, volumes, strict=True) if not m.optional),
+        urlpath=saved.urlpath or "",
+        urlpath_placeholder=env_default.default_urlpath if env_default else "",
+        server_name=server_name,
+        notices=tuple(messages),
+        problems=tuple(problems),
+        repo=repo if any(e.repository for e in visible) else None,
+    )
+
+
+__all__ = [
+    "UNKNOWN_BUDGET",
+    "EnvironmentView",
+    "GroupView",
+    "LaunchForm",
+    "SizeHours",
+    "SizeView",
+    "VolumeView",
+    "budget_text",
+    "build_form",
+    "hours_text",
+    "resources_text",
+    "size_budget_text",
+]

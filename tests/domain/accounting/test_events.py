@@ -1,0 +1,274 @@
+"""The event schema and the other request bodies: every bad field named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from eohub.domain.accounting.events import (
+    MAX_CPU,
+    MAX_GPUS,
+    MAX_MEMORY_BYTES,
+    MIN_CPU,
+    EventError,
+    StartEvent,
+    StopEvent,
+    event_key,
+    format_time,
+    parse_batch,
+    parse_time,
+    start_event_json,
+    stop_event_json,
+)
+from eohub.domain.accounting.ledger import Resources, session_usage
+from eohub.domain.accounting.periods import MAX_ROLLING_DAYS
+from eohub.domain.accounting.requests import (
+    parse_group_update,
+    parse_quota_request,
+    parse_storage_samples,
+)
+from eohub.domain.launch.config import LaunchConfigError, parse_launch_config
+
+T0 = datetime(2026, 5, 1, 8, tzinfo=UTC)
+START = start_event_json(
+    user="alice", server="gpu", started_at=T0, group="climate", cpu=0.25, gpus=1
+)
+STOP = stop_event_json(
+    user="alice", server="gpu", started_at=T0, stopped_at=T0 + timedelta(hours=1)
+)
+
+
+def test_good_events_parse() -> None:
+    start, stop = parse_batch({"events": [START, STOP]})
+    assert isinstance(start, StartEvent)
+    assert start.resources.millicores == 250
+    assert isinstance(stop, StopEvent)
+    assert stop.session == start.session
+
+
+def test_keys_are_stable_and_distinct() -> None:
+    assert event_key("start", "a", "", T0) == event_key("start", "a", "", T0.astimezone())
+    assert event_key("start", "a", "", T0) != event_key("stop", "a", "", T0)
+    assert event_key("start", "a", "b", T0) != event_key("start", "ab", "", T0)
+
+
+BAD: list[tuple[str, Any, set[str]]] = [
+    ("not an object", 3, {"body"}),
+    ("kind", {**START, "kind": "pause"}, {"kind"}),
+    ("missing user", {k: v for k, v in START.items() if k != "user"}, {"user"}),
+    ("user type", {**START, "user": 5}, {"user"}),
+    ("control chars", {**START, "user": "a\nb"}, {"user"}),
+    ("trailing newline", {**START, "user": "eve\n"}, {"user"}),
+    ("server slash", {**START, "server": "a/b"}, {"server"}),
+    ("bool cpu", {**START, "cpu": True}, {"cpu"}),
+    ("zero cpu", {**START, "cpu": 0}, {"cpu"}),
+    ("tiny cpu", {**START, "cpu": 0.0001}, {"cpu"}),
+    ("huge cpu", {**START, "cpu": 1e9}, {"cpu"}),
+    ("nan memory", {**START, "memory_bytes": float("nan")}, {"memory_bytes"}),
+    ("fractional gpus", {**START, "gpus": 0.5}, {"gpus"}),
+    ("bad key", {**START, "id": "has space"}, {"id"}),
+    ("naive time", {**START, "started_at": "2026-05-01T08:00:00"}, {"started_at"}),
+    ("not a time", {**START, "started_at": "yesterday"}, {"started_at"}),
+    ("year 1900", {**START, "started_at": "1900-01-01T00:00:00Z"}, {"started_at"}),
+    ("extra field", {**STOP, "group": "climate"}, {"group"}),
+    ("stop before start", {**STOP, "stopped_at": "2026-05-01T07:00:00Z"}, {"stopped_at"}),
+    ("bad reason", {**STOP, "reason": "bored"}, {"reason"}),
+    ("empty batch", {"events": []}, {"events"}),
+    ("batch not a list", {"events": {}}, {"events"}),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "fields"), BAD, ids=[b[0] for b in BAD])
+def test_bad_events_name_their_fields(name: str, data: Any, fields: set[str]) -> None:
+    with pytest.raises(EventError) as error:
+        parse_batch(data)
+    assert fields <= set(error.value.errors), error.value.errors
+
+
+def test_batch_errors_are_indexed() -> None:
+    with pytest.raises(EventError) as error:
+        parse_batch({"events": [START, {**START, "cpu": -1}, "x"]})
+    assert set(error.value.errors) == {"events[1].cpu", "events[2]"}
+
+
+def test_parse_time_accepts_offsets() -> None:
+    assert parse_time("2026-05-01T10:00:00+02:00") == T0
+
+
+def test_quota_request() -> None:
+    request = parse_quota_request({"user": "a", "group": "g", "cpu": 1.5, "memory_bytes": 1024})
+    assert request.resources.millicores == 1500
+    with pytest.raises(EventError) as error:
+        parse_quota_request({"user": "a", "cpu": "x", "extra": 1})
+    assert set(error.value.errors) == {"group", "cpu", "extra"}
+
+
+def test_storage_samples() -> None:
+    (sample,) = parse_storage_samples(
+        {"samples": [{"user": "a", "bytes": 10, "measured_at": "2026-01-01T00:00:00Z"}]}
+    )
+    assert sample.group == ""
+    with pytest.raises(EventError) as error:
+        parse_storage_samples({"samples": [{"user": "a", "bytes": -1}, 7]})
+    assert set(error.value.errors) == {"samples[0].bytes", "samples[0].measured_at", "samples[1]"}
+
+
+def test_group_update() -> None:
+    update = parse_group_update(
+        {
+            "allocation": "rolling:30",
+            "pis": ["carol"],
+            "quotas": {"": {"core_hours": 12.5}, "bob": None},
+        }
+    )
+    assert str(update.allocation) == "rolling:30"
+    assert update.quotas[""] is not None
+    assert update.quotas[""].core_hours == 12.5
+    assert update.quotas["bob"] is None
+    assert parse_group_update({}).pis is None  # left out: unchanged
+    with pytest.raises(EventError) as error:
+        parse_group_update(
+            {"allocation": 3, "pis": [1], "quotas": {"": {"cores": 1, "max_servers": 1.5}}, "x": 1}
+        )
+    assert set(error.value.errors) == {
+        "allocation",
+        "pis",
+        "quotas[''].cores",
+        "quotas[''].max_servers",
+        "x",
+    }
+
+
+# -- time, bounds and the service's clock ------------------------------------------
+NOW = T0 + timedelta(hours=2)
+SKEW = timedelta(minutes=5)
+
+TIMES: list[tuple[str, str | None]] = [
+    ("2026-05-01T08:00:00Z", "ok"),
+    ("2026-05-01T08:00:00.123456Z", "ok"),
+    ("2026-05-01T10:00:00+02:00", "ok"),
+    ("2026-05-01T08:00:00", "offset"),
+    ("2026-05-01 08:00:00Z", "timestamp"),  # fromisoformat takes a space for the T
+    ("20260501T080000Z", "timestamp"),  # and the basic format
+    ("2026-W18-5T08:00Z", "timestamp"),  # and week dates
+    ("2026-05-01T08Z", "timestamp"),  # and hours alone
+    ("2026-05-01T08:00:00.1234567Z", "timestamp"),
+    ("2026-13-01T08:00:00Z", "timestamp"),
+    ("\uff12\uff10\uff12\uff16-05-01T08:00:00Z", "timestamp"),  # fullwidth digits
+    ("1999-12-31T23:59:59Z", "years"),
+    ("2201-01-01T00:00:00Z", "years"),
+    ("9999-12-31T23:59:59Z", "years"),
+    ("", "timestamp"),
+]
+
+
+@pytest.mark.parametrize(("text", "outcome"), TIMES)
+def test_times_are_rfc3339_in_range(text: str, outcome: str) -> None:
+    if outcome == "ok":
+        assert parse_time(text) == datetime.fromisoformat(text).astimezone(UTC)
+        return
+    with pytest.raises(ValueError, match=outcome):
+        parse_time(text)
+
+
+FUTURE: list[tuple[str, dict[str, Any], set[str]]] = [
+    ("start within skew", {**START, "started_at": format_time(NOW + SKEW)}, set()),
+    (
+        "start beyond skew",
+        {**START, "started_at": format_time(NOW + SKEW + timedelta(microseconds=1))},
+        {"started_at"},
+    ),
+    ("stop now", {**STOP, "stopped_at": format_time(NOW)}, set()),
+    ("stop next year", {**STOP, "stopped_at": "2027-05-01T08:00:00Z"}, {"stopped_at"}),
+    (
+        "both in the future",
+        {**STOP, "started_at": "2100-01-01T00:00:00Z", "stopped_at": "2100-01-02T00:00:00Z"},
+        {"started_at", "stopped_at"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "fields"), FUTURE, ids=[f[0] for f in FUTURE])
+def test_future_times_are_refused_beyond_the_skew(
+    name: str, data: dict[str, Any], fields: set[str]
+) -> None:
+    if not fields:
+        assert parse_batch(data, now=NOW, max_clock_skew=SKEW)
+        return
+    with pytest.raises(EventError) as error:
+        parse_batch({"events": [START, data]}, now=NOW, max_clock_skew=SKEW)
+    assert set(error.value.errors) == {f"events[1].{f}" for f in fields}
+    assert "future" in next(iter(error.value.errors.values()))
+
+
+def test_the_skew_is_a_parameter_and_no_clock_means_no_check() -> None:
+    late = {**STOP, "stopped_at": format_time(NOW + timedelta(hours=1))}
+    assert parse_batch(late, now=NOW, max_clock_skew=timedelta(hours=2))
+    assert parse_batch(late)  # the hub-side client checks shapes only
+    with pytest.raises(EventError):
+        parse_batch(late, now=NOW, max_clock_skew=timedelta(0))
+
+
+SIZES: list[tuple[str, dict[str, Any], set[str]]] = [
+    (
+        "largest",
+        {**START, "cpu": MAX_CPU, "memory_bytes": MAX_MEMORY_BYTES, "gpus": MAX_GPUS},
+        set(),
+    ),
+    ("one millicore", {**START, "cpu": MIN_CPU}, set()),
+    ("cpu over", {**START, "cpu": MAX_CPU + 0.001}, {"cpu"}),
+    ("memory over", {**START, "memory_bytes": MAX_MEMORY_BYTES + 1}, {"memory_bytes"}),
+    ("old memory limit", {**START, "memory_bytes": 64 * 1024**4}, {"memory_bytes"}),
+    ("gpus over", {**START, "gpus": MAX_GPUS + 1}, {"gpus"}),
+    ("memory 10**400", {**START, "memory_bytes": 10**400}, {"memory_bytes"}),
+    ("cpu 10**400", {**START, "cpu": 10**400}, {"cpu"}),
+    ("gpus -10**400", {**START, "gpus": -(10**400)}, {"gpus"}),
+    ("cpu infinity", {**START, "cpu": float("inf")}, {"cpu"}),
+    ("memory 1e300", {**START, "memory_bytes": 1e300}, {"memory_bytes"}),
+    ("whole float", {**START, "memory_bytes": 1024.0}, set()),
+    ("null server", {**START, "server": None}, {"server"}),
+    ("null profile", {**START, "profile": None}, {"profile"}),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "fields"), SIZES, ids=[s[0] for s in SIZES])
+def test_sizes_are_bounded(name: str, data: dict[str, Any], fields: set[str]) -> None:
+    if not fields:
+        (event,) = parse_batch(data)
+        assert isinstance(event, StartEvent)
+        return
+    with pytest.raises(EventError) as error:
+        parse_batch(data)
+    assert set(error.value.errors) == fields, error.value.errors
+
+
+def test_the_largest_server_fits_every_total_the_databases_compute() -> None:
+    """The module docstring's arithmetic: a SUM over the longest rolling window (and so
+    any year's running total) of six largest servers stays under 2**63 - 1."""
+    largest = Resources.from_cpu(MAX_CPU, MAX_MEMORY_BYTES, MAX_GPUS)
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    window = session_usage(largest, start, start + timedelta(days=MAX_ROLLING_DAYS))
+    year = session_usage(largest, start, start + timedelta(days=366))
+    for units in (window.cpu_mcore_ms, window.mem_mib_ms, window.gpu_ms):
+        assert 6 * units <= 2**63 - 1
+    for units in (year.cpu_mcore_ms, year.mem_mib_ms, year.gpu_ms):
+        assert 69 * units <= 2**63 - 1
+    assert largest.millicores <= 2**31 - 1  # INT columns
+    assert largest.gpus <= 2**31 - 1
+
+
+def test_a_batch_has_no_other_fields() -> None:
+    with pytest.raises(EventError) as error:
+        parse_batch({"events": [START], "x": 1})
+    assert error.value.errors == {"x": "is not a field of this request"}
+
+
+def test_the_hubs_launch_sizes_stay_within_what_accounting_records() -> None:
+    """A size the launch form offers must be one whose start event the service accepts."""
+    largest = {"s": {"cpu": MAX_CPU, "memory": "4T", "gpus": MAX_GPUS}}
+    config = parse_launch_config({}, largest, {}, backend="local")
+    assert config.sizes["s"].memory == MAX_MEMORY_BYTES
+    with pytest.raises(LaunchConfigError, match=r"sizes\.s\.memory"):
+        parse_launch_config({}, {"s": {"cpu": 1, "memory": "5T"}}, {}, backend="local")

@@ -1,0 +1,776 @@
+"""The launch form: what each member sees, budgets, prefill, no leaks, and escaping.
+
+Most tests build the form from a parsed config (:func:`build_form`) and read the HTML
+back with the standard library's parser, as a browser without JavaScript would see it:
+hidden elements and disabled inputs do not count. The last tests render through a real
+QuotaLocalSpawner with a fake accounting client, as the hub does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from traitlets.config import Config
+
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.identity.profile import UserProfile
+from eohub.domain.launch.config import LaunchConfig, parse_launch_config
+from eohub.domain.launch.options import LaunchRequest, OptionsError
+from eohub.domain.launch.policy import Member, authorize, fallback
+from eohub.spawner.form.render import render, render_form
+from eohub.spawner.form.view import (
+    UNKNOWN_BUDGET,
+    budget_text,
+    build_form,
+    hours_text,
+    resources_text,
+)
+from eohub.spawner.local import QuotaLocalSpawner
+
+SIZES: dict[str, Any] = {
+    "small": {"display_name": "Small", "cpu": 1, "memory": "2G"},
+    "medium": {
+        "display_name": "Medium",
+        "cpu": 2,
+        "memory": "4G",
+        "cpu_limit": 4,
+        "memory_limit": "8G",
+    },
+    "large": {"display_name": "Large", "cpu": 8, "memory": "32G"},
+    "gpu": {"display_name": "One GPU", "cpu": 4, "memory": "16G", "gpus": 1},
+}
+# Every string an admin may write but a user must never see in the page.
+SECRETS = [
+    "pangeo/pangeo-notebook:2024.01.01",
+    "eohub/climate-r:7",
+    "registry.internal/dl/cuda:12",
+    "registry.internal/black-ops/secret:1",
+    "eohub/alice:1",
+    "WANDB_API_KEY",
+    "sekrit-wandb-value",
+    "PANGEO_SECRET",
+    "pangeo-env-secret-value",
+    "gpu-node-pool",
+    "a100-nodes-only",
+    "nvidia.com/gpu",
+    "NoSchedule",
+    "secret-project",
+    "Secret Project X",
+    "classified description",
+    "black-ops",
+    "vault-claim-xyz",
+    "/vault",
+    "common-data-claim",
+    "dl-scratch-claim",
+    "ws-{username}",
+    "fast-ssd",
+]
+ENVIRONMENTS: dict[str, Any] = {
+    "pangeo": {
+        "display_name": "Pangeo",
+        "description": "Xarray, Dask and friends.",
+        "image": "pangeo/pangeo-notebook:2024.01.01",
+        "env": {"PANGEO_SECRET": "pangeo-env-secret-value"},
+        "default": True,
+        "sizes": ["small", "medium", "large"],
+        "default_size": "medium",
+    },
+    "climate-r": {
+        "display_name": "Climate R",
+        "image": "eohub/climate-r:7",
+        "allowed_groups": ["climate"],
+        "default_urlpath": "/rstudio/",
+        "sizes": ["small", "medium"],
+    },
+    "deep-learning": {
+        "display_name": "Deep learning",
+        "image": "registry.internal/dl/cuda:12",
+        "allowed_groups": ["ml"],
+        "gpu": True,
+        "sizes": ["small", "gpu"],
+        "env": {"WANDB_API_KEY": "sekrit-wandb-value"},
+        "node_selector": {"gpu-node-pool": "a100-nodes-only"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+    "personal-alice": {
+        "display_name": "Alice's own",
+        "image": "eohub/alice:1",
+        "allowed_users": ["alice"],
+        "sizes": ["small"],
+    },
+    "secret-project": {
+        "display_name": "Secret Project X",
+        "description": "classified description",
+        "image": "registry.internal/black-ops/secret:1",
+        "allowed_groups": ["black-ops"],
+        "sizes": ["large"],
+    },
+}
+VOLUMES: dict[str, Any] = {
+    "home": {
+        "kind": "workspace",
+        "display_name": "Your workspace",
+        "mount_path": "/home/jovyan",
+        "claim_name": "ws-{username}",
+        "storage": "10Gi",
+        "storage_class": "fast-ssd",
+    },
+    "common-data": {
+        "kind": "pvc",
+        "display_name": "Common data",
+        "description": "Sentinel-2 L2A, read-only.",
+        "claim_name": "common-data-claim",
+        "mount_path": "/data/common",
+        "read_only": True,
+        "optional": True,
+    },
+    "dl-scratch": {
+        "kind": "pvc",
+        "display_name": "GPU scratch",
+        "claim_name": "dl-scratch-claim",
+        "mount_path": "/scratch",
+        "optional": True,
+        "allowed_groups": ["ml"],
+    },
+    "black-ops-vault": {
+        "kind": "pvc",
+        "display_name": "Vault",
+        "claim_name": "vault-claim-xyz",
+        "mount_path": "/vault",
+        "allowed_groups": ["black-ops"],
+    },
+}
+CHARGE_GROUPS = ["climate", "ocean", "ml", "black-ops"]
+
+
+def kube_config(**overrides: Any) -> LaunchConfig:
+    settings: dict[str, Any] = {"backend": "kube", "charge_groups": CHARGE_GROUPS}
+    settings.update(overrides)
+    return parse_launch_config(ENVIRONMENTS, SIZES, VOLUMES, **settings)
+
+
+UNLIMITED = {"core_hours": None, "gpu_hours": None, "memory_gib_hours": None}
+
+
+def allowed(core_hours: float | None = None, gpu_hours: float | None = None) -> QuotaAnswer:
+    left = {**UNLIMITED, "core_hours": core_hours, "gpu_hours": gpu_hours}
+    return QuotaAnswer(True, "Within quota.", left)
+
+
+def spent(group: str) -> QuotaAnswer:
+    return QuotaAnswer(
+        False,
+        f"The core-hours budget of group {group} is spent: 10.00 of 10.00 used this period.",
+        {**UNLIMITED, "core_hours": 0.0},
+    )
+
+
+# -- reading the HTML back -------------------------------------------------------------
+
+VOID = {"input", "br", "img", "meta", "link", "hr", "wbr", "source"}
+
+
+@dataclass
+class Control:
+    attrs: dict[str, str]
+    hidden: bool  # inside a hidden element, or disabled: a browser would not submit it
+
+    @property
+    def name(self) -> str:
+        return self.attrs.get("name", "")
+
+    @property
+    def value(self) -> str:
+        return self.attrs.get("value", "")
+
+
+@dataclass
+class Page(HTMLParser):
+    """Inputs with their visibility, and the text a reader without JavaScript sees."""
+
+    controls: list[Control] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    stack: list[tuple[str, bool]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+
+    @classmethod
+    def of(cls, html: str) -> Page:
+        page = cls()
+        page.feed(html)
+        page.close()
+        return page
+
+    @property
+    def _hidden(self) -> bool:
+        return any(h for _, h in self.stack)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        hidden = "hidden" in values or tag in ("script", "style")
+        if tag == "input":
+            gone = self._hidden or hidden or "disabled" in values
+            self.controls.append(Control(values, gone))
+        if tag not in VOID:
+            self.stack.append((tag, hidden))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden and data.strip():
+            self.texts.append(" ".join(data.split()))
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.texts)
+
+    def visible(self, name: str, kind: str | None = None) -> list[str]:
+        return [
+            c.value
+            for c in self.controls
+            if c.name == name and not c.hidden and (kind is None or c.attrs.get("type") == kind)
+        ]
+
+    def present(self, name: str) -> list[str]:
+        return [c.value for c in self.controls if c.name == name]
+
+    def checked(self, name: str) -> list[str]:
+        return [
+            c.value
+            for c in self.controls
+            if c.name == name and not c.hidden and "checked" in c.attrs
+        ]
+
+    def control(self, name: str, value: str) -> Control:
+        return next(c for c in self.controls if c.name == name and c.value == value)
+
+
+def form_html(
+    member: Member,
+    answers: Mapping[str, QuotaAnswer] | None = None,
+    *,
+    saved: Mapping[str, Any] | None = None,
+    config: LaunchConfig | None = None,
+    server_name: str = "",
+) -> str:
+    config = config or kube_config()
+    request, messages = fallback(config, member, dict(saved or {}))
+    if answers is None:
+        answers = {g: allowed() for g in CHARGE_GROUPS if g in member.groups}
+    form = build_form(config, member, request, messages, answers, server_name=server_name)
+    return render(form)
+
+
+# -- who sees what ----------------------------------------------------------------------
+
+BOB = Member("bob", frozenset({"researchers", "climate"}))
+EVE = Member("eve", frozenset({"climate", "ocean", "ml"}))
+
+
+@pytest.mark.parametrize(
+    ("member", "environments", "group_radios", "group_hidden", "sizes"),
+    [
+        # One funded group: no choice, a hidden input carries it.
+        (BOB, ["pangeo", "climate-r"], [], "climate", ["small", "medium", "large"]),
+        # A PI of the group sees what its members see, no more.
+        (
+            Member("carol", frozenset({"climate", "staff"})),
+            ["pangeo", "climate-r"],
+            [],
+            "climate",
+            ["small", "medium", "large"],
+        ),
+        # Several funded groups: a choice, sorted; GPU sizes only with the GPU environment.
+        (
+            EVE,
+            ["pangeo", "climate-r", "deep-learning"],
+            ["climate", "ml", "ocean"],
+            None,
+            ["small", "medium", "large", "gpu"],
+        ),
+        # No group at all: the open environment is listed, nothing can be charged.
+        (Member("dave"), ["pangeo"], [], None, []),
+        # Named in allowed_users, but in no funded group.
+        (Member("alice", frozenset({"researchers"})), ["pangeo", "personal-alice"], [], None, []),
+    ],
+)
+def test_what_each_member_sees(
+    member: Member,
+    environments: list[str],
+    group_radios: list[str],
+    group_hidden: str | None,
+    sizes: list[str],
+) -> None:
+    page = Page.of(form_html(member))
+    assert page.visible("environment", "radio") == environments
+    assert page.visible("group", "radio") == group_radios
+    hidden_group = [
+        c.value for c in page.controls if c.name == "group" and c.attrs["type"] == "hidden"
+    ]
+    assert hidden_group == ([group_hidden] if group_hidden else [])
+    assert page.visible("size", "radio") == sizes
+    if not group_radios and not group_hidden:
+        assert "None of your groups can be charged for a server" in page.text
+    else:
+        assert "None of your groups" not in page.text
+    # The default environment and its default size are preselected.
+    assert page.checked("environment") == ["pangeo"]
+    assert page.checked("size") == (["medium"] if sizes else [])
+
+
+def test_the_form_shows_what_a_reader_needs() -> None:
+    page = Page.of(
+        form_html(
+            EVE,
+            {"climate": allowed(12.6), "ocean": allowed(), "ml": allowed(40, gpu_hours=3)},
+            server_name="gpu-run",
+        )
+    )
+    text = page.text
+    assert "Server name: gpu-run" in text
+    assert "Xarray, Dask and friends." in text
+    assert "Opens /rstudio/ · Sizes: Small, Medium" in text
+    assert "12.6 core-hours left" in text
+    assert "no limit" in text  # ocean
+    assert "40 core-hours left, 3 GPU-hours left" in text  # ml
+    assert "2 CPUs (up to 4) · 4 GiB memory (up to 8 GiB)" in text
+    assert "about 6.3 hours on climate's budget" in text  # medium: 12.6 / 2
+    assert "Common data" in text
+    assert "at /data/common, read-only" in text
+    assert page.visible("volumes", "checkbox") == ["common-data", "dl-scratch"]
+    assert "Always mounted: Your workspace at /home/jovyan" in text
+    urlpath = page.control("urlpath", "")
+    assert urlpath.attrs["placeholder"] == "/lab"
+    # Accessible: every input has a label, every choice list a legend.
+    html = form_html(EVE)
+    for control in page.controls:
+        if control.attrs["type"] in ("radio", "checkbox", "text"):
+            assert f'for="{control.attrs["id"]}"' in html
+    assert html.count("<fieldset") == html.count("<legend>") == 4
+
+
+# -- sizes against budgets --------------------------------------------------------------
+
+
+def test_sizes_are_filtered_by_the_budget_of_the_selected_group() -> None:
+    answers = {"climate": allowed(3.0), "ocean": allowed(), "ml": spent("ml")}
+    page = Page.of(form_html(EVE, answers))
+    # climate is preselected (the first group whose budget fits a size): 3 core-hours
+    # run small (1 CPU) 3 hours and medium 1.5; large (8 CPUs) and gpu (4) under 1.
+    assert page.checked("group") == ["climate"]
+    assert page.visible("size") == ["small", "medium"]
+    # Sizes that fit only another group are in the page for the script, hidden and
+    # disabled, so without JavaScript they are neither seen nor sent.
+    assert page.present("size") == ["small", "medium", "large", "gpu"]
+    assert "about 3 hours on climate's budget" in page.text
+    assert "about 1.5 hours on climate's budget" in page.text
+    assert "no budget limit on ocean" not in page.text  # shown when ocean is chosen
+    # The spent group stays listed, with the reason.
+    assert "The core-hours budget of group ml is spent" in page.text
+    assert page.checked("size") == ["medium"]
+
+
+def test_a_saved_group_selects_its_sizes() -> None:
+    answers = {"climate": allowed(3.0), "ocean": allowed(), "ml": spent("ml")}
+    page = Page.of(form_html(EVE, answers, saved={"group": "ocean", "size": "large"}))
+    assert page.checked("group") == ["ocean"]
+    assert page.visible("size") == ["small", "medium", "large", "gpu"]
+    assert page.checked("size") == ["large"]
+    assert "no budget limit on ocean" in page.text
+
+
+def test_a_saved_group_that_cannot_start_a_server_now_is_not_preselected() -> None:
+    answers = {"climate": allowed(3.0), "ocean": allowed(), "ml": spent("ml")}
+    page = Page.of(form_html(EVE, answers, saved={"group": "ml"}))
+    assert page.checked("group") == ["climate"]
+    assert "The core-hours budget of group ml is spent" in page.text
+
+
+def test_min_hours_decides_what_fits() -> None:
+    answers = {"climate": allowed(3.0)}
+    member = Member("bob", frozenset({"climate"}))
+    assert Page.of(form_html(member, answers)).visible("size") == ["small", "medium"]
+    strict = kube_config(min_hours=2)
+    assert Page.of(form_html(member, answers, config=strict)).visible("size") == ["small"]
+
+
+def test_a_spent_single_group_shows_the_refusal_and_no_size() -> None:
+    member = Member("dave", frozenset({"ml"}))
+    page = Page.of(form_html(member, {"ml": spent("ml")}))
+    assert page.visible("size") == []
+    assert page.present("size") == []
+    assert "The core-hours budget of group ml is spent" in page.text
+    assert "No size of this environment fits the budget left of group ml" in page.text
+    html = form_html(member, {"ml": spent("ml")})
+    assert 'class="alert alert-danger eohub-refusal" role="alert"' in html
+
+
+@pytest.mark.parametrize("source", ["fail-open", "fail-closed"])
+def test_an_accounting_outage_says_the_budget_is_unknown(source: str) -> None:
+    answer = QuotaAnswer(source == "fail-open", f"no answer ({source})", {}, source)  # type: ignore[arg-type]
+    page = Page.of(form_html(BOB, {"climate": answer}))
+    assert UNKNOWN_BUDGET in page.text
+    assert page.visible("size") == ["small", "medium", "large"]
+    assert "the budget left of climate is unknown" in page.text
+    assert ("no answer (fail-closed)" in page.text) == (source == "fail-closed")
+    # No answer at all (the client raised) reads the same.
+    assert UNKNOWN_BUDGET in Page.of(form_html(BOB, {})).text
+
+
+@pytest.mark.parametrize(
+    ("answer", "text"),
+    [
+        (None, UNKNOWN_BUDGET),
+        (QuotaAnswer(True, "fail-open", {}, "fail-open"), UNKNOWN_BUDGET),
+        (allowed(), "no limit"),
+        (allowed(12.25), "12.2 core-hours left"),
+        (allowed(1234.5, gpu_hours=0.5), "1,234.5 core-hours left, 0.5 GPU-hours left"),
+        (QuotaAnswer(True, "ok", {"memory_gib_hours": 8.0}), "8 GiB-hours of memory left"),
+        (QuotaAnswer(True, "ok", {"core_hours": -3.0}), "0 core-hours left"),
+        # Refused with no budget (a group accounting does not know): only the reason.
+        (QuotaAnswer(False, "The group 'x' has no allocation", dict(UNLIMITED)), ""),
+    ],
+)
+def test_budget_text(answer: QuotaAnswer | None, text: str) -> None:
+    assert budget_text(answer) == text
+
+
+@pytest.mark.parametrize(
+    ("hours", "text"),
+    [
+        (None, "no limit"),
+        (0.01, "about 1 minute"),
+        (0.5, "about 30 minutes"),
+        (1.0, "about 1 hour"),
+        (1.25, "about 1.2 hours"),
+        (9.96, "about 10 hours"),
+        (123.4, "about 123 hours"),
+    ],
+)
+def test_hours_text(hours: float | None, text: str) -> None:
+    assert hours_text(hours) == text
+
+
+def test_resources_text() -> None:
+    config = kube_config()
+    assert resources_text(config.sizes["small"]) == "1 CPU · 2 GiB memory"
+    assert resources_text(config.sizes["gpu"]) == "4 CPUs · 16 GiB memory · 1 GPU"
+
+
+def test_what_the_form_offers_is_what_a_spawn_accepts() -> None:
+    """Every combination the page (with its script) offers passes the spawn's policy,
+    and every size it hides for a group is refused for that group."""
+    config = kube_config()
+    answers = {"climate": allowed(3.0), "ocean": allowed(), "ml": allowed(5.0, gpu_hours=0)}
+    budgets = {g: dict(a.budget_left) for g, a in answers.items()}
+    html = form_html(EVE, answers)
+    page = Page.of(html)
+    groups = {c.attrs["data-group-index"]: c.value for c in page.controls if c.name == "group"}
+    env_sizes = {
+        c.value: c.attrs["data-sizes"].split() for c in page.controls if c.name == "environment"
+    }
+    fits = _fits_by_size(html)
+    checked = 0
+    for env, sizes in env_sizes.items():
+        for index, group in groups.items():
+            for size in sizes:
+                request = LaunchRequest(environment=env, size=size, group=group)
+                if size in fits and index in fits[size]:
+                    authorize(config, EVE, request, budgets)
+                    checked += 1
+                else:
+                    with pytest.raises(OptionsError) as refused:
+                        authorize(config, EVE, request, budgets)
+                    assert "size" in refused.value.errors
+    assert checked >= 6
+
+
+def _fits_by_size(html: str) -> dict[str, list[str]]:
+    """Size name -> the indexes of the groups it fits, from the items' data attributes."""
+    found: dict[str, list[str]] = {}
+
+    class Sizes(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            values = dict(attrs)
+            if "data-size" in values:
+                found[values["data-size"] or ""] = (values["data-fits"] or "").split()
+
+    Sizes().feed(html)
+    return found
+
+
+# -- prefill and fallback ---------------------------------------------------------------
+
+
+def test_the_last_choices_are_prefilled() -> None:
+    saved = {
+        "environment": "climate-r",
+        "size": "small",
+        "group": "ocean",
+        "volumes": ["common-data"],
+        "urlpath": "/lab/tree/notes.ipynb",
+        # Resolved keys stored with the options are ignored.
+        "cpu": 1,
+        "image": "eohub/climate-r:7",
+    }
+    page = Page.of(form_html(EVE, saved=saved))
+    assert page.checked("environment") == ["climate-r"]
+    assert page.checked("size") == ["small"]
+    assert page.checked("group") == ["ocean"]
+    assert page.checked("volumes") == ["common-data"]
+    assert page.control("urlpath", "/lab/tree/notes.ipynb").attrs["placeholder"] == "/rstudio/"
+    assert "Some of your last choices" not in page.text
+
+
+def test_choices_that_no_longer_apply_fall_back_with_a_notice() -> None:
+    saved = {
+        "environment": "retired-env",
+        "size": "huge",
+        "group": "ocean",  # bob left ocean
+        "volumes": ["common-data", "gone-volume"],
+        "urlpath": 42,
+    }
+    page = Page.of(form_html(BOB, saved=saved))
+    assert page.checked("environment") == ["pangeo"]
+    assert page.checked("size") == ["medium"]
+    assert page.present("group") == ["climate"]
+    assert page.checked("volumes") == ["common-data"]
+    text = page.text
+    assert "Some of your last choices no longer apply" in text
+    for message in [
+        "The environment 'retired-env' you used last time is no longer offered.",
+        "You can no longer charge group 'ocean', which you charged last time.",
+        "The volume 'gone-volume' you chose last time is no longer offered.",
+        "Your last choice of urlpath, 42, could not be used.",
+    ]:
+        assert message in text
+    assert 'role="status"' in form_html(BOB, saved=saved)
+
+
+def test_a_saved_size_that_no_longer_fits_falls_back_to_one_that_does() -> None:
+    page = Page.of(form_html(BOB, {"climate": allowed(3.0)}, saved={"size": "large"}))
+    assert page.checked("size") == ["medium"]
+
+
+# -- nothing admin-only leaks, hostile strings are escaped ------------------------------
+
+
+@pytest.mark.parametrize(
+    "member",
+    [BOB, EVE, Member("dave"), Member("alice", frozenset({"researchers"}))],
+    ids=lambda m: m.username,
+)
+def test_no_admin_only_config_reaches_the_page(member: Member) -> None:
+    html = form_html(member)
+    leaks = [secret for secret in SECRETS if secret in html]
+    assert leaks == []
+    if "ml" not in member.groups:
+        assert "deep-learning" not in html
+        assert "dl-scratch" not in html
+    if member.username != "alice":
+        assert "personal-alice" not in html
+        assert "Alice's own" not in html
+
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+def test_hostile_display_strings_are_escaped() -> None:
+    environments = {
+        "lab": {
+            "image": "x/y:1",
+            "display_name": HOSTILE,
+            "description": '"><img src=x onerror=alert(1)>\nsecond line',
+        }
+    }
+    sizes = {"small": {"cpu": 1, "memory": "1G", "display_name": "Small & <b>bold</b>"}}
+    volumes = {
+        "data": {
+            "kind": "pvc",
+            "claim_name": "data",
+            "mount_path": "/data",
+            "optional": True,
+            "display_name": "<iframe src=javascript:alert(1)>",
+        }
+    }
+    group = 'a"b<svg onload=alert(1)>'
+    config = parse_launch_config(
+        environments, sizes, volumes, backend="kube", charge_groups=[group, "ocean"]
+    )
+    member = Member("mallory", frozenset({group, "ocean"}))
+    answers = {
+        group: QuotaAnswer(False, "<marquee>refused</marquee>", {"core_hours": 0.0}),
+        "ocean": allowed(),
+    }
+    saved = {"environment": "<svg/onload=alert(2)>", "urlpath": "/lab?a=1&b=2"}
+    request, messages = fallback(config, member, saved)
+    html = render(build_form(config, member, request, messages, answers, server_name="<b>srv</b>"))
+    assert html.count("<script") == 1  # the form's own
+    for tag in ("<img", "<iframe", "<svg", "<b>", "<marquee"):
+        assert tag not in html
+    page = Page.of(html)
+    for shown in (HOSTILE, "Small & <b>bold</b>", "<iframe src=javascript:alert(1)>"):
+        assert shown in page.text
+    assert "<marquee>refused</marquee>" in page.text
+    assert "Server name: <b>srv</b>" in page.text
+    assert "Your last choice of environment, '<svg/onload=alert(2)>'" in page.text
+    assert page.control("group", group).attrs["value"] == group
+    assert page.control("urlpath", "/lab?a=1&b=2")
+    assert 'value="/lab?a=1&amp;b=2"' in html
+
+
+# -- through a real spawner ---------------------------------------------------------------
+
+
+class FakeAccounting:
+    """An AccountingClient stand-in: answers check_quota from a table."""
+
+    def __init__(self, answers: Mapping[str, QuotaAnswer], error: Exception | None = None):
+        self.answers = answers
+        self.error = error
+        self.asked: list[tuple[str, str, float]] = []
+
+    async def check_quota(
+        self, *, user: str, group: str, cpu: float, memory_bytes: int = 0, gpus: int = 0
+    ) -> QuotaAnswer:
+        self.asked.append((user, group, cpu))
+        if self.error is not None:
+            raise self.error
+        return self.answers.get(group, allowed())
+
+
+LOCAL_ENVIRONMENTS: dict[str, Any] = {
+    "lab": {
+        "display_name": "JupyterLab",
+        "command": ["/opt/secret-venv/bin/jupyterhub-singleuser"],
+        "env": {"PANGEO_SECRET": "pangeo-env-secret-value"},
+        "sizes": ["small", "medium"],
+        "default": True,
+    },
+    "secret-project": {
+        "display_name": "Secret Project X",
+        "allowed_groups": ["black-ops"],
+        "sizes": ["large"],
+    },
+}
+LOCAL_VOLUMES: dict[str, Any] = {
+    "home": {
+        "kind": "workspace",
+        "mount_path": "/home/jovyan",
+        "local_path": "/srv/secret-workspaces/{username}",
+    },
+    "common-data": {
+        "kind": "host_path",
+        "path": "/srv/secret-common",
+        "mount_path": "/data/common",
+        "optional": True,
+        "read_only": True,
+    },
+}
+
+
+def make_spawner(
+    username: str,
+    groups: set[str],
+    *,
+    accounting: FakeAccounting | None = None,
+    saved: dict[str, Any] | None = None,
+    server_name: str = "",
+    sizes: dict[str, Any] | None = None,
+    pi_of: frozenset[str] = frozenset(),
+) -> QuotaLocalSpawner:
+    config = Config()
+    config.QuotaLocalSpawner.launch_environments = LOCAL_ENVIRONMENTS
+    config.QuotaLocalSpawner.launch_sizes = SIZES if sizes is None else sizes
+    config.QuotaLocalSpawner.launch_volumes = LOCAL_VOLUMES
+    config.QuotaLocalSpawner.charge_groups = CHARGE_GROUPS
+    user = SimpleNamespace(name=username, groups=[SimpleNamespace(name=g) for g in groups])
+    orm = SimpleNamespace(name=server_name, user_options=saved, server=None, started=None)
+    spawner = QuotaLocalSpawner(
+        config=config, user=user, orm_spawner=orm, accounting=accounting or FakeAccounting({})
+    )
+    spawner.profile = UserProfile(username, "ldap", groups=frozenset(groups), pi_of=pi_of)
+    return spawner
+
+
+async def test_render_form_asks_accounting_once_per_chargeable_group() -> None:
+    accounting = FakeAccounting({"climate": allowed(3.0), "ocean": spent("ocean")})
+    spawner = make_spawner("eve", {"climate", "ocean", "staff"}, accounting=accounting)
+    assert spawner.options_form is render_form
+    html = await spawner.get_options_form()
+    assert sorted(accounting.asked) == [("eve", "climate", 1.0), ("eve", "ocean", 1.0)]
+    page = Page.of(html)
+    assert page.visible("environment") == ["lab"]
+    assert page.visible("group") == ["climate", "ocean"]
+    assert page.visible("size") == ["small", "medium"]
+    assert "The core-hours budget of group ocean is spent" in page.text
+    for secret in (
+        "/opt/secret-venv",
+        "pangeo-env-secret-value",
+        "PANGEO_SECRET",
+        "/srv/secret",
+        "secret-project",
+        "Secret Project X",
+    ):
+        assert secret not in html
+
+
+async def test_a_pi_sees_exactly_what_a_member_sees() -> None:
+    pi = make_spawner("carol", {"climate", "staff"}, pi_of=frozenset({"climate"}))
+    member = make_spawner("carol", {"climate", "staff"})
+    assert await pi.get_options_form() == await member.get_options_form()
+
+
+async def test_a_submitted_default_form_is_a_valid_launch() -> None:
+    """What the page sends, read by the spawner as JupyterHub does, passes the policy."""
+    spawner = make_spawner("eve", {"climate", "ocean"}, accounting=FakeAccounting({}))
+    page = Page.of(await spawner.get_options_form())
+    formdata: dict[str, list[str]] = {"_xsrf": ["token"]}
+    for control in page.controls:
+        kind = control.attrs.get("type")
+        if control.hidden or (kind in ("radio", "checkbox") and "checked" not in control.attrs):
+            continue
+        formdata.setdefault(control.name, []).append(control.value)
+    options = spawner.options_from_form(formdata)
+    assert options == {"environment": "lab", "size": "small", "group": "climate"}
+    launch = authorize(spawner.launch_config(), spawner.member(), LaunchRequest(**options), None)
+    assert (launch.environment.name, launch.size.name, launch.group) == ("lab", "small", "climate")
+
+
+async def test_saved_options_and_a_named_server() -> None:
+    saved = {"environment": "gone", "size": "medium", "group": "ocean", "volumes": ["common-data"]}
+    spawner = make_spawner("eve", {"climate", "ocean"}, saved=saved, server_name="second")
+    page = Page.of(await spawner.get_options_form())
+    assert "Server name: second" in page.text
+    assert "The environment 'gone' you used last time is no longer offered." in page.text
+    assert page.checked("group") == ["ocean"]
+    assert page.checked("size") == ["medium"]
+    assert page.checked("volumes") == ["common-data"]
+
+
+async def test_an_accounting_error_still_renders_the_form(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    accounting = FakeAccounting({}, error=RuntimeError("boom"))
+    spawner = make_spawner("bob", {"climate"}, accounting=accounting)
+    page = Page.of(await spawner.get_options_form())
+    assert UNKNOWN_BUDGET in page.text
+    assert page.visible("size") == ["small", "medium"]
+    assert "Could not ask accounting for the budgets of bob" in caplog.text
+
+
+async def test_an_invalid_launch_config_renders_a_message_not_a_500() -> None:
+    spawner = make_spawner("bob", {"climate"}, sizes={"small": {"cpu": 0, "memory": "1G"}})
+    html = await spawner.get_options_form()
+    page = Page.of(html)
+    assert "The hub's launch config is invalid; tell an admin." in page.text
+    assert page.controls == []
