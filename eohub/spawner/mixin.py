@@ -30,12 +30,12 @@ from traitlets import Any as AnyTrait
 from traitlets import default
 
 from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.fields import FieldErrors
 from eohub.domain.identity.profile import UserProfile
 from eohub.domain.launch.budget import Budget
 from eohub.domain.launch.config import LaunchConfig
 from eohub.domain.launch.options import (
     REPO_FIELDS,
-    OptionsError,
     form_to_options,
     parse_options,
 )
@@ -75,7 +75,7 @@ def user_error(status: int, message: str, reason: str) -> web.HTTPError:
     return error
 
 
-def options_error(error: OptionsError) -> web.HTTPError:
+def options_error(error: FieldErrors) -> web.HTTPError:
     """A 400 whose message lists every bad field, as the form and REST clients show it."""
     fields = "; ".join(f"{k}: {v}" for k, v in sorted(error.errors.items()))
     return user_error(400, f"Invalid launch options ({fields})", "Invalid options")
@@ -164,7 +164,7 @@ class QuotaSpawnerMixin(LaunchSettings):
     def _read_options(self, raw: Mapping[str, object]) -> dict[str, Any]:
         try:
             return dict(parse_options(raw).to_user_options())
-        except OptionsError as e:
+        except FieldErrors as e:
             raise options_error(e) from None
 
     # -- the one enforcement path ----------------------------------------------
@@ -190,7 +190,7 @@ class QuotaSpawnerMixin(LaunchSettings):
             request = parse_options(raw)  # type: ignore[arg-type]  # it refuses non-mappings
             first = authorize(config, member, request, None, rules)
             check_charged(charged, first)
-        except OptionsError as e:
+        except FieldErrors as e:
             raise options_error(e) from None
         answer = await self.check_quota(first)
         if not answer.allowed:
@@ -205,7 +205,7 @@ class QuotaSpawnerMixin(LaunchSettings):
                 assert rules is not None  # authorize refuses a repository without rules
                 repo = await self.repo_launches.resolve(launch.repo, rules)
                 launch = dataclasses.replace(launch, repo=repo)
-        except OptionsError as e:
+        except FieldErrors as e:
             raise options_error(e) from None
         self.launch, self.quota_answer = launch, answer
         self.repo_progress = RepoProgress()

@@ -20,7 +20,7 @@ from tornado.web import HTTPError
 
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.accounting.events import event_key
-from eohub.domain.accounting.reconcile import parse_bytes
+from eohub.domain.accounting.resources import parse_bytes
 from eohub.domain.launch.pod_security import restricted_violations
 from tests.support.kube_api import fake_kubeconfig, validate
 from tests.support.kube_spawners import (

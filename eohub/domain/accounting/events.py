@@ -8,38 +8,8 @@ hub-side client uses.
 Parsing collects every problem as ``{field: message}`` so the API can answer one 400
 that lists them all.
 
-Size limits, and why every total fits the columns on all three databases
-------------------------------------------------------------------------
-The ledger keeps usage in signed 64-bit integers (``BIGINT`` on PostgreSQL and MariaDB,
-``INTEGER`` on SQLite): at most ``2**63 - 1``, about 9.22e18. A session's size is
-stored in 32-bit ``INT`` columns on PostgreSQL and MariaDB (``millicores``, ``gpus``):
-at most ``2**31 - 1``; :data:`MAX_CPU` is 4.1e6 millicores, :data:`MAX_GPUS` 1024.
-
-The largest numbers the databases compute are a running total (one group's usage in
-one period; the longest period is a leap year, 366 d = 3.16e10 ms) and the ``SUM`` of
-a rolling quota window (at most ``MAX_ROLLING_DAYS`` = 3660 d = 3.16e11 ms). SQLite's
-``sum()`` fails with "integer overflow" past ``2**63 - 1``, and an upsert that adds past
-it fails on PostgreSQL and MariaDB (SQLite turns the total into an inexact REAL), so
-these sums, not the rows, set the limits. One
-server of the largest size allowed, over the whole longest window:
-
-========  ===========================  ================  ===========
-unit      largest size                 * 3.16e11 ms      of 2**63
-========  ===========================  ================  ===========
-CPU       4096 cores = 4.096e6 mcores  1.30e18 mcore-ms  14.0 %
-memory    4 TiB = 4,194,304 MiB        1.33e18 MiB-ms    14.4 %
-GPUs      1024                         3.24e14 GPU-ms    0.004 %
-========  ===========================  ================  ===========
-
-so six such servers running for ten years, or 69 for a whole year, still fit in every
-total of one group. (64 TiB, the old memory limit, overflowed a ten-year rolling
-window with a single server.) What no per-event limit can bound is a group running
-more than that at once: about 290,000 cores or 278 TiB held for a whole year (a
-tenth of that over a ten-year rolling window).
-
-A session's length needs no limit of its own: every time is between the year 2000 and
-the service's clock plus :data:`DEFAULT_MAX_CLOCK_SKEW` (``AccountingService.max_clock_skew``),
-and no total spans more than the longest window above.
+The size limits (:mod:`eohub.domain.accounting.resources`) say why every total fits the
+columns on all three databases.
 """
 
 from __future__ import annotations
@@ -53,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eohub.domain.accounting.ledger import Resources
+from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS, MAX_MEMORY_BYTES, MIN_CPU
+from eohub.domain.fields import FieldErrors
 
 # Names are compared exactly, code point for code point, and never normalised here:
 # ``BiUser``/``biuser``, NFC/NFD ``zoë`` and ``bob``/``bob `` are different names on every
@@ -62,10 +34,6 @@ NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 SERVER_NAME = re.compile(r"^[^\x00-\x1f\x7f/]{0,255}$")
 KEY = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 MAX_BATCH = 5000
-MAX_CPU = 4096  # cores; see the module docstring for why these bounds
-MIN_CPU = 0.001  # one millicore, the ledger's unit
-MAX_GPUS = 1024
-MAX_MEMORY_BYTES = 4 * 1024**4  # 4 TiB
 # How far ahead of the service's clock an event's times may be: the hub's clock and the
 # service's drift apart a little, but a time far in the future is a bug or a forgery.
 DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -78,16 +46,8 @@ TIME_FORMAT = re.compile(
 END_REASONS = ("stopped", "culled", "failed", "quota", "reconciled", "unknown")
 
 
-class EventError(ValueError):
+class EventError(FieldErrors):
     """Bad input: ``errors`` maps each field (``events[3].cpu``) to what is wrong with it."""
-
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
-
-    def __reduce__(self) -> tuple[type[EventError], tuple[dict[str, str]]]:
-        # Rebuilt from its fields (it crosses from the store's writer process).
-        return (EventError, (self.errors,))
 
 
 @dataclass(frozen=True)

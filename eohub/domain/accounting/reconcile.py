@@ -18,25 +18,25 @@ real stop event, should it arrive later, replaces that estimate (see
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from fractions import Fraction
 
-from eohub.domain.accounting.events import MAX_CPU, MAX_GPUS, MAX_MEMORY_BYTES
+from eohub.domain.accounting.resources import (
+    CPU_KEYS,
+    GPU_KEYS,
+    GROUP_KEY,
+    IMAGE_KEY,
+    MAX_CPU,
+    MAX_GPUS,
+    MEMORY_KEYS,
+    PROFILE_KEY,
+    parse_bytes,
+)
 
 #: The end reason the ledger records for a session closed by reconciliation.
 RECONCILED = "reconciled"
-
-#: Keys of a server's ``user_options`` that say how to charge it.
-GROUP_KEY = "group"
-CPU_KEYS = ("cpu",)
-MEMORY_KEYS = ("mem", "memory", "memory_bytes")
-GPU_KEYS = ("gpus", "gpu")
-PROFILE_KEY = "profile"
-IMAGE_KEY = "image"
 
 
 @dataclass(frozen=True)
@@ -289,30 +289,6 @@ class SessionStart:
     profile: str = ""
     image: str = ""
     notes: tuple[str, ...] = ()
-
-
-_BYTES = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?)?B?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
-def parse_bytes(value: object) -> int:
-    """Bytes from a number or a string like ``"4G"``, ``"512Mi"`` or ``"2.5G"``.
-
-    ``K``, ``M``, ``G`` and ``T`` are powers of 1024, as in JupyterHub's
-    ``ByteSpecification`` (a spawner's ``mem_limit``); ``Ki``, ``Mi``... are the same.
-    """
-    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
-        raise ValueError("must be a number of bytes")
-    if isinstance(value, int | float):
-        amount, unit = Fraction(value), 1
-    elif isinstance(value, str) and (m := _BYTES.match(value)):
-        amount, unit = Fraction(m.group(1)), _UNITS[(m.group(2) or "")[:1].upper()]
-    else:
-        raise ValueError("must be a number of bytes or a size like 4G")
-    result = int(amount * unit)
-    if not 0 <= result <= MAX_MEMORY_BYTES:
-        raise ValueError(f"must be between 0 and {MAX_MEMORY_BYTES} bytes")
-    return result
 
 
 def _number(value: object, maximum: float) -> float:

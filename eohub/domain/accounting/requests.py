@@ -13,7 +13,6 @@ from fractions import Fraction
 
 from eohub.domain.accounting.events import (
     DEFAULT_MAX_CLOCK_SKEW,
-    MAX_CPU,
     NAME,
     EventError,
     FieldReader,
@@ -24,6 +23,7 @@ from eohub.domain.accounting.events import (
 from eohub.domain.accounting.ledger import MAX_STORAGE_BYTES, Resources
 from eohub.domain.accounting.periods import Allocation
 from eohub.domain.accounting.quota import Limits
+from eohub.domain.accounting.resources import MAX_CPU
 from eohub.domain.accounting.session_record import StorageSample
 
 MAX_SAMPLES = 10_000

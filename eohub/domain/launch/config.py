@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
-from eohub.domain.accounting.events import MAX_CPU, MAX_GPUS
 from eohub.domain.accounting.ledger import Resources
+from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS
+from eohub.domain.fields import describe
 from eohub.domain.identity.groups import valid_group_name
 from eohub.domain.launch.fields import Entry, LaunchConfigError, check_name
-from eohub.domain.launch.options import describe, urlpath_problem
+from eohub.domain.launch.options import urlpath_problem
 from eohub.domain.launch.volumes import Volume, parse_volumes
 
 Backend = Literal["kube", "local"]

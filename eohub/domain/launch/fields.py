@@ -16,9 +16,10 @@ import string
 from collections.abc import Collection, Mapping
 from typing import NoReturn
 
-from eohub.domain.accounting.reconcile import parse_bytes
+from eohub.domain.accounting.resources import parse_bytes
+from eohub.domain.fields import describe
 from eohub.domain.identity.groups import valid_group_name
-from eohub.domain.launch.options import describe, name_problem
+from eohub.domain.launch.options import name_problem
 
 MAX_TEXT = 255
 MAX_DESCRIPTION = 4096

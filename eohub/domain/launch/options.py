@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from urllib.parse import unquote
 
+from eohub.domain.fields import FieldErrors, describe
 from eohub.domain.identity.groups import valid_group_name
 
 #: Names of environments, sizes and volumes: safe in URLs, labels, form ids and paths.
@@ -40,25 +41,13 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 PROVIDER = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
-class OptionsError(ValueError):
+class OptionsError(FieldErrors):
     """Launch options that cannot be used; ``errors`` maps each field to what is wrong.
 
     Both parsing (:func:`parse_options`) and policy
     (:func:`eohub.domain.launch.policy.authorize`) raise it, so the hub turns either
     into the same 400 with field errors.
     """
-
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
-
-
-def describe(value: object) -> str:
-    """A value quoted for a message: shortened, so that a huge input is not echoed back."""
-    text = repr(value)
-    if len(text) <= 66:
-        return text
-    return text[:60] + ("...'" if isinstance(value, str) else "...")
 
 
 def _json_type(value: object) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from eohub.domain.accounting.reconcile import (
+from eohub.domain.accounting.resources import (
     CPU_KEYS,
     GPU_KEYS,
     GROUP_KEY,
@@ -24,6 +24,7 @@ from eohub.domain.accounting.reconcile import (
     MEMORY_KEYS,
     PROFILE_KEY,
 )
+from eohub.domain.fields import describe
 from eohub.domain.launch.budget import (
     Budget,
     SizeOffer,
@@ -37,7 +38,6 @@ from eohub.domain.launch.options import (
     REPO_FIELDS,
     LaunchRequest,
     OptionsError,
-    describe,
     filepath_problem,
     urlpath_problem,
 )

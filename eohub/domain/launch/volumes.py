@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from eohub.domain.fields import describe
 from eohub.domain.launch.fields import (
     Entry,
     LaunchConfigError,
@@ -33,7 +34,6 @@ from eohub.domain.launch.fields import (
     check_name,
     sample,
 )
-from eohub.domain.launch.options import describe
 
 VolumeKind = Literal["workspace", "pvc", "nfs", "host_path"]
 KINDS: tuple[VolumeKind, ...] = ("workspace", "pvc", "nfs", "host_path")

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from eohub.domain.launch.options import describe
+from eohub.domain.fields import describe
 from eohub.domain.repos.specs import (
     RepoError,
     RepoProviders,

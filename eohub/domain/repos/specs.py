@@ -23,9 +23,10 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from eohub.domain.launch.options import OptionsError, describe
+from eohub.domain.fields import FieldErrors, describe
 
 MAX_REF = 255
 MAX_URL = 2048
@@ -42,16 +43,20 @@ _GITHUB_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _GITLAB_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 
-class RepoError(OptionsError):
+class RepoError(FieldErrors):
     """A repository, ref or policy that cannot be used; ``field`` names what is wrong.
 
-    It is an :class:`~eohub.domain.launch.options.OptionsError`, so the hub answers it
-    with the same 400 and field errors as any other bad launch option.
+    Like a bad launch option (:class:`~eohub.domain.launch.options.OptionsError`), it is
+    a :class:`~eohub.domain.fields.FieldErrors`, so the hub answers it with the same 400
+    and field errors.
     """
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__({field: message})
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (RepoError, (self.field, self.errors[self.field]))
 
 
 def unquote_all(text: str) -> str:

@@ -27,6 +27,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httputil import url_concat
 
+from eohub.domain.fields import FieldErrors
 from eohub.domain.launch.options import (
     LaunchRequest,
     OptionsError,
@@ -48,7 +49,7 @@ DejaVu Sans,sans-serif" font-size="11"><text x="7" y="14">launch</text><text x="
 y="14">eohub</text></g></svg>"""
 
 
-def _error_text(error: OptionsError) -> str:
+def _error_text(error: FieldErrors) -> str:
     return "; ".join(f"{k}: {v}" for k, v in sorted(error.errors.items()))
 
 
@@ -108,7 +109,7 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
             raise web.HTTPError(404, "Repository launches are not set up on this hub.")
         try:
             spec = rules.providers.parse_link(link)
-        except OptionsError as e:
+        except FieldErrors as e:
             raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
         raw: dict[str, Any] = form_to_options(
             {k: v for k, v in query.items() if k not in ("server", "labpath")}
@@ -118,7 +119,7 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
         raw.update(provider=spec.provider, repo=spec.repo, ref=spec.ref)
         try:
             return parse_options(raw)
-        except OptionsError as e:
+        except FieldErrors as e:
             raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
 
     async def _check(
@@ -134,7 +135,7 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
         assert rules is not None
         try:
             repo = check_repository(rules, request)
-        except OptionsError as e:
+        except FieldErrors as e:
             raise web.HTTPError(
                 403, f"This repository cannot be launched: {_error_text(e)}"
             ) from None
@@ -145,7 +146,7 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
             request = dataclasses.replace(request, environment=repo_envs[0].name)
         try:
             authorize(config, member, request, None, rules)
-        except OptionsError as e:
+        except FieldErrors as e:
             # Which group to charge is the user's choice on the form.
             problems = {k: v for k, v in e.errors.items() if k != "group" or request.group}
             if problems:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.accounting.ledger import GIB
+from eohub.domain.fields import FieldErrors
 from eohub.domain.launch.config import Environment, LaunchConfig, Size
-from eohub.domain.launch.options import REPO_FIELDS, LaunchRequest, OptionsError
+from eohub.domain.launch.options import REPO_FIELDS, LaunchRequest
 from eohub.domain.launch.policy import (
     Budget,
     Launch,
@@ -207,7 +208,7 @@ def _preselect(
     for _ in range(len(dataclasses.fields(request)) + 1):
         try:
             return authorize(config, member, request, budgets, rules)
-        except OptionsError as e:
+        except FieldErrors as e:
             droppable = ("environment", "size", "volumes", "urlpath", *REPO_FIELDS)
             drop = {k: None for k in e.errors if k in droppable}
             if not drop or all(getattr(request, k) is None for k in drop):

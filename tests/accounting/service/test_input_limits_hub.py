@@ -23,17 +23,11 @@ import requests
 from sqlalchemy import Engine, MetaData, func, select
 
 from eohub.adapters.accounting_db import create_engine_for
-from eohub.domain.accounting.events import (
-    MAX_CPU,
-    MAX_GPUS,
-    MAX_MEMORY_BYTES,
-    format_time,
-    start_event_json,
-    stop_event_json,
-)
+from eohub.domain.accounting.events import format_time, start_event_json, stop_event_json
 from eohub.domain.accounting.ledger import Resources, Usage, session_usage
 from eohub.domain.accounting.periods import MAX_ROLLING_DAYS
 from eohub.domain.accounting.requests import MAX_BODY_BYTES, MAX_ID
+from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS, MAX_MEMORY_BYTES
 from tests.accounting.service.test_openapi import REQUEST_BODIES, spec_valid
 from tests.accounting.service_support import ACCOUNTING_CONFIG, Accounting
 from tests.support.accounting import empty_database

@@ -8,10 +8,6 @@ from typing import Any
 import pytest
 
 from eohub.domain.accounting.events import (
-    MAX_CPU,
-    MAX_GPUS,
-    MAX_MEMORY_BYTES,
-    MIN_CPU,
     EventError,
     StartEvent,
     StopEvent,
@@ -29,6 +25,7 @@ from eohub.domain.accounting.requests import (
     parse_quota_request,
     parse_storage_samples,
 )
+from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS, MAX_MEMORY_BYTES, MIN_CPU
 from eohub.domain.launch.config import LaunchConfigError, parse_launch_config
 
 T0 = datetime(2026, 5, 1, 8, tzinfo=UTC)

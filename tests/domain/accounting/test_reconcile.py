@@ -12,10 +12,10 @@ from eohub.domain.accounting.reconcile import (
     OpenSession,
     StartDefaults,
     belongs_to,
-    parse_bytes,
     plan_reconcile,
     session_start,
 )
+from eohub.domain.accounting.resources import parse_bytes
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=2)

@@ -6,7 +6,7 @@ policy (``RepoPolicy.check``). It holds the CVE-2021-39159 pattern (BinderHub's 
 provider passed a repository or ref that git read as an option), other git transports,
 encoding, control-character and Unicode tricks, path traversal, refs git refuses,
 overlong input, SSRF addresses and allow/deny-list evasion. Each must fail with a
-RepoError (an OptionsError, so a 400 with field errors) naming the right field in words
+RepoError (a FieldErrors, so a 400 with field errors) naming the right field in words
 a scientist can read. Hypothesis then feeds open-ended input to the same ways in and
 checks everything that is accepted: the invariants are written out here, independently
 of the code under test. ``tests/adapters/git/test_refs_attacks.py`` drives the same
@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eohub.domain.launch.options import OptionsError
+from eohub.domain.fields import FieldErrors
 from eohub.domain.repos.images import PREFIX, image_name, prefix_problem, repo_image_name
 from eohub.domain.repos.policy import RepoCheck, RepoPolicy, address_allowed
 from eohub.domain.repos.specs import MAX_URL, RepoError, RepoProviders, RepoSpec, ref_problem
@@ -327,7 +327,7 @@ def refused(call: Callable[[], object], field: str, says: str) -> None:
     with pytest.raises(RepoError) as caught:
         call()
     error = caught.value
-    assert isinstance(error, OptionsError)
+    assert isinstance(error, FieldErrors)
     assert error.field == field
     assert list(error.errors) == [field]
     message = error.errors[field]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eohub.domain.launch.options import OptionsError
+from eohub.domain.fields import FieldErrors
 from eohub.domain.repos.policy import RepoPolicy, address_allowed
 from eohub.domain.repos.specs import (
     GitHubProvider,
@@ -130,7 +130,7 @@ def test_hostile_links_are_refused_naming_the_field(link: str, where: str) -> No
         PROVIDERS.parse_link(link)
     assert caught.value.field == where
     assert set(caught.value.errors) == {where}
-    assert isinstance(caught.value, OptionsError)
+    assert isinstance(caught.value, FieldErrors)
 
 
 @pytest.mark.parametrize(
