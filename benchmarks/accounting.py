@@ -109,13 +109,12 @@ from sqlalchemy.sql.elements import TextClause
 
 from eohub.accounting.exports.config import XDMoDExport, run_export
 from eohub.adapters.accounting_db import AccountingStore, create_engine_for, ensure_schema
-from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP
 from eohub.adapters.accounting_db.models import Session, UTCDateTime
 from eohub.adapters.accounting_db.totals import TotalsDelta, apply_totals
 from eohub.domain.accounting.events import parse_batch, start_event_json, stop_event_json
 from eohub.domain.accounting.ledger import GIB, Resources
 from eohub.domain.accounting.periods import Allocation, PeriodKind, next_period_start, period_start
-from eohub.domain.accounting.quota import Limits
+from eohub.domain.accounting.quota import EACH_MEMBER, WHOLE_GROUP, Limits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:

@@ -25,7 +25,6 @@ from datetime import timedelta
 from typing import Literal
 
 from eohub.adapters.accounting_db import AccountingStore
-from eohub.adapters.accounting_db.groups import WHOLE_GROUP
 from eohub.adapters.hub_api import HubAPI, HubAPIError, StopOutcome
 from eohub.domain.accounting.enforcement import (
     QUOTA,
@@ -39,6 +38,7 @@ from eohub.domain.accounting.enforcement import (
     budget_from_standing,
     plan_enforcement,
 )
+from eohub.domain.accounting.quota import WHOLE_GROUP
 from eohub.domain.accounting.reconcile import belongs_to
 
 Outcome = Literal["stopped", "pending", "gone", "failed"]

@@ -14,10 +14,6 @@ from eohub.domain.accounting.ledger import MS_PER_HOUR
 from eohub.domain.accounting.periods import Allocation
 from eohub.domain.accounting.quota import Limits
 
-#: Quota row owner meaning "the group as a whole" and "each member of the group".
-WHOLE_GROUP = ""
-EACH_MEMBER = "*"
-
 
 @dataclass(frozen=True)
 class GroupInfo:

@@ -31,7 +31,7 @@ from sqlalchemy.types import NullType
 from eohub.adapters.accounting_db import groups as group_queries
 from eohub.adapters.accounting_db import queries
 from eohub.adapters.accounting_db.errors import LEDGER_FULL, ledger_overflow
-from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP, GroupInfo
+from eohub.adapters.accounting_db.groups import GroupInfo
 from eohub.adapters.accounting_db.ingest import (
     IngestResult,
     close_session,
@@ -45,7 +45,16 @@ from eohub.adapters.accounting_db.usage import read_usage
 from eohub.domain.accounting.events import Event, EventError, parse_batch
 from eohub.domain.accounting.ledger import Resources, Usage, usage_in_window
 from eohub.domain.accounting.periods import Allocation, PeriodKind
-from eohub.domain.accounting.quota import Decision, Limits, Running, Standing, budget_left, decide
+from eohub.domain.accounting.quota import (
+    EACH_MEMBER,
+    WHOLE_GROUP,
+    Decision,
+    Limits,
+    Running,
+    Standing,
+    budget_left,
+    decide,
+)
 from eohub.domain.accounting.requests import decode_json_body
 from eohub.domain.accounting.session_record import (
     SessionFields,

@@ -16,10 +16,10 @@ from sqlalchemy.types import NullType
 
 from eohub.adapters.accounting_db import queries
 from eohub.adapters.accounting_db.gc_pause import collector_paused
-from eohub.adapters.accounting_db.groups import WHOLE_GROUP
 from eohub.adapters.accounting_db.models import Session, UsageTotal
 from eohub.domain.accounting.ledger import Resources, Usage, split_usage
 from eohub.domain.accounting.periods import PeriodKind
+from eohub.domain.accounting.quota import WHOLE_GROUP
 from eohub.domain.accounting.session_record import UsageRow
 
 

@@ -14,6 +14,11 @@ from typing import Any
 
 from eohub.domain.accounting.ledger import Resources, Usage
 
+#: Who a quota row limits: the group as a whole, or each member of the group on their own.
+#: Any other owner is one named member.
+WHOLE_GROUP = ""
+EACH_MEMBER = "*"
+
 
 @dataclass(frozen=True)
 class Limits:

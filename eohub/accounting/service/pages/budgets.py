@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 
-from eohub.adapters.accounting_db.groups import WHOLE_GROUP, GroupInfo
+from eohub.adapters.accounting_db.groups import GroupInfo
 from eohub.adapters.accounting_db.store import AccountingStore
 from eohub.domain.accounting.enforcement import WarningInfo
 from eohub.domain.accounting.periods import Allocation
-from eohub.domain.accounting.quota import Standing, budget_left
+from eohub.domain.accounting.quota import WHOLE_GROUP, Standing, budget_left
 
 #: A budget this far used (percent) earns a warning on the pages.
 WARN_PERCENT = 80

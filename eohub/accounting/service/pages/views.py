@@ -25,7 +25,7 @@ from eohub.accounting.service.pages.budgets import (
     num,
     undefined_budget,
 )
-from eohub.adapters.accounting_db.groups import EACH_MEMBER, WHOLE_GROUP, GroupInfo
+from eohub.adapters.accounting_db.groups import GroupInfo
 from eohub.adapters.accounting_db.store import AccountingStore, UsageRow
 from eohub.domain.accounting.ledger import GIB, Usage
 from eohub.domain.accounting.periods import (
@@ -34,7 +34,7 @@ from eohub.domain.accounting.periods import (
     period_start,
     periods_between,
 )
-from eohub.domain.accounting.quota import Limits
+from eohub.domain.accounting.quota import EACH_MEMBER, WHOLE_GROUP, Limits
 from eohub.domain.accounting.session_record import SessionRecord
 from eohub.domain.reports.charts import (
     BarChart,
