@@ -59,89 +59,80 @@ class GroupPolicyMixin(LoggingConfigurable):
 
     login_name_pattern = Unicode(
         DEFAULT_USERNAME_PATTERN,
-        config=True,
         help="""
         Regular expression a user name must match in full, after Unicode (NFKC) folding
-        and, with `lowercase_login_names`, lowercasing: the name typed at an LDAP login
-        (checked before anything is sent to the directory), or the `username_claim` of
+        and, with ``lowercase_login_names``, lowercasing: the name typed at an LDAP login
+        (checked before anything is sent to the directory), or the ``username_claim`` of
         an OIDC login. Other names are refused. The default suits POSIX, Kubernetes and
-        URLs; with OIDC `username_claim = "email"`, widen it, e.g.
-        `[a-z0-9._-]+@example\\.org`.
+        URLs; with OIDC ``username_claim = "email"``, widen it, e.g.
+        ``[a-z0-9._-]+@example\\.org``.
         """,
-    )
+    ).tag(config=True)
     lowercase_login_names = Bool(
-        True, config=True, help="Lowercase user names before checking and using them."
-    )
+        True, help="Lowercase user names before checking and using them."
+    ).tag(config=True)
 
     allowed_groups = Set(
         Unicode(),
-        config=True,
         help="""
-        Groups whose members may log in (canonical names, after `group_rules`).
+        Groups whose members may log in (canonical names, after ``group_rules``).
 
         This is a restriction: when it is set, only members of these groups, users in
-        `allowed_users` and admins may log in, even if `allow_all` is True.
+        ``allowed_users`` and admins may log in, even if ``allow_all`` is True.
         """,
-    ).tag(allow_config=True)
+    ).tag(config=True, allow_config=True)
     blocked_groups = Set(
         Unicode(),
-        config=True,
         help="""
         Groups whose members may never log in, whatever else allows them (including
-        `admin_groups` and `allow_all`). Checked again at every refresh.
+        ``admin_groups`` and ``allow_all``). Checked again at every refresh.
         """,
-    )
+    ).tag(config=True)
     admin_groups = Set(
         Unicode(),
-        config=True,
         help="""
         Groups whose members are hub admins. When set, admin status follows the groups:
         a user removed from every admin group loses admin at the next login or refresh
-        (users in `admin_users` stay admins).
+        (users in ``admin_users`` stay admins).
         """,
-    )
+    ).tag(config=True)
     group_rules = List(
         Dict(),
-        config=True,
         help="""
         Rules that turn directory or identity-provider group names into hub group
-        names, tried in order; the first whose `pattern` matches the whole name wins.
-        Each rule is `{"pattern": <regex>, "replacement": <template>}`; the template may
-        use `\\1` or `\\g<name>`, and an empty replacement drops the group. Example:
-        `[{"pattern": r"/projects/(.+)", "replacement": r"\\1"}]`.
+        names, tried in order; the first whose ``pattern`` matches the whole name wins.
+        Each rule is ``{"pattern": <regex>, "replacement": <template>}``; the template may
+        use ``\\1`` or ``\\g<name>``, and an empty replacement drops the group. Example:
+        ``[{"pattern": r"/projects/(.+)", "replacement": r"\\1"}]``.
         Invalid rules stop the hub at start-up with a message naming the rule.
         """,
-    )
+    ).tag(config=True)
     keep_unmatched_groups = Bool(
         True,
-        config=True,
         help="""
-        Keep group names that no `group_rules` entry matches, unchanged. Set to False
+        Keep group names that no ``group_rules`` entry matches, unchanged. Set to False
         to keep only the groups your rules name and ignore every other group.
         """,
-    )
+    ).tag(config=True)
     pi_users = Dict(
         value_trait=List(Unicode()),
-        config=True,
         help="""
-        Principal investigators per group, as `{"group": ["user", ...]}`. A PI sees their
+        Principal investigators per group, as ``{"group": ["user", ...]}``. A PI sees their
         group's usage and budget; they must also be a member of the group. PIs can also
-        come from the directory (LDAP) or an entitlement role (OIDC `pi_roles`).
+        come from the directory (LDAP) or an entitlement role (OIDC ``pi_roles``).
         """,
-    )
+    ).tag(config=True)
     pi_roles = Set(
         Unicode(),
         default_value={"pi", "manager"},
-        config=True,
         help="""
-        Roles in an entitlement (for example `role=manager` in an EGI Check-in URN)
+        Roles in an entitlement (for example ``role=manager`` in an EGI Check-in URN)
         that make a member a PI of that group.
         """,
-    )
+    ).tag(config=True)
 
     withdrawn_access_revokes_tokens = Bool(
         True,
-        config=True,
         help="""
         When a refresh finds that a user may no longer log in (removed from every
         allowed group, in a blocked group, gone from the directory), delete all their
@@ -150,17 +141,16 @@ class GroupPolicyMixin(LoggingConfigurable):
         keep can no longer act as admin or through a group's role. Set to False only
         if scripts must keep their tokens across a temporary removal.
         """,
-    )
+    ).tag(config=True)
     withdrawn_access_stops_servers = Bool(
         True,
-        config=True,
         help="""
         When a refresh withdraws a user's access (see
-        `withdrawn_access_revokes_tokens`), stop all their running servers. Set to
+        ``withdrawn_access_revokes_tokens``), stop all their running servers. Set to
         False to let running servers finish; they cannot reach the hub's API once the
         tokens are revoked.
         """,
-    )
+    ).tag(config=True)
 
     @default("manage_groups")
     def _manage_groups_default(self) -> bool:

@@ -49,187 +49,170 @@ class LDAPAuthenticator(GroupPolicyMixin, Authenticator):  # type: ignore[misc]
 
     server_urls = List(
         Unicode(),
-        config=True,
         help="""
-        LDAP servers, tried in order (see `server_strategy`), e.g.
-        `["ldaps://ldap1.example.org", "ldaps://ldap2.example.org:636"]`. `ldaps://` uses
-        TLS from the start; `ldap://` upgrades with StartTLS unless `start_tls` is False.
+        LDAP servers, tried in order (see ``server_strategy``), e.g.
+        ``["ldaps://ldap1.example.org", "ldaps://ldap2.example.org:636"]``. ``ldaps://`` uses
+        TLS from the start; ``ldap://`` upgrades with StartTLS unless ``start_tls`` is False.
         """,
-    )
+    ).tag(config=True)
     server_strategy = Unicode(
         "first",
-        config=True,
         help="""
-        `first`: always prefer the first healthy server (a primary with replicas).
-        `round_robin`: spread logins over all servers.
+        ``first``: always prefer the first healthy server (a primary with replicas).
+        ``round_robin``: spread logins over all servers.
         """,
-    )
+    ).tag(config=True)
     server_backoff = Float(
         60.0,
-        config=True,
         help="Seconds a server that failed is skipped before it is tried first again.",
-    )
+    ).tag(config=True)
     connect_timeout = Float(
-        5.0, config=True, help="Seconds to wait for a TCP (and TLS) connection to a server."
-    )
+        5.0, help="Seconds to wait for a TCP (and TLS) connection to a server."
+    ).tag(config=True)
     receive_timeout = Int(
         10,
-        config=True,
         help="""
         Whole seconds to wait for an answer to any LDAP request (ldap3 sets it as a
         socket option, which takes whole seconds). A server that accepts connections
         but never answers fails the request after this long, and the next server is
         tried. Budget of one step of a login or refresh: a kept service connection
         that broke or hangs costs at most this once; it is then dropped, its server
-        backs off (`server_backoff`), and the step runs again on a fresh connection to
-        each server at most once, in order (each costing at most `connect_timeout`
+        backs off (``server_backoff``), and the step runs again on a fresh connection to
+        each server at most once, in order (each costing at most ``connect_timeout``
         plus this per request); only if none answers is the directory unavailable.
         """,
-    )
+    ).tag(config=True)
     start_tls = Bool(
-        True, config=True, help="Upgrade `ldap://` connections with StartTLS before binding."
-    )
+        True, help="Upgrade ``ldap://`` connections with StartTLS before binding."
+    ).tag(config=True)
     allow_plaintext = Bool(
         False,
-        config=True,
         help="""
-        Allow `ldap://` without StartTLS, sending passwords in clear text. Only for a
+        Allow ``ldap://`` without StartTLS, sending passwords in clear text. Only for a
         directory on the same host or a trusted test network; a warning is logged.
         """,
-    )
+    ).tag(config=True)
     tls_ca_file = Unicode(
         "",
-        config=True,
         help="""
         PEM file of the CA that signed the servers' certificates. Empty: the system's
         trust store. Certificates and host names are always verified.
         """,
-    )
+    ).tag(config=True)
     service_dn = Unicode(
         "",
-        config=True,
         help="""
         DN of the read-only service account that searches for users and groups, e.g.
-        `cn=jupyterhub,ou=services,dc=example,dc=org`. Needed for search-then-bind and
+        ``cn=jupyterhub,ou=services,dc=example,dc=org``. Needed for search-then-bind and
         for refreshing groups; without it, groups are read as the user at login only.
         """,
-    )
+    ).tag(config=True)
     service_password = Unicode(
         "",
-        config=True,
         help="""
-        Password of `service_dn`. Keep it out of config files you share, e.g.
-        `c.LDAPAuthenticator.service_password = os.environ["LDAP_SERVICE_PASSWORD"]`.
+        Password of ``service_dn``. Keep it out of config files you share, e.g.
+        ``c.LDAPAuthenticator.service_password = os.environ["LDAP_SERVICE_PASSWORD"]``.
         It is never logged.
         """,
-    )
+    ).tag(config=True)
     anonymous_search = Bool(
         False,
-        config=True,
-        help="Search users and groups with an anonymous bind when no `service_dn` is set.",
-    )
+        help="Search users and groups with an anonymous bind when no ``service_dn`` is set.",
+    ).tag(config=True)
     bind_dn_templates = List(
         Unicode(),
-        config=True,
         help="""
         Bind directly as these DNs, tried in order, instead of searching for the user
-        first, e.g. `["uid={username},ou=people,dc=example,dc=org"]`. Used only when
-        there is no `service_dn` and no `anonymous_search`. `{username}` is escaped.
+        first, e.g. ``["uid={username},ou=people,dc=example,dc=org"]``. Used only when
+        there is no ``service_dn`` and no ``anonymous_search``. ``{username}`` is escaped.
         """,
-    )
+    ).tag(config=True)
     user_search_base = Unicode(
-        "", config=True, help="Where users live, e.g. `ou=people,dc=example,dc=org`."
-    )
+        "", help="Where users live, e.g. ``ou=people,dc=example,dc=org``."
+    ).tag(config=True)
     user_search_filter = Unicode(
         DEFAULT_USER_FILTER,
-        config=True,
         help="""
-        Filter that finds exactly one user entry; `{username}` is replaced by the
+        Filter that finds exactly one user entry; ``{username}`` is replaced by the
         escaped login name. Active Directory:
-        `(&(objectClass=user)(sAMAccountName={username}))`.
+        ``(&(objectClass=user)(sAMAccountName={username}))``.
         """,
-    )
+    ).tag(config=True)
     group_search_base = Unicode(
-        "", config=True, help="Where groups live, e.g. `ou=groups,dc=example,dc=org`."
-    )
+        "", help="Where groups live, e.g. ``ou=groups,dc=example,dc=org``."
+    ).tag(config=True)
     group_search_filter = Unicode(
         DEFAULT_GROUP_FILTER,
-        config=True,
         help="""
-        Filter for the groups a user is a direct member of; `{dn}` is the user's DN and
-        `{username}` their login name, both escaped. The default covers groupOfNames
-        `member`, groupOfUniqueNames `uniqueMember` and posixGroup `memberUid`. Empty:
-        rely on `member_of_attribute` alone.
+        Filter for the groups a user is a direct member of; ``{dn}`` is the user's DN and
+        ``{username}`` their login name, both escaped. The default covers groupOfNames
+        ``member``, groupOfUniqueNames ``uniqueMember`` and posixGroup ``memberUid``. Empty:
+        rely on ``member_of_attribute`` alone.
         """,
-    )
+    ).tag(config=True)
     group_name_attribute = Unicode(
-        "cn", config=True, help="The group entry attribute that names the group."
-    )
+        "cn", help="The group entry attribute that names the group."
+    ).tag(config=True)
     member_of_attribute = Unicode(
         "memberOf",
-        config=True,
         help="""
         User attribute listing the DNs of the user's groups (OpenLDAP's memberof
         overlay, Active Directory). Empty to ignore it.
         """,
-    )
+    ).tag(config=True)
     nested_groups = Bool(
         False,
-        config=True,
         help="""
         Also count groups that contain the user's groups, searched level by level up to
-        `nested_group_depth`; loops in the directory are detected.
+        ``nested_group_depth``; loops in the directory are detected.
         """,
-    )
+    ).tag(config=True)
     nested_group_depth = Int(
-        5, config=True, help="How many levels of nested groups `nested_groups` follows."
-    )
+        5, help="How many levels of nested groups ``nested_groups`` follows."
+    ).tag(config=True)
     active_directory_in_chain = Bool(
         False,
-        config=True,
         help="""
         Find direct and nested groups in one search with Active Directory's in-chain
-        matching rule (1.2.840.113556.1.4.1941) instead of `group_search_filter`.
+        matching rule (1.2.840.113556.1.4.1941) instead of ``group_search_filter``.
         """,
-    )
+    ).tag(config=True)
     pi_attribute = Unicode(
         "",
-        config=True,
         help="""
-        Group attribute whose DN values are the group's PIs (e.g. `owner`). A member
+        Group attribute whose DN values are the group's PIs (e.g. ``owner``). A member
         whose DN is listed is recorded as a PI of the group.
         """,
+    ).tag(config=True)
+    display_name_attribute = Unicode("displayName", help="User's display name.").tag(config=True)
+    email_attribute = Unicode("mail", help="User's email address.").tag(config=True)
+    uid_number_attribute = Unicode("uidNumber", help="User's POSIX uid.").tag(config=True)
+    gid_number_attribute = Unicode("gidNumber", help="User's POSIX gid.").tag(config=True)
+    home_directory_attribute = Unicode("homeDirectory", help="User's home directory.").tag(
+        config=True
     )
-    display_name_attribute = Unicode("displayName", config=True, help="User's display name.")
-    email_attribute = Unicode("mail", config=True, help="User's email address.")
-    uid_number_attribute = Unicode("uidNumber", config=True, help="User's POSIX uid.")
-    gid_number_attribute = Unicode("gidNumber", config=True, help="User's POSIX gid.")
-    home_directory_attribute = Unicode("homeDirectory", config=True, help="User's home directory.")
     max_concurrency = Int(
         32,
-        config=True,
         help="""
         Most LDAP operations in flight at once (worker threads). Logins beyond this
         wait their turn without blocking the hub.
         """,
-    )
+    ).tag(config=True)
     group_cache_ttl = Float(
         60.0,
-        config=True,
         help="""
         Seconds a user's refreshed directory entry is cached, so many refreshes of one
         user in a burst cost one lookup.
         """,
-    )
+    ).tag(config=True)
     refresh_outage_policy = Unicode(
         "keep",
-        config=True,
         help="""
-        What a refresh does when the directory cannot be reached: `keep` leaves the
-        session and its groups as they were (nothing new is granted), `logout` ends the
+        What a refresh does when the directory cannot be reached: ``keep`` leaves the
+        session and its groups as they were (nothing new is granted), ``logout`` ends the
         session so the user must log in again once the directory is back.
         """,
-    )
+    ).tag(config=True)
 
     @validate("server_urls")
     def _validate_server_urls(self, proposal: dict[str, Any]) -> list[str]:

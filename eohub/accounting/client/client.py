@@ -55,86 +55,80 @@ class AccountingClient(LoggingConfigurable):
     """
 
     url = Unicode(
-        config=True,
         help=f"""
-        Base URL of the accounting service's API, e.g. `{DEFAULT_URL}`. A URL without a
-        path is the service's own address, and `{SERVICE_PREFIX}` is added to it.
-        Default: `$EOHUB_ACCOUNTING_URL` (the address the service listens on, as in the
-        `30-eohub-accounting.py` drop-in), else `{DEFAULT_SERVICE_ROOT}`. On Kubernetes,
-        the service's cluster address, e.g. `http://eohub-accounting:10101`. The hub
+        Base URL of the accounting service's API, e.g. ``{DEFAULT_URL}``. A URL without a
+        path is the service's own address, and ``{SERVICE_PREFIX}`` is added to it.
+        Default: ``$EOHUB_ACCOUNTING_URL`` (the address the service listens on, as in the
+        ``30-eohub-accounting.py`` drop-in), else ``{DEFAULT_SERVICE_ROOT}``. On Kubernetes,
+        the service's cluster address, e.g. ``http://eohub-accounting:10101``. The hub
         talks to the service directly, not through the proxy.
         """,
-    )
+    ).tag(config=True)
     api_token = Unicode(
-        config=True,
         help="""
-        Token the hub presents to the accounting service (`Authorization: token ...`).
-        Default: the environment variable `EOHUB_ACCOUNTING_HUB_TOKEN`; keep it out of
+        Token the hub presents to the accounting service (``Authorization: token ...``).
+        Default: the environment variable ``EOHUB_ACCOUNTING_HUB_TOKEN``; keep it out of
         config files you share. It is never logged. A refused token is logged once as
         an error; the events refused meanwhile are kept as dead letters in the outbox
-        (`AccountingClient.dead_letters()`): after fixing the token, send them again
-        with `AccountingClient.requeue_dead_letters()`.
+        (``AccountingClient.dead_letters()``): after fixing the token, send them again
+        with ``AccountingClient.requeue_dead_letters()``.
         """,
-    )
+    ).tag(config=True)
     tls_ca_file = Unicode(
         "",
-        config=True,
-        help="PEM file of the CA for an `https://` url. Empty: the system's trust store.",
-    )
+        help="PEM file of the CA for an ``https://`` url. Empty: the system's trust store.",
+    ).tag(config=True)
     quota_timeout = Float(
         2.0,
-        config=True,
         help="""
         Seconds a quota check may take, connecting included. A user waits this long at
-        most before `quota_failure_policy` decides.
+        most before ``quota_failure_policy`` decides.
         """,
-    )
+    ).tag(config=True)
     quota_failure_policy = Enum(
         ["open", "closed"],
         "open",
-        config=True,
         help="""
         What a quota check answers when the accounting service cannot (down, slow,
         failing, or refusing the hub's token).
 
-        `open` (default): start the server anyway. Its start and stop are still
+        ``open`` (default): start the server anyway. Its start and stop are still
         recorded in the outbox and charged once the service is back, so an outage lets
         users overspend only while it lasts, and the usage reports show it. Choose it
         when researchers losing their working environment costs more than some
         unplanned hours, the usual case on a research platform.
 
-        `closed`: refuse to start, telling the user to try again later. Choose it when
+        ``closed``: refuse to start, telling the user to try again later. Choose it when
         budgets are hard limits, e.g. paid cloud credits or scarce GPUs; an accounting
         outage then stops all new servers.
         """,
-    )
+    ).tag(config=True)
     request_timeout = Float(
-        20.0, config=True, help="Seconds one batch of events may take before it is retried."
+        20.0, help="Seconds one batch of events may take before it is retried."
+    ).tag(config=True)
+    batch_size = Int(500, help=f"Most events sent in one request (1 to {MAX_BATCH}).").tag(
+        config=True
     )
-    batch_size = Int(500, config=True, help=f"Most events sent in one request (1 to {MAX_BATCH}).")
     retry_initial_delay = Float(
         1.0,
-        config=True,
         help="""
         Seconds before the first retry after a failed send. Each further failure doubles
-        the delay, up to `retry_max_delay`, with random jitter.
+        the delay, up to ``retry_max_delay``, with random jitter.
         """,
-    )
+    ).tag(config=True)
     retry_max_delay = Float(
         300.0,
-        config=True,
         help="Longest wait in seconds between retries while the service is unavailable.",
-    )
+    ).tag(config=True)
     outbox_path = Unicode(
         "eohub-accounting-outbox.sqlite",
-        config=True,
         help="""
         SQLite file of the events the service has not confirmed yet. A relative path is
         relative to the hub's working directory, which is its data directory (next to
-        `jupyterhub.sqlite`). It must survive hub restarts (on Kubernetes, put it on the
+        ``jupyterhub.sqlite``). It must survive hub restarts (on Kubernetes, put it on the
         hub's persistent volume) and be on a local file system, not NFS.
         """,
-    )
+    ).tag(config=True)
 
     @default("url")
     def _url_default(self) -> str:

@@ -21,84 +21,76 @@ class OIDCSettings(LoggingConfigurable):
     """The OpenID Connect options of :class:`eohub.auth.oidc.authenticator.OIDCAuthenticator`."""
 
     issuer = Unicode(
-        config=True,
         help="""
         The provider's issuer URL, exactly as its discovery document announces it, e.g.
-        `https://keycloak.example.org/realms/research` or
-        `https://aai.egi.eu/auth/realms/egi`. The authorization, token, userinfo,
+        ``https://keycloak.example.org/realms/research`` or
+        ``https://aai.egi.eu/auth/realms/egi``. The authorization, token, userinfo,
         end-session and JWKS endpoints are read from
-        `{issuer}/.well-known/openid-configuration`; endpoint URLs you set explicitly
-        (`authorize_url`, `token_url`, `userdata_url`) take precedence. Required.
+        ``{issuer}/.well-known/openid-configuration``; endpoint URLs you set explicitly
+        (``authorize_url``, ``token_url``, ``userdata_url``) take precedence. Required.
         """,
-    )
+    ).tag(config=True)
     discovery_cache_seconds = Float(
         3600,
-        config=True,
         help="""
         How long (seconds) the discovery document and the provider's signing keys are
         reused before being fetched again. A token signed with a key the hub has not
         seen always triggers one refetch of the keys, so key rotation needs no restart.
         """,
-    )
+    ).tag(config=True)
     id_token_algorithms = List(
         Unicode(),
         default_value=list(DEFAULT_ALGORITHMS),
-        config=True,
         help="""
         Signature algorithms accepted on ID tokens. Only asymmetric algorithms can be
-        listed: `none` and `HS256`/`HS384`/`HS512` are refused at start-up. Narrow it to
+        listed: ``none`` and ``HS256``/``HS384``/``HS512`` are refused at start-up. Narrow it to
         what your provider uses (Keycloak and EGI Check-in sign with RS256).
         """,
-    )
+    ).tag(config=True)
     id_token_leeway = Float(
         60,
-        config=True,
         help="""
         Clock skew (seconds) tolerated between the hub and the provider when checking an
-        ID token's `exp` and `iat`. Raise it only if the hub's clock cannot be fixed.
+        ID token's ``exp`` and ``iat``. Raise it only if the hub's clock cannot be fixed.
         """,
-    )
+    ).tag(config=True)
     entitlement_claim = Unicode(
         "eduperson_entitlement",
-        config=True,
         help="""
         User-info claim holding entitlement URNs (EGI Check-in, AARC-G002). Each URN
-        that matches `entitlement_pattern` adds its group, which then goes through
-        `group_rules`; a role such as `role=manager` in `pi_roles` makes the user a PI of
+        that matches ``entitlement_pattern`` adds its group, which then goes through
+        ``group_rules``; a role such as ``role=manager`` in ``pi_roles`` makes the user a PI of
         that group. Set to "" to ignore entitlements.
         """,
-    )
+    ).tag(config=True)
     entitlement_pattern = Unicode(
         EGI_ENTITLEMENT_PATTERN,
-        config=True,
         help="""
         Regular expression that an entitlement must match in full, with a named group
-        `(?P<group>...)` and optionally `(?P<role>...)` and `(?P<authority>...)`. The
+        ``(?P<group>...)`` and optionally ``(?P<role>...)`` and ``(?P<authority>...)``. The
         default reads EGI Check-in URNs such as
-        `urn:mace:egi.eu:group:vo.example.org:climate:role=manager#aai.egi.eu`
-        (group `vo.example.org:climate`, role `manager`).
+        ``urn:mace:egi.eu:group:vo.example.org:climate:role=manager#aai.egi.eu``
+        (group ``vo.example.org:climate``, role ``manager``).
         """,
-    )
+    ).tag(config=True)
     logout_from_provider = Bool(
         True,
-        config=True,
         help="""
-        After the hub logout, send the browser to the provider's `end_session_endpoint`
-        (with `id_token_hint`) so the provider's session ends too; otherwise the next
+        After the hub logout, send the browser to the provider's ``end_session_endpoint``
+        (with ``id_token_hint``) so the provider's session ends too; otherwise the next
         hub login would pass straight through. Used when the provider announces an
-        end-session endpoint; `logout_redirect_url` applies otherwise.
+        end-session endpoint; ``logout_redirect_url`` applies otherwise.
         """,
-    )
+    ).tag(config=True)
     post_logout_redirect_uri = Unicode(
         "",
-        config=True,
         help="""
         Where the provider sends the browser after its logout, e.g.
-        `https://hub.example.org/hub/login`. It must be registered as a valid post-logout
+        ``https://hub.example.org/hub/login``. It must be registered as a valid post-logout
         redirect URI of the client at the provider. Empty: the provider shows its own
         logged-out page.
         """,
-    )
+    ).tag(config=True)
 
     @default("login_service")
     def _login_service_default(self) -> str:
