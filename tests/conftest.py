@@ -7,6 +7,7 @@ fresh one per call for tests that need their own configuration.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +30,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "hub_factory" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.hub)
+
+
+@pytest.fixture(autouse=True)
+def _eohub_logs_reach_caplog() -> Iterator[None]:
+    # A plugin built in a test attaches the eohub loggers to its application's logger
+    # (eohub.logs.attach), which may not propagate; the next test must see them again.
+    tree = logging.getLogger("eohub")
+    yield
+    tree.parent = logging.getLogger()
+    tree._eohub_attached = False  # type: ignore[attr-defined]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,0 +1,172 @@
+"""The logging convention every eohub module follows.
+
+Loggers
+    One per module, named by the module under ``eohub.*`` (``eohub.auth.ldap``,
+    ``eohub.adapters.accounting_db.store``...), from :func:`get_logger`, so an admin can
+    set a level per layer: ``c.Application.logging_config = {"loggers": {"eohub.adapters":
+    {"level": "DEBUG"}}}``. Plugin classes log through their module's logger too, not
+    traitlets' ``self.log``; :func:`attach` sends the whole ``eohub`` tree to the
+    application's handlers, as JupyterHub does for tornado's loggers, so every line lands
+    in the hub's (or the accounting service's) log with its format.
+
+Structured fields
+    A message is a constant text; what varies is passed as keyword fields, one way only::
+
+        log.warning("LDAP login of {user} refused: empty password", user=username)
+        log.info("binderhub build finished", build=where, image=image)
+
+    Fields named in the text (``{user}``, ``{name!r}``) are put there; the others are
+    appended as ``key=value``. Nothing is dropped: the rendered line carries every field,
+    and the record keeps them as ``record.eohub_fields`` (and the constant text as
+    ``record.eohub_event``) for a structured formatter, the one hook
+    (:func:`fields_of`). Values are quoted and escaped so that a user name cannot forge
+    a log line, and fields that name secrets are never written.
+
+Levels
+    An expected refusal (a user over quota, a denied repository, a wrong password) is one
+    line at INFO or WARNING, without a traceback. An unexpected error is logged once,
+    with its traceback, by :meth:`FieldLogger.exception` where it is handled, never
+    again where it is re-raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import string
+from collections.abc import Mapping
+from typing import Any
+
+#: Record attributes that a structured formatter reads.
+FIELDS_ATTR = "eohub_fields"
+EVENT_ATTR = "eohub_event"
+
+#: Field names whose values are never written, whatever the caller passes.
+SECRET_FIELDS = frozenset({"password", "token", "secret", "authorization", "cookie", "api_key"})
+REDACTED = "[redacted]"
+MAX_VALUE = 500
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.,:/@+*#%-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_FORMATTER = string.Formatter()
+
+
+def get_logger(name: str) -> FieldLogger:
+    """The logger of module ``name`` (pass ``__name__``), which must be under ``eohub``."""
+    if name != "eohub" and not name.startswith("eohub."):
+        raise ValueError(f"eohub loggers are named under 'eohub.', not {name!r}")
+    return FieldLogger(logging.getLogger(name))
+
+
+def attach(application_log: logging.Logger) -> None:
+    """Send the ``eohub`` loggers to ``application_log``'s handlers, once per process.
+
+    JupyterHub's and the accounting service's application loggers do not propagate to
+    the root logger, so without this a module's INFO line would go nowhere. The first
+    application to attach wins: a hub has one.
+    """
+    root = logging.getLogger("eohub")
+    if application_log.name == "eohub" or getattr(root, "_eohub_attached", False):
+        return
+    root.parent = application_log
+    root._eohub_attached = True  # type: ignore[attr-defined]
+
+
+def fields_of(record: logging.LogRecord) -> Mapping[str, object]:
+    """The structured fields of ``record`` (empty for a record not from eohub)."""
+    fields: Mapping[str, object] = getattr(record, FIELDS_ATTR, {})
+    return fields
+
+
+def render_value(value: object) -> str:
+    """A field value as written after ``key=``: plain when safe, else JSON-quoted."""
+    if value is None or isinstance(value, bool | int | float):
+        return str(value)
+    text = _shorten(str(value))
+    return text if _PLAIN.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE] + "..."
+
+
+class _Inline:
+    """A value placed in the text: control characters escaped, secrets withheld."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        text = _shorten(format(self.value, spec))
+        return _CONTROL.sub(lambda m: json.dumps(m.group(0))[1:-1], text)
+
+    def __repr__(self) -> str:
+        return _shorten(repr(self.value))
+
+
+class _Fill(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render(event: str, fields: Mapping[str, object]) -> str:
+    """``event`` with its named fields filled in and the rest appended as ``key=value``."""
+    shown = {k: (REDACTED if k in SECRET_FIELDS else v) for k, v in fields.items()}
+    named = {name for _, name, _, _ in _FORMATTER.parse(event) if name}
+    # A name without a field stays as written: a log call must never raise.
+    # (tests/test_logs.py checks every call site gives the fields its text names.)
+    text = event.format_map(_Fill({k: _Inline(v) for k, v in shown.items()})) if named else event
+    rest = " ".join(f"{k}={render_value(v)}" for k, v in shown.items() if k not in named)
+    return f"{text} {rest}" if rest else text
+
+
+class FieldLogger:
+    """A module's logger that takes structured fields (see the module docstring)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    @property
+    def name(self) -> str:
+        return self.logger.name
+
+    def is_enabled_for(self, level: int) -> bool:
+        return self.logger.isEnabledFor(level)
+
+    def debug(self, event: str, /, **fields: object) -> None:
+        self._log(logging.DEBUG, event, fields)
+
+    def info(self, event: str, /, **fields: object) -> None:
+        self._log(logging.INFO, event, fields)
+
+    def warning(self, event: str, /, **fields: object) -> None:
+        self._log(logging.WARNING, event, fields)
+
+    def error(self, event: str, /, **fields: object) -> None:
+        self._log(logging.ERROR, event, fields)
+
+    def critical(self, event: str, /, **fields: object) -> None:
+        """A failure that ends the program (a command's bad arguments, a missing config)."""
+        self._log(logging.CRITICAL, event, fields)
+
+    def exception(self, event: str, /, **fields: object) -> None:
+        """An unexpected error, with the traceback of the exception being handled."""
+        self._log(logging.ERROR, event, fields, exc_info=True)
+
+    def log(self, level: int, event: str, /, **fields: object) -> None:
+        self._log(level, event, fields)
+
+    def _log(
+        self, level: int, event: str, fields: dict[str, object], *, exc_info: bool = False
+    ) -> None:
+        if not self.logger.isEnabledFor(level):
+            return
+        extra: dict[str, Any] = {
+            FIELDS_ATTR: {k: (REDACTED if k in SECRET_FIELDS else v) for k, v in fields.items()},
+            EVENT_ATTR: event,
+        }
+        # No arguments, so a '%' in a value is never taken for a format.
+        self.logger.log(
+            level, render(event, fields), exc_info=exc_info or None, extra=extra, stacklevel=3
+        )

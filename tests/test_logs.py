@@ -1,0 +1,193 @@
+"""The logging convention (eohub/logs.py): how a line reads, and that every module keeps it."""
+
+from __future__ import annotations
+
+import ast
+import logging
+import string
+from pathlib import Path
+
+import pytest
+
+import eohub
+from eohub import logs
+
+PACKAGE = Path(eohub.__file__).parent
+LEVELS = {"debug", "info", "warning", "error", "exception", "log", "critical"}
+
+
+@pytest.mark.parametrize(
+    ("event", "fields", "line"),
+    [
+        ("server started", {}, "server started"),
+        ("server of {user} started", {"user": "alice"}, "server of alice started"),
+        (
+            "build finished",
+            {"build": "b-1", "image": "r/x:1"},
+            "build finished build=b-1 image=r/x:1",
+        ),
+        ("quota", {"group": "climate lab"}, 'quota group="climate lab"'),
+        (
+            "n",
+            {"cores": 2.5, "gpus": 0, "ok": True, "none": None},
+            "n cores=2.5 gpus=0 ok=True none=None",
+        ),
+        # A name in the text shows the value as is, with control characters escaped,
+        # so a user name cannot start a forged line.
+        ("login of {user} refused", {"user": "eve\nINFO ok"}, "login of eve\\nINFO ok refused"),
+        ("empty", {"user": ""}, 'empty user=""'),
+        ("login of {user!r}", {"user": "bob"}, "login of 'bob'"),
+        ("refused", {"user": "eve\r\nx"}, 'refused user="eve\\r\\nx"'),
+        (
+            "secret",
+            {"password": "hunter2", "token": "abc"},
+            'secret password="[redacted]" token="[redacted]"',
+        ),
+        ("named secret {token}", {"token": "abc"}, "named secret [redacted]"),
+        ("missing {field}", {}, "missing {field}"),
+        ("percent", {"v": "100%"}, "percent v=100%"),
+    ],
+)
+def test_a_line_has_its_text_then_the_other_fields(
+    event: str, fields: dict[str, object], line: str
+) -> None:
+    assert logs.render(event, fields) == line
+
+
+def test_long_values_are_shortened() -> None:
+    line = logs.render("big", {"v": "x" * 10_000})
+    assert len(line) < logs.MAX_VALUE + 20
+    assert line.endswith('..."') or line.endswith("...")
+
+
+def test_records_keep_the_fields_for_a_structured_formatter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = logs.get_logger("eohub.test.logs")
+    with caplog.at_level(logging.INFO, logger="eohub.test.logs"):
+        log.info("quota refused for {user}", user="carol", group="climate", password="p")
+    (record,) = caplog.records
+    assert record.getMessage() == 'quota refused for carol group=climate password="[redacted]"'
+    assert logs.fields_of(record) == {
+        "user": "carol",
+        "group": "climate",
+        "password": "[redacted]",
+    }
+    assert getattr(record, logs.EVENT_ATTR) == "quota refused for {user}"
+    assert record.funcName == "test_records_keep_the_fields_for_a_structured_formatter"
+    assert record.exc_info is None
+
+
+def test_exception_logs_the_traceback_once(caplog: pytest.LogCaptureFixture) -> None:
+    log = logs.get_logger("eohub.test.logs")
+    with caplog.at_level(logging.INFO, logger="eohub.test.logs"):
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("could not record the stop of {user}", user="dave")
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert caplog.text.count("Traceback") == 1
+
+
+def test_a_disabled_level_costs_no_rendering(caplog: pytest.LogCaptureFixture) -> None:
+    class Loud:
+        def __str__(self) -> str:
+            raise AssertionError("rendered although DEBUG is off")
+
+    with caplog.at_level(logging.INFO, logger="eohub.test.logs"):
+        logs.get_logger("eohub.test.logs").debug("quiet", value=Loud())
+    assert caplog.records == []
+
+
+def test_loggers_live_under_eohub() -> None:
+    assert logs.get_logger("eohub.auth.ldap").name == "eohub.auth.ldap"
+    with pytest.raises(ValueError, match=r"under 'eohub\.'"):
+        logs.get_logger("jupyterhub")
+
+
+def test_attach_sends_the_eohub_tree_to_the_applications_handlers() -> None:
+    app_log = logging.getLogger("eohub-test-application")
+    app_log.propagate = False
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    app_log.addHandler(handler)
+    tree = logging.getLogger("eohub")
+    before = (tree.parent, getattr(tree, "_eohub_attached", False))
+    try:
+        tree._eohub_attached = False  # type: ignore[attr-defined]
+        logs.attach(app_log)
+        logs.attach(logging.getLogger("another-application"))  # the first one wins
+        app_log.setLevel(logging.INFO)
+        logs.get_logger("eohub.test.attach").info("reaches the hub's log")
+        assert [r.getMessage() for r in seen] == ["reaches the hub's log"]
+    finally:
+        tree.parent, tree._eohub_attached = before  # type: ignore[attr-defined]
+        app_log.removeHandler(handler)
+
+
+# -- every module keeps the convention ---------------------------------------------------
+
+
+def _log_calls(tree: ast.AST) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in LEVELS
+    ]
+
+
+def convention_problems(source: str) -> list[str]:
+    """What in ``source`` breaks the logging convention, one line per problem."""
+    tree = ast.parse(source)
+    problems = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "getLogger"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "logging"
+        ):
+            problems.append(f"line {node.lineno}: logging.getLogger; use eohub.logs.get_logger")
+    for call in _log_calls(tree):
+        receiver = call.func.value  # type: ignore[attr-defined]
+        where = f"line {call.lineno}"
+        if isinstance(receiver, ast.Attribute) and receiver.attr == "log":
+            problems.append(f"{where}: logs through .log; use the module's logger")
+            continue
+        if not (isinstance(receiver, ast.Name) and receiver.id == "log"):
+            continue
+        args = call.args[1:] if call.func.attr == "log" else call.args  # type: ignore[attr-defined]
+        if any(k.arg == "extra" for k in call.keywords):
+            problems.append(f"{where}: extra= fields; pass them as keywords")
+        if len(args) != 1 or not isinstance(args[0], ast.Constant | ast.JoinedStr):
+            problems.append(f"{where}: one constant message, then keyword fields")
+            continue
+        if isinstance(args[0], ast.JoinedStr):
+            problems.append(f"{where}: an f-string message; pass the values as fields")
+            continue
+        named = {n for _, n, _, _ in string.Formatter().parse(args[0].value) if n}
+        given = {k.arg for k in call.keywords}
+        if None not in given and named - given:
+            problems.append(f"{where}: names {sorted(named - given)} without the fields")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("import logging\nlog = logging.getLogger(__name__)\n", "logging.getLogger"),
+        ("self.log.info('x %s', y)\n", "logs through .log"),
+        ("log.info('x %s', y)\n", "one constant message"),
+        ("log.info(f'x {y}')\n", "f-string"),
+        ("log.info('x', extra={'a': 1})\n", "extra="),
+        ("log.warning('login of {user} refused')\n", "names ['user']"),
+    ],
+)
+def test_the_convention_check_catches_each_old_style(source: str, problem: str) -> None:
+    (found,) = convention_problems(source)
+    assert problem in found
