@@ -697,6 +697,22 @@ class BackgroundIngest(threading.Thread):
             self.done.set()
 
 
+def overlap_round(
+    base: dict[str, float], busy: dict[str, float], checks: int, events: int, seconds: float
+) -> dict[str, float]:
+    """One round of quota checks alone (``base``) and during an ingest (``busy``)."""
+    return {
+        "alone_p50_ms": base["p50_ms"],
+        "alone_p99_ms": base["p99_ms"],
+        "during_p50_ms": busy["p50_ms"],
+        "during_p99_ms": busy["p99_ms"],
+        "during_max_ms": busy["max_ms"],
+        "p99_ratio": busy["p99_ms"] / base["p99_ms"] if base["p99_ms"] else 0.0,
+        "checks_during": float(checks),
+        "ingest_eps": events / seconds if seconds else 0.0,
+    }
+
+
 def measure_quota_during_ingest(
     service: Service,
     scale: Scale,
@@ -740,18 +756,7 @@ def measure_quota_during_ingest(
             if len(during) < 20:
                 raise BenchmarkInvalid(f"only {len(during)} quota checks overlapped the ingest")
             base, busy = latencies(alone), latencies(during)
-            rounds.append(
-                {
-                    "alone_p50_ms": base["p50_ms"],
-                    "alone_p99_ms": base["p99_ms"],
-                    "during_p50_ms": busy["p50_ms"],
-                    "during_p99_ms": busy["p99_ms"],
-                    "during_max_ms": busy["max_ms"],
-                    "p99_ratio": busy["p99_ms"] / base["p99_ms"] if base["p99_ms"] else 0.0,
-                    "checks_during": float(len(during)),
-                    "ingest_eps": batches * 4000 / poster.seconds if poster.seconds else 0.0,
-                }
-            )
+            rounds.append(overlap_round(base, busy, len(during), batches * 4000, poster.seconds))
             _say(
                 f"  [{r}/{repeat}] quota checks alone p99 {base['p99_ms']:.2f} ms; during "
                 f"ingest of {batches} x 4000 events of long sessions: p50 "
@@ -945,7 +950,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name in selected:
                 engines[name] = create_engine_for(urls[name])
                 stack.callback(engines[name].dispose)
-                ensure_schema(engines[name], logging.getLogger("eohub.bench"))
+                ensure_schema(engines[name])
             _say(
                 f"loading {scale.sessions:,} sessions of {scale.users:,} users in "
                 f"{scale.groups} groups into {', '.join(selected)}"
@@ -961,6 +966,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return summarize(detail, scale, args, load_stats)
+
+
+def peer_ratios(detail: dict[str, Any]) -> dict[str, float]:
+    """How many times slower the peer design is than ours, on one database."""
+
+    def ratio(theirs: float, ours: float) -> float:
+        return round(theirs / ours, 1) if ours else math.inf
+
+    quota = detail["quota_check"]
+    return {
+        "quota_check_p50_ratio": ratio(quota["peer"]["p50_ms"], quota["in_process"]["p50_ms"]),
+        "quota_check_p99_ratio": ratio(quota["peer"]["p99_ms"], quota["in_process"]["p99_ms"]),
+        "report_ratio": ratio(detail["report"]["peer_s"], detail["report"]["s"]),
+    }
 
 
 def summarize(
@@ -994,24 +1013,7 @@ def summarize(
         key: {"value": value, "limit": TARGETS[key], "met": value <= TARGETS[key]}
         for key, value in figures.items()
     }
-
-    def ratio(theirs: float, ours: float) -> float:
-        return round(theirs / ours, 1) if ours else math.inf
-
-    report["peer"] = {
-        n: {
-            "quota_check_p50_ratio": ratio(
-                detail[n]["quota_check"]["peer"]["p50_ms"],
-                detail[n]["quota_check"]["in_process"]["p50_ms"],
-            ),
-            "quota_check_p99_ratio": ratio(
-                detail[n]["quota_check"]["peer"]["p99_ms"],
-                detail[n]["quota_check"]["in_process"]["p99_ms"],
-            ),
-            "report_ratio": ratio(detail[n]["report"]["peer_s"], detail[n]["report"]["s"]),
-        }
-        for n in names
-    }
+    report["peer"] = {n: peer_ratios(detail[n]) for n in names}
     report["detail"] = detail
     report["config"] = {
         "scale": asdict(scale),

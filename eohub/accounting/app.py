@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import os
 import secrets
 import sys
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,101 +22,31 @@ from jupyterhub.traitlets import ByteSpecification
 from tornado import web
 from tornado.httpserver import HTTPServer
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, Unicode, default, observe
-from traitlets.config import Application
 
 from eohub._version import __version__
+from eohub.accounting.database_app import DatabaseApp, UpgradeDBApp
+from eohub.accounting.exports.config import XDMoDExport
 from eohub.accounting.scopes import ADMIN, ADMINS_ROLE, SERVICE_NAME
 from eohub.accounting.service.api import api_routes
-from eohub.accounting.service.enforce import Enforcer
-from eohub.accounting.service.handlers import OAuthCallbackHandler
+from eohub.accounting.service.context import CONTEXT_SETTING, LoopSettings, ServiceContext
+from eohub.accounting.service.handlers import OAuthCallbackHandler, log_request
 from eohub.accounting.service.metrics import Metrics
+from eohub.accounting.service.workers import connect_hub, start_workers
 from eohub.adapters.accounting_db import (
     AccountingStore,
     OutdatedSchemaError,
     create_engine_for,
     ensure_schema,
 )
-from eohub.adapters.accounting_db.schema import (
-    UPGRADE_COMMAND,
-    current_revision,
-    loggable_url,
-    upgrade,
-)
+from eohub.adapters.accounting_db.schema import UPGRADE_COMMAND
 from eohub.adapters.accounting_db.store_executors import share_the_interpreter
 from eohub.adapters.accounting_db.writer_process import WriterProcess, in_memory_sqlite
+from eohub.domain.accounting.enforcement import Mode
 from eohub.domain.accounting.events import DEFAULT_MAX_CLOCK_SKEW, EventError
 from eohub.domain.accounting.requests import MAX_BODY_BYTES, parse_group_update
+from eohub.logs import get_logger
 
-DEFAULT_DB_URL = "sqlite:///eohub-accounting.sqlite"
-
-
-class DatabaseApp(Application):
-    """Shared by the subcommands: the database URL and an engine on it."""
-
-    db_url = Unicode(
-        DEFAULT_DB_URL,
-        help="""SQLAlchemy URL of the accounting database.
-
-        SQLite (the default, a file in the working directory) suits one hub; use
-        PostgreSQL (``postgresql+psycopg://user@host/db``, extra ``eohub[postgres]``) or
-        MariaDB (``mysql+pymysql://user@host/db?charset=utf8mb4``, extra ``eohub[mysql]``)
-        in production. Read from ``$EOHUB_ACCOUNTING_DB_URL`` when set. The URL's password
-        is never logged.
-        """,
-    ).tag(config=True)
-
-    @default("db_url")
-    def _db_url_default(self) -> str:
-        return os.environ.get("EOHUB_ACCOUNTING_DB_URL", DEFAULT_DB_URL)
-
-    @default("log_level")
-    def _log_level_default(self) -> int:
-        return logging.INFO
-
-    config_file = Unicode(
-        help="The config file to load (Python, like jupyterhub_config.py): "
-        "``$EOHUB_ACCOUNTING_CONFIG``, else ``eohub_accounting_config.py`` in the working "
-        "directory. A missing default file is fine; a missing named one is an error.",
-    ).tag(config=True)
-
-    @default("config_file")
-    def _config_file_default(self) -> str:
-        return os.environ.get("EOHUB_ACCOUNTING_CONFIG", "eohub_accounting_config.py")
-
-    aliases = {"db-url": "DatabaseApp.db_url", "config": "DatabaseApp.config_file"}  # noqa: RUF012
-
-    def initialize(self, argv: Any = None) -> None:
-        super().initialize(argv)
-        if self.subapp is not None:
-            return
-        named = "EOHUB_ACCOUNTING_CONFIG" in os.environ or "config_file" in self.cli_config.get(
-            "DatabaseApp", {}
-        )
-        if os.path.exists(self.config_file):
-            self.load_config_file(self.config_file)
-        elif named:
-            self.log.critical("The config file %s does not exist", self.config_file)
-            self.exit(1)
-        self.update_config(self.cli_config)
-
-    def safe_url(self) -> str:
-        """The database URL as the log shows it: passwords masked, SQLite paths intact."""
-        return loggable_url(self.db_url)
-
-
-class UpgradeDBApp(DatabaseApp):
-    name = "eohub-accounting upgrade-db"
-    description = "Apply the accounting database migrations (back up the database first)."
-
-    def start(self) -> None:
-        engine = create_engine_for(self.db_url)
-        before = current_revision(engine)
-        upgrade(engine)
-        after = current_revision(engine)
-        self.log.info(
-            "Accounting database at revision %s (was %s): %s", after, before, self.safe_url()
-        )
-        engine.dispose()
+log = get_logger(__name__)
 
 
 class AccountingService(DatabaseApp):
@@ -264,13 +194,13 @@ class AccountingService(DatabaseApp):
     @observe("hub_admins_are_admins")
     def _warn_hub_admins_are_admins(self, change: dict[str, Any]) -> None:
         if change["new"]:
-            self.log.warning(
+            log.warning(
                 "AccountingService.hub_admins_are_admins is deprecated and grants nothing: "
-                "accounting admins are those whose token carries %s. Drop-in "
+                "accounting admins are those whose token carries {scope}. Drop-in "
                 "30-eohub-accounting.py grants it to the hub's admins through the role "
-                "%r; remove the setting.",
-                ADMIN,
-                ADMINS_ROLE,
+                "{role!r}; remove the setting.",
+                scope=ADMIN,
+                role=ADMINS_ROLE,
             )
 
     authenticate_metrics = Bool(
@@ -289,19 +219,16 @@ class AccountingService(DatabaseApp):
     def _cookie_secret_default(self) -> str:
         return os.environ.get("EOHUB_ACCOUNTING_COOKIE_SECRET") or secrets.token_hex(32)
 
-    #: The enforcement worker, once started; the pages show its warnings.
-    enforcer: Enforcer | None = None
-
     def init_store(self) -> None:
         self.engine = create_engine_for(self.db_url)
         try:
-            ensure_schema(self.engine, self.log)
+            ensure_schema(self.engine)
         except OutdatedSchemaError as e:
-            self.log.critical("%s", e)
+            log.critical("{error}", error=e)
             self.exit(1)
         writer = None
         if self.writer_process and in_memory_sqlite(self.db_url):
-            self.log.warning(
+            log.warning(
                 "An in-memory SQLite database is this process's alone: writing in the "
                 "service's own process (AccountingService.writer_process ignored)"
             )
@@ -317,10 +244,10 @@ class AccountingService(DatabaseApp):
             try:
                 update = parse_group_update(spec)
             except EventError as e:
-                self.log.critical(
-                    "AccountingService.groups[%r] is invalid: %s",
-                    name,
-                    "; ".join(f"{k}: {v}" for k, v in e.errors.items()),
+                log.critical(
+                    "AccountingService.groups[{name!r}] is invalid: {errors}",
+                    name=name,
+                    errors="; ".join(f"{k}: {v}" for k, v in e.errors.items()),
                 )
                 self.exit(1)
             self.store.put_group(
@@ -331,21 +258,60 @@ class AccountingService(DatabaseApp):
                 quotas=update.quotas,
             )
 
-    def make_app(self) -> web.Application:
-        prefix = self.service_prefix
+    def loop_settings(self) -> LoopSettings:
+        """The reconcile and enforcement settings, as the loops take them."""
+        return LoopSettings(
+            reconcile_interval=self.reconcile_interval,
+            enforcement=Mode(self.enforcement.lower()),
+            grace_period=self.enforcement_grace_period,
+            enforcement_interval=self.enforcement_interval,
+            fallback_group=self.reconcile_fallback_group,
+            default_cpu=self.reconcile_default_cpu,
+            default_memory_bytes=int(self.reconcile_default_memory or 0),
+            default_gpus=self.reconcile_default_gpus,
+            open_after=self.reconcile_open_after,
+            hub_api_concurrency=self.hub_api_concurrency,
+            hub_api_timeout=self.hub_api_timeout,
+        )
+
+    def build_context(self) -> ServiceContext:
+        """The one context the handlers and workers share (after :meth:`initialize`).
+
+        The enforcer is made here, before any loop starts, so the pages can show its
+        warnings from the first request.
+        """
+        loops = self.loop_settings()
+        hub, enforcer = connect_hub(self.store, loops)
+        return ServiceContext(
+            store=self.store,
+            clock=self.store.clock,
+            metrics=self.metrics,
+            prefix=self.service_prefix,
+            max_clock_skew=timedelta(seconds=self.max_clock_skew),
+            exports=XDMoDExport(parent=self),
+            authenticate_metrics=self.authenticate_metrics,
+            loops=loops,
+            hub=hub,
+            enforcer=enforcer,
+        )
+
+    def make_app(self, context: ServiceContext) -> web.Application:
+        prefix = context.prefix
         hub_auth = HubOAuth(parent=self, cache_max_age=60)
         routes: list[Any] = [
             *api_routes(prefix),
             (prefix + "oauth_callback", OAuthCallbackHandler),
         ]
         routes.extend(self.extra_routes(prefix))
+        # The handlers' one way to the service: the context, never this application.
+        settings: dict[str, Any] = {CONTEXT_SETTING: context}
         return web.Application(
             routes,
-            eohub_service=self,
             hub_auth=hub_auth,
             cookie_secret=self.cookie_secret,
             xsrf_cookies=False,
-            log_function=self._log_request,
+            log_function=log_request,
+            **settings,
         )
 
     def extra_routes(self, prefix: str) -> list[Any]:
@@ -353,21 +319,6 @@ class AccountingService(DatabaseApp):
         from eohub.accounting.service.routes import extra_routes
 
         return extra_routes(prefix)
-
-    def _log_request(self, handler: web.RequestHandler) -> None:
-        status = handler.get_status()
-        level = logging.INFO if status < 400 else logging.WARNING
-        if status >= 500:
-            level = logging.ERROR
-        # The path only: a query string could hold a token.
-        self.log.log(
-            level,
-            "%s %s %s %.1fms",
-            status,
-            handler.request.method,
-            handler.request.path,
-            1000 * handler.request.request_time(),
-        )
 
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)
@@ -391,36 +342,34 @@ class AccountingService(DatabaseApp):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
         parts = urlsplit(self.url)
+        context = self.build_context()
         # Tornado would read up to 100 MB before a handler could answer 413: a body
         # declared (or sent) past twice the API's limit is refused as it arrives.
-        server = HTTPServer(self.make_app(), xheaders=True, max_body_size=2 * MAX_BODY_BYTES)
-        server.listen(parts.port or 80, parts.hostname or "127.0.0.1")
-        self.log.info(
-            "eohub-accounting %s listening on %s%s (database %s)",
-            __version__,
-            self.url,
-            self.service_prefix,
-            self.safe_url(),
+        server = HTTPServer(
+            self.make_app(context), xheaders=True, max_body_size=2 * MAX_BODY_BYTES
         )
-        workers = self.start_workers()
+        server.listen(parts.port or 80, parts.hostname or "127.0.0.1")
+        log.info(
+            "eohub-accounting {version} listening on {url}{prefix} (database {database})",
+            version=__version__,
+            url=self.url,
+            prefix=context.prefix,
+            database=self.safe_url(),
+        )
+        workers = start_workers(context)
         # Everything loaded so far (the modules of JupyterHub, SQLAlchemy and Tornado,
         # the config) lives as long as the process. Frozen, the collector stops walking
         # it on every full collection, which otherwise stalls a request now and then.
         gc.collect()
         gc.freeze()
         await stopping.wait()
-        self.log.info("Stopping eohub-accounting")
+        log.info("Stopping eohub-accounting")
         server.stop()
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self.store.close()
         self.engine.dispose()
-
-    def start_workers(self) -> list[asyncio.Task[None]]:
-        from eohub.accounting.service.workers import start_workers
-
-        return start_workers(self)
 
 
 def main(argv: list[str] | None = None) -> None:

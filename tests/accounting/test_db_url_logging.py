@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eohub.accounting.app import DatabaseApp
+from eohub.accounting.database_app import DatabaseApp
 from eohub.adapters.accounting_db import create_engine_for
 
 UNPARSEABLE = "(a database URL that does not parse)"

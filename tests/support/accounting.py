@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -43,7 +42,7 @@ def empty_database(url: str) -> Engine:
 
 def fresh_store(url: str, clock: Clock | None = None) -> AccountingStore:
     engine = empty_database(url)
-    ensure_schema(engine, logging.getLogger("eohub.test"))
+    ensure_schema(engine)
     return AccountingStore(engine, clock=clock or Clock())
 
 

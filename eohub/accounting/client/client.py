@@ -26,6 +26,7 @@ from tornado.httpclient import AsyncHTTPClient
 from traitlets import Enum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from eohub import logs
 from eohub.accounting.client.http import NoAnswer, Reply, post_json
 from eohub.accounting.client.outbox import DeadLetter, Outbox
 from eohub.accounting.client.replies import QuotaAnswer, delivery, quota_answer
@@ -38,6 +39,9 @@ from eohub.domain.accounting.events import (
     stop_event_json,
 )
 from eohub.domain.accounting.requests import parse_quota_request
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -159,6 +163,8 @@ class AccountingClient(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # The hub's logger (the parent's, or the one passed as ``log``) shows our lines.
+        logs.attach(self.log)
         self._outbox: Outbox | None = None
         # One worker thread: outbox calls run one at a time, and never on the event loop.
         self._executor: ThreadPoolExecutor | None = None
@@ -216,13 +222,14 @@ class AccountingClient(LoggingConfigurable):
                 {},
                 "fail-closed",
             )
-        self.log.warning(
-            "Quota check of %s for group %s decided by the %s policy: %s (%s)",
-            user,
-            group,
-            answer.source,
-            problem,
-            detail,
+        log.warning(
+            "Quota check of {user} for group {group} decided by the {policy} policy: "
+            "{problem} ({detail})",
+            user=user,
+            group=group,
+            policy=answer.source,
+            problem=problem,
+            detail=detail,
         )
         return answer
 
@@ -279,7 +286,7 @@ class AccountingClient(LoggingConfigurable):
     async def _record(self, event: dict[str, Any]) -> str:
         parse_event(event)
         if not await self._io(lambda o: o.put([event])):
-            self.log.debug("Accounting event %s was queued already", event["id"])
+            log.debug("Accounting event {event} was queued already", event=event["id"])
         # Never started: start sending on first use. After stop(): events still go to
         # the outbox, for the next start.
         if not self._stopped:
@@ -293,7 +300,7 @@ class AccountingClient(LoggingConfigurable):
         self._stopped = False
         await self._open_outbox()
         if not self.api_token:
-            self.log.warning(
+            log.warning(
                 "AccountingClient has no api_token: set c.AccountingClient.api_token "
                 "or EOHUB_ACCOUNTING_HUB_TOKEN, or the service refuses every request"
             )
@@ -353,7 +360,6 @@ class AccountingClient(LoggingConfigurable):
             self._sender = OutboxSender(
                 io=self._io,
                 send=self._send_batch,
-                log=self.log,
                 batch_size=self.batch_size,
                 retry_initial_delay=self.retry_initial_delay,
                 retry_max_delay=self.retry_max_delay,
@@ -369,22 +375,22 @@ class AccountingClient(LoggingConfigurable):
         if reply.code == 200:
             self._token_refused = False
             counts = reply.body if isinstance(reply.body, dict) else {}
-            self.log.debug(
-                "Accounting events delivered: %s accepted, %s duplicates",
-                counts.get("accepted"),
-                counts.get("duplicates"),
+            log.debug(
+                "Accounting events delivered: {accepted} accepted, {duplicates} duplicates",
+                accepted=counts.get("accepted"),
+                duplicates=counts.get("duplicates"),
             )
             return Delivery("accepted")
         return delivery(reply, self._log_token_refused)
 
     def _log_token_refused(self, code: int) -> None:
         if not self._token_refused:
-            self.log.error(
-                "The accounting service refused the hub's token (HTTP %d): make "
+            log.error(
+                "The accounting service refused the hub's token (HTTP {status}): make "
                 "c.AccountingClient.api_token (EOHUB_ACCOUNTING_HUB_TOKEN) the token the "
                 "service expects; events refused until then are kept as dead letters, "
                 "to requeue with requeue_dead_letters() after the fix",
-                code,
+                status=code,
             )
         self._token_refused = True
 

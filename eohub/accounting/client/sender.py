@@ -20,6 +20,9 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from eohub.accounting.client.outbox import Outbox
 from eohub.domain.accounting.events import EventError, parse_event
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -82,14 +85,12 @@ class OutboxSender:
         *,
         io: OutboxIO,
         send: SendBatch,
-        log: logging.Logger | logging.LoggerAdapter[Any],
         batch_size: int = 500,
         retry_initial_delay: float = 1.0,
         retry_max_delay: float = 300.0,
     ) -> None:
         self._io = io
         self._send = send
-        self.log = log
         self.batch_size = batch_size
         self.retry_initial_delay = retry_initial_delay
         self.retry_max_delay = retry_max_delay
@@ -148,12 +149,15 @@ class OutboxSender:
                 emptied = await self._drain()
             except Exception:
                 # Whatever broke (the disk, a bug), the events are still in the outbox.
-                self.log.exception("Sending accounting events failed; they stay queued")
+                log.exception("Sending accounting events failed; they stay queued")
                 emptied = False
             self._progress.set()
             if emptied:
                 if self.failures:
-                    self.log.info("Accounting events delivered after %d retries", self.failures)
+                    log.info(
+                        "Accounting events delivered after {retries} retries",
+                        retries=self.failures,
+                    )
                 self.failures = 0
                 await self._wake.wait()
                 continue
@@ -205,7 +209,7 @@ class OutboxSender:
             return True
         # The first failure in a row is worth a warning; the retries after it are noise.
         level = logging.WARNING if self.failures == 0 else logging.DEBUG
-        self.log.log(level, "Accounting events stay queued: %s", delivery.problem)
+        log.log(level, "Accounting events stay queued: {problem}", problem=delivery.problem)
         return False
 
     async def _rejected(self, rows: list[tuple[int, Any]], errors: dict[str, str]) -> bool:
@@ -223,10 +227,11 @@ class OutboxSender:
         # The service did not say which event it refused. Send the older half alone:
         # it goes through or is halved again, down to the one bad event. That costs
         # about log2(batch) requests per bad event, and keeps the order.
-        self.log.warning(
-            "The accounting service refused %d events without naming one, sending halves: %s",
-            len(rows),
-            json.dumps(errors, sort_keys=True),
+        log.warning(
+            "The accounting service refused {count} events without naming one, sending "
+            "halves: {errors}",
+            count=len(rows),
+            errors=json.dumps(errors, sort_keys=True),
         )
         return await self._deliver(rows[: len(rows) // 2])
 
@@ -236,14 +241,15 @@ class OutboxSender:
         await self._io(lambda o: o.dead_letter({rowid: reasons for rowid, _ in rows}))
         level = logging.DEBUG if delivery.problem in self._refusals_logged else logging.ERROR
         self._refusals_logged.add(delivery.problem)
-        self.log.log(
+        log.log(
             level,
-            "%d accounting events refused for good, kept as dead letters %d to %d (fix the "
-            "cause, then AccountingClient.requeue_dead_letters() sends them again): %s",
-            len(rows),
-            rows[0][0],
-            rows[-1][0],
-            delivery.problem,
+            "{count} accounting events refused for good, kept as dead letters {first} to "
+            "{last} (fix the cause, then AccountingClient.requeue_dead_letters() sends them "
+            "again): {problem}",
+            count=len(rows),
+            first=rows[0][0],
+            last=rows[-1][0],
+            problem=delivery.problem,
         )
 
     async def _dead_letter(
@@ -253,9 +259,9 @@ class OutboxSender:
         events = dict(rows)
         for rowid, fields in errors.items():
             event = events.get(rowid)
-            self.log.error(
-                "Accounting event %s refused for good, kept as dead letter %d: %s",
-                event.get("id") if isinstance(event, dict) else None,
-                rowid,
-                json.dumps(fields, sort_keys=True),
+            log.error(
+                "Accounting event {event} refused for good, kept as dead letter {rowid}: {errors}",
+                event=event.get("id") if isinstance(event, dict) else None,
+                rowid=rowid,
+                errors=json.dumps(fields, sort_keys=True),
             )

@@ -9,12 +9,15 @@ from typing import TextIO
 
 from traitlets import Unicode
 
-from eohub.accounting.app import DatabaseApp
+from eohub.accounting.database_app import DatabaseApp
 from eohub.accounting.exports.config import EXPORTS, XDMoDExport, run_export
 from eohub.accounting.exports.writers import TerminalProgress
 from eohub.adapters.accounting_db import AccountingStore, create_engine_for, ensure_schema
 from eohub.adapters.accounting_db.schema import OutdatedSchemaError
 from eohub.domain.accounting.events import parse_time
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 
 def _day(value: str) -> datetime:
@@ -51,21 +54,25 @@ class ExportApp(DatabaseApp):
 
     def start_export(self) -> int:
         if self.kind not in EXPORTS:
-            self.log.critical("Unknown --kind %r: choose one of %s", self.kind, ", ".join(EXPORTS))
+            log.critical(
+                "Unknown --kind {kind!r}: choose one of {choices}",
+                kind=self.kind,
+                choices=", ".join(EXPORTS),
+            )
             return 2
         try:
             start, end = _day(self.range_start), _day(self.range_end)
         except ValueError as e:
-            self.log.critical("--from and --to must be dates like 2026-10-01: %s", e)
+            log.critical("--from and --to must be dates like 2026-10-01: {error}", error=e)
             return 2
         if end <= start:
-            self.log.critical("--to must be after --from")
+            log.critical("--to must be after --from")
             return 2
         engine = create_engine_for(self.db_url)
         try:
-            ensure_schema(engine, self.log)
+            ensure_schema(engine)
         except OutdatedSchemaError as e:
-            self.log.critical("%s", e)
+            log.critical("{error}", error=e)
             return 1
         store = AccountingStore(engine)
         settings = XDMoDExport(parent=self)
@@ -87,7 +94,7 @@ class ExportApp(DatabaseApp):
                 group=self.group or None,
                 progress=progress,
             )
-        self.log.info("Exported %d rows of %s", written, self.kind)
+        log.info("Exported {rows} rows of {kind}", rows=written, kind=self.kind)
         return 0
 
     def start(self) -> None:

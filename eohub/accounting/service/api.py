@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tornado import web
 
@@ -27,9 +27,9 @@ from eohub.domain.accounting.requests import (
     time_param,
 )
 from eohub.domain.accounting.session_record import SessionRecord
+from eohub.logs import get_logger
 
-if TYPE_CHECKING:
-    from eohub.accounting.app import AccountingService
+log = get_logger(__name__)
 
 MAX_PAGE = 500
 
@@ -62,24 +62,16 @@ def group_json(g: GroupInfo) -> dict[str, Any]:
     }
 
 
-def clock_limits(service: AccountingService) -> dict[str, Any]:
-    """What input times are checked against: the service's clock, and the skew allowed."""
-    return {
-        "now": service.store.clock(),
-        "max_clock_skew": timedelta(seconds=service.max_clock_skew),
-    }
-
-
 class EventsHandler(APIHandler):
     async def post(self) -> None:
         self.authorise(Op.EVENTS)
-        store = self.service.store
+        store = self.context.store
         # Reading and applying 5000 events takes seconds of CPU: the writer does both.
         started = time.perf_counter()
         result, count = await store.write(
-            store.ingest_body, self.raw_body(), **clock_limits(self.service)
+            store.ingest_body, self.raw_body(), **self.context.clock_limits()
         )
-        self.service.metrics.observe_ingest(count, time.perf_counter() - started)
+        self.context.metrics.observe_ingest(count, time.perf_counter() - started)
         self.write_json(
             {
                 "accepted": result.accepted,
@@ -93,19 +85,19 @@ class QuotaCheckHandler(APIHandler):
     async def post(self) -> None:
         self.authorise(Op.QUOTA_CHECK)
         request = parse_quota_request(self.json_body())
-        decision = await self.service.store.quota_check(
+        decision = await self.context.store.quota_check(
             request.user, request.group, request.resources
         )
         if not decision.allowed:
-            self.service.metrics.quota_denials.labels(group=request.group).inc()
+            self.context.metrics.quota_denials.labels(group=request.group).inc()
         self.write_json(decision.to_json())
 
 
 class StorageHandler(APIHandler):
     async def post(self) -> None:
         self.authorise(Op.STORAGE)
-        samples = parse_storage_samples(self.json_body(), **clock_limits(self.service))
-        store = self.service.store
+        samples = parse_storage_samples(self.json_body(), **self.context.clock_limits())
+        store = self.context.store
         added = await store.write(store.add_storage_samples, samples)
         self.write_json({"accepted": added, "duplicates": len(samples) - added})
 
@@ -136,7 +128,7 @@ class QueryMixin(APIHandler):
         kind = PeriodKind(
             self.choice_argument("period", tuple(k.value for k in PeriodKind), "month")
         )
-        now = self.service.store.clock()
+        now = self.context.clock()
         this = period_start(kind, now)
         default_start = this
         for _ in range(11 if kind is PeriodKind.MONTH else 0):
@@ -159,7 +151,7 @@ class UsageHandler(QueryMixin):
         by_user = self.choice_argument("by", ("group", "user"), "group") == "user"
         user = selection.user
         groups = set(selection.groups) if selection.groups is not None else None
-        store = self.service.store
+        store = self.context.store
         rows = await store.read(
             store.usage, kind, start, end, groups=groups, user=user, by_user=by_user
         )
@@ -194,7 +186,7 @@ class SessionsHandler(QueryMixin):
         # the rows of the selection (the page may then be short; paging still works).
         users = set(selection.users) if selection.users is not None else None
         groups = set(selection.groups) if selection.groups is not None and not users else None
-        store = self.service.store
+        store = self.context.store
         records = await store.read(
             store.sessions,
             users=users,
@@ -203,7 +195,7 @@ class SessionsHandler(QueryMixin):
             before_id=before_id,
             limit=limit,
         )
-        now = self.service.store.clock()
+        now = self.context.clock()
         shown = [s for s in records if selection.matches(s.user, s.group)]
         self.write_json(
             {
@@ -217,7 +209,7 @@ class GroupsHandler(APIHandler):
     async def get(self) -> None:
         self.authorise(Op.GROUPS)
         names = readable_groups(self.caller, Op.GROUPS)  # a PI's own; None: every group
-        store = self.service.store
+        store = self.context.store
         groups = await store.read(store.groups, set(names) if names is not None else None)
         self.write_json({"groups": [group_json(g) for g in groups]})
 
@@ -228,7 +220,7 @@ class GroupHandler(APIHandler):
             raise EventError({"name": "is not a valid group name"})
         self.select(Op.GROUP, group=name)
         try:
-            found = await self.service.store.read(self.service.store.group, name)
+            found = await self.context.store.read(self.context.store.group, name)
             self.write_json(group_json(found))
         except UnknownGroupError:
             raise web.HTTPError(404, f"No group {name!r}.") from None
@@ -239,7 +231,7 @@ class GroupHandler(APIHandler):
         if not NAME.fullmatch(name):
             raise EventError({"name": "is not a valid group name"})
         update = parse_group_update(self.json_body())
-        store = self.service.store
+        store = self.context.store
         created = await store.write(
             store.put_group,
             name,
@@ -248,8 +240,11 @@ class GroupHandler(APIHandler):
             pis=update.pis,
             quotas=update.quotas,
         )
-        self.service.log.info(
-            "Group %s %s by %s", name, "created" if created else "changed", self.caller.name
+        log.info(
+            "Group {group} {change} by {caller}",
+            group=name,
+            change="created" if created else "changed",
+            caller=self.caller.name,
         )
         changed = await store.read(store.group, name)
         self.write_json(group_json(changed), 201 if created else 200)

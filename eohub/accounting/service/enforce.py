@@ -19,7 +19,6 @@ gone.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -40,6 +39,9 @@ from eohub.domain.accounting.enforcement import (
 )
 from eohub.domain.accounting.quota import WHOLE_GROUP
 from eohub.domain.accounting.reconcile import belongs_to
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 Outcome = Literal["stopped", "pending", "gone", "failed"]
 
@@ -79,8 +81,6 @@ class Enforcer:
         The accounting store; its ``clock`` says what time it is.
     hub
         The hub's REST API.
-    log
-        Where warnings and stops are logged.
     mode
         ``off``, ``warn`` or ``stop`` (see :mod:`eohub.domain.accounting.enforcement`).
     grace_period
@@ -97,7 +97,6 @@ class Enforcer:
         self,
         store: AccountingStore,
         hub: HubAPI,
-        log: logging.Logger | logging.LoggerAdapter[logging.Logger],
         mode: Mode | str,
         grace_period: float,
         *,
@@ -107,7 +106,6 @@ class Enforcer:
     ) -> None:
         self.store = store
         self.hub = hub
-        self.log = log
         self.mode = Mode(mode)
         self.grace = timedelta(seconds=grace_period)
         self.stop_timeout = stop_timeout
@@ -167,20 +165,20 @@ class Enforcer:
         )
         self._warnings = dict(plan.warnings)
         for w in plan.issued:
-            self.log.warning(
-                "Budget spent while %d server(s) run: %s %s",
-                len(w.sessions),
-                w.reason,
-                f"They will be stopped at {w.stop_at.isoformat()}."
+            log.warning(
+                "Budget spent while {count} server(s) run: {reason} {outlook}",
+                count=len(w.sessions),
+                reason=w.reason,
+                outlook=f"They will be stopped at {w.stop_at.isoformat()}."
                 if w.stop_at
                 else "They keep running (enforcement only warns).",
             )
         for c in plan.cleared:
-            self.log.info(
-                "Budget warning for group %s%s withdrawn: %s",
-                c.warning.group,
-                f" (user {c.warning.user})" if c.warning.user else "",
-                c.reason,
+            log.info(
+                "Budget warning for group {group}{member} withdrawn: {reason}",
+                group=c.warning.group,
+                member=f" (user {c.warning.user})" if c.warning.user else "",
+                reason=c.reason,
             )
         outcomes = await asyncio.gather(*(self._stop(s) for s in plan.stops))
         done: dict[Outcome, list[int]] = {"stopped": [], "pending": [], "gone": [], "failed": []}
@@ -200,35 +198,42 @@ class Enforcer:
         try:
             server = await self.hub.server(s.user, s.server)
             if server is None or not belongs_to(s.started_at, server.started, self.slack):
-                self.log.info(
-                    "Not stopping server %r of %s: it no longer runs; reconcile closes session %s",
-                    s.server,
-                    s.user,
-                    s.id,
+                log.info(
+                    "Not stopping server {server!r} of {user}: it no longer runs; "
+                    "reconcile closes session {session}",
+                    server=s.server,
+                    user=s.user,
+                    session=s.id,
                 )
                 return "gone"
             outcome = await self.hub.stop_server(s.user, s.server)
             if outcome is StopOutcome.GONE:
                 return "gone"
             if outcome is StopOutcome.STOPPING and not await self._wait_until_gone(s):
-                self.log.warning(
-                    "The hub has not stopped server %r of %s within %g s; retrying next round",
-                    s.server,
-                    s.user,
-                    self.stop_timeout,
+                log.warning(
+                    "The hub has not stopped server {server!r} of {user} within {timeout:g} s; "
+                    "retrying next round",
+                    server=s.server,
+                    user=s.user,
+                    timeout=self.stop_timeout,
                 )
                 return "pending"
         except HubAPIError as e:
-            self.log.warning("Could not stop server %r of %s: %s", s.server, s.user, e)
+            log.warning(
+                "Could not stop server {server!r} of {user}: {error}",
+                server=s.server,
+                user=s.user,
+                error=e,
+            )
             return "failed"
         closed = await self.store.write(self.store.close_session, s.id, self.store.clock(), QUOTA)
-        self.log.warning(
-            "Stopped server %r of %s (session %s%s): %s",
-            s.server,
-            s.user,
-            s.id,
-            "" if closed else ", closed already by the hub's stop event",
-            stop.reason,
+        log.warning(
+            "Stopped server {server!r} of {user} (session {session}{note}): {reason}",
+            server=s.server,
+            user=s.user,
+            session=s.id,
+            note="" if closed else ", closed already by the hub's stop event",
+            reason=stop.reason,
         )
         return "stopped"
 

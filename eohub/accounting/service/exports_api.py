@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TextIO, cast
 
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from eohub.accounting.exports.config import EXPORTS, XDMoDExport, run_export
+from eohub.accounting.exports.config import EXPORTS, run_export
 from eohub.accounting.service.api import QueryMixin
 from eohub.domain.accounting.access import EXPORT_OPS
 from eohub.domain.accounting.events import EventError
 from eohub.domain.accounting.periods import PeriodKind, next_period_start, period_start
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 CHUNK = 256 * 1024
 
@@ -60,6 +63,24 @@ class ExportHandler(QueryMixin):
         assert caller is not None
         if name not in EXPORTS:
             raise web.HTTPError(404, f"No export {name!r}; there are {', '.join(EXPORTS)}.")
+        group = self.export_group(name)
+        start, end = self.export_range()
+        stem = f"eohub-{start:%Y%m%d}-{end:%Y%m%d}"
+        self.set_header("Content-Type", EXPORTS[name])
+        self.set_header("Content-Disposition", f'attachment; filename="{stem}-{name}"')
+        self.set_header("Cache-Control", "no-store")
+        try:
+            written = await self.stream(name, start, end, group)
+        except ExportCancelled:
+            log.info("Export {name} cancelled: the client went away", name=name)
+            return
+        log.info(
+            "Export {name} ({rows} rows) for {caller}", name=name, rows=written, caller=caller.name
+        )
+        self.finish()
+
+    def export_group(self, name: str) -> str | None:
+        """The one group the caller exports (a PI's), or None for every group; else 403."""
         op = EXPORT_OPS[name]
         self.authorise(op)
         # A PI exports exactly their groups' rows, one group per file.
@@ -67,30 +88,35 @@ class ExportHandler(QueryMixin):
         if selection.groups is not None and len(selection.groups) != 1:
             led = ", ".join(sorted(selection.groups))
             raise EventError({"group": f"choose one of your groups: {led}"})
-        group = next(iter(selection.groups)) if selection.groups is not None else None
-        now = self.service.store.clock()
-        this_month = period_start(PeriodKind.MONTH, now)
+        return next(iter(selection.groups)) if selection.groups is not None else None
+
+    def export_range(self) -> tuple[datetime, datetime]:
+        """``from`` and ``to``; by default last month and this one."""
+        this_month = period_start(PeriodKind.MONTH, self.context.clock())
         last_month = period_start(PeriodKind.MONTH, this_month - timedelta(days=1))
         start = self.time_argument("from", last_month)
         end = self.time_argument("to", next_period_start(PeriodKind.MONTH, this_month))
         if end <= start:
             raise EventError({"to": "must be after from"})
-        settings = XDMoDExport(parent=self.service)
-        stem = f"eohub-{start:%Y%m%d}-{end:%Y%m%d}"
-        self.set_header("Content-Type", EXPORTS[name])
-        self.set_header("Content-Disposition", f'attachment; filename="{stem}-{name}"')
-        self.set_header("Cache-Control", "no-store")
+        return start, end
 
+    async def stream(self, name: str, start: datetime, end: datetime, group: str | None) -> int:
+        """Write the export in a worker thread, sending its chunks as they come.
+
+        Returns the rows written; raises :class:`ExportCancelled` when the client went
+        away before the end.
+        """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=8)
         writer = _QueueWriter(loop, queue)
+        context = self.context
 
         def produce() -> int:
             try:
                 written = run_export(
                     name,
-                    self.service.store,
-                    settings,
+                    context.store,
+                    context.exports,
                     cast(TextIO, writer),
                     start,
                     end,
@@ -110,10 +136,4 @@ class ExportHandler(QueryMixin):
             writer.cancelled = True
             while await queue.get() is not None:  # let the thread finish its last put
                 pass
-        try:
-            written = await task
-        except ExportCancelled:
-            self.service.log.info("Export %s cancelled: the client went away", name)
-            return
-        self.service.log.info("Export %s (%d rows) for %s", name, written, caller.name)
-        self.finish()
+        return await task

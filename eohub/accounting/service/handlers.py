@@ -19,13 +19,14 @@ is anonymous, and gets 403 before anything changes.
 from __future__ import annotations
 
 import json
+import logging
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
-from tornado.log import app_log, gen_log
 
+from eohub.accounting.service.context import CONTEXT_SETTING, ServiceContext
 from eohub.adapters.accounting_db.errors import database_unavailable
 from eohub.domain.accounting.access import (
     Caller,
@@ -39,11 +40,28 @@ from eohub.domain.accounting.access import (
 )
 from eohub.domain.accounting.events import EventError
 from eohub.domain.accounting.requests import MAX_BODY_BYTES, decode_json_body
+from eohub.logs import get_logger
 
-if TYPE_CHECKING:
-    from eohub.accounting.app import AccountingService
+log = get_logger(__name__)
 
 MAX_BODY = MAX_BODY_BYTES
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """The access log line of a finished request (Tornado's ``log_function``)."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING
+    if status >= 500:
+        level = logging.ERROR
+    # The path only: a query string could hold a token.
+    log.log(
+        level,
+        "{status} {method} {path} {ms:.1f}ms",
+        status=status,
+        method=handler.request.method,
+        path=handler.request.path,
+        ms=1000 * handler.request.request_time(),
+    )
 
 
 class AppHubAuth:
@@ -83,21 +101,28 @@ class BaseHandler(AppHubAuth, HubOAuthenticated, web.RequestHandler):  # type: i
         if isinstance(value, web.HTTPError):
             if value.log_message:
                 message = value.log_message % value.args if value.args else value.log_message
-                gen_log.warning("%d %s: %s", value.status_code, where, message)
+                log.warning(
+                    "{status} {where}: {message}",
+                    status=value.status_code,
+                    where=where,
+                    message=message,
+                )
         else:
-            app_log.error("Uncaught exception in %s", where, exc_info=(typ, value, tb))  # type: ignore[arg-type]
+            # Tornado calls this inside its ``except``: sys.exc_info() is (typ, value, tb).
+            log.exception("Uncaught exception in {where}", where=where)  # noqa: LOG004
 
     @property
-    def service(self) -> AccountingService:
-        service: AccountingService = self.settings["eohub_service"]
-        return service
+    def context(self) -> ServiceContext:
+        """The service's context, from the application settings (see ``context.py``)."""
+        context: ServiceContext = self.settings[CONTEXT_SETTING]
+        return context
 
     async def prepare(self) -> None:
         model = await self.hub_auth.get_user(self, sync=False)
         if model:
             name = str(model["name"])
             kind = Kind.USER if model.get("kind", "user") == "user" else Kind.SERVICE
-            store = self.service.store
+            store = self.context.store
             pi_of = await store.read(store.pi_groups, name) if kind is Kind.USER else set()
             # The token's own scopes, as the hub reported them: a narrowed token of a
             # hub admin holds only what it was narrowed to.
@@ -199,8 +224,10 @@ class APIHandler(BaseHandler):
             # database_unavailable). The transaction rolled back, so the caller can
             # safely send the same request again; 503 tells the hub's client to do so.
             # Any other database error is a 500: a resend would fail the same way.
-            self.service.log.warning(
-                "Database unavailable for %s: %s", self.request.path, type(e).__name__
+            log.warning(
+                "Database unavailable for {path}: {error}",
+                path=self.request.path,
+                error=type(e).__name__,
             )
             self.write_json(
                 {"status": 503, "message": "The accounting database is unavailable; retry."}, 503

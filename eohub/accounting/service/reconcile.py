@@ -37,6 +37,9 @@ from eohub.domain.accounting.reconcile import (
     plan_reconcile,
     session_start,
 )
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,6 @@ class Reconciler:
         The accounting store; its ``clock`` says what time it is.
     hub
         The hub's REST API.
-    log
-        Where corrections are logged.
     fallback_group
         The group charged for a running server that has no session and whose
         ``user_options`` name no group accounting knows; ``""``: such servers are only
@@ -95,7 +96,6 @@ class Reconciler:
         self,
         store: AccountingStore,
         hub: HubAPI,
-        log: logging.Logger | logging.LoggerAdapter[logging.Logger],
         *,
         fallback_group: str = "",
         default_cpu: float = 1.0,
@@ -106,7 +106,6 @@ class Reconciler:
     ) -> None:
         self.store = store
         self.hub = hub
-        self.log = log
         self.defaults = StartDefaults(
             fallback_group, default_cpu, default_memory_bytes, default_gpus
         )
@@ -151,11 +150,11 @@ class Reconciler:
         current = {(s.user, s.name, s.started) for s in servers}
         self._reported &= current  # forget servers that have gone
         for skip in plan.skip:
-            self.log.debug(
-                "Reconcile left server %r of %s alone: %s",
-                skip.server.name,
-                skip.server.user,
-                skip.reason,
+            log.debug(
+                "Reconcile left server {server!r} of {user} alone: {reason}",
+                server=skip.server.name,
+                user=skip.server.user,
+                reason=skip.reason,
             )
         return ReconcileReport(
             now, len(servers), tuple(touched), tuple(closed), tuple(opened), tuple(skipped)
@@ -189,16 +188,17 @@ class Reconciler:
         s = item.session
         if not await self.store.write(self.store.close_session, s.id, item.stopped_at, RECONCILED):
             # Its stop event arrived while this round ran.
-            self.log.debug("Reconcile found session %s closed already", s.id)
+            log.debug("Reconcile found session {session} closed already", session=s.id)
             return False
-        self.log.warning(
-            "Reconcile closed session %s of %s (server %r, started %s) at %s: %s",
-            s.id,
-            s.user,
-            s.server,
-            s.started_at.isoformat(),
-            item.stopped_at.isoformat(),
-            item.reason,
+        log.warning(
+            "Reconcile closed session {session} of {user} (server {server!r}, started "
+            "{started}) at {stopped}: {reason}",
+            session=s.id,
+            user=s.user,
+            server=s.server,
+            started=s.started_at.isoformat(),
+            stopped=item.stopped_at.isoformat(),
+            reason=item.reason,
         )
         return True
 
@@ -217,26 +217,31 @@ class Reconciler:
         try:
             result = await self.store.write(self.store.ingest, parse_batch(event), single=True)
         except EventError as e:
-            self.log.error(
-                "Reconcile could not open a session for server %r of %s: %s",
-                start.server,
-                start.user,
-                e,
+            log.error(
+                "Reconcile could not open a session for server {server!r} of {user}: {error}",
+                server=start.server,
+                user=start.user,
+                error=e,
             )
             return False
         if not result.accepted:
             # The hub's own start event (same key) was recorded while this round ran.
-            self.log.debug("Reconcile found server %r of %s recorded", start.server, start.user)
+            log.debug(
+                "Reconcile found server {server!r} of {user} recorded",
+                server=start.server,
+                user=start.user,
+            )
             return False
-        self.log.warning(
-            "Reconcile opened a session for server %r of %s (group %s, %g CPU, started %s): %s%s",
-            start.server,
-            start.user,
-            start.group,
-            start.cpu,
-            start.started_at.isoformat(),
-            reason,
-            "".join(f"; {note}" for note in start.notes),
+        log.warning(
+            "Reconcile opened a session for server {server!r} of {user} (group {group}, "
+            "{cpu:g} CPU, started {started}): {reason}{notes}",
+            server=start.server,
+            user=start.user,
+            group=start.group,
+            cpu=start.cpu,
+            started=start.started_at.isoformat(),
+            reason=reason,
+            notes="".join(f"; {note}" for note in start.notes),
         )
         return True
 
@@ -244,13 +249,13 @@ class Reconciler:
         key = (server.user, server.name, server.started)
         level = logging.DEBUG if key in self._reported else logging.WARNING
         self._reported.add(key)
-        self.log.log(
+        log.log(
             level,
-            "Reconcile cannot charge server %r of %s, running since %s: %s",
-            server.name,
-            server.user,
-            server.started.isoformat() if server.started else "?",
-            why,
+            "Reconcile cannot charge server {server!r} of {user}, running since {since}: {why}",
+            server=server.name,
+            user=server.user,
+            since=server.started.isoformat() if server.started else "?",
+            why=why,
         )
 
 

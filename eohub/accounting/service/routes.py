@@ -15,11 +15,11 @@ class MetricsHandler(BaseHandler):
     async def get(self) -> None:
         # AccountingService.authenticate_metrics = False opens /metrics to anyone (a
         # private metrics port); otherwise the table decides, as for every endpoint.
-        if self.service.authenticate_metrics:
+        if self.context.authenticate_metrics:
             self.authorise(Op.METRICS)
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         # The ledger gauges are read from the database at scrape time.
-        self.finish(await self.service.store.read(self.service.metrics.render))
+        self.finish(await self.context.store.read(self.context.metrics.render))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")

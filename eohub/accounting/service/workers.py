@@ -4,78 +4,95 @@ One loop runs both, in that order, so enforcement always judges sessions reconci
 just corrected: every ``reconcile_interval`` seconds, or every ``enforcement_interval``
 seconds when reconcile is off and enforcement is on. A round that fails is logged and
 the loop goes on; it never ends the service.
+
+The application calls :func:`connect_hub` while it builds the
+:class:`~eohub.accounting.service.context.ServiceContext`, so the enforcer (whose
+warnings the pages show) exists before any loop starts; :func:`start_workers` then
+runs the loops from that context alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from eohub.accounting.service.context import LoopSettings, ServiceContext
 from eohub.accounting.service.enforce import Enforcer
 from eohub.accounting.service.reconcile import Reconciler
+from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.hub_api import HubAPI, HubAPIError
 from eohub.domain.accounting.enforcement import Mode
+from eohub.logs import get_logger
 
-if TYPE_CHECKING:
-    from eohub.accounting.app import AccountingService
+log = get_logger(__name__)
 
-Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 Step = tuple[str, Callable[[], Awaitable[Any]]]
 
 
-async def run_periodically(steps: Sequence[Step], interval: float, log: Log) -> None:
+async def run_periodically(steps: Sequence[Step], interval: float) -> None:
     """Run ``steps`` in order every ``interval`` seconds until cancelled."""
     while True:
         for name, step in steps:
             try:
                 await step()
             except HubAPIError as e:
-                log.warning("The %s round could not reach the hub: %s", name, e)
+                log.warning(
+                    "The {name} round could not reach the hub: {error}", name=name, error=e
+                )
             except Exception:
-                log.exception("The %s round failed", name)
+                log.exception("The {name} round failed", name=name)
         await asyncio.sleep(interval)
 
 
-def start_workers(service: AccountingService) -> list[asyncio.Task[None]]:
-    """Start the loops the service's settings turn on; the service cancels them at exit."""
-    log = service.log
-    mode = Mode(service.enforcement.lower())
-    reconcile_interval = service.reconcile_interval
-    if reconcile_interval <= 0 and mode is Mode.OFF:
-        return []
+def connect_hub(
+    store: AccountingStore, loops: LoopSettings
+) -> tuple[HubAPI | None, Enforcer | None]:
+    """The hub's API and the enforcer, if a loop is on and the environment names the hub.
+
+    ``(None, None)`` when both loops are off, or (logged) when the hub cannot be
+    reached for want of its URL or token: the loops are then off.
+    """
+    if not loops.any_on:
+        return None, None
     try:
         hub = HubAPI.from_env(
-            concurrency=service.hub_api_concurrency,
-            request_timeout=service.hub_api_timeout,
+            concurrency=loops.hub_api_concurrency, request_timeout=loops.hub_api_timeout
         )
     except HubAPIError as e:
-        log.error("Reconcile and enforcement are off: %s", e)
+        log.error("Reconcile and enforcement are off: {error}", error=e)
+        return None, None
+    return hub, Enforcer(store, hub, loops.enforcement, loops.grace_period)
+
+
+def start_workers(context: ServiceContext) -> list[asyncio.Task[None]]:
+    """Start the loops the context's settings turn on; the caller cancels them at exit."""
+    loops, hub = context.loops, context.hub
+    if hub is None or not loops.any_on:
         return []
     steps: list[Step] = []
-    if reconcile_interval > 0:
+    if loops.reconcile_interval > 0:
         reconciler = Reconciler(
-            service.store,
+            context.store,
             hub,
-            log,
-            fallback_group=service.reconcile_fallback_group,
-            default_cpu=service.reconcile_default_cpu,
-            default_memory_bytes=int(service.reconcile_default_memory or 0),
-            default_gpus=service.reconcile_default_gpus,
-            open_after=service.reconcile_open_after,
+            fallback_group=loops.fallback_group,
+            default_cpu=loops.default_cpu,
+            default_memory_bytes=loops.default_memory_bytes,
+            default_gpus=loops.default_gpus,
+            open_after=loops.open_after,
         )
         steps.append(("reconcile", reconciler.run_once))
-    enforcer = Enforcer(service.store, hub, log, mode, service.enforcement_grace_period)
-    # The usage pages show the enforcer's warnings (``service.enforcer.warnings()``).
-    service.enforcer = enforcer
-    if mode is not Mode.OFF:
-        steps.append(("enforcement", enforcer.run_once))
-    interval = reconcile_interval if reconcile_interval > 0 else service.enforcement_interval
-    log.info("Every %s s: %s (hub API %s)", interval, " then ".join(n for n, _ in steps), hub.url)
+    if context.enforcer is not None and loops.enforcement is not Mode.OFF:
+        steps.append(("enforcement", context.enforcer.run_once))
+    log.info(
+        "Every {interval} s: {steps} (hub API {url})",
+        interval=loops.interval,
+        steps=" then ".join(n for n, _ in steps),
+        url=hub.url,
+    )
     return [
-        asyncio.create_task(run_periodically(steps, interval, log), name="eohub-accounting-loop")
+        asyncio.create_task(run_periodically(steps, loops.interval), name="eohub-accounting-loop")
     ]
 
 
-__all__ = ["run_periodically", "start_workers"]
+__all__ = ["connect_hub", "run_periodically", "start_workers"]

@@ -185,7 +185,7 @@ class Event(Base):
 
 class PendingStop(Base):
     """A stop that arrived before its session's start, held until the start arrives
-    (see :mod:`eohub.domain.accounting.pairing`); ``id`` keeps their arrival order."""
+    (see :mod:`eohub.domain.accounting.ingest_rules`); ``id`` keeps their arrival order."""
 
     __tablename__ = "pending_stops"
 

@@ -7,7 +7,6 @@ does for its own database: a schema change is a step someone should choose to ta
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The store's threads (see store.py): one writer, these readers, these quota checkers.
@@ -163,7 +166,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
-def ensure_schema(engine: Engine, log: logging.Logger) -> None:
+def ensure_schema(engine: Engine) -> None:
     """Create a fresh database, accept a current one, refuse an outdated one.
 
     Raises
@@ -177,7 +180,7 @@ def ensure_schema(engine: Engine, log: logging.Logger) -> None:
     if current == head:
         return
     if current is None and not inspect(engine).get_table_names():
-        log.info("Creating the accounting database schema at revision %s", head)
+        log.info("Creating the accounting database schema at revision {head}", head=head)
         upgrade(engine)
         return
     raise OutdatedSchemaError(

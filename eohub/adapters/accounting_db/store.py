@@ -13,23 +13,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
     Engine,
-    and_,
     func,
-    insert,
     or_,
     select,
-    type_coerce,
 )
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.types import NullType
 
-from eohub.adapters.accounting_db import groups as group_queries
-from eohub.adapters.accounting_db import queries
+import eohub.adapters.accounting_db.groups as group_queries
+import eohub.adapters.accounting_db.queries as queries
+import eohub.adapters.accounting_db.session_rows as session_rows
+import eohub.adapters.accounting_db.storage as storage
 from eohub.adapters.accounting_db.errors import LEDGER_FULL, ledger_overflow
 from eohub.adapters.accounting_db.groups import GroupInfo
 from eohub.adapters.accounting_db.ingest import (
@@ -39,18 +37,15 @@ from eohub.adapters.accounting_db.ingest import (
     touch_sessions,
 )
 from eohub.adapters.accounting_db.models import Session
-from eohub.adapters.accounting_db.models import StorageSample as StorageRow
-from eohub.adapters.accounting_db.store_executors import StoreExecutors, run_on
+from eohub.adapters.accounting_db.store_executors import SeparateWriter, StoreExecutors, run_on
 from eohub.adapters.accounting_db.usage import read_usage
 from eohub.domain.accounting.events import Event, EventError, parse_batch
-from eohub.domain.accounting.ledger import Resources, Usage, usage_in_window
+from eohub.domain.accounting.ledger import Resources, Usage
 from eohub.domain.accounting.periods import Allocation, PeriodKind
 from eohub.domain.accounting.quota import (
-    EACH_MEMBER,
     WHOLE_GROUP,
     Decision,
     Limits,
-    Running,
     Standing,
     budget_left,
     decide,
@@ -62,9 +57,12 @@ from eohub.domain.accounting.session_record import (
     StorageSample,
     UsageRow,
 )
-
-if TYPE_CHECKING:
-    from eohub.adapters.accounting_db.writer_process import WriterProcess
+from eohub.domain.accounting.standings import (
+    applicable_quotas,
+    standings_of,
+    tally_open_sessions,
+    totals_owners,
+)
 
 T = TypeVar("T")
 
@@ -101,7 +99,7 @@ class AccountingStore:
         *,
         clock: Callable[[], datetime] = utcnow,
         group_cache_seconds: float = 10.0,
-        writer_process: WriterProcess | None = None,
+        writer_process: SeparateWriter | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -214,58 +212,36 @@ class AccountingStore:
     def _standings(
         self, connection: Connection, user: str, group: GroupInfo, now: datetime
     ) -> list[Standing]:
+        applies = applicable_quotas(user, group.quotas)
         allocation = group.allocation
-        window = allocation.window(now)
-        group_used, user_used = Usage(), Usage()
-        group_running, user_running = [0, 0], [0, 0]
-        storage = 0
         window_keys = {
             "group": group.name,
-            "users": [WHOLE_GROUP, user],
+            "users": list(totals_owners(user)),
             "kind": allocation.kind.value,
             "buckets": allocation.bucket_starts(now),
         }
-        for who, cpu, mem, gpu in queries.window_totals(connection, window_keys):
-            used = Usage(int(cpu or 0), int(mem or 0), int(gpu or 0))
-            if who == WHOLE_GROUP:
-                group_used = used
-            else:
-                user_used = used
-        for who, mcores, mem_bytes, gpus, started in connection.execute(
-            queries.OPEN_IN_GROUP, {"group": group.name}
-        ):
-            piece = usage_in_window(Resources(mcores, mem_bytes, gpus), started, now, window)
-            group_used += piece
-            group_running[0] += 1
-            group_running[1] += mcores
-            if who == user:
-                user_used += piece
-                user_running[0] += 1
-                user_running[1] += mcores
-        if group.quotas.get(WHOLE_GROUP, Limits()).storage_bytes is not None:
-            storage = self._group_storage(connection, group.name)
-        standings = []
-        if WHOLE_GROUP in group.quotas:
-            standings.append(
-                Standing(
-                    f"group {group.name}",
-                    group.quotas[WHOLE_GROUP],
-                    group_used,
-                    Running(*group_running),
-                    storage,
-                )
+        closed = {
+            who: Usage(int(cpu or 0), int(mem or 0), int(gpu or 0))
+            for who, cpu, mem, gpu in queries.window_totals(connection, window_keys)
+        }
+        open_sessions = (
+            (who, Resources(mcores, mem_bytes, gpus), started)
+            for who, mcores, mem_bytes, gpus, started in connection.execute(
+                queries.OPEN_IN_GROUP, {"group": group.name}
             )
-        user_limits = group.quotas.get(user, group.quotas.get(EACH_MEMBER))
-        if user_limits is not None:
-            standings.append(
-                Standing(
-                    f"user {user} in group {group.name}",
-                    user_limits,
-                    user_used,
-                    Running(*user_running),
-                )
-            )
-        return standings
+        )
+        group_tally, user_tally = tally_open_sessions(
+            user,
+            open_sessions,
+            now,
+            allocation.window(now),
+            group_used=closed.get(WHOLE_GROUP, Usage()),
+            user_used=closed.get(user, Usage()),
+        )
+        stored = storage.group_storage(connection, group.name) if applies.counts_storage else 0
+        return standings_of(
+            user, group.name, applies, group=group_tally, member=user_tally, storage_bytes=stored
+        )
 
     def check_quota(self, user: str, group_name: str, request: Resources) -> Decision:
         """Allow or deny ``request`` for ``user`` charged to ``group_name``, with the reason.
@@ -343,42 +319,18 @@ class AccountingStore:
         with self.engine.connect() as connection:
             return [queries.record(r) for r in connection.execute(query)]
 
-    def _range_query(  # type: ignore[no-untyped-def]
-        self,
-        start: datetime,
-        end: datetime,
-        group: str | None,
-        ended: bool,
-        columns=(),
-        ids: tuple[int, int] | None = None,
-    ):
-        column = Session.stopped_at if ended else Session.started_at
-        query = select(*(columns or queries.RECORD_COLUMNS)).where(column >= start, column < end)
-        if group is not None:
-            query = query.where(Session.group == group)
-        if ids is not None:
-            query = query.where(Session.id.between(*ids))
-        return query
-
     def session_id_bounds(
         self, start: datetime, end: datetime, *, group: str | None = None, ended: bool = False
     ) -> tuple[int, int] | None:
         """The lowest and highest id of the sessions :meth:`iter_session_rows` would read."""
-        query = self._range_query(start, end, group, ended, (Session.id,)).subquery()
         with self.engine.connect() as connection:
-            low, high = connection.execute(
-                select(func.min(query.c.id), func.max(query.c.id))
-            ).one()
-        return None if low is None else (int(low), int(high))
+            return session_rows.id_bounds(connection, start, end, group, ended)
 
     def count_sessions(
         self, start: datetime, end: datetime, *, group: str | None = None, ended: bool = False
     ) -> int:
-        query = self._range_query(start, end, group, ended)
         with self.engine.connect() as connection:
-            return int(
-                connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-            )
+            return session_rows.count(connection, start, end, group, ended)
 
     def iter_session_rows(
         self,
@@ -393,35 +345,10 @@ class AccountingStore:
         """Sessions started (or, with ``ended``, stopped) in ``[start, end)``, by id.
 
         ``ids`` limits them to ids from its first to its last, inclusive. They are
-        streamed as plain tuples with naive UTC times, read straight from the driver: an
-        export reads a million of them, and per-value type conversion would double its
-        time.
+        streamed as plain tuples with naive UTC times (see :func:`.session_rows.stream`).
         """
-        raw = [
-            type_coerce(c, NullType()) if c.key in ("started_at", "stopped_at") else c
-            for c in queries.RECORD_COLUMNS
-        ]
-        query = self._range_query(start, end, group, ended, raw, ids).order_by(Session.id)
-        naive = queries.naive_utc
-        make = queries.SessionValues
         with self.engine.connect() as connection:
-            result = connection.execution_options(yield_per=chunk).execute(query)
-            for rows in result.partitions():
-                for i, u, s, g, mc, mb, gp, started, stopped, reason, profile, image in rows:
-                    yield make(
-                        i,
-                        u,
-                        s,
-                        g,
-                        mc,
-                        mb,
-                        gp,
-                        naive(started),  # type: ignore[arg-type]  # never NULL
-                        naive(stopped),
-                        reason,
-                        profile,
-                        image,
-                    )
+            yield from session_rows.stream(connection, start, end, group, ended, ids, chunk)
 
     def open_sessions(self) -> list[tuple[SessionRecord, datetime | None]]:
         """Every open session, with the last time its server was seen running."""
@@ -440,53 +367,12 @@ class AccountingStore:
     # -- storage ------------------------------------------------------------------
     def add_storage_samples(self, samples: Iterable[StorageSample]) -> int:
         """Store samples; one already stored (same user, group and time) is skipped."""
-        rows = [
-            {"user": s.user, "group": s.group, "bytes": s.bytes, "measured_at": s.measured_at}
-            for s in samples
-        ]
-        added = 0
         with self.engine.begin() as connection:
-            for row in rows:
-                exists = connection.execute(
-                    select(StorageRow.id).where(
-                        StorageRow.user == row["user"],
-                        StorageRow.group == row["group"],
-                        StorageRow.measured_at == row["measured_at"],
-                    )
-                ).first()
-                if exists is None:
-                    connection.execute(insert(StorageRow).values(**row))
-                    added += 1
-        return added
-
-    def _group_storage(self, connection, group: str) -> int:  # type: ignore[no-untyped-def]
-        latest = (
-            select(StorageRow.user, func.max(StorageRow.measured_at).label("at"))
-            .where(StorageRow.group == group)
-            .group_by(StorageRow.user)
-            .subquery()
-        )
-        total = connection.execute(
-            select(func.sum(StorageRow.bytes)).join(
-                latest,
-                and_(
-                    StorageRow.user == latest.c.user,
-                    StorageRow.measured_at == latest.c.at,
-                    StorageRow.group == group,
-                ),
-            )
-        ).scalar_one()
-        return int(total or 0)
+            return storage.add_samples(connection, samples)
 
     def iter_storage(self, start: datetime, end: datetime) -> Iterator[StorageSample]:
-        query = (
-            select(StorageRow)
-            .where(StorageRow.measured_at >= start, StorageRow.measured_at < end)
-            .order_by(StorageRow.measured_at, StorageRow.id)
-        )
         with self.engine.connect() as connection:
-            for s in connection.execute(query):
-                yield StorageSample(s.user, s.group, s.bytes, s.measured_at)
+            yield from storage.iter_samples(connection, start, end)
 
     # -- metrics ------------------------------------------------------------------
     def open_session_count(self) -> int:

@@ -21,15 +21,12 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from eohub.adapters.accounting_db.errors import DatabaseUnavailable
 from eohub.adapters.accounting_db.schema import QUOTA_THREADS, READ_THREADS
-
-if TYPE_CHECKING:
-    from eohub.adapters.accounting_db.writer_process import WriterProcess
 
 T = TypeVar("T")
 
@@ -63,13 +60,34 @@ def _yield_the_cpu() -> None:
         os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
 
 
+class SeparateWriter(Protocol):
+    """What the store needs of a writer in another process
+    (:class:`~eohub.adapters.accounting_db.writer_process.WriterProcess`).
+
+    A protocol, so that this module and the store need not import the writer process,
+    which itself builds a store in its child.
+    """
+
+    def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        """Run ``store.<method>(*args, **kwargs)`` in the other process."""
+        ...
+
+    def replace_if_broken(self, pool_error: BaseException) -> None:
+        """After a write failed with ``pool_error``: start a new process if it died."""
+        ...
+
+    def close(self) -> None:
+        """Let the process finish the writes sent, then end it."""
+        ...
+
+
 class StoreExecutors:
     """The writer (process or thread), reader and quota threads of one store.
 
     Threads start on first use, so a store that only runs scripts makes none.
     """
 
-    def __init__(self, writer_process: WriterProcess | None = None) -> None:
+    def __init__(self, writer_process: SeparateWriter | None = None) -> None:
         self.writer_process = writer_process
         self.writer = ThreadPoolExecutor(
             1, thread_name_prefix="eohub-db-write", initializer=_yield_the_cpu
@@ -116,6 +134,7 @@ async def run_on(
 __all__ = [
     "LONG_WORK_NICENESS",
     "SERVICE_SWITCH_INTERVAL",
+    "SeparateWriter",
     "StoreExecutors",
     "run_on",
     "share_the_interpreter",

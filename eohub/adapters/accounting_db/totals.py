@@ -1,7 +1,7 @@
 """Running totals: add a closed session's usage to every (group, user, period) it meets.
 
 Each session adds to four period kinds (day, month, quarter, year), for the group as a
-whole (``user == ""``) and for the user within the group. Deltas of a whole batch are
+whole (``WHOLE_GROUP``) and for the user within the group. Deltas of a whole batch are
 summed in memory first, then written with one upsert per key, in the dialect's own
 ``ON CONFLICT`` / ``ON DUPLICATE KEY`` form, so concurrent writers add rather than
 overwrite.
@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, case, func, null
 from sqlalchemy.dialects import mysql, sqlite
 
-from eohub.adapters.accounting_db import postgresql_batch
+import eohub.adapters.accounting_db.postgresql_batch as postgresql_batch
 from eohub.adapters.accounting_db.models import UsageTotal
 from eohub.domain.accounting.ledger import Resources, elapsed_us, split_usage, usage_units
 from eohub.domain.accounting.periods import (
@@ -26,6 +26,7 @@ from eohub.domain.accounting.periods import (
     next_period_start,
     period_start,
 )
+from eohub.domain.accounting.quota import WHOLE_GROUP
 
 TotalKey = tuple[str, str, str, datetime]
 MAX_TOTAL = 2**63 - 1  # BIGINT on every database
@@ -44,7 +45,7 @@ class TotalsDelta:
     def _add(
         self, group: str, user: str, kind: str, period: datetime, units: tuple[int, int, int]
     ) -> None:
-        for who in ("", user):
+        for who in (WHOLE_GROUP, user):
             key = (group, who, kind, period)
             found = self.deltas.get(key)
             if found is None:

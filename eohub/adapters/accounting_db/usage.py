@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select, type_coerce
+from sqlalchemy import Connection, Engine, Executable, or_, select, type_coerce
 from sqlalchemy.types import NullType
 
-from eohub.adapters.accounting_db import queries
+import eohub.adapters.accounting_db.queries as queries
 from eohub.adapters.accounting_db.gc_pause import collector_paused
 from eohub.adapters.accounting_db.models import Session, UsageTotal
 from eohub.domain.accounting.ledger import Resources, Usage, split_usage
@@ -40,6 +40,26 @@ def read_usage(
     ``by_user`` is true or ``user`` is given, sorted by period, group and user; rows
     of zero usage are left out.
     """
+    query = _totals_query(kind, start, end, groups, user, by_user)
+    # Whose name each open session's usage goes under: the one user asked about,
+    # each session's own user (None), or the group's total.
+    row_user = user if user is not None else (None if by_user else WHOLE_GROUP)
+    with collector_paused():
+        with engine.connect() as connection:
+            running = _running_usage(connection, kind, start, end, now, groups, row_user)
+            totals: Sequence[Any] = connection.execute(query).all()
+        return _merged(totals, running)
+
+
+def _totals_query(
+    kind: PeriodKind,
+    start: datetime,
+    end: datetime,
+    groups: set[str] | None,
+    user: str | None,
+    by_user: bool,
+) -> Executable:
+    """The running totals of the report: (period start, group, user, cpu, mem, gpu)."""
     cpu, mem, gpu = UsageTotal.cpu_mcore_ms, UsageTotal.mem_mib_ms, UsageTotal.gpu_ms
     # A yearly report by user is some 200k rows: they are fetched in bulk, with the
     # few distinct period starts converted once each rather than once per row.
@@ -59,39 +79,37 @@ def read_usage(
     if groups is not None:
         query = query.where(UsageTotal.group.in_(groups))
     if user is not None:
-        query = query.where(UsageTotal.user == user)
-    elif not by_user:
-        query = query.where(UsageTotal.user == WHOLE_GROUP)
-    else:
-        query = query.where(UsageTotal.user != WHOLE_GROUP)
-    # Whose name each open session's usage goes under: the one user asked about,
-    # each session's own user (None), or the group's total.
-    row_user = user if user is not None else (None if by_user else WHOLE_GROUP)
-    with collector_paused():
-        with engine.connect() as connection:
-            running = _running_usage(connection, kind, start, end, now, groups, row_user)
-            totals: Sequence[Any] = connection.execute(query).all()
-        starts: set[datetime | str] = {row[0] for row in totals}
-        times = {p: queries.aware_utc(p) for p in starts}
-        merged: list[tuple[datetime, str, str, int, int, int]] = []
-        for p, g, u, c, m, gp in totals:
-            t = times[p]
-            extra = running.pop((t, g, u), None) if running else None
-            if extra is None:
-                merged.append((t, g, u, c, m, gp))
-            else:
-                merged.append(
-                    (t, g, u, c + extra.cpu_mcore_ms, m + extra.mem_mib_ms, gp + extra.gpu_ms)
-                )
-        merged.extend(
-            (p, g, u, v.cpu_mcore_ms, v.mem_mib_ms, v.gpu_ms)
-            for (p, g, u), v in running.items()
-            if v != queries.ZERO
-        )
-        # Keys are unique, so plain tuple order is (period, group, user) order, and
-        # sorting tuples needs no key function.
-        merged.sort()
-        return [UsageRow(p, g, u, Usage(c, m, gp)) for p, g, u, c, m, gp in merged]
+        return query.where(UsageTotal.user == user)
+    if not by_user:
+        return query.where(UsageTotal.user == WHOLE_GROUP)
+    return query.where(UsageTotal.user != WHOLE_GROUP)
+
+
+def _merged(
+    totals: Sequence[Any], running: dict[tuple[datetime, str, str], Usage]
+) -> list[UsageRow]:
+    """The totals rows plus the open sessions' usage, sorted; zero rows left out."""
+    starts: set[datetime | str] = {row[0] for row in totals}
+    times = {p: queries.aware_utc(p) for p in starts}
+    merged: list[tuple[datetime, str, str, int, int, int]] = []
+    for p, g, u, c, m, gp in totals:
+        t = times[p]
+        extra = running.pop((t, g, u), None) if running else None
+        if extra is None:
+            merged.append((t, g, u, c, m, gp))
+        else:
+            merged.append(
+                (t, g, u, c + extra.cpu_mcore_ms, m + extra.mem_mib_ms, gp + extra.gpu_ms)
+            )
+    merged.extend(
+        (p, g, u, v.cpu_mcore_ms, v.mem_mib_ms, v.gpu_ms)
+        for (p, g, u), v in running.items()
+        if v != queries.ZERO
+    )
+    # Keys are unique, so plain tuple order is (period, group, user) order, and
+    # sorting tuples needs no key function.
+    merged.sort()
+    return [UsageRow(p, g, u, Usage(c, m, gp)) for p, g, u, c, m, gp in merged]
 
 
 def _running_usage(

@@ -31,15 +31,17 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from eohub.adapters.accounting_db.errors import DatabaseUnavailable, database_unavailable
+from eohub.adapters.accounting_db.schema import create_engine_for
+from eohub.adapters.accounting_db.store import AccountingStore
 from eohub.domain.accounting.events import EventError
+from eohub.logs import get_logger
 
-if TYPE_CHECKING:
-    from eohub.adapters.accounting_db.store import AccountingStore
-
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # The child's niceness, added to the service's own (Linux, and other Unix systems).
 WRITER_NICENESS = 10
@@ -59,9 +61,6 @@ _child_store: AccountingStore | None = None
 
 def _start_child(db_url: str, niceness: int) -> None:
     global _child_store
-    from eohub.adapters.accounting_db.schema import create_engine_for
-    from eohub.adapters.accounting_db.store import AccountingStore
-
     with contextlib.suppress(OSError):
         os.nice(niceness)
     # Ctrl-C in a terminal reaches the whole process group: the service stops the
@@ -97,14 +96,12 @@ def _call_in_child(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
         # Database and driver errors do not always survive pickling; their meaning does.
         if database_unavailable(e):
             raise DatabaseUnavailable(type(e).__name__) from None
-        log.exception("The accounting writer process failed in %s", method)
+        log.exception("The accounting writer process failed in {method}", method=method)
         raise WriteFailed(f"{method}: {type(e).__name__}") from None
 
 
 def in_memory_sqlite(db_url: str) -> bool:
     """Whether ``db_url`` is an SQLite database that lives in one process's memory."""
-    from sqlalchemy.engine import make_url
-
     url = make_url(db_url)
     database = url.database or ""
     return url.get_backend_name() == "sqlite" and (

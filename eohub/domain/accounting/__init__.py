@@ -1,1 +1,2 @@
-"""Usage accounting: events, limits, the ledger, periods, quotas, reconcile, enforcement."""
+"""Usage accounting: events and the rules of their ingest, limits, the ledger, periods,
+quotas and the standings against them, reconcile, enforcement."""

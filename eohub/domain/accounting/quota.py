@@ -1,7 +1,8 @@
 """Quota decisions: may this user start this server, charged to this group, right now?
 
 The decision is pure. The store gathers the numbers (usage in the group's current budget
-window, what is running now) and :func:`decide` compares them with the limits. Every
+window, what is running now), :mod:`.standings` says which quota rows they are measured
+against, and :func:`decide` compares them with the limits. Every
 denial says which limit, in words a scientist can act on, and the answer always carries
 the budget left.
 """

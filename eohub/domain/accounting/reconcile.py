@@ -12,7 +12,7 @@ before that server did: then it is an earlier life of the server, which has ende
 session that lost its server is closed at the last time the loop saw the server running
 (never later), so a missed stop is never charged beyond what was observed; the hub's
 real stop event, should it arrive later, replaces that estimate (see
-:mod:`eohub.adapters.accounting_db.ingest`).
+:mod:`eohub.domain.accounting.ingest_rules`).
 """
 
 from __future__ import annotations
@@ -178,61 +178,16 @@ def plan_reconcile(
     touch: list[Touch] = []
     to_open: list[Open] = []
     skip: list[Skip] = []
-
     for key, server in sorted(hub.items()):
-        candidates = sorted(by_server.pop(key, []), key=lambda s: (s.started_at, s.id))
-        current = [s for s in candidates if belongs_to(s.started_at, server.started, slack)]
-        for s in candidates:
-            if s in current:
-                continue
-            # An earlier life of this server: it ended before the hub started it again.
-            assert server.started is not None  # belongs_to is true for any session else
-            at = min(s.seen_until, server.started)
-            close.append(
-                Close(
-                    s,
-                    at,
-                    f"the hub restarted the server at {_fmt(server.started)}; closed at "
-                    f"{_fmt(at)}, when the earlier server was last seen",
-                )
-            )
-        if current:
-            kept = min(current, key=lambda s: (_distance(s, server), s.id))
-            touch.append(Touch(kept, "the hub lists the server as running"))
-            for s in current:
-                if s is not kept:
-                    # Two sessions for one server would charge it twice.
-                    close.append(
-                        Close(
-                            s,
-                            s.started_at,
-                            f"a second session for the server of session {kept.id}; "
-                            "closed at its start so that nothing is charged twice",
-                        )
-                    )
+        kept = _match(server, by_server.pop(key, []), slack, close)
+        if kept is not None:
+            touch.append(kept)
             continue
-        if server.started is None:
-            skip.append(Skip(server, "the hub gives no start time"))
-        elif server.pending is not None or not server.ready:
-            state = f"pending {server.pending}" if server.pending else "not ready"
-            skip.append(Skip(server, f"the server is {state}; its own event will record it"))
-        elif now - server.started < open_after:
-            skip.append(
-                Skip(
-                    server,
-                    f"started at {_fmt(server.started)}, less than "
-                    f"{open_after.total_seconds():g} s ago; waiting for the hub's own event",
-                )
-            )
+        unmatched = _unmatched(server, now, open_after)
+        if isinstance(unmatched, Open):
+            to_open.append(unmatched)
         else:
-            to_open.append(
-                Open(
-                    server,
-                    server.started,
-                    f"running since {_fmt(server.started)} with no open session",
-                )
-            )
-
+            skip.append(unmatched)
     for sessions_left in by_server.values():
         for s in sessions_left:
             at = s.seen_until
@@ -241,6 +196,62 @@ def plan_reconcile(
             )
     close.sort(key=lambda c: c.session.id)
     return ReconcilePlan(now, tuple(close), tuple(touch), tuple(to_open), tuple(skip))
+
+
+def _match(
+    server: HubServer, sessions: list[OpenSession], slack: timedelta, close: list[Close]
+) -> Touch | None:
+    """The session kept for a listed ``server``, if any; the others of its name go to
+    ``close``."""
+    candidates = sorted(sessions, key=lambda s: (s.started_at, s.id))
+    current = [s for s in candidates if belongs_to(s.started_at, server.started, slack)]
+    for s in candidates:
+        if s in current:
+            continue
+        # An earlier life of this server: it ended before the hub started it again.
+        assert server.started is not None  # belongs_to is true for any session else
+        at = min(s.seen_until, server.started)
+        close.append(
+            Close(
+                s,
+                at,
+                f"the hub restarted the server at {_fmt(server.started)}; closed at "
+                f"{_fmt(at)}, when the earlier server was last seen",
+            )
+        )
+    if not current:
+        return None
+    kept = min(current, key=lambda s: (_distance(s, server), s.id))
+    for s in current:
+        if s is not kept:
+            # Two sessions for one server would charge it twice.
+            close.append(
+                Close(
+                    s,
+                    s.started_at,
+                    f"a second session for the server of session {kept.id}; "
+                    "closed at its start so that nothing is charged twice",
+                )
+            )
+    return Touch(kept, "the hub lists the server as running")
+
+
+def _unmatched(server: HubServer, now: datetime, open_after: timedelta) -> Open | Skip:
+    """What to do with a listed server that has no open session."""
+    if server.started is None:
+        return Skip(server, "the hub gives no start time")
+    if server.pending is not None or not server.ready:
+        state = f"pending {server.pending}" if server.pending else "not ready"
+        return Skip(server, f"the server is {state}; its own event will record it")
+    if now - server.started < open_after:
+        return Skip(
+            server,
+            f"started at {_fmt(server.started)}, less than "
+            f"{open_after.total_seconds():g} s ago; waiting for the hub's own event",
+        )
+    return Open(
+        server, server.started, f"running since {_fmt(server.started)} with no open session"
+    )
 
 
 def _distance(session: OpenSession, server: HubServer) -> timedelta:
@@ -321,54 +332,10 @@ def session_start(
         raise CannotOpenError("the hub gives no start time")
     options = server.user_options
     notes: list[str] = []
-    group = options.get(GROUP_KEY)
-    if not isinstance(group, str) or group not in known_groups:
-        fallback = defaults.group
-        if not fallback or fallback not in known_groups:
-            asked = f"group {group!r}, which accounting does not know" if group else "no group"
-            why = (
-                f"the fallback group {fallback!r} is not defined either"
-                if fallback
-                else "no fallback group is configured"
-            )
-            raise CannotOpenError(f"its options name {asked}, and {why}")
-        notes.append(
-            f"charged to the fallback group {fallback!r}"
-            + (f" (options name unknown group {group!r})" if group else "")
-        )
-        group = fallback
-
-    cpu = defaults.cpu
-    found = _option(options, CPU_KEYS)
-    if found is not None:
-        try:
-            cpu = _number(found[1], MAX_CPU)
-            if cpu == 0:
-                raise ValueError("must be above 0")
-        except ValueError as e:
-            cpu = defaults.cpu
-            notes.append(f"option {found[0]!r} {e}; charged {cpu:g} CPU")
-    else:
-        notes.append(f"no CPU in its options; charged {cpu:g} CPU")
-
-    memory = defaults.memory_bytes
-    found = _option(options, MEMORY_KEYS)
-    if found is not None:
-        try:
-            memory = parse_bytes(found[1])
-        except ValueError as e:
-            notes.append(f"option {found[0]!r} {e}; charged {memory} bytes")
-
-    gpus = defaults.gpus
-    found = _option(options, GPU_KEYS)
-    if found is not None:
-        try:
-            value = _number(found[1], MAX_GPUS)
-            if not value.is_integer():
-                raise ValueError("must be a whole number")
-            gpus = int(value)
-        except ValueError as e:
-            notes.append(f"option {found[0]!r} {e}; charged {gpus} GPUs")
+    group = _charged_group(options, defaults, known_groups, notes)
+    cpu = _charged_cpu(options, defaults, notes)
+    memory = _charged_memory(options, defaults, notes)
+    gpus = _charged_gpus(options, defaults, notes)
 
     def text(key: str) -> str:
         value = options.get(key)
@@ -386,6 +353,75 @@ def session_start(
         image=text(IMAGE_KEY),
         notes=tuple(notes),
     )
+
+
+def _charged_group(
+    options: Mapping[str, object],
+    defaults: StartDefaults,
+    known_groups: Collection[str],
+    notes: list[str],
+) -> str:
+    group = options.get(GROUP_KEY)
+    if isinstance(group, str) and group in known_groups:
+        return group
+    fallback = defaults.group
+    if not fallback or fallback not in known_groups:
+        asked = f"group {group!r}, which accounting does not know" if group else "no group"
+        why = (
+            f"the fallback group {fallback!r} is not defined either"
+            if fallback
+            else "no fallback group is configured"
+        )
+        raise CannotOpenError(f"its options name {asked}, and {why}")
+    notes.append(
+        f"charged to the fallback group {fallback!r}"
+        + (f" (options name unknown group {group!r})" if group else "")
+    )
+    return fallback
+
+
+def _charged_cpu(
+    options: Mapping[str, object], defaults: StartDefaults, notes: list[str]
+) -> float:
+    found = _option(options, CPU_KEYS)
+    if found is None:
+        notes.append(f"no CPU in its options; charged {defaults.cpu:g} CPU")
+        return defaults.cpu
+    try:
+        cpu = _number(found[1], MAX_CPU)
+        if cpu == 0:
+            raise ValueError("must be above 0")
+    except ValueError as e:
+        notes.append(f"option {found[0]!r} {e}; charged {defaults.cpu:g} CPU")
+        return defaults.cpu
+    return cpu
+
+
+def _charged_memory(
+    options: Mapping[str, object], defaults: StartDefaults, notes: list[str]
+) -> int:
+    found = _option(options, MEMORY_KEYS)
+    if found is None:
+        return defaults.memory_bytes
+    try:
+        return parse_bytes(found[1])
+    except ValueError as e:
+        notes.append(f"option {found[0]!r} {e}; charged {defaults.memory_bytes} bytes")
+        return defaults.memory_bytes
+
+
+def _charged_gpus(options: Mapping[str, object], defaults: StartDefaults, notes: list[str]) -> int:
+    found = _option(options, GPU_KEYS)
+    if found is None:
+        return defaults.gpus
+    try:
+        value = _number(found[1], MAX_GPUS)
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    except ValueError as e:
+        notes.append(f"option {found[0]!r} {e}; charged {defaults.gpus} GPUs")
+        return defaults.gpus
 
 
 __all__ = [

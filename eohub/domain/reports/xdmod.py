@@ -284,38 +284,17 @@ def sacct_fields(
     ValueError
         If the session is still open, or its job id falls outside 1..2**32-1.
     """
-    if record.stopped_at is None:
-        raise ValueError(f"session {record.id} is still running; only stopped ones export")
-    job_id = record.id + options.job_id_offset
-    if not 1 <= job_id <= MAX_JOB_ID:
-        raise ValueError(f"session {record.id} gives job id {job_id}, outside 1..{MAX_JOB_ID}")
-    start = ensure_utc(record.started_at).replace(microsecond=0)
-    # A stop recorded before its start (a clock step) is read as a zero-length job; XDMoD
-    # would otherwise log a data error and invent a start time.
-    end = max(start, ensure_utc(record.stopped_at).replace(microsecond=0))
-    elapsed = int((end - start).total_seconds())
+    job_id, start, end = _job_span(record, options)
     cpus = whole_cpus(record.millicores)
     mem = memory_mib(record.memory_bytes)
     tres = _tres(cpus, mem, record.gpus)
-    uid = options.uids.get(record.user, pseudo_id(record.user))
-    gid = options.gids.get(record.group, pseudo_id(record.group))
-    group = xdmod_text(record.group)
     return [
-        str(job_id),
-        str(job_id),
-        options.cluster,
-        xdmod_text(record.profile or options.partition),
-        xdmod_text(options.qos),
-        group,
-        group,
-        str(gid),
-        xdmod_text(record.user),
-        str(uid),
+        *_job_owner(record, options, job_id),
         slurm_time(start),
         slurm_time(start),
         slurm_time(start),
         slurm_time(end),
-        slurm_duration(elapsed),
+        slurm_duration(int((end - start).total_seconds())),
         "0:0",
         "COMPLETED",
         "1",
@@ -327,6 +306,37 @@ def sacct_fields(
         options.timelimit,
         options.node,
         xdmod_text(record.server or "jupyter"),
+    ]
+
+
+def _job_span(record: SessionFields, options: SacctOptions) -> tuple[int, datetime, datetime]:
+    """The job id, start and end of a stopped session, or the ValueError refusing it."""
+    if record.stopped_at is None:
+        raise ValueError(f"session {record.id} is still running; only stopped ones export")
+    job_id = record.id + options.job_id_offset
+    if not 1 <= job_id <= MAX_JOB_ID:
+        raise ValueError(f"session {record.id} gives job id {job_id}, outside 1..{MAX_JOB_ID}")
+    start = ensure_utc(record.started_at).replace(microsecond=0)
+    # A stop recorded before its start (a clock step) is read as a zero-length job; XDMoD
+    # would otherwise log a data error and invent a start time.
+    end = max(start, ensure_utc(record.stopped_at).replace(microsecond=0))
+    return job_id, start, end
+
+
+def _job_owner(record: SessionFields, options: SacctOptions, job_id: int) -> list[str]:
+    """The fields from ``jobid`` to ``uid``: the job, where it ran and who owned it."""
+    group = xdmod_text(record.group)
+    return [
+        str(job_id),
+        str(job_id),
+        options.cluster,
+        xdmod_text(record.profile or options.partition),
+        xdmod_text(options.qos),
+        group,
+        group,
+        str(options.gids.get(record.group, pseudo_id(record.group))),
+        xdmod_text(record.user),
+        str(options.uids.get(record.user, pseudo_id(record.user))),
     ]
 
 

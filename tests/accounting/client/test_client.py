@@ -34,6 +34,9 @@ TOKEN = "hub-token-7f3a9c1e-never-logged"
 PREFIX = "/services/eohub-accounting/"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LOG = logging.getLogger("tests.accounting.client")
+# Where the client's own lines come from (they reach LOG, the hub's logger, through
+# eohub.logs.attach).
+CLIENT_LOGS = "eohub.accounting.client."
 
 
 class FakeService:
@@ -393,7 +396,11 @@ async def test_server_errors_are_retried_until_the_service_takes_the_events(
         "Accounting events stay queued: the accounting service answered HTTP 500 (failing)"
     )
     assert "HTTP 503 (database unavailable)" in " ".join(retries)
-    warnings = [r for r in caplog.records if r.name == LOG.name and r.levelno >= logging.WARNING]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name.startswith(CLIENT_LOGS) and r.levelno >= logging.WARNING
+    ]
     assert len(warnings) == 1  # one per outage, not one per retry
 
 
@@ -463,7 +470,7 @@ async def test_refused_events_become_dead_letters_and_the_rest_get_through(
     assert any(
         "refused for good" in r.getMessage() and "is not allowed here" in r.getMessage()
         for r in caplog.records
-        if r.name == LOG.name and r.levelno == logging.ERROR
+        if r.name.startswith(CLIENT_LOGS) and r.levelno == logging.ERROR
     )
 
     # Once the service accepts them again, an admin requeues them.
@@ -543,7 +550,11 @@ async def test_a_refused_token_is_logged_once_and_its_events_wait_as_dead_letter
     second = await client.record_stop(**stop_kwargs(1))
     assert await client.flush(5)
     assert service.requests == 2  # each refused once, neither retried
-    errors = [m.getMessage() for m in caplog.records if m.name == LOG.name and m.levelno >= 40]
+    errors = [
+        m.getMessage()
+        for m in caplog.records
+        if m.name.startswith(CLIENT_LOGS) and m.levelno >= 40
+    ]
     token_errors = [m for m in errors if "refused the hub's token (HTTP 403)" in m]
     assert len(token_errors) == 1
     assert "EOHUB_ACCOUNTING_HUB_TOKEN" in token_errors[0]

@@ -20,7 +20,8 @@ from eohub.domain.accounting.events import start_event_json, stop_event_json
 
 T = TypeVar("T")
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-LOG = logging.getLogger("tests.outbox")
+# The sender logs through its module's logger.
+LOG = logging.getLogger("eohub.accounting.client.sender")
 
 
 def start(i: int, user: str = "alice") -> dict[str, Any]:
@@ -230,7 +231,7 @@ def thread_io(outbox: Outbox) -> Callable[[Callable[[Outbox], T]], Awaitable[T]]
 def sender_for(outbox: Outbox, script: Script, **settings: Any) -> OutboxSender:
     settings.setdefault("retry_initial_delay", 0.01)
     settings.setdefault("retry_max_delay", 0.05)
-    return OutboxSender(io=thread_io(outbox), send=script, log=LOG, **settings)
+    return OutboxSender(io=thread_io(outbox), send=script, **settings)
 
 
 async def test_the_sender_empties_the_outbox_in_order_in_batches(outbox: Outbox) -> None:

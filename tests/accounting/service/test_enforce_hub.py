@@ -9,7 +9,6 @@ managed service from the drop-in, so its loops and its scopes are tested end to 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -39,7 +38,6 @@ from tests.accounting.service.test_reconcile_hub import (
 from tests.support.accounting import Clock, fresh_store
 from tests.support.hub import Hub
 
-LOG = logging.getLogger("eohub.test.enforce")
 GRACE = 600  # seconds
 
 
@@ -76,7 +74,7 @@ async def test_stop_mode_warns_then_stops_after_the_grace(
         server = spawn(hub, "sam")
         session = record_start(store, "sam", server, group="climate", cpu=1)
         clock.now = datetime.now(UTC)
-        enforcer = Enforcer(store, hub_api(hub), LOG, "stop", GRACE, poll_interval=0.2)
+        enforcer = Enforcer(store, hub_api(hub), "stop", GRACE, poll_interval=0.2)
 
         report = await enforcer.run_once()
         assert (report.issued, report.stopped) == ((), ())
@@ -120,8 +118,8 @@ async def test_warn_mode_never_stops_and_off_does_nothing(
         server = spawn(hub, "wes", "long")
         session = record_start(store, "wes", server, group="climate", cpu=1)
         clock.now = datetime.now(UTC)
-        warn = Enforcer(store, hub_api(hub), LOG, "warn", GRACE)
-        off = Enforcer(store, hub_api(hub), LOG, "off", GRACE)
+        warn = Enforcer(store, hub_api(hub), "warn", GRACE)
+        off = Enforcer(store, hub_api(hub), "off", GRACE)
 
         clock.advance(hours=2)
         assert await off.run_once() == EnforcementReport()
@@ -215,7 +213,7 @@ def test_budgets_cover_the_group_once_and_each_member(store: AccountingStore) ->
     store.put_group("astro", allocation=Allocation.parse("month"))  # no quota rows
     for user, group in (("ann", "climate"), ("ben", "climate"), ("cat", "astro")):
         store_start(store, user, store.clock() - timedelta(minutes=40), group=group, cpu=1)
-    enforcer = Enforcer(store, HubAPI("http://127.0.0.1:1/hub/api", "unused"), LOG, "stop", 0)
+    enforcer = Enforcer(store, HubAPI("http://127.0.0.1:1/hub/api", "unused"), "stop", 0)
     sessions = [
         RunningSession(r.id, r.user, r.server, r.group, r.started_at)
         for r, _ in store.open_sessions()
@@ -242,7 +240,7 @@ async def test_the_loop_survives_failing_rounds(caplog: pytest.LogCaptureFixture
         raise RuntimeError("a bug")
 
     task = asyncio.create_task(
-        run_periodically([("reconcile", unreachable), ("enforcement", broken)], 0.01, LOG)
+        run_periodically([("reconcile", unreachable), ("enforcement", broken)], 0.01)
     )
     await asyncio.wait_for(three_rounds.wait(), timeout=10)
     task.cancel()

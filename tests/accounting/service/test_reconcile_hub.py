@@ -32,7 +32,8 @@ from tests.support.process import free_port
 
 pytestmark = pytest.mark.hub
 
-LOG = logging.getLogger("eohub.test.reconcile")
+# The reconcile worker logs through its module's logger.
+LOG = logging.getLogger("eohub.accounting.service.reconcile")
 # The scopes the accounting drop-in gives its service.
 SERVICE_SCOPES = ["list:users", "read:users:name", "read:servers", "servers"]
 PROBE_TOKEN = secrets.token_hex(32)
@@ -139,7 +140,7 @@ async def test_a_killed_server_is_closed_when_last_seen(
 ) -> None:
     server = spawn(hub, "kim", "lab")
     session = record_start(store, "kim", server, group="climate")
-    reconciler = Reconciler(store, hub_api(hub), LOG, open_after=0)
+    reconciler = Reconciler(store, hub_api(hub), open_after=0)
     clock.now = datetime.now(UTC)  # after the spawn
 
     report = await reconciler.run_once()
@@ -183,7 +184,7 @@ async def test_a_server_without_a_session_is_opened(
         plain = spawn(hub, "uma", "plain")
         clock.now = datetime.now(UTC)
         reconciler = Reconciler(
-            store, hub_api(hub), LOG, fallback_group="unassigned", default_cpu=0.5, open_after=60
+            store, hub_api(hub), fallback_group="unassigned", default_cpu=0.5, open_after=60
         )
 
         # Younger than open_after: the hub's own start event may still be on its way.
@@ -219,7 +220,7 @@ async def test_a_server_without_a_known_group_is_only_logged(
     try:
         spawn(hub, "vic", group="astro")
         clock.now = datetime.now(UTC)
-        reconciler = Reconciler(store, hub_api(hub), LOG, open_after=0)
+        reconciler = Reconciler(store, hub_api(hub), open_after=0)
         with caplog.at_level(logging.DEBUG, logger=LOG.name):
             first = await reconciler.run_once()
             await reconciler.run_once()
@@ -241,7 +242,7 @@ async def test_a_server_stopped_normally_needs_nothing(
     server = spawn(hub, "nia")
     clock.now = datetime.now(UTC)
     session = record_start(store, "nia", server, group="climate")
-    reconciler = Reconciler(store, hub_api(hub), LOG, open_after=0)
+    reconciler = Reconciler(store, hub_api(hub), open_after=0)
     await reconciler.run_once()
 
     hub.stop("nia")

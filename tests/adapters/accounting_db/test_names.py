@@ -8,7 +8,6 @@ rows of a database created by revision 0001, and talk ``utf8mb4`` on the connect
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,7 +89,7 @@ FOLDING_DEFAULTS = {
 
 def _store(url: str) -> AccountingStore:
     engine = create_engine_for(url)
-    ensure_schema(engine, logging.getLogger("eohub.test"))
+    ensure_schema(engine)
     return AccountingStore(engine, clock=Clock(NOW))
 
 

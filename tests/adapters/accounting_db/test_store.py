@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
@@ -31,7 +30,6 @@ from eohub.domain.accounting.session_record import StorageSample
 from tests.support.accounting import Clock, empty_database, fresh_store
 
 T0 = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
-LOG = logging.getLogger("eohub.test")
 
 
 def start(user: str = "alice", server: str = "", at: datetime = T0, group: str = "climate", **kw):  # type: ignore[no-untyped-def]
@@ -69,14 +67,14 @@ def test_outdated_schema_names_the_upgrade_command(database_url: str) -> None:
         connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
         connection.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
     with pytest.raises(OutdatedSchemaError, match="eohub-accounting upgrade-db"):
-        ensure_schema(engine, LOG)
+        ensure_schema(engine)
     engine.dispose()
 
 
 def test_fresh_database_is_created_and_reopened(database_url: str) -> None:
     engine = empty_database(database_url)
-    ensure_schema(engine, LOG)
-    ensure_schema(engine, LOG)  # current: nothing to do
+    ensure_schema(engine)
+    ensure_schema(engine)  # current: nothing to do
     engine.dispose()
 
 
@@ -267,7 +265,7 @@ def test_sessions_page_newest_first(store) -> None:  # type: ignore[no-untyped-d
 
 def test_engine_url_without_tables_reports_no_revision(sqlite_url: str) -> None:
     engine = create_engine_for(sqlite_url)
-    ensure_schema(engine, LOG)
+    ensure_schema(engine)
     with engine.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
     engine.dispose()

@@ -7,110 +7,36 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
 
 from eohub.domain.accounting.ledger import GIB
 from eohub.domain.accounting.reconcile import HubServer, StartDefaults, session_start
 from eohub.domain.launch.config import LaunchConfig, Size, parse_launch_config
-from eohub.domain.launch.options import (
-    FIELDS,
-    LaunchRequest,
-    OptionsError,
-    parse_options,
-    urlpath_problem,
-)
+from eohub.domain.launch.options import LaunchRequest, OptionsError
 from eohub.domain.launch.policy import (
     Budget,
-    Launch,
     Member,
     allowed_volumes,
     authorize,
     chargeable_groups,
-    check_charged,
     fallback,
     hours_left,
     offered_sizes,
     size_fits,
-    split_charged,
     visible_environments,
 )
-
-SIZES = {
-    "small": {"cpu": 1, "memory": "2G"},
-    "medium": {"cpu": 2, "memory": "4G"},
-    "large": {"cpu": 4, "memory": "16G"},
-    "gpu": {"cpu": 4, "memory": "16G", "gpus": 1},
-}
-ENVIRONMENTS = {
-    "pangeo": {
-        "image": "pangeo/pangeo-notebook:2024.01.01",
-        "default": True,
-        "sizes": ["small", "medium", "large"],
-        "default_size": "medium",
-    },
-    "climate": {
-        "image": "eohub/climate:1",
-        "allowed_groups": ["climate"],
-        "default_urlpath": "/rstudio/",
-    },
-    "personal": {"image": "eohub/alice:1", "allowed_users": ["alice"]},
-    "ml": {
-        "image": "eohub/ml:1",
-        "gpu": True,
-        "allowed_groups": ["ml"],
-        "sizes": ["small", "gpu"],
-    },
-}
-VOLUMES = {
-    "home": {"kind": "workspace", "mount_path": "/home/jovyan", "storage": "10Gi"},
-    "common-data": {
-        "kind": "pvc",
-        "claim_name": "common-data",
-        "mount_path": "/data/common",
-        "read_only": True,
-        "optional": True,
-    },
-    "ml-scratch": {
-        "kind": "pvc",
-        "claim_name": "ml-scratch",
-        "mount_path": "/scratch",
-        "optional": True,
-        "allowed_groups": ["ml"],
-    },
-    "climate-archive": {
-        "kind": "nfs",
-        "server": "nfs.example.org",
-        "path": "/archive",
-        "mount_path": "/data/archive",
-        "read_only": True,
-        "allowed_groups": ["climate"],
-    },
-}
-CONFIG = parse_launch_config(ENVIRONMENTS, SIZES, VOLUMES, backend="kube")
-# Only climate and ml are funded: staff cannot be charged.
-FUNDED = parse_launch_config(
-    ENVIRONMENTS, SIZES, VOLUMES, backend="kube", charge_groups=["climate", "ml"]
+from tests.domain.launch.authorize_cases import DEFAULTS, REFUSALS, request
+from tests.domain.launch.policy_fixtures import (
+    ALICE,
+    BOB,
+    CAROL,
+    CONFIG,
+    DAVE,
+    ENVIRONMENTS,
+    FUNDED,
+    SIZES,
+    VOLUMES,
+    budget,
 )
-# The default environment is hidden from most users.
-HIDDEN_DEFAULT = parse_launch_config(
-    {"a": {"image": "a", "default": True, "allowed_groups": ["x"]}, "b": {"image": "b"}},
-    {"s": {"cpu": 1, "memory": "1G"}},
-    {},
-    backend="kube",
-)
-
-ALICE = Member("alice", frozenset({"climate"}))
-BOB = Member("bob", frozenset({"climate", "ml"}))
-CAROL = Member("carol", frozenset())
-DAVE = Member("dave", frozenset({"ml", "staff"}))
-MEMBERS = {"alice": ALICE, "bob": BOB, "carol": CAROL, "dave": DAVE}
-
-
-def budget(
-    core: float | None = None, mem: float | None = None, gpu: float | None = None
-) -> Budget:
-    return {"core_hours": core, "memory_gib_hours": mem, "gpu_hours": gpu}
 
 
 @pytest.mark.parametrize(
@@ -238,107 +164,6 @@ def test_min_hours_comes_from_the_config() -> None:
     assert [o.fits for o in offers] == [True, False, False]
 
 
-def request(**kw: Any) -> LaunchRequest:
-    return LaunchRequest(**kw)
-
-
-# (id, config, member, request, budgets, (environment, size, group, volumes, urlpath))
-DEFAULTS: list[tuple[str, LaunchConfig, Member, LaunchRequest, Any, tuple[Any, ...]]] = [
-    (
-        "nothing given",
-        CONFIG,
-        ALICE,
-        request(),
-        None,
-        ("pangeo", "medium", "climate", ("home", "climate-archive"), "/lab"),
-    ),
-    (
-        "no default size: the first",
-        CONFIG,
-        ALICE,
-        request(environment="climate"),
-        None,
-        ("climate", "small", "climate", ("home", "climate-archive"), "/rstudio/"),
-    ),
-    (
-        "the default size fits",
-        CONFIG,
-        ALICE,
-        request(),
-        {"climate": budget(core=3)},
-        ("pangeo", "medium", "climate", ("home", "climate-archive"), "/lab"),
-    ),
-    (
-        "the default size does not fit: the first that does",
-        CONFIG,
-        ALICE,
-        request(),
-        {"climate": budget(core=1.5)},
-        ("pangeo", "small", "climate", ("home", "climate-archive"), "/lab"),
-    ),
-    (
-        "an optional volume, mounted in config order",
-        CONFIG,
-        ALICE,
-        request(volumes=("common-data",)),
-        None,
-        ("pangeo", "medium", "climate", ("home", "common-data", "climate-archive"), "/lab"),
-    ),
-    (
-        "everything chosen",
-        CONFIG,
-        BOB,
-        request(
-            environment="ml",
-            size="gpu",
-            group="ml",
-            volumes=("ml-scratch", "common-data"),
-            urlpath="/lab/tree/train.ipynb",
-        ),
-        {"ml": budget(core=100, mem=1000, gpu=2)},
-        (
-            "ml",
-            "gpu",
-            "ml",
-            ("home", "common-data", "ml-scratch", "climate-archive"),
-            "/lab/tree/train.ipynb",
-        ),
-    ),
-    (
-        "a group accounting does not list: no budget information",
-        CONFIG,
-        BOB,
-        request(size="large", group="climate"),
-        {"ml": budget(core=0)},
-        ("pangeo", "large", "climate", ("home", "climate-archive"), "/lab"),
-    ),
-    (
-        "the only funded group",
-        FUNDED,
-        DAVE,
-        request(),
-        None,
-        ("pangeo", "medium", "ml", ("home",), "/lab"),
-    ),
-    (
-        "the default environment is hidden: the first visible",
-        HIDDEN_DEFAULT,
-        Member("u", frozenset({"g"})),
-        request(),
-        None,
-        ("b", "s", "g", (), "/lab"),
-    ),
-    (
-        "the default environment is visible",
-        HIDDEN_DEFAULT,
-        Member("u", frozenset({"x"})),
-        request(),
-        None,
-        ("a", "s", "x", (), "/lab"),
-    ),
-]
-
-
 @pytest.mark.parametrize(
     ("config", "member", "req", "budgets", "expected"),
     [c[1:] for c in DEFAULTS],
@@ -362,166 +187,6 @@ def test_authorize_fills_in_defaults(
     assert got == expected
     assert launch.environment is config.environments[launch.environment.name]
     assert launch.size is config.sizes[launch.size.name]
-
-
-# (id, config, member, request, budgets, {field: message})
-REFUSALS: list[tuple[str, LaunchConfig, Member, LaunchRequest, Any, dict[str, str]]] = [
-    (
-        "an unknown environment",
-        CONFIG,
-        ALICE,
-        request(environment="nope"),
-        None,
-        {"environment": "no environment 'nope' is available to you"},
-    ),
-    (
-        "a hidden environment",
-        CONFIG,
-        ALICE,
-        request(environment="ml"),
-        None,
-        {"environment": "no environment 'ml' is available to you"},
-    ),
-    (
-        "another user's environment",
-        CONFIG,
-        BOB,
-        request(environment="personal"),
-        None,
-        {"environment": "no environment 'personal' is available to you", "group": ""},
-    ),
-    (
-        "an unknown size",
-        CONFIG,
-        ALICE,
-        request(size="huge"),
-        None,
-        {"size": "size 'huge' is not offered for environment 'pangeo'"},
-    ),
-    (
-        "a size of another environment",
-        CONFIG,
-        BOB,
-        request(environment="ml", size="large", group="ml"),
-        None,
-        {"size": "size 'large' is not offered for environment 'ml'"},
-    ),
-    (
-        "a GPU size on an environment without GPUs",
-        CONFIG,
-        BOB,
-        request(size="gpu", group="ml"),
-        None,
-        {"size": "size 'gpu' has GPUs, which environment 'pangeo' does not use"},
-    ),
-    (
-        "a size over the budget",
-        CONFIG,
-        ALICE,
-        request(size="large"),
-        {"climate": budget(core=3)},
-        {
-            "size": "size 'large' does not fit the budget left of group 'climate': "
-            "it buys 0.75 hours of it, and at least 1 are needed"
-        },
-    ),
-    (
-        "no size fits",
-        CONFIG,
-        ALICE,
-        request(),
-        {"climate": budget(core=0.5)},
-        {"size": "no size of environment 'pangeo' fits the budget left of group 'climate'"},
-    ),
-    (
-        "a spent GPU budget",
-        CONFIG,
-        BOB,
-        request(environment="ml", size="gpu", group="ml"),
-        {"ml": budget(core=100, gpu=0)},
-        {"size": "size 'gpu' does not fit the budget left of group 'ml'"},
-    ),
-    (
-        "a group the user is not in",
-        CONFIG,
-        ALICE,
-        request(group="ml"),
-        None,
-        {"group": "you are not a member of group 'ml'"},
-    ),
-    (
-        "a group that is not funded",
-        FUNDED,
-        DAVE,
-        request(group="staff"),
-        None,
-        {"group": "group 'staff' cannot be charged"},
-    ),
-    (
-        "several groups, none chosen",
-        CONFIG,
-        BOB,
-        request(),
-        None,
-        {"group": "choose the group to charge"},
-    ),
-    (
-        "no group at all",
-        CONFIG,
-        CAROL,
-        request(),
-        None,
-        {"group": "none of your groups can be charged"},
-    ),
-    (
-        "a hidden volume",
-        CONFIG,
-        ALICE,
-        request(volumes=("ml-scratch",)),
-        None,
-        {"volumes": "no volume 'ml-scratch' is available to you"},
-    ),
-    (
-        "an unknown volume and an always-mounted one",
-        CONFIG,
-        ALICE,
-        request(volumes=("nope", "home")),
-        None,
-        {
-            "volumes": "no volume 'nope' is available to you; "
-            "volume 'home' is always mounted; it is not a choice"
-        },
-    ),
-    (
-        "a bad start page built without parsing",
-        CONFIG,
-        ALICE,
-        request(urlpath="//evil.example.org"),
-        None,
-        {"urlpath": "no '//'"},
-    ),
-    (
-        "every problem at once",
-        CONFIG,
-        ALICE,
-        request(environment="nope", group="ml", volumes=("x",), urlpath="/.."),
-        None,
-        {"environment": "nope", "group": "ml", "volumes": "'x'", "urlpath": ".."},
-    ),
-    (
-        "nothing visible",
-        parse_launch_config(
-            {"a": {"image": "a", "allowed_groups": ["x"]}},
-            {"s": {"cpu": 1, "memory": "1G"}},
-            {},
-            backend="kube",
-        ),
-        ALICE,
-        request(),
-        None,
-        {"environment": "no environment is available to you"},
-    ),
-]
 
 
 @pytest.mark.parametrize(
@@ -698,125 +363,3 @@ def test_fallback(
     member: Member, saved: Any, expected: LaunchRequest, messages: list[str]
 ) -> None:
     assert fallback(CONFIG, member, saved) == (expected, messages)
-
-
-# -- properties over random input -------------------------------------------------------
-
-NAMES_IN_CONFIG = sorted({*ENVIRONMENTS, *SIZES, *VOLUMES, "climate", "ml", "staff", "x"})
-JSONISH = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=12)
-    | st.sampled_from(NAMES_IN_CONFIG),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
-    max_leaves=10,
-)
-VALUES = (
-    st.sampled_from(NAMES_IN_CONFIG)
-    | st.lists(st.sampled_from(NAMES_IN_CONFIG), max_size=4)
-    | st.sampled_from(["/lab", "/rstudio/", "//evil", "/../hub", ""])
-    | JSONISH
-)
-KEYS = st.sampled_from([*FIELDS, "repo", "cpu", "image", "server_name"]) | st.text(max_size=10)
-# Mostly well-formed choices, so that many launches get through to the checks.
-CHOICES = st.fixed_dictionaries(
-    {},
-    optional={
-        "environment": st.sampled_from([*ENVIRONMENTS, "nope"]),
-        "size": st.sampled_from([*SIZES, "nope"]),
-        "group": st.sampled_from(["climate", "ml", "staff", "x"]),
-        "volumes": st.lists(st.sampled_from([*VOLUMES, "nope"]), max_size=2, unique=True),
-        "urlpath": st.sampled_from(["/lab", "/rstudio/", "/lab/tree/a.ipynb"]),
-    },
-)
-RAW = st.one_of(st.dictionaries(KEYS, VALUES, max_size=7), CHOICES, CHOICES, CHOICES)
-MEMBER = st.builds(
-    Member,
-    username=st.sampled_from(["alice", "bob", "mallory"]),
-    groups=st.sampled_from([{"climate"}, {"ml"}, {"x"}]).map(frozenset)
-    | st.frozensets(st.sampled_from(["climate", "ml", "staff", "x"])),
-)
-HOURS = st.none() | st.floats(min_value=-1, max_value=40, allow_nan=False)
-BUDGETS = st.none() | st.dictionaries(
-    st.sampled_from(["climate", "ml", "staff", "x"]),
-    st.fixed_dictionaries({"core_hours": HOURS, "memory_gib_hours": HOURS, "gpu_hours": HOURS}),
-)
-
-
-def check_launch(
-    config: LaunchConfig,
-    member: Member,
-    req: LaunchRequest,
-    budgets: dict[str, Budget] | None,
-    launch: Launch,
-) -> None:
-    env, size = launch.environment, launch.size
-    assert env in visible_environments(config, member)
-    assert env is config.environments[env.name]
-    assert size is config.sizes[size.name]
-    assert size.name in env.sizes
-    assert env.gpu or size.gpus == 0
-    if budgets is not None and launch.group in budgets:
-        assert size_fits(size, budgets[launch.group], config.min_hours)
-    assert launch.group in chargeable_groups(config, member)
-    allowed = allowed_volumes(config, member)
-    for volume in launch.volumes:
-        assert volume in allowed
-        assert volume is config.volumes[volume.name]
-        assert not volume.optional or volume.name in (req.volumes or ())
-    assert urlpath_problem(launch.urlpath) is None
-    assert launch.user_options().get("image") == env.image
-
-
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(RAW, MEMBER, BUDGETS, st.sampled_from([CONFIG, FUNDED]))
-def test_random_options_are_refused_or_launch_only_what_policy_allows(
-    raw: dict[str, object], member: Member, budgets: dict[str, Budget] | None, config: LaunchConfig
-) -> None:
-    refusal: OptionsError | None = None
-    try:
-        req = parse_options(raw)
-        launch = authorize(config, member, req, budgets)
-    except OptionsError as e:
-        refusal = e
-    event("refused" if refusal else "launched")
-    if refusal is not None:
-        assert refusal.errors, "a refusal names at least one field"
-    else:
-        check_launch(config, member, req, budgets, launch)
-
-
-@settings(max_examples=1000, deadline=None)
-@given(st.dictionaries(KEYS, VALUES, max_size=7) | JSONISH, MEMBER)
-def test_fallback_never_fails_and_leaves_a_launchable_request(saved: Any, member: Member) -> None:
-    req, messages = fallback(CONFIG, member, saved)
-    assert all(isinstance(m, str) and m.endswith(".") for m in messages)
-    single = Member(member.username, frozenset({"climate"}))  # one group to charge
-    req, _ = fallback(CONFIG, single, saved)
-    launch = authorize(CONFIG, single, req, None)  # whatever was saved: no refusal
-    check_launch(CONFIG, single, req, None, launch)
-
-
-def test_stored_options_split_into_choices_and_what_the_launch_charges() -> None:
-    launch = authorize(CONFIG, ALICE, LaunchRequest(), None)
-    stored = launch.user_options()
-    choices, charged = split_charged(stored)
-    assert set(charged) <= {"cpu", "mem", "gpus", "profile", "image"}
-    assert charged
-    assert not set(charged) & set(choices)  # type: ignore[arg-type]
-    assert authorize(CONFIG, ALICE, parse_options(choices), None) == launch  # type: ignore[arg-type]
-    check_charged(charged, launch)  # what was stored agrees with the launch
-    assert split_charged("not a mapping") == ("not a mapping", {})
-
-
-@pytest.mark.parametrize(
-    ("key", "value"), [("cpu", 64), ("mem", 1), ("gpus", 8), ("image", "evil/miner:latest")]
-)
-def test_charged_keys_that_differ_from_the_launch_are_refused(key: str, value: object) -> None:
-    launch = authorize(CONFIG, ALICE, LaunchRequest(), None)
-    with pytest.raises(OptionsError) as refused:
-        check_charged({key: value}, launch)
-    assert list(refused.value.errors) == [key]
-    assert "is set by the environment and size" in refused.value.errors[key]

@@ -115,8 +115,7 @@ class PageHandler(BaseHandler):
 
     @property
     def prefix(self) -> str:
-        prefix: str = self.service.service_prefix
-        return prefix
+        return self.context.prefix
 
     def render_page(self, template: str, **context: Any) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -153,7 +152,7 @@ class PageHandler(BaseHandler):
 
     def enforcement_warnings(self, groups: Iterable[str]) -> list[WarningInfo]:
         """Warnings in force for ``groups`` (none while enforcement is off)."""
-        enforcer = self.service.enforcer
+        enforcer = self.context.enforcer
         if enforcer is None:
             return []
         by_group = enforcer.warnings()
@@ -203,9 +202,9 @@ class UsagePageHandler(PageHandler):
         assert caller is not None
         kind = self.kind_argument((PeriodKind.DAY, PeriodKind.MONTH))
         before = self.int_argument("before")
-        now = self.service.store.clock()
+        now = self.context.store.clock()
         rng = views.recent_range(kind, now, HISTORY_LENGTH[kind])
-        store = self.service.store
+        store = self.context.store
         page = await store.read(views.my_usage, store, caller.name, rng, before, WIDE)
         warnings = [
             w
@@ -229,7 +228,7 @@ class GroupsPageHandler(PageHandler):
         self.authorise(Op.PAGE_GROUPS)
         caller = self.caller
         assert caller is not None
-        store = self.service.store
+        store = self.context.store
         wanted = self.get_argument("group", "", strip=False)
         if wanted:
             if not NAME.fullmatch(wanted):
@@ -279,7 +278,7 @@ class AllPageHandler(PageHandler):
             raise web.HTTPError(
                 403, "This page is for accounting admins (custom:eohub-accounting:read)."
             )
-        store = self.service.store
+        store = self.context.store
         now = store.clock()
         default = views.recent_range(PeriodKind.MONTH, now, HISTORY_LENGTH[PeriodKind.MONTH])
         start = self.date_argument("from") or default.start

@@ -19,6 +19,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_groups()
+    _create_storage_samples()
+    _create_usage_totals()
+    _create_group_pis()
+    _create_quotas()
+    _create_sessions()
+    _create_events()
+
+
+def _create_groups() -> None:
     op.create_table(
         "groups",
         sa.Column("name", sa.String(length=255), nullable=False),
@@ -27,6 +37,9 @@ def upgrade() -> None:
         sa.Column("created_at", eohub.adapters.accounting_db.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_groups")),
     )
+
+
+def _create_storage_samples() -> None:
     op.create_table(
         "storage_samples",
         sa.Column(
@@ -47,6 +60,8 @@ def upgrade() -> None:
     with op.batch_alter_table("storage_samples", schema=None) as batch_op:
         batch_op.create_index("ix_storage_samples_measured_at", ["measured_at"], unique=False)
 
+
+def _create_usage_totals() -> None:
     op.create_table(
         "usage_totals",
         sa.Column("group", sa.String(length=255), nullable=False),
@@ -67,6 +82,8 @@ def upgrade() -> None:
             "ix_usage_totals_kind_period", ["kind", "period_start"], unique=False
         )
 
+
+def _create_group_pis() -> None:
     op.create_table(
         "group_pis",
         sa.Column("group", sa.String(length=255), nullable=False),
@@ -79,6 +96,8 @@ def upgrade() -> None:
     with op.batch_alter_table("group_pis", schema=None) as batch_op:
         batch_op.create_index("ix_group_pis_user", ["user"], unique=False)
 
+
+def _create_quotas() -> None:
     op.create_table(
         "quotas",
         sa.Column("group", sa.String(length=255), nullable=False),
@@ -94,6 +113,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("group", "user", name=op.f("pk_quotas")),
     )
+
+
+def _create_sessions() -> None:
     op.create_table(
         "sessions",
         sa.Column(
@@ -127,6 +149,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_sessions_started_at", ["started_at"], unique=False)
         batch_op.create_index("ix_sessions_user_stopped", ["user", "stopped_at"], unique=False)
 
+
+def _create_events() -> None:
     op.create_table(
         "events",
         sa.Column("key", sa.String(length=128), nullable=False),

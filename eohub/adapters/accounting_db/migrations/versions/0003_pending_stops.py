@@ -1,7 +1,7 @@
 """pending stops: stops that arrived before their start
 
 A stop whose start the service has not received is held here (not refused, not lost)
-and applied when the start arrives; see eohub.domain.accounting.pairing.
+and applied when the start arrives; see eohub.domain.accounting.ingest_rules.
 
 Revision ID: 0003
 Revises: 0002

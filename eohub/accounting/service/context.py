@@ -1,0 +1,113 @@
+"""What the service's handlers and workers are given: a frozen :class:`ServiceContext`.
+
+:mod:`eohub.accounting.app` reads its traits once and builds one context; the handlers
+find it in the Tornado application's settings (:data:`CONTEXT_SETTING`) and the
+workers take it as an argument. So nothing below the application imports it, reads
+its traits while serving, or writes onto it: the context is all they know of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from eohub.accounting.exports.config import XDMoDExport
+from eohub.accounting.service.enforce import Enforcer
+from eohub.accounting.service.metrics import Metrics
+from eohub.adapters.accounting_db import AccountingStore
+from eohub.adapters.hub_api import HubAPI
+from eohub.domain.accounting.enforcement import Mode
+
+#: The key of the context in ``tornado.web.Application.settings``.
+CONTEXT_SETTING = "eohub_context"
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The settings of the reconcile and enforcement loops, as plain values.
+
+    Attributes
+    ----------
+    reconcile_interval
+        Seconds between rounds; 0 turns reconcile off.
+    enforcement, grace_period, enforcement_interval
+        The enforcement mode, the seconds between warning and stop, and the seconds
+        between rounds when reconcile is off.
+    fallback_group, default_cpu, default_memory_bytes, default_gpus, open_after
+        How reconcile charges a running server that has no session.
+    hub_api_concurrency, hub_api_timeout
+        Requests in flight at once, and the timeout of each, on the hub's API.
+    """
+
+    reconcile_interval: int = 60
+    enforcement: Mode = Mode.OFF
+    grace_period: int = 900
+    enforcement_interval: int = 60
+    fallback_group: str = ""
+    default_cpu: float = 1.0
+    default_memory_bytes: int = 0
+    default_gpus: int = 0
+    open_after: int = 120
+    hub_api_concurrency: int = 10
+    hub_api_timeout: float = 30.0
+
+    @property
+    def any_on(self) -> bool:
+        """Whether a loop runs at all (reconcile, enforcement, or both)."""
+        return self.reconcile_interval > 0 or self.enforcement is not Mode.OFF
+
+    @property
+    def interval(self) -> int:
+        """Seconds between rounds of the one loop that runs both."""
+        return (
+            self.reconcile_interval if self.reconcile_interval > 0 else self.enforcement_interval
+        )
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """Everything the handlers and workers use, built once by the application.
+
+    Attributes
+    ----------
+    store
+        The accounting store.
+    clock
+        What time it is (the store's clock, which every write uses too).
+    metrics
+        The Prometheus registry and counters.
+    prefix
+        The service's URL prefix behind the hub's proxy, ending in ``/``.
+    max_clock_skew
+        How far ahead of ``clock`` an input time may be.
+    exports
+        How exports map onto Open XDMoD (the ``XDMoDExport`` config section).
+    authenticate_metrics
+        Whether ``/metrics`` needs a token with the read scope.
+    loops
+        The settings of the background loops.
+    hub
+        The hub's REST API, when a loop needs it and the environment names it.
+    enforcer
+        The enforcement worker, when there is a hub API; the pages show its warnings.
+    """
+
+    store: AccountingStore
+    clock: Callable[[], datetime]
+    metrics: Metrics
+    prefix: str
+    max_clock_skew: timedelta
+    exports: XDMoDExport
+    authenticate_metrics: bool = True
+    loops: LoopSettings = LoopSettings()
+    hub: HubAPI | None = None
+    enforcer: Enforcer | None = None
+
+    def clock_limits(self) -> dict[str, Any]:
+        """What input times are checked against: the clock now, and the skew allowed."""
+        return {"now": self.clock(), "max_clock_skew": self.max_clock_skew}
+
+
+__all__ = ["CONTEXT_SETTING", "LoopSettings", "ServiceContext"]

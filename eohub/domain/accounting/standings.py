@@ -1,0 +1,122 @@
+"""Which quota rows apply to a user starting a server in a group, and what stands against them.
+
+A group's quota rows are keyed by owner (see :mod:`.quota`):
+
+- the ``WHOLE_GROUP`` row limits everything the group runs and uses, and is the only one
+  that limits the group's storage;
+- a row named after the user limits that user within the group;
+- otherwise the ``EACH_MEMBER`` row limits every member on their own.
+
+The store gathers the numbers (the running totals of the budget window, the group's open
+sessions, its storage); the functions here decide which rows they are measured against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from eohub.domain.accounting.ledger import Resources, Usage, usage_in_window
+from eohub.domain.accounting.quota import EACH_MEMBER, WHOLE_GROUP, Limits, Running, Standing
+
+
+@dataclass(frozen=True)
+class ApplicableQuotas:
+    """The quota rows that limit one user in one group; ``None`` where no row does."""
+
+    group: Limits | None
+    member: Limits | None
+
+    @property
+    def counts_storage(self) -> bool:
+        """Whether the group's stored bytes must be measured (only the group row limits them)."""
+        return self.group is not None and self.group.storage_bytes is not None
+
+
+def applicable_quotas(user: str, quotas: Mapping[str, Limits]) -> ApplicableQuotas:
+    """The rows of ``quotas`` that limit ``user``: the group's, and the user's own row,
+    else the each-member row."""
+    return ApplicableQuotas(quotas.get(WHOLE_GROUP), quotas.get(user, quotas.get(EACH_MEMBER)))
+
+
+def totals_owners(user: str) -> tuple[str, str]:
+    """The running-total rows a quota check reads: the group's, then the user's."""
+    return (WHOLE_GROUP, user)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What one scope (the group, or the user within it) used and runs now."""
+
+    used: Usage = field(default_factory=Usage)
+    running: Running = field(default_factory=Running)
+
+
+OpenSession = tuple[str, Resources, datetime]  # (user, resources, started_at)
+
+
+def tally_open_sessions(
+    user: str,
+    sessions: Iterable[OpenSession],
+    now: datetime,
+    window: tuple[datetime, datetime],
+    *,
+    group_used: Usage,
+    user_used: Usage,
+) -> tuple[Tally, Tally]:
+    """Add the group's open sessions to the closed usage of the window.
+
+    Every open session counts for the group, and also for ``user`` when it is theirs:
+    its usage within ``window`` up to ``now``, one running server and its millicores.
+    Returns the group's tally, then the user's.
+    """
+    group_servers = group_mcores = user_servers = user_mcores = 0
+    for who, resources, started in sessions:
+        piece = usage_in_window(resources, started, now, window)
+        group_used += piece
+        group_servers += 1
+        group_mcores += resources.millicores
+        if who == user:
+            user_used += piece
+            user_servers += 1
+            user_mcores += resources.millicores
+    return (
+        Tally(group_used, Running(group_servers, group_mcores)),
+        Tally(user_used, Running(user_servers, user_mcores)),
+    )
+
+
+def standings_of(
+    user: str,
+    group_name: str,
+    quotas: ApplicableQuotas,
+    *,
+    group: Tally,
+    member: Tally,
+    storage_bytes: int = 0,
+) -> list[Standing]:
+    """One :class:`Standing` per applicable row: the group's first, then the user's."""
+    found = []
+    if quotas.group is not None:
+        found.append(
+            Standing(f"group {group_name}", quotas.group, group.used, group.running, storage_bytes)
+        )
+    if quotas.member is not None:
+        found.append(
+            Standing(
+                f"user {user} in group {group_name}", quotas.member, member.used, member.running
+            )
+        )
+    return found
+
+
+__all__ = [
+    "ApplicableQuotas",
+    "OpenSession",
+    "Tally",
+    "applicable_quotas",
+    "standings_of",
+    "tally_open_sessions",
+    "totals_owners",
+]
