@@ -107,7 +107,7 @@ def demo_repository(state: Path) -> Path:
     return root
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--port",
@@ -121,17 +121,11 @@ def main() -> int:
         default=ROOT / ".demo",
         help="where the hub keeps its database, secrets and user homes",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    state = args.state_dir.resolve()
-    (state / "home").mkdir(parents=True, exist_ok=True)
-    port = free_port(args.port)
-    slapd_dir = state / "slapd"
-    shutil.rmtree(slapd_dir, ignore_errors=True)  # a fresh directory every run
-    slapd, directory = start_slapd(slapd_dir, sorted(DATA_DIR.glob("*.ldif")))
-    served = git_http_server(demo_repository(state))
-    git_url = served.__enter__()
-    repo_url = f"{git_url}/{DEMO_REPO}"
+
+def hub_env(state: Path, port: int, directory: Directory) -> dict[str, str]:
+    """The environment demo/jupyterhub_config.py reads, on top of this process's."""
     env = dict(os.environ)
     env.update(
         EOHUB_DEMO_STATE=str(state),
@@ -147,6 +141,21 @@ def main() -> int:
         EOHUB_ACCOUNTING_CONFIG=str(ROOT / "demo/eohub_accounting_config.py"),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
+    return env
+
+
+def main() -> int:
+    args = parse_args()
+    state = args.state_dir.resolve()
+    (state / "home").mkdir(parents=True, exist_ok=True)
+    port = free_port(args.port)
+    slapd_dir = state / "slapd"
+    shutil.rmtree(slapd_dir, ignore_errors=True)  # a fresh directory every run
+    slapd, directory = start_slapd(slapd_dir, sorted(DATA_DIR.glob("*.ldif")))
+    served = git_http_server(demo_repository(state))
+    git_url = served.__enter__()
+    repo_url = f"{git_url}/{DEMO_REPO}"
+    env = hub_env(state, port, directory)
     hub = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "demo/jupyterhub_config.py")],
         cwd=state,

@@ -36,8 +36,11 @@ from eohub.domain.launch.pod_security import restricted_violations
 from eohub.domain.launch.policy import Launch
 from eohub.domain.launch.repository import repo_urlpath
 from eohub.domain.launch.volumes import Volume, expand
+from eohub.logs import get_logger
 from eohub.spawner.mixin import QuotaSpawnerMixin, user_error
 from eohub.spawner.repo_launches import RepoLaunchError
+
+log = get_logger(__name__)
 
 LABEL_PREFIX = "eohub.io/"
 # allowPrivilegeEscalation and runAsUser come from KubeSpawner's own traits
@@ -322,10 +325,11 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
             manifest = self.api.api_client.sanitize_for_serialization(pod)
             problems = restricted_violations(manifest)
             if problems:
-                self.log.error(
-                    "Refusing the pod of %s: it breaks the restricted Pod Security Standard (%s)",
-                    self._log_name,
-                    "; ".join(problems),
+                log.error(
+                    "Refusing the pod of {server}: it breaks the restricted Pod Security"
+                    " Standard ({problems})",
+                    server=self._log_name,
+                    problems="; ".join(problems),
                 )
                 raise web.HTTPError(
                     500,

@@ -11,7 +11,11 @@ REST ``user_options``):
    and applies the approved launch to the backend's traits. Bad options are a 400 with
    the field errors; a spent budget is a 403 with the reason.
 3. ``start`` creates the server, and the start goes to the accounting outbox; ``stop``
-   and a ``poll`` that finds the server gone record its stop.
+   and a ``poll`` that finds the server gone record its stop
+   (:class:`eohub.spawner.ledger.SessionLedger`).
+
+The launch form and the spawn decide from one :class:`~eohub.spawner.context.LaunchContext`
+that :meth:`QuotaSpawnerMixin.launch_context` reads once per request.
 
 Admins may replace ``apply_user_options``; ``start`` then still authorizes, so no path
 starts a server the policy did not approve.
@@ -19,10 +23,8 @@ starts a server the policy did not approve.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from tornado import web
@@ -33,9 +35,9 @@ from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.fields import FieldErrors
 from eohub.domain.identity.profile import UserProfile
 from eohub.domain.launch.budget import Budget
-from eohub.domain.launch.config import LaunchConfig
 from eohub.domain.launch.options import (
     REPO_FIELDS,
+    LaunchRequest,
     form_to_options,
     parse_options,
 )
@@ -43,25 +45,27 @@ from eohub.domain.launch.policy import (
     Launch,
     Member,
     authorize,
-    chargeable_groups,
     check_charged,
     fallback,
     split_charged,
 )
 from eohub.domain.launch.repository import RepoRules
 from eohub.domain.repos.specs import RepoError
+from eohub.logs import attach, get_logger
 from eohub.spawner.accounting import shared_client
+from eohub.spawner.context import (
+    DEFAULT_HUB_PREFIX,
+    LaunchContext,
+    ask_budgets,
+    request_origin,
+)
+from eohub.spawner.form.render import INVALID_CONFIG, render, render_launch_form
+from eohub.spawner.ledger import SessionLedger
 from eohub.spawner.repo_launches import RepoLaunchError, shared_repo_launches
 from eohub.spawner.repo_progress import RepoProgress
 from eohub.spawner.settings import LaunchSettings
 
-STATE_KEY = "eohub_session"
-LAST_OPTIONS_KEY = "eohub_last_options"
-
-
-def utcnow() -> datetime:
-    """Now, in UTC; module-level so tests can travel in time."""
-    return datetime.now(UTC)
+log = get_logger(__name__)
 
 
 def user_error(status: int, message: str, reason: str) -> web.HTTPError:
@@ -85,14 +89,36 @@ async def _apply_launch(spawner: QuotaSpawnerMixin, user_options: dict[str, Any]
     await spawner.authorize_launch(user_options)
 
 
-class QuotaSpawnerMixin(LaunchSettings):
+async def render_form(
+    spawner: QuotaSpawnerMixin,
+    prefill: LaunchRequest | None = None,
+    *,
+    untrusted_link: bool = False,
+) -> str:
+    """The ``options_form`` of eohub's spawners: the launch form for this user.
+
+    ``prefill`` replaces the last launch's choices (a launch link's); with
+    ``untrusted_link`` the form warns that its repository is not on the trusted list.
+    """
+    try:
+        context = await spawner.launch_context()
+    except ValueError as e:
+        log.error("The eohub launch config is invalid: {error}", error=e)
+        return render(None, error=INVALID_CONFIG)
+    if prefill is not None:
+        context = context.prefilled(prefill, untrusted_link=untrusted_link)
+    elif untrusted_link:
+        context = dataclasses.replace(context, untrusted_link=True)
+    return render_launch_form(context)
+
+
+class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
     """The launch form, policy, quota and accounting; mix in before a JupyterHub Spawner."""
 
     launch: Launch | None = None
     profile: UserProfile | None = None
     quota_answer: QuotaAnswer | None = None
     repo_progress: RepoProgress = RepoProgress.closed()
-    _spawn_started_at: datetime | None = None
 
     accounting = AnyTrait(
         help="""The AccountingClient to use. Default: one client per hub process,
@@ -103,6 +129,10 @@ class QuotaSpawnerMixin(LaunchSettings):
         help="""The RepoLaunches to use. Default: one per hub process, configured by
         ``c.RepoLaunches``.""",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        attach(self.log)  # type: ignore[attr-defined]
 
     @default("accounting")
     def _default_accounting(self) -> Any:
@@ -118,8 +148,6 @@ class QuotaSpawnerMixin(LaunchSettings):
 
     @default("options_form")
     def _default_options_form(self) -> Any:
-        from eohub.spawner.form.render import render_form
-
         return render_form
 
     # -- who is asking ---------------------------------------------------------
@@ -137,6 +165,39 @@ class QuotaSpawnerMixin(LaunchSettings):
         else:
             groups = frozenset(g.name for g in user.groups)
         return Member(user.name, groups)
+
+    async def launch_context(self, *, form: bool = True) -> LaunchContext:
+        """This request's launch inputs, read once (:mod:`eohub.spawner.context`).
+
+        ``form=False`` (the spawn, and a launch link before it is checked) leaves out
+        what only the form shows: see :meth:`form_context`. Raises ValueError naming
+        the bad key when the launch config is invalid.
+        """
+        context = LaunchContext(
+            self.launch_config(),
+            self.member(),
+            self.repo_rules(),
+            server_name=self.name,  # type: ignore[attr-defined]
+        )
+        return await self.form_context(context) if form else context
+
+    async def form_context(self, context: LaunchContext) -> LaunchContext:
+        """``context`` with what only the form shows: the last launch, the budgets left
+        (accounting is asked here) and the hub's address for the form's links."""
+        saved, messages = fallback(context.config, context.member, self._last_options())
+        return dataclasses.replace(
+            context,
+            saved=saved,
+            messages=tuple(messages),
+            budgets=await ask_budgets(self.accounting, context.config, context.member),
+            hub_prefix=getattr(getattr(self, "hub", None), "base_url", None) or DEFAULT_HUB_PREFIX,
+            origin=request_origin(getattr(self, "handler", None)),
+        )
+
+    def _last_options(self) -> Any:
+        """The options of the last launch that started, else the last ones asked for."""
+        saved = getattr(self, "_eohub_last_options", None)
+        return saved or self.orm_spawner.user_options or {}  # type: ignore[attr-defined]
 
     # -- options: read the request, without side effects -------------------------
 
@@ -176,14 +237,11 @@ class QuotaSpawnerMixin(LaunchSettings):
         anything is created.
         """
         try:
-            config = self.launch_config()
+            context = await self.launch_context(form=False)
         except ValueError as e:
-            self.log.error("The eohub launch config is invalid: %s", e)  # type: ignore[attr-defined]
-            raise web.HTTPError(
-                500, "The hub's launch config is invalid; tell an admin."
-            ) from None
-        member = self.member()
-        rules = self.repo_rules()
+            log.error("The eohub launch config is invalid: {error}", error=e)
+            raise web.HTTPError(500, INVALID_CONFIG) from None
+        config, member, rules = context.config, context.member, context.rules
         self._spawn_started_at = None
         raw, charged = split_charged(user_options)
         try:
@@ -218,7 +276,7 @@ class QuotaSpawnerMixin(LaunchSettings):
         try:
             rules: RepoRules = self.repo_launches.rules()
         except RepoError as e:
-            self.log.error("The eohub repository settings are invalid: %s", e)  # type: ignore[attr-defined]
+            log.error("The eohub repository settings are invalid: {error}", error=e)
             return None
         return rules
 
@@ -281,39 +339,7 @@ class QuotaSpawnerMixin(LaunchSettings):
         finally:
             progress.close()
 
-    async def stop(self, now: bool = False) -> None:
-        # Backends poll while they stop; the server ending then is this stop, not a crash.
-        self._stopping = True
-        try:
-            await super().stop(now=now)  # type: ignore[misc]
-        finally:
-            self._stopping = False
-        await self._record_stop("stopped")
-
-    async def poll(self) -> int | None:
-        status: int | None = await super().poll()  # type: ignore[misc]
-        stopping = getattr(self, "_stopping", False)
-        if status is not None and self._session is not None and not stopping:
-            # The hub found the server gone (it crashed, or ended while the hub was down).
-            await self._record_stop("failed")
-        return status
-
-    # -- accounting ---------------------------------------------------------------
-
-    # The open session survives clear_state(), which backends call from poll() when they
-    # find the server gone: it is dropped only once its stop is queued.
-    @property
-    def _session(self) -> dict[str, Any] | None:
-        return getattr(self, "_eohub_session", None)
-
-    def get_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = super().get_state()  # type: ignore[misc]
-        if self._session is not None:
-            state[STATE_KEY] = self._session
-        last = getattr(self, "_eohub_last_options", None)
-        if last:
-            state[LAST_OPTIONS_KEY] = last
-        return state
+    # -- state ------------------------------------------------------------------------
 
     def clear_state(self) -> None:
         # A new spawn is authorized afresh; the open session (if any) is kept until its
@@ -321,74 +347,6 @@ class QuotaSpawnerMixin(LaunchSettings):
         super().clear_state()  # type: ignore[misc]
         self.launch = None
         self.quota_answer = None
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        super().load_state(state)  # type: ignore[misc]
-        session = state.get(STATE_KEY)
-        self._eohub_session = session if isinstance(session, dict) else None
-        last = state.get(LAST_OPTIONS_KEY)
-        self._eohub_last_options = last if isinstance(last, dict) else None
-
-    def _started_at(self) -> datetime:
-        """When this spawn started, as the session's key; the same for the whole spawn.
-
-        The hub's own start time (``orm_spawner.started``, set before the options are
-        applied) is used where there is one: the reconcile loop opens sessions with it
-        too, so both records of one server are one session.
-        """
-        known: datetime | None = getattr(self, "_spawn_started_at", None)
-        if known is not None:
-            return known
-        orm_spawner = getattr(self, "orm_spawner", None)
-        started = getattr(orm_spawner, "started", None)
-        if started is None:
-            started = utcnow()
-        elif started.tzinfo is None:
-            started = started.replace(tzinfo=UTC)
-        self._spawn_started_at = started
-        return started
-
-    async def _record_start(self) -> None:
-        launch = self.launch
-        assert launch is not None
-        started_at = self._started_at()
-        resources = launch.size.charged
-        session = {"started_at": started_at.isoformat(), "group": launch.group}
-        try:
-            await self.accounting.record_start(
-                user=self.user.name,  # type: ignore[attr-defined]
-                server=self.name,  # type: ignore[attr-defined]
-                started_at=started_at,
-                group=launch.group,
-                cpu=resources.millicores / 1000,
-                memory_bytes=resources.memory_bytes,
-                gpus=resources.gpus,
-                profile=launch.environment.name,
-                image=launch.environment.image or (launch.repo and launch.repo.image) or "",
-            )
-        except Exception:
-            # The reconcile loop opens the session from the hub's list of servers.
-            self.log.exception("Could not queue the accounting start of %s", self._log_name)  # type: ignore[attr-defined]
-        self._eohub_session = session
-        # The form prefills the last choices that started a server; JupyterHub's own
-        # saved options are the last ones asked for, refused or not.
-        self._eohub_last_options = dict(self.user_options)
-
-    async def _record_stop(self, reason: str) -> None:
-        session = self._session
-        if session is None:
-            return
-        self._eohub_session = None
-        try:
-            await self.accounting.record_stop(
-                user=self.user.name,  # type: ignore[attr-defined]
-                server=self.name,  # type: ignore[attr-defined]
-                started_at=datetime.fromisoformat(session["started_at"]),
-                stopped_at=utcnow(),
-                reason=reason,
-            )
-        except Exception:
-            self.log.exception("Could not queue the accounting stop of %s", self._log_name)  # type: ignore[attr-defined]
 
     # -- progress -------------------------------------------------------------------
 
@@ -424,32 +382,3 @@ class QuotaSpawnerMixin(LaunchSettings):
         if parent is not None:
             async for event in parent():
                 yield event
-
-    # -- the form -----------------------------------------------------------------
-
-    async def budgets(self, config: LaunchConfig, member: Member) -> dict[str, QuotaAnswer]:
-        """The quota answer of each group the user may charge, asked in parallel."""
-        groups = chargeable_groups(config, member)
-        if not groups or not config.sizes:
-            return {}
-        smallest = min(config.sizes.values(), key=lambda s: (s.gpus, s.cpu, s.memory))
-        charged = smallest.charged
-        answers = await asyncio.gather(
-            *(
-                self.accounting.check_quota(
-                    user=member.username,
-                    group=g,
-                    cpu=charged.millicores / 1000,
-                    memory_bytes=charged.memory_bytes,
-                    gpus=0,
-                )
-                for g in groups
-            )
-        )
-        return dict(zip(groups, answers, strict=True))
-
-    def saved_request(self, config: LaunchConfig, member: Member) -> tuple[Any, list[str]]:
-        saved = getattr(self, "_eohub_last_options", None)
-        if not saved:
-            saved = self.orm_spawner.user_options or {}  # type: ignore[attr-defined]
-        return fallback(config, member, saved)

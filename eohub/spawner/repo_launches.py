@@ -29,6 +29,9 @@ from eohub.domain.repos.build_events import BuildEvent, progress_message
 from eohub.domain.repos.images import prefix_problem
 from eohub.domain.repos.policy import RepoPolicy
 from eohub.domain.repos.specs import RepoError, RepoProviders
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 Report = Callable[[str], None]
 
@@ -218,7 +221,7 @@ class RepoLaunches(LoggingConfigurable):
                     report(f"Found the image of commit {commit[:12]}: launching.")
                     return image
             except RegistryError as e:
-                self.log.warning("Registry check for %s failed: %s", image, e)
+                log.warning("Registry check for {image} failed: {error}", image=image, error=e)
                 report("Could not check the registry; asking the builder.")
         builder = self.builder
         if builder is None:

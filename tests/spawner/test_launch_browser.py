@@ -196,40 +196,72 @@ def closed_sessions(hub: Hub, username: str, timeout: float = 30) -> list[dict[s
         time.sleep(0.5)
 
 
+def check_carols_form(page: Page, artifacts: Path, launch_root: Path) -> None:
+    """What carol sees, and how the script refines the sizes as she chooses."""
+    form = page.locator("#eohub-launch")
+    expect(form).to_be_visible()
+
+    # Only the environments carol's groups may use; nothing admin-only in the page.
+    assert values(page, "input[name=environment]") == ["lab", "climate-lab"]
+    html = page.content()
+    leaks = [s for s in [*SECRETS, str(launch_root)] if s in html]
+    assert leaks == []
+    # Two funded groups: a choice, each with its budget left.
+    assert values(page, "input[name=group]") == ["climate", "staff"]
+    expect(page.locator("label[for=eohub-group-0]")).to_contain_text("100 core-hours left")
+    expect(page.locator("label[for=eohub-group-1]")).to_contain_text("4 core-hours left")
+    expect(page.get_by_label("Common data")).not_to_be_checked()
+    page.screenshot(path=str(artifacts / "1-spawn-form.png"), full_page=True)
+
+    # The script refines the sizes: staff's budget does not run Large for an hour,
+    # and the climate lab does not offer it.
+    assert shown_sizes(page) == ["small", "medium", "large"]
+    page.check("input[name=group][value=staff]")
+    assert shown_sizes(page) == ["small", "medium"]
+    expect(page.locator("[data-size=small]")).to_contain_text("about 8 hours on staff's budget")
+    page.check("input[name=group][value=climate]")
+    assert shown_sizes(page) == ["small", "medium", "large"]
+    page.check("input[name=environment][value=climate-lab]")
+    assert shown_sizes(page) == ["small", "medium"]
+    assert page.locator("#eohub-urlpath").get_attribute("placeholder") == "/lab"
+
+
+def check_carols_server(hub: Hub, launch_root: Path) -> None:
+    """The running server has the options carol chose, and her workspace its link."""
+    server = hub.server("carol")
+    assert server is not None
+    assert server["ready"]
+    options = server["user_options"]
+    assert {k: options[k] for k in ("environment", "size", "group", "volumes")} == {
+        "environment": "climate-lab",
+        "size": "medium",
+        "group": "climate",
+        "volumes": ["common-data"],
+    }
+    workspace = launch_root / "workspaces" / "carol"
+    assert workspace.is_dir()
+    assert (workspace / "common").resolve() == (launch_root / "common-data").resolve()
+
+
+def stop_from_the_home_page(hub: Hub, page: Page, artifacts: Path) -> None:
+    page.goto(f"{hub.url}/hub/home")
+    page.click("#stop")
+    deadline = time.monotonic() + 60
+    while hub.server("carol") is not None:
+        assert time.monotonic() < deadline, hub.process.log_tail()
+        time.sleep(0.3)
+    page.reload()
+    expect(page.locator("#start")).to_be_visible()
+    page.screenshot(path=str(artifacts / "4-home-stopped.png"))
+
+
 def test_log_in_choose_spawn_reach_jupyterlab_stop_and_find_the_session(
     hub: Hub, page: Page, artifacts: Path, launch_root: Path
 ) -> None:
     try:
         log_in(page, hub, "carol")
         page.goto(f"{hub.url}/hub/spawn")
-        form = page.locator("#eohub-launch")
-        expect(form).to_be_visible()
-
-        # Only the environments carol's groups may use; nothing admin-only in the page.
-        assert values(page, "input[name=environment]") == ["lab", "climate-lab"]
-        html = page.content()
-        leaks = [s for s in [*SECRETS, str(launch_root)] if s in html]
-        assert leaks == []
-        # Two funded groups: a choice, each with its budget left.
-        assert values(page, "input[name=group]") == ["climate", "staff"]
-        expect(page.locator("label[for=eohub-group-0]")).to_contain_text("100 core-hours left")
-        expect(page.locator("label[for=eohub-group-1]")).to_contain_text("4 core-hours left")
-        expect(page.get_by_label("Common data")).not_to_be_checked()
-        page.screenshot(path=str(artifacts / "1-spawn-form.png"), full_page=True)
-
-        # The script refines the sizes: staff's budget does not run Large for an hour,
-        # and the climate lab does not offer it.
-        assert shown_sizes(page) == ["small", "medium", "large"]
-        page.check("input[name=group][value=staff]")
-        assert shown_sizes(page) == ["small", "medium"]
-        expect(page.locator("[data-size=small]")).to_contain_text(
-            "about 8 hours on staff's budget"
-        )
-        page.check("input[name=group][value=climate]")
-        assert shown_sizes(page) == ["small", "medium", "large"]
-        page.check("input[name=environment][value=climate-lab]")
-        assert shown_sizes(page) == ["small", "medium"]
-        assert page.locator("#eohub-urlpath").get_attribute("placeholder") == "/lab"
+        check_carols_form(page, artifacts, launch_root)
         # carol picks a size and the group to charge, and mounts the common data.
         page.check("input[name=size][value=medium]")
         page.check("input[name=volumes][value=common-data]")
@@ -246,30 +278,9 @@ def test_log_in_choose_spawn_reach_jupyterlab_stop_and_find_the_session(
         expect(common).to_be_visible(timeout=60_000)
         page.screenshot(path=str(artifacts / "3-jupyterlab.png"))
 
-        server = hub.server("carol")
-        assert server is not None
-        assert server["ready"]
-        options = server["user_options"]
-        assert {k: options[k] for k in ("environment", "size", "group", "volumes")} == {
-            "environment": "climate-lab",
-            "size": "medium",
-            "group": "climate",
-            "volumes": ["common-data"],
-        }
-        workspace = launch_root / "workspaces" / "carol"
-        assert workspace.is_dir()
-        assert (workspace / "common").resolve() == (launch_root / "common-data").resolve()
-
+        check_carols_server(hub, launch_root)
         # Stop through the hub's own home page.
-        page.goto(f"{hub.url}/hub/home")
-        page.click("#stop")
-        deadline = time.monotonic() + 60
-        while hub.server("carol") is not None:
-            assert time.monotonic() < deadline, hub.process.log_tail()
-            time.sleep(0.3)
-        page.reload()
-        expect(page.locator("#start")).to_be_visible()
-        page.screenshot(path=str(artifacts / "4-home-stopped.png"))
+        stop_from_the_home_page(hub, page, artifacts)
     finally:
         stop_if_running(hub, "carol")
 

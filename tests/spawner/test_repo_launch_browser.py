@@ -127,6 +127,58 @@ def stop_if_running(hub: Hub, username: str) -> None:
         hub.stop(username)
 
 
+def check_the_prefilled_form(
+    page: Page, hub: Hub, url: str, context: BrowserContext, artifacts: Path
+) -> None:
+    """The launch link's form: the repository filled in, the warning, the share box."""
+    expect(page.locator("#eohub-environment-from-repo")).to_be_checked()
+    expect(page.locator("#eohub-repo")).to_be_visible()
+    expect(page.locator("#eohub-provider")).to_have_value("git")
+    expect(page.locator("#eohub-repo-url")).to_have_value(url)
+    expect(page.locator("#eohub-ref")).to_have_value("main")
+    expect(page.locator("#eohub-filepath")).to_have_value("README.md")
+    expect(page.locator(".eohub-untrusted")).to_contain_text("not on this hub's trusted list")
+    link = launch_link(hub, url, "main", "environment=from-repo&filepath=README.md")
+    expect_share_box(page, hub, link)
+    page.screenshot(path=str(artifacts / "1-launch-link-form.png"), full_page=True)
+
+    copy = page.locator("button[data-copy=eohub-link]")
+    expect(copy).to_have_text("Copy launch link")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == link
+    # The badge the snippets show is served without a login.
+    badge = context.request.get(f"{hub.url}/hub/eohub/badge.svg")
+    assert badge.status == 200
+    assert badge.headers["content-type"] == "image/svg+xml"
+
+
+def check_the_launched_clone(page: Page, hub: Hub, url: str, repo: Repo) -> None:
+    """What the progress page showed, the clone, and the server's options."""
+    shown = json.loads(page.evaluate("sessionStorage.getItem('eohub-progress-log')"))
+    commit = repo.main[:12]
+    for said in (
+        f"Repository {REPO_NAME} at main: commit {commit}.",
+        f"Cloning {REPO_NAME} at commit {commit} into demo/.",
+        "No image is built on this single-machine hub",
+    ):
+        assert any(said in line for line in shown), shown
+
+    clone = hub.workdir / "home" / "alice" / "demo"
+    assert head_of(clone) == repo.main
+    assert (clone / "README.md").read_text() == "second\n"
+    server = hub.server("alice")
+    assert server is not None
+    assert server["ready"]
+    options = server["user_options"]
+    assert {k: options.get(k) for k in ("environment", "repo", "ref", "filepath")} == {
+        "environment": "from-repo",
+        "repo": url,
+        "ref": "main",
+        "filepath": "README.md",
+    }
+
+
 def test_a_launch_link_logs_in_prefills_the_form_and_starts_only_on_start(
     hub: Hub, served: tuple[str, Repo], context: BrowserContext, artifacts: Path
 ) -> None:
@@ -140,27 +192,7 @@ def test_a_launch_link_logs_in_prefills_the_form_and_starts_only_on_start(
         submit_login(page, "alice")
         page.wait_for_url(re.compile(r".*/hub/eohub/launch/git/.*"))
         expect(page.locator("#eohub-launch")).to_be_visible()
-
-        expect(page.locator("#eohub-environment-from-repo")).to_be_checked()
-        expect(page.locator("#eohub-repo")).to_be_visible()
-        expect(page.locator("#eohub-provider")).to_have_value("git")
-        expect(page.locator("#eohub-repo-url")).to_have_value(url)
-        expect(page.locator("#eohub-ref")).to_have_value("main")
-        expect(page.locator("#eohub-filepath")).to_have_value("README.md")
-        expect(page.locator(".eohub-untrusted")).to_contain_text("not on this hub's trusted list")
-        link = launch_link(hub, url, "main", "environment=from-repo&filepath=README.md")
-        expect_share_box(page, hub, link)
-        page.screenshot(path=str(artifacts / "1-launch-link-form.png"), full_page=True)
-
-        copy = page.locator("button[data-copy=eohub-link]")
-        expect(copy).to_have_text("Copy launch link")
-        copy.click()
-        expect(copy).to_have_text("Copied")
-        assert page.evaluate("navigator.clipboard.readText()") == link
-        # The badge the snippets show is served without a login.
-        badge = context.request.get(f"{hub.url}/hub/eohub/badge.svg")
-        assert badge.status == 200
-        assert badge.headers["content-type"] == "image/svg+xml"
+        check_the_prefilled_form(page, hub, url, context, artifacts)
 
         # (b) Nothing started by opening the link.
         time.sleep(1)
@@ -178,29 +210,8 @@ def test_a_launch_link_logs_in_prefills_the_form_and_starts_only_on_start(
         )
         page.screenshot(path=str(artifacts / "3-jupyterlab.png"))
 
-        # (d) What the progress page showed on the way.
-        shown = json.loads(page.evaluate("sessionStorage.getItem('eohub-progress-log')"))
-        commit = repo.main[:12]
-        for said in (
-            f"Repository {REPO_NAME} at main: commit {commit}.",
-            f"Cloning {REPO_NAME} at commit {commit} into demo/.",
-            "No image is built on this single-machine hub",
-        ):
-            assert any(said in line for line in shown), shown
-
-        clone = hub.workdir / "home" / "alice" / "demo"
-        assert head_of(clone) == repo.main
-        assert (clone / "README.md").read_text() == "second\n"
-        server = hub.server("alice")
-        assert server is not None
-        assert server["ready"]
-        options = server["user_options"]
-        assert {k: options.get(k) for k in ("environment", "repo", "ref", "filepath")} == {
-            "environment": "from-repo",
-            "repo": url,
-            "ref": "main",
-            "filepath": "README.md",
-        }
+        # (d) What the progress page showed on the way, and the clone.
+        check_the_launched_clone(page, hub, url, repo)
     finally:
         page.close()
         stop_if_running(hub, "alice")

@@ -20,6 +20,7 @@ a page under ``/hub/``, which the links need to share the hub's login and CSRF t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from jupyterhub.handlers.base import BaseHandler
@@ -36,7 +37,8 @@ from eohub.domain.launch.options import (
 )
 from eohub.domain.launch.policy import authorize, visible_environments
 from eohub.domain.launch.repository import BADGE_PATH, LAUNCH_PREFIX, check_repository
-from eohub.spawner.mixin import QuotaSpawnerMixin
+from eohub.spawner.context import LaunchContext, context_source
+from eohub.spawner.form.render import render_launch_form
 
 #: Query arguments a link may carry; ``labpath`` is BinderHub's name for ``filepath``.
 LINK_QUERY = ("environment", "size", "group", "urlpath", "filepath", "labpath", "server")
@@ -53,6 +55,69 @@ def _error_text(error: FieldErrors) -> str:
     return "; ".join(f"{k}: {v}" for k, v in sorted(error.errors.items()))
 
 
+def check_query(query: Mapping[str, object]) -> None:
+    """Refuse (400) a link whose query has an argument a launch link does not take."""
+    unknown = sorted(k for k in query if k not in LINK_QUERY)
+    if unknown:
+        raise web.HTTPError(
+            400, f"A launch link takes only {', '.join(LINK_QUERY)}; not {unknown[0]!r}."
+        )
+
+
+def link_request(
+    context: LaunchContext, link: str, query: Mapping[str, list[bytes]]
+) -> LaunchRequest:
+    """The launch request of ``link`` (``<provider>/<spec>``) and its query.
+
+    404 when repository launches are not set up, 400 when the link cannot be read.
+    """
+    rules = context.rules
+    if rules is None:
+        raise web.HTTPError(404, "Repository launches are not set up on this hub.")
+    try:
+        spec = rules.providers.parse_link(link)
+    except FieldErrors as e:
+        raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
+    raw: dict[str, Any] = form_to_options(
+        {k: v for k, v in query.items() if k not in ("server", "labpath")}
+    )
+    if "labpath" in query and "filepath" not in query:
+        raw.update(form_to_options({"filepath": query["labpath"]}))
+    raw.update(provider=spec.provider, repo=spec.repo, ref=spec.ref)
+    try:
+        return parse_options(raw)
+    except FieldErrors as e:
+        raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
+
+
+def check_link(context: LaunchContext, request: LaunchRequest) -> tuple[LaunchRequest, bool]:
+    """The request with its environment; refuse (403) what the policy refuses.
+
+    Also says whether the repository is outside the trusted list.
+    """
+    config, member, rules = context.config, context.member, context.rules
+    assert rules is not None  # link_request refuses a hub without repository launches
+    try:
+        repo = check_repository(rules, request)
+    except FieldErrors as e:
+        raise web.HTTPError(403, f"This repository cannot be launched: {_error_text(e)}") from None
+    repo_envs = [e for e in visible_environments(config, member) if e.repository]
+    if not repo_envs:
+        raise web.HTTPError(403, "You may not launch repositories on this hub.")
+    if request.environment is None:
+        request = dataclasses.replace(request, environment=repo_envs[0].name)
+    try:
+        authorize(config, member, request, None, rules)
+    except FieldErrors as e:
+        # Which group to charge is the user's choice on the form.
+        problems = {k: v for k, v in e.errors.items() if k != "group" or request.group}
+        if problems:
+            raise web.HTTPError(
+                403, f"This launch link cannot be used: {_error_text(OptionsError(problems))}"
+            ) from None
+    return request, not repo.trusted
+
+
 class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
     """Shows the launch form of a launch link; never starts a server."""
 
@@ -62,32 +127,29 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
         # The raw path: tornado's decoded argument would turn a git spec's %2F into '/'.
         prefix = url_path_join(self.hub.base_url, LAUNCH_PREFIX) + "/"
         link = self.request.path[len(prefix) :]
-        query = {k: v for k, v in self.request.query_arguments.items()}
-        unknown = sorted(k for k in query if k not in LINK_QUERY)
-        if unknown:
-            raise web.HTTPError(
-                400, f"A launch link takes only {', '.join(LINK_QUERY)}; not {unknown[0]!r}."
-            )
+        query = dict(self.request.query_arguments)
+        check_query(query)
         server_name = self.get_argument("server", "")
         if server_name and not self.allow_named_servers:
             raise web.HTTPError(400, "This hub has no named servers; leave out 'server'.")
         spawner = user.get_spawner(server_name, replace_failed=True)
-        if not isinstance(spawner, QuotaSpawnerMixin):
+        source = context_source(spawner)
+        if source is None:
             raise web.HTTPError(404, "Launch links need one of eohub's spawners.")
-        if spawner.active:  # type: ignore[attr-defined]
+        if spawner.active:
             raise web.HTTPError(
                 409,
                 "Your server is running. Stop it from the home page, then open the "
                 "launch link again.",
             )
-        request = await self._request(spawner, link, query)
         auth_state = await user.get_auth_state()
         await spawner.run_auth_state_hook(auth_state)
-        from eohub.spawner.form.render import render_form
-
-        request, untrusted = await self._check(spawner, request)
-        spawner.handler = self  # type: ignore[attr-defined]  # as JupyterHub's spawn page does, for the form's links
-        form = await render_form(spawner, request, untrusted_link=untrusted)
+        spawner.handler = self  # as JupyterHub's spawn page does, for the form's links
+        # The link is checked before accounting is asked for the form's budgets.
+        context = await source.launch_context(form=False)
+        request, untrusted = check_link(context, link_request(context, link, query))
+        context = await source.form_context(context)
+        form = render_launch_form(context.prefilled(request, untrusted_link=untrusted))
         spawn_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name, server_name)
         html = await self.render_template(
             "spawn.html",
@@ -100,60 +162,6 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
             spawner=spawner,
         )
         self.finish(html)
-
-    async def _request(
-        self, spawner: QuotaSpawnerMixin, link: str, query: dict[str, list[bytes]]
-    ) -> LaunchRequest:
-        rules = spawner.repo_rules()
-        if rules is None:
-            raise web.HTTPError(404, "Repository launches are not set up on this hub.")
-        try:
-            spec = rules.providers.parse_link(link)
-        except FieldErrors as e:
-            raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
-        raw: dict[str, Any] = form_to_options(
-            {k: v for k, v in query.items() if k not in ("server", "labpath")}
-        )
-        if "labpath" in query and "filepath" not in query:
-            raw.update(form_to_options({"filepath": query["labpath"]}))
-        raw.update(provider=spec.provider, repo=spec.repo, ref=spec.ref)
-        try:
-            return parse_options(raw)
-        except FieldErrors as e:
-            raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
-
-    async def _check(
-        self, spawner: QuotaSpawnerMixin, request: LaunchRequest
-    ) -> tuple[LaunchRequest, bool]:
-        """The request with its environment; refuse what the policy refuses.
-
-        Also says whether the repository is outside the trusted list.
-        """
-        config = spawner.launch_config()
-        member = spawner.member()
-        rules = spawner.repo_rules()
-        assert rules is not None
-        try:
-            repo = check_repository(rules, request)
-        except FieldErrors as e:
-            raise web.HTTPError(
-                403, f"This repository cannot be launched: {_error_text(e)}"
-            ) from None
-        repo_envs = [e for e in visible_environments(config, member) if e.repository]
-        if not repo_envs:
-            raise web.HTTPError(403, "You may not launch repositories on this hub.")
-        if request.environment is None:
-            request = dataclasses.replace(request, environment=repo_envs[0].name)
-        try:
-            authorize(config, member, request, None, rules)
-        except FieldErrors as e:
-            # Which group to charge is the user's choice on the form.
-            problems = {k: v for k, v in e.errors.items() if k != "group" or request.group}
-            if problems:
-                raise web.HTTPError(
-                    403, f"This launch link cannot be used: {_error_text(OptionsError(problems))}"
-                ) from None
-        return request, not repo.trusted
 
 
 class BadgeHandler(web.RequestHandler):
@@ -173,4 +181,11 @@ def launch_link_handlers() -> list[tuple[str, type[web.RequestHandler]]]:
     ]
 
 
-__all__ = ["BadgeHandler", "LaunchLinkHandler", "launch_link_handlers"]
+__all__ = [
+    "BadgeHandler",
+    "LaunchLinkHandler",
+    "check_link",
+    "check_query",
+    "launch_link_handlers",
+    "link_request",
+]

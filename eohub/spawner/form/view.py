@@ -281,6 +281,97 @@ def _size_views(
     return tuple(views)
 
 
+#: Per size name, per chargeable group: whether it fits the budget, and for how long.
+Fit = dict[str, dict[str, tuple[bool, float | None]]]
+
+
+def _fit(
+    config: LaunchConfig,
+    visible: Sequence[Environment],
+    groups: Sequence[str],
+    budgets: Mapping[str, Budget],
+) -> tuple[Fit, dict[str, tuple[str, ...]]]:
+    """How each offered size fits each group's budget, and the sizes of each environment."""
+    fit: Fit = {}
+    offered: dict[str, tuple[str, ...]] = {}
+    for env in visible:
+        offers = offered_sizes(config, env, None)
+        offered[env.name] = tuple(o.size.name for o in offers)
+        for group in groups:
+            for offer in offered_sizes(config, env, budgets.get(group)):
+                fit.setdefault(offer.size.name, {})[group] = (offer.fits, offer.hours)
+    return fit, offered
+
+
+def _environment_views(
+    config: LaunchConfig,
+    visible: Sequence[Environment],
+    offered: Mapping[str, tuple[str, ...]],
+    selected: Environment | None,
+) -> tuple[EnvironmentView, ...]:
+    return tuple(
+        EnvironmentView(
+            name=e.name,
+            display_name=e.display_name,
+            description=e.description,
+            default_urlpath=e.default_urlpath,
+            sizes=offered[e.name],
+            size_names=", ".join(config.sizes[n].display_name for n in offered[e.name]),
+            default_size=e.default_size or "",
+            checked=selected is not None and e.name == selected.name,
+            repository=e.repository,
+        )
+        for e in visible
+    )
+
+
+def _group_views(
+    groups: Sequence[str], answers: Mapping[str, QuotaAnswer], selected: str | None
+) -> tuple[GroupView, ...]:
+    return tuple(
+        GroupView(
+            index=i,
+            name=g,
+            budget=budget_text(answers.get(g)),
+            refusal="" if answers.get(g) is None or answers[g].allowed else answers[g].reason,
+            checked=g == selected,
+        )
+        for i, g in enumerate(groups)
+    )
+
+
+def _volume_views(
+    config: LaunchConfig, member: Member, saved: LaunchRequest
+) -> tuple[tuple[VolumeView, ...], tuple[VolumeView, ...]]:
+    """The optional volumes (choices) and the mounted ones (information)."""
+    chosen = set(saved.volumes or ())
+    optional: list[VolumeView] = []
+    mounted: list[VolumeView] = []
+    for v in allowed_volumes(config, member):
+        view = VolumeView(
+            name=v.name,
+            display_name=v.display_name,
+            description=v.description,
+            mount_path=v.mount_path,
+            read_only=v.read_only,
+            checked=v.name in chosen,
+        )
+        (optional if v.optional else mounted).append(view)
+    return tuple(optional), tuple(mounted)
+
+
+def _problems(visible: Sequence[Environment], groups: Sequence[str]) -> tuple[str, ...]:
+    """Why the user cannot start anything, if they cannot."""
+    problems = []
+    if not visible:
+        problems.append("No environment is available to you; ask the platform's admins.")
+    if not groups:
+        problems.append(
+            "None of your groups can be charged for a server; ask the platform's admins."
+        )
+    return tuple(problems)
+
+
 def build_form(
     config: LaunchConfig,
     member: Member,
@@ -301,16 +392,7 @@ def build_form(
     visible = visible_environments(config, member)
     groups = chargeable_groups(config, member)
     budgets = _budgets(answers)
-
-    # Per size: for each group, whether it fits and how long the budget runs it.
-    fit: dict[str, dict[str, tuple[bool, float | None]]] = {}
-    offered: dict[str, tuple[str, ...]] = {}
-    for env in visible:
-        offers = offered_sizes(config, env, None)
-        offered[env.name] = tuple(o.size.name for o in offers)
-        for group in groups:
-            for offer in offered_sizes(config, env, budgets.get(group)):
-                fit.setdefault(offer.size.name, {})[group] = (offer.fits, offer.hours)
+    fit, offered = _fit(config, visible, groups, budgets)
     fits_any = {g: any(f[g][0] for f in fit.values() if g in f) for g in groups}
 
     selected = _pick_group(groups, saved.group, answers, fits_any)
@@ -319,63 +401,18 @@ def build_form(
     env_default = (
         launch.environment if launch else _default_environment(config, visible, saved.environment)
     )
-
-    environments = tuple(
-        EnvironmentView(
-            name=e.name,
-            display_name=e.display_name,
-            description=e.description,
-            default_urlpath=e.default_urlpath,
-            sizes=offered[e.name],
-            size_names=", ".join(config.sizes[n].display_name for n in offered[e.name]),
-            default_size=e.default_size or "",
-            checked=env_default is not None and e.name == env_default.name,
-            repository=e.repository,
-        )
-        for e in visible
-    )
-    group_views = tuple(
-        GroupView(
-            index=i,
-            name=g,
-            budget=budget_text(answers.get(g)),
-            refusal="" if answers.get(g) is None or answers[g].allowed else answers[g].reason,
-            checked=g == selected,
-        )
-        for i, g in enumerate(groups)
-    )
-    sizes = _size_views(config, groups, fit, answers, selected, launch)
-    volumes = allowed_volumes(config, member)
-    chosen = set(saved.volumes or ())
-    views = [
-        VolumeView(
-            name=v.name,
-            display_name=v.display_name,
-            description=v.description,
-            mount_path=v.mount_path,
-            read_only=v.read_only,
-            checked=v.name in chosen,
-        )
-        for v in volumes
-    ]
-    problems = []
-    if not visible:
-        problems.append("No environment is available to you; ask the platform's admins.")
-    if not groups:
-        problems.append(
-            "None of your groups can be charged for a server; ask the platform's admins."
-        )
+    optional_volumes, mounted_volumes = _volume_views(config, member, saved)
     return LaunchForm(
-        environments=environments,
-        groups=group_views,
-        sizes=sizes,
-        optional_volumes=tuple(v for v, m in zip(views, volumes, strict=True) if m.optional),
-        mounted_volumes=tuple(v for v, m in zip(views, volumes, strict=True) if not m.optional),
+        environments=_environment_views(config, visible, offered, env_default),
+        groups=_group_views(groups, answers, selected),
+        sizes=_size_views(config, groups, fit, answers, selected, launch),
+        optional_volumes=optional_volumes,
+        mounted_volumes=mounted_volumes,
         urlpath=saved.urlpath or "",
         urlpath_placeholder=env_default.default_urlpath if env_default else "",
         server_name=server_name,
         notices=tuple(messages),
-        problems=tuple(problems),
+        problems=_problems(visible, groups),
         repo=repo if any(e.repository for e in visible) else None,
     )
 

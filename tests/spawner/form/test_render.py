@@ -1,28 +1,23 @@
 """The launch form: what each member sees, budgets, prefill, no leaks, and escaping.
 
-Most tests build the form from a parsed config (:func:`build_form`) and read the HTML
-back with the standard library's parser, as a browser without JavaScript would see it:
-hidden elements and disabled inputs do not count. The last tests render through a real
-QuotaLocalSpawner with a fake accounting client, as the hub does.
+The tests build the form from a parsed config (:func:`build_form`) and read the HTML
+back (:class:`tests.spawner.form.forms.Page`), as a browser without JavaScript would see
+it. ``test_options_form.py`` renders it through a real spawner, as the hub does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from traitlets.config import Config
 
 from eohub.accounting.client.client import QuotaAnswer
-from eohub.domain.identity.profile import UserProfile
 from eohub.domain.launch.config import LaunchConfig, parse_launch_config
 from eohub.domain.launch.options import LaunchRequest, OptionsError
 from eohub.domain.launch.policy import Member, authorize, fallback
-from eohub.spawner.form.render import render, render_form
+from eohub.spawner.form.render import render
 from eohub.spawner.form.view import (
     UNKNOWN_BUDGET,
     budget_text,
@@ -30,228 +25,15 @@ from eohub.spawner.form.view import (
     hours_text,
     resources_text,
 )
-from eohub.spawner.local import QuotaLocalSpawner
-
-SIZES: dict[str, Any] = {
-    "small": {"display_name": "Small", "cpu": 1, "memory": "2G"},
-    "medium": {
-        "display_name": "Medium",
-        "cpu": 2,
-        "memory": "4G",
-        "cpu_limit": 4,
-        "memory_limit": "8G",
-    },
-    "large": {"display_name": "Large", "cpu": 8, "memory": "32G"},
-    "gpu": {"display_name": "One GPU", "cpu": 4, "memory": "16G", "gpus": 1},
-}
-# Every string an admin may write but a user must never see in the page.
-SECRETS = [
-    "pangeo/pangeo-notebook:2024.01.01",
-    "eohub/climate-r:7",
-    "registry.internal/dl/cuda:12",
-    "registry.internal/black-ops/secret:1",
-    "eohub/alice:1",
-    "WANDB_API_KEY",
-    "sekrit-wandb-value",
-    "PANGEO_SECRET",
-    "pangeo-env-secret-value",
-    "gpu-node-pool",
-    "a100-nodes-only",
-    "nvidia.com/gpu",
-    "NoSchedule",
-    "secret-project",
-    "Secret Project X",
-    "classified description",
-    "black-ops",
-    "vault-claim-xyz",
-    "/vault",
-    "common-data-claim",
-    "dl-scratch-claim",
-    "ws-{username}",
-    "fast-ssd",
-]
-ENVIRONMENTS: dict[str, Any] = {
-    "pangeo": {
-        "display_name": "Pangeo",
-        "description": "Xarray, Dask and friends.",
-        "image": "pangeo/pangeo-notebook:2024.01.01",
-        "env": {"PANGEO_SECRET": "pangeo-env-secret-value"},
-        "default": True,
-        "sizes": ["small", "medium", "large"],
-        "default_size": "medium",
-    },
-    "climate-r": {
-        "display_name": "Climate R",
-        "image": "eohub/climate-r:7",
-        "allowed_groups": ["climate"],
-        "default_urlpath": "/rstudio/",
-        "sizes": ["small", "medium"],
-    },
-    "deep-learning": {
-        "display_name": "Deep learning",
-        "image": "registry.internal/dl/cuda:12",
-        "allowed_groups": ["ml"],
-        "gpu": True,
-        "sizes": ["small", "gpu"],
-        "env": {"WANDB_API_KEY": "sekrit-wandb-value"},
-        "node_selector": {"gpu-node-pool": "a100-nodes-only"},
-        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    },
-    "personal-alice": {
-        "display_name": "Alice's own",
-        "image": "eohub/alice:1",
-        "allowed_users": ["alice"],
-        "sizes": ["small"],
-    },
-    "secret-project": {
-        "display_name": "Secret Project X",
-        "description": "classified description",
-        "image": "registry.internal/black-ops/secret:1",
-        "allowed_groups": ["black-ops"],
-        "sizes": ["large"],
-    },
-}
-VOLUMES: dict[str, Any] = {
-    "home": {
-        "kind": "workspace",
-        "display_name": "Your workspace",
-        "mount_path": "/home/jovyan",
-        "claim_name": "ws-{username}",
-        "storage": "10Gi",
-        "storage_class": "fast-ssd",
-    },
-    "common-data": {
-        "kind": "pvc",
-        "display_name": "Common data",
-        "description": "Sentinel-2 L2A, read-only.",
-        "claim_name": "common-data-claim",
-        "mount_path": "/data/common",
-        "read_only": True,
-        "optional": True,
-    },
-    "dl-scratch": {
-        "kind": "pvc",
-        "display_name": "GPU scratch",
-        "claim_name": "dl-scratch-claim",
-        "mount_path": "/scratch",
-        "optional": True,
-        "allowed_groups": ["ml"],
-    },
-    "black-ops-vault": {
-        "kind": "pvc",
-        "display_name": "Vault",
-        "claim_name": "vault-claim-xyz",
-        "mount_path": "/vault",
-        "allowed_groups": ["black-ops"],
-    },
-}
-CHARGE_GROUPS = ["climate", "ocean", "ml", "black-ops"]
-
-
-def kube_config(**overrides: Any) -> LaunchConfig:
-    settings: dict[str, Any] = {"backend": "kube", "charge_groups": CHARGE_GROUPS}
-    settings.update(overrides)
-    return parse_launch_config(ENVIRONMENTS, SIZES, VOLUMES, **settings)
-
-
-UNLIMITED = {"core_hours": None, "gpu_hours": None, "memory_gib_hours": None}
-
-
-def allowed(core_hours: float | None = None, gpu_hours: float | None = None) -> QuotaAnswer:
-    left = {**UNLIMITED, "core_hours": core_hours, "gpu_hours": gpu_hours}
-    return QuotaAnswer(True, "Within quota.", left)
-
-
-def spent(group: str) -> QuotaAnswer:
-    return QuotaAnswer(
-        False,
-        f"The core-hours budget of group {group} is spent: 10.00 of 10.00 used this period.",
-        {**UNLIMITED, "core_hours": 0.0},
-    )
-
-
-# -- reading the HTML back -------------------------------------------------------------
-
-VOID = {"input", "br", "img", "meta", "link", "hr", "wbr", "source"}
-
-
-@dataclass
-class Control:
-    attrs: dict[str, str]
-    hidden: bool  # inside a hidden element, or disabled: a browser would not submit it
-
-    @property
-    def name(self) -> str:
-        return self.attrs.get("name", "")
-
-    @property
-    def value(self) -> str:
-        return self.attrs.get("value", "")
-
-
-@dataclass
-class Page(HTMLParser):
-    """Inputs with their visibility, and the text a reader without JavaScript sees."""
-
-    controls: list[Control] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    stack: list[tuple[str, bool]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-
-    @classmethod
-    def of(cls, html: str) -> Page:
-        page = cls()
-        page.feed(html)
-        page.close()
-        return page
-
-    @property
-    def _hidden(self) -> bool:
-        return any(h for _, h in self.stack)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        hidden = "hidden" in values or tag in ("script", "style")
-        if tag == "input":
-            gone = self._hidden or hidden or "disabled" in values
-            self.controls.append(Control(values, gone))
-        if tag not in VOID:
-            self.stack.append((tag, hidden))
-
-    def handle_endtag(self, tag: str) -> None:
-        while self.stack:
-            if self.stack.pop()[0] == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden and data.strip():
-            self.texts.append(" ".join(data.split()))
-
-    @property
-    def text(self) -> str:
-        return " ".join(self.texts)
-
-    def visible(self, name: str, kind: str | None = None) -> list[str]:
-        return [
-            c.value
-            for c in self.controls
-            if c.name == name and not c.hidden and (kind is None or c.attrs.get("type") == kind)
-        ]
-
-    def present(self, name: str) -> list[str]:
-        return [c.value for c in self.controls if c.name == name]
-
-    def checked(self, name: str) -> list[str]:
-        return [
-            c.value
-            for c in self.controls
-            if c.name == name and not c.hidden and "checked" in c.attrs
-        ]
-
-    def control(self, name: str, value: str) -> Control:
-        return next(c for c in self.controls if c.name == name and c.value == value)
+from tests.spawner.form.forms import (
+    CHARGE_GROUPS,
+    SECRETS,
+    UNLIMITED,
+    Page,
+    allowed,
+    kube_config,
+    spent,
+)
 
 
 def form_html(
@@ -626,151 +408,3 @@ def test_hostile_display_strings_are_escaped() -> None:
     assert page.control("group", group).attrs["value"] == group
     assert page.control("urlpath", "/lab?a=1&b=2")
     assert 'value="/lab?a=1&amp;b=2"' in html
-
-
-# -- through a real spawner ---------------------------------------------------------------
-
-
-class FakeAccounting:
-    """An AccountingClient stand-in: answers check_quota from a table."""
-
-    def __init__(self, answers: Mapping[str, QuotaAnswer], error: Exception | None = None):
-        self.answers = answers
-        self.error = error
-        self.asked: list[tuple[str, str, float]] = []
-
-    async def check_quota(
-        self, *, user: str, group: str, cpu: float, memory_bytes: int = 0, gpus: int = 0
-    ) -> QuotaAnswer:
-        self.asked.append((user, group, cpu))
-        if self.error is not None:
-            raise self.error
-        return self.answers.get(group, allowed())
-
-
-LOCAL_ENVIRONMENTS: dict[str, Any] = {
-    "lab": {
-        "display_name": "JupyterLab",
-        "command": ["/opt/secret-venv/bin/jupyterhub-singleuser"],
-        "env": {"PANGEO_SECRET": "pangeo-env-secret-value"},
-        "sizes": ["small", "medium"],
-        "default": True,
-    },
-    "secret-project": {
-        "display_name": "Secret Project X",
-        "allowed_groups": ["black-ops"],
-        "sizes": ["large"],
-    },
-}
-LOCAL_VOLUMES: dict[str, Any] = {
-    "home": {
-        "kind": "workspace",
-        "mount_path": "/home/jovyan",
-        "local_path": "/srv/secret-workspaces/{username}",
-    },
-    "common-data": {
-        "kind": "host_path",
-        "path": "/srv/secret-common",
-        "mount_path": "/data/common",
-        "optional": True,
-        "read_only": True,
-    },
-}
-
-
-def make_spawner(
-    username: str,
-    groups: set[str],
-    *,
-    accounting: FakeAccounting | None = None,
-    saved: dict[str, Any] | None = None,
-    server_name: str = "",
-    sizes: dict[str, Any] | None = None,
-    pi_of: frozenset[str] = frozenset(),
-) -> QuotaLocalSpawner:
-    config = Config()
-    config.QuotaLocalSpawner.launch_environments = LOCAL_ENVIRONMENTS
-    config.QuotaLocalSpawner.launch_sizes = SIZES if sizes is None else sizes
-    config.QuotaLocalSpawner.launch_volumes = LOCAL_VOLUMES
-    config.QuotaLocalSpawner.charge_groups = CHARGE_GROUPS
-    user = SimpleNamespace(name=username, groups=[SimpleNamespace(name=g) for g in groups])
-    orm = SimpleNamespace(name=server_name, user_options=saved, server=None, started=None)
-    spawner = QuotaLocalSpawner(
-        config=config, user=user, orm_spawner=orm, accounting=accounting or FakeAccounting({})
-    )
-    spawner.profile = UserProfile(username, "ldap", groups=frozenset(groups), pi_of=pi_of)
-    return spawner
-
-
-async def test_render_form_asks_accounting_once_per_chargeable_group() -> None:
-    accounting = FakeAccounting({"climate": allowed(3.0), "ocean": spent("ocean")})
-    spawner = make_spawner("eve", {"climate", "ocean", "staff"}, accounting=accounting)
-    assert spawner.options_form is render_form
-    html = await spawner.get_options_form()
-    assert sorted(accounting.asked) == [("eve", "climate", 1.0), ("eve", "ocean", 1.0)]
-    page = Page.of(html)
-    assert page.visible("environment") == ["lab"]
-    assert page.visible("group") == ["climate", "ocean"]
-    assert page.visible("size") == ["small", "medium"]
-    assert "The core-hours budget of group ocean is spent" in page.text
-    for secret in (
-        "/opt/secret-venv",
-        "pangeo-env-secret-value",
-        "PANGEO_SECRET",
-        "/srv/secret",
-        "secret-project",
-        "Secret Project X",
-    ):
-        assert secret not in html
-
-
-async def test_a_pi_sees_exactly_what_a_member_sees() -> None:
-    pi = make_spawner("carol", {"climate", "staff"}, pi_of=frozenset({"climate"}))
-    member = make_spawner("carol", {"climate", "staff"})
-    assert await pi.get_options_form() == await member.get_options_form()
-
-
-async def test_a_submitted_default_form_is_a_valid_launch() -> None:
-    """What the page sends, read by the spawner as JupyterHub does, passes the policy."""
-    spawner = make_spawner("eve", {"climate", "ocean"}, accounting=FakeAccounting({}))
-    page = Page.of(await spawner.get_options_form())
-    formdata: dict[str, list[str]] = {"_xsrf": ["token"]}
-    for control in page.controls:
-        kind = control.attrs.get("type")
-        if control.hidden or (kind in ("radio", "checkbox") and "checked" not in control.attrs):
-            continue
-        formdata.setdefault(control.name, []).append(control.value)
-    options = spawner.options_from_form(formdata)
-    assert options == {"environment": "lab", "size": "small", "group": "climate"}
-    launch = authorize(spawner.launch_config(), spawner.member(), LaunchRequest(**options), None)
-    assert (launch.environment.name, launch.size.name, launch.group) == ("lab", "small", "climate")
-
-
-async def test_saved_options_and_a_named_server() -> None:
-    saved = {"environment": "gone", "size": "medium", "group": "ocean", "volumes": ["common-data"]}
-    spawner = make_spawner("eve", {"climate", "ocean"}, saved=saved, server_name="second")
-    page = Page.of(await spawner.get_options_form())
-    assert "Server name: second" in page.text
-    assert "The environment 'gone' you used last time is no longer offered." in page.text
-    assert page.checked("group") == ["ocean"]
-    assert page.checked("size") == ["medium"]
-    assert page.checked("volumes") == ["common-data"]
-
-
-async def test_an_accounting_error_still_renders_the_form(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    accounting = FakeAccounting({}, error=RuntimeError("boom"))
-    spawner = make_spawner("bob", {"climate"}, accounting=accounting)
-    page = Page.of(await spawner.get_options_form())
-    assert UNKNOWN_BUDGET in page.text
-    assert page.visible("size") == ["small", "medium"]
-    assert "Could not ask accounting for the budgets of bob" in caplog.text
-
-
-async def test_an_invalid_launch_config_renders_a_message_not_a_500() -> None:
-    spawner = make_spawner("bob", {"climate"}, sizes={"small": {"cpu": 0, "memory": "1G"}})
-    html = await spawner.get_options_form()
-    page = Page.of(html)
-    assert "The hub's launch config is invalid; tell an admin." in page.text
-    assert page.controls == []

@@ -18,9 +18,9 @@ from eohub.domain.identity.profile import UserProfile
 from eohub.domain.launch.config import LaunchConfigError
 from eohub.domain.launch.options import parse_options
 from eohub.spawner import check_hub_config
-from eohub.spawner.form.render import render_form
 from eohub.spawner.form.repo_view import NOTES, UNTRUSTED
 from eohub.spawner.local import QuotaLocalSpawner
+from eohub.spawner.mixin import render_form
 from eohub.spawner.repo_launches import RepoLaunches
 from eohub.spawner.repo_progress import MAX_MESSAGES, RepoProgress
 from tests.support.kube_spawners import FakeAccounting

@@ -1,0 +1,141 @@
+"""The launch context: what the form, the spawn and a launch link decide from.
+
+A spawner reads its inputs once per request (the launch config, the user's groups,
+their last launch, the repository rules and, for the form, accounting's answer per
+chargeable group) into one frozen :class:`LaunchContext`; the form
+(:mod:`eohub.spawner.form`) renders it and never calls back into the spawner. The
+launch-link page asks a spawner for its context through :class:`LaunchContextSource`,
+so that nothing under ``eohub.spawner.form`` imports the spawners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.launch.config import LaunchConfig
+from eohub.domain.launch.options import LaunchRequest
+from eohub.domain.launch.policy import Member, chargeable_groups
+from eohub.domain.launch.repository import RepoRules
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
+
+#: The hub's URL path when the spawner knows no hub (a spawner built outside one).
+DEFAULT_HUB_PREFIX = "/hub/"
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """One user's launch inputs, read once per request.
+
+    ``saved`` prefills the form (the last launch, or a launch link's request), and
+    ``messages`` say which saved choices no longer apply. ``budgets`` holds
+    accounting's quota answer per chargeable group; a group without one reads as
+    "budget unknown". ``rules`` is None when repository launches are not set up or
+    their settings are invalid. ``hub_prefix`` and ``origin`` (``scheme://host`` of the
+    request, empty without one) make the form's launch links absolute.
+    """
+
+    config: LaunchConfig
+    member: Member
+    rules: RepoRules | None = None
+    saved: LaunchRequest = field(default_factory=LaunchRequest)
+    messages: tuple[str, ...] = ()
+    budgets: Mapping[str, QuotaAnswer] = field(default_factory=dict)
+    server_name: str = ""
+    hub_prefix: str = DEFAULT_HUB_PREFIX
+    origin: str = ""
+    untrusted_link: bool = False
+
+    @property
+    def offers_repositories(self) -> bool:
+        """Whether the form has a repository section: rules, and an environment for it."""
+        return self.rules is not None and any(
+            e.repository for e in self.config.environments.values()
+        )
+
+    def prefilled(self, request: LaunchRequest, *, untrusted_link: bool = False) -> LaunchContext:
+        """This context with ``request`` (a launch link's) in place of the last launch.
+
+        With ``untrusted_link`` the form warns that the repository is not trusted.
+        """
+        return dataclasses.replace(self, saved=request, messages=(), untrusted_link=untrusted_link)
+
+
+@runtime_checkable
+class LaunchContextSource(Protocol):
+    """What builds a :class:`LaunchContext`: eohub's spawners.
+
+    The launch-link page checks a JupyterHub spawner against this type instead of
+    importing the spawner classes.
+    """
+
+    async def launch_context(self, *, form: bool = True) -> LaunchContext:
+        """The context of this request; raises ValueError when the launch config is invalid."""
+        ...
+
+    async def form_context(self, context: LaunchContext) -> LaunchContext:
+        """``context`` completed with what only the form shows (asks accounting)."""
+        ...
+
+
+def context_source(spawner: object) -> LaunchContextSource | None:
+    """``spawner`` when it builds launch contexts (one of eohub's spawners), else None."""
+    return spawner if isinstance(spawner, LaunchContextSource) else None
+
+
+async def ask_budgets(
+    accounting: Any, config: LaunchConfig, member: Member
+) -> dict[str, QuotaAnswer]:
+    """Accounting's quota answer for each group ``member`` may charge, asked in parallel.
+
+    The question is the smallest size, so that a group's answer says whether it can
+    start anything at all. Empty when accounting cannot be asked: the form still
+    works, and the spawn's own quota check decides.
+    """
+    groups = chargeable_groups(config, member)
+    if not groups or not config.sizes:
+        return {}
+    smallest = min(config.sizes.values(), key=lambda s: (s.gpus, s.cpu, s.memory))
+    charged = smallest.charged
+    try:
+        answers = await asyncio.gather(
+            *(
+                accounting.check_quota(
+                    user=member.username,
+                    group=g,
+                    cpu=charged.millicores / 1000,
+                    memory_bytes=charged.memory_bytes,
+                    gpus=0,
+                )
+                for g in groups
+            )
+        )
+    except Exception:
+        log.exception("Could not ask accounting for the budgets of {user}", user=member.username)
+        return {}
+    return dict(zip(groups, answers, strict=True))
+
+
+def request_origin(handler: object) -> str:
+    """``scheme://host`` of ``handler``'s request (JupyterHub sets the spawner's
+    ``handler`` before it asks for the form); empty without one."""
+    request = getattr(handler, "request", None)
+    if request is None:
+        return ""
+    return f"{request.protocol}://{request.host}"
+
+
+__all__ = [
+    "DEFAULT_HUB_PREFIX",
+    "LaunchContext",
+    "LaunchContextSource",
+    "ask_budgets",
+    "context_source",
+    "request_origin",
+]

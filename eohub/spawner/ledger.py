@@ -1,0 +1,142 @@
+"""SessionLedger: each server's start and stop, recorded with accounting.
+
+A spawn that started queues its start in the accounting outbox; a stop, or a ``poll``
+that finds the server gone, queues its stop. The open session is kept in the spawner's
+state, so that a hub restarted in between still records the stop, with the same key
+(:meth:`SessionLedger._started_at`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from eohub.domain.launch.policy import Launch
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
+
+STATE_KEY = "eohub_session"
+LAST_OPTIONS_KEY = "eohub_last_options"
+
+
+def utcnow() -> datetime:
+    """Now, in UTC; module-level so tests can travel in time."""
+    return datetime.now(UTC)
+
+
+class SessionLedger:
+    """The accounting records of a spawner's servers; mixed into QuotaSpawnerMixin."""
+
+    launch: Launch | None = None
+    accounting: Any
+    _spawn_started_at: datetime | None = None
+
+    async def stop(self, now: bool = False) -> None:
+        # Backends poll while they stop; the server ending then is this stop, not a crash.
+        self._stopping = True
+        try:
+            await super().stop(now=now)  # type: ignore[misc]
+        finally:
+            self._stopping = False
+        await self._record_stop("stopped")
+
+    async def poll(self) -> int | None:
+        status: int | None = await super().poll()  # type: ignore[misc]
+        stopping = getattr(self, "_stopping", False)
+        if status is not None and self._session is not None and not stopping:
+            # The hub found the server gone (it crashed, or ended while the hub was down).
+            await self._record_stop("failed")
+        return status
+
+    # The open session survives clear_state(), which backends call from poll() when they
+    # find the server gone: it is dropped only once its stop is queued.
+    @property
+    def _session(self) -> dict[str, Any] | None:
+        return getattr(self, "_eohub_session", None)
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()  # type: ignore[misc]
+        if self._session is not None:
+            state[STATE_KEY] = self._session
+        last = getattr(self, "_eohub_last_options", None)
+        if last:
+            state[LAST_OPTIONS_KEY] = last
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)  # type: ignore[misc]
+        session = state.get(STATE_KEY)
+        self._eohub_session = session if isinstance(session, dict) else None
+        last = state.get(LAST_OPTIONS_KEY)
+        self._eohub_last_options = last if isinstance(last, dict) else None
+
+    def _started_at(self) -> datetime:
+        """When this spawn started, as the session's key; the same for the whole spawn.
+
+        The hub's own start time (``orm_spawner.started``, set before the options are
+        applied) is used where there is one: the reconcile loop opens sessions with it
+        too, so both records of one server are one session.
+        """
+        known: datetime | None = getattr(self, "_spawn_started_at", None)
+        if known is not None:
+            return known
+        orm_spawner = getattr(self, "orm_spawner", None)
+        started = getattr(orm_spawner, "started", None)
+        if started is None:
+            started = utcnow()
+        elif started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        self._spawn_started_at = started
+        return started
+
+    async def _record_start(self) -> None:
+        launch = self.launch
+        assert launch is not None
+        started_at = self._started_at()
+        resources = launch.size.charged
+        session = {"started_at": started_at.isoformat(), "group": launch.group}
+        try:
+            await self.accounting.record_start(
+                user=self.user.name,  # type: ignore[attr-defined]
+                server=self.name,  # type: ignore[attr-defined]
+                started_at=started_at,
+                group=launch.group,
+                cpu=resources.millicores / 1000,
+                memory_bytes=resources.memory_bytes,
+                gpus=resources.gpus,
+                profile=launch.environment.name,
+                image=launch.environment.image or (launch.repo and launch.repo.image) or "",
+            )
+        except Exception:
+            # The reconcile loop opens the session from the hub's list of servers.
+            log.exception(
+                "Could not queue the accounting start of {server}",
+                server=self._log_name,  # type: ignore[attr-defined]
+            )
+        self._eohub_session = session
+        # The form prefills the last choices that started a server; JupyterHub's own
+        # saved options are the last ones asked for, refused or not.
+        self._eohub_last_options = dict(self.user_options)  # type: ignore[attr-defined]
+
+    async def _record_stop(self, reason: str) -> None:
+        session = self._session
+        if session is None:
+            return
+        self._eohub_session = None
+        try:
+            await self.accounting.record_stop(
+                user=self.user.name,  # type: ignore[attr-defined]
+                server=self.name,  # type: ignore[attr-defined]
+                started_at=datetime.fromisoformat(session["started_at"]),
+                stopped_at=utcnow(),
+                reason=reason,
+            )
+        except Exception:
+            log.exception(
+                "Could not queue the accounting stop of {server}",
+                server=self._log_name,  # type: ignore[attr-defined]
+            )
+
+
+__all__ = ["LAST_OPTIONS_KEY", "STATE_KEY", "SessionLedger", "utcnow"]

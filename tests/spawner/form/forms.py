@@ -1,0 +1,237 @@
+"""What the launch-form tests share: a launch config, quota answers, and an HTML reader.
+
+The config holds every kind of string an admin may write but a user must never see
+(``SECRETS``). :class:`Page` reads the HTML back with the standard library's parser, as
+a browser without JavaScript would see it: hidden elements and disabled inputs do not
+count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.launch.config import LaunchConfig, parse_launch_config
+
+SIZES: dict[str, Any] = {
+    "small": {"display_name": "Small", "cpu": 1, "memory": "2G"},
+    "medium": {
+        "display_name": "Medium",
+        "cpu": 2,
+        "memory": "4G",
+        "cpu_limit": 4,
+        "memory_limit": "8G",
+    },
+    "large": {"display_name": "Large", "cpu": 8, "memory": "32G"},
+    "gpu": {"display_name": "One GPU", "cpu": 4, "memory": "16G", "gpus": 1},
+}
+# Every string an admin may write but a user must never see in the page.
+SECRETS = [
+    "pangeo/pangeo-notebook:2024.01.01",
+    "eohub/climate-r:7",
+    "registry.internal/dl/cuda:12",
+    "registry.internal/black-ops/secret:1",
+    "eohub/alice:1",
+    "WANDB_API_KEY",
+    "sekrit-wandb-value",
+    "PANGEO_SECRET",
+    "pangeo-env-secret-value",
+    "gpu-node-pool",
+    "a100-nodes-only",
+    "nvidia.com/gpu",
+    "NoSchedule",
+    "secret-project",
+    "Secret Project X",
+    "classified description",
+    "black-ops",
+    "vault-claim-xyz",
+    "/vault",
+    "common-data-claim",
+    "dl-scratch-claim",
+    "ws-{username}",
+    "fast-ssd",
+]
+ENVIRONMENTS: dict[str, Any] = {
+    "pangeo": {
+        "display_name": "Pangeo",
+        "description": "Xarray, Dask and friends.",
+        "image": "pangeo/pangeo-notebook:2024.01.01",
+        "env": {"PANGEO_SECRET": "pangeo-env-secret-value"},
+        "default": True,
+        "sizes": ["small", "medium", "large"],
+        "default_size": "medium",
+    },
+    "climate-r": {
+        "display_name": "Climate R",
+        "image": "eohub/climate-r:7",
+        "allowed_groups": ["climate"],
+        "default_urlpath": "/rstudio/",
+        "sizes": ["small", "medium"],
+    },
+    "deep-learning": {
+        "display_name": "Deep learning",
+        "image": "registry.internal/dl/cuda:12",
+        "allowed_groups": ["ml"],
+        "gpu": True,
+        "sizes": ["small", "gpu"],
+        "env": {"WANDB_API_KEY": "sekrit-wandb-value"},
+        "node_selector": {"gpu-node-pool": "a100-nodes-only"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+    "personal-alice": {
+        "display_name": "Alice's own",
+        "image": "eohub/alice:1",
+        "allowed_users": ["alice"],
+        "sizes": ["small"],
+    },
+    "secret-project": {
+        "display_name": "Secret Project X",
+        "description": "classified description",
+        "image": "registry.internal/black-ops/secret:1",
+        "allowed_groups": ["black-ops"],
+        "sizes": ["large"],
+    },
+}
+VOLUMES: dict[str, Any] = {
+    "home": {
+        "kind": "workspace",
+        "display_name": "Your workspace",
+        "mount_path": "/home/jovyan",
+        "claim_name": "ws-{username}",
+        "storage": "10Gi",
+        "storage_class": "fast-ssd",
+    },
+    "common-data": {
+        "kind": "pvc",
+        "display_name": "Common data",
+        "description": "Sentinel-2 L2A, read-only.",
+        "claim_name": "common-data-claim",
+        "mount_path": "/data/common",
+        "read_only": True,
+        "optional": True,
+    },
+    "dl-scratch": {
+        "kind": "pvc",
+        "display_name": "GPU scratch",
+        "claim_name": "dl-scratch-claim",
+        "mount_path": "/scratch",
+        "optional": True,
+        "allowed_groups": ["ml"],
+    },
+    "black-ops-vault": {
+        "kind": "pvc",
+        "display_name": "Vault",
+        "claim_name": "vault-claim-xyz",
+        "mount_path": "/vault",
+        "allowed_groups": ["black-ops"],
+    },
+}
+CHARGE_GROUPS = ["climate", "ocean", "ml", "black-ops"]
+
+
+def kube_config(**overrides: Any) -> LaunchConfig:
+    settings: dict[str, Any] = {"backend": "kube", "charge_groups": CHARGE_GROUPS}
+    settings.update(overrides)
+    return parse_launch_config(ENVIRONMENTS, SIZES, VOLUMES, **settings)
+
+
+UNLIMITED = {"core_hours": None, "gpu_hours": None, "memory_gib_hours": None}
+
+
+def allowed(core_hours: float | None = None, gpu_hours: float | None = None) -> QuotaAnswer:
+    left = {**UNLIMITED, "core_hours": core_hours, "gpu_hours": gpu_hours}
+    return QuotaAnswer(True, "Within quota.", left)
+
+
+def spent(group: str) -> QuotaAnswer:
+    return QuotaAnswer(
+        False,
+        f"The core-hours budget of group {group} is spent: 10.00 of 10.00 used this period.",
+        {**UNLIMITED, "core_hours": 0.0},
+    )
+
+
+# -- reading the HTML back -------------------------------------------------------------
+
+VOID = {"input", "br", "img", "meta", "link", "hr", "wbr", "source"}
+
+
+@dataclass
+class Control:
+    attrs: dict[str, str]
+    hidden: bool  # inside a hidden element, or disabled: a browser would not submit it
+
+    @property
+    def name(self) -> str:
+        return self.attrs.get("name", "")
+
+    @property
+    def value(self) -> str:
+        return self.attrs.get("value", "")
+
+
+@dataclass
+class Page(HTMLParser):
+    """Inputs with their visibility, and the text a reader without JavaScript sees."""
+
+    controls: list[Control] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    stack: list[tuple[str, bool]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+
+    @classmethod
+    def of(cls, html: str) -> Page:
+        page = cls()
+        page.feed(html)
+        page.close()
+        return page
+
+    @property
+    def _hidden(self) -> bool:
+        return any(h for _, h in self.stack)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        hidden = "hidden" in values or tag in ("script", "style")
+        if tag == "input":
+            gone = self._hidden or hidden or "disabled" in values
+            self.controls.append(Control(values, gone))
+        if tag not in VOID:
+            self.stack.append((tag, hidden))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden and data.strip():
+            self.texts.append(" ".join(data.split()))
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.texts)
+
+    def visible(self, name: str, kind: str | None = None) -> list[str]:
+        return [
+            c.value
+            for c in self.controls
+            if c.name == name and not c.hidden and (kind is None or c.attrs.get("type") == kind)
+        ]
+
+    def present(self, name: str) -> list[str]:
+        return [c.value for c in self.controls if c.name == name]
+
+    def checked(self, name: str) -> list[str]:
+        return [
+            c.value
+            for c in self.controls
+            if c.name == name and not c.hidden and "checked" in c.attrs
+        ]
+
+    def control(self, name: str, value: str) -> Control:
+        return next(c for c in self.controls if c.name == name and c.value == value)

@@ -1,0 +1,338 @@
+"""The launch context: the form and the launch-link checks decide from it, without a spawner.
+
+The form is rendered from a :class:`LaunchContext` built here from a parsed config, as
+the spawner builds one per request; the launch link's checks are pure functions of the
+context. The last tests check what a real QuotaLocalSpawner puts in its context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from tornado import web
+from traitlets.config import Config
+
+from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.identity.profile import UserProfile
+from eohub.domain.launch.config import LaunchConfig, parse_launch_config
+from eohub.domain.launch.options import LaunchRequest
+from eohub.domain.launch.policy import Member
+from eohub.domain.launch.repository import RepoRules
+from eohub.spawner.context import (
+    LaunchContext,
+    ask_budgets,
+    context_source,
+    request_origin,
+)
+from eohub.spawner.form.launch_link import check_link, check_query, link_request
+from eohub.spawner.form.render import render, render_launch_form, repo_section
+from eohub.spawner.form.repo_view import UNTRUSTED
+from eohub.spawner.form.view import build_form
+from eohub.spawner.local import QuotaLocalSpawner
+from eohub.spawner.repo_launches import RepoLaunches
+
+SIZES: dict[str, Any] = {
+    "small": {"display_name": "Small", "cpu": 1, "memory": "2G"},
+    "big": {"display_name": "Big", "cpu": 4, "memory": "8G"},
+    "gpu": {"display_name": "GPU", "cpu": 2, "memory": "4G", "gpus": 1},
+}
+ENVIRONMENTS: dict[str, Any] = {
+    "lab": {"display_name": "Lab", "default": True},
+    "from-repo": {
+        "display_name": "From a repository",
+        "repository": True,
+        "allowed_groups": ["builders"],
+    },
+}
+ALLOWED = QuotaAnswer(True, "Within quota.", {"core_hours": 5.0})
+ADA = Member("ada", frozenset({"builders", "climate"}))
+BOB = Member("bob", frozenset({"climate"}))
+
+
+def config() -> LaunchConfig:
+    return parse_launch_config(ENVIRONMENTS, SIZES, {}, backend="local")
+
+
+def rules() -> RepoRules:
+    repo_config = Config()
+    repo_config.RepoLaunches.trusted_repos = ["github.com/eohub/*"]
+    result: RepoRules = RepoLaunches(config=repo_config).rules()
+    return result
+
+
+def context(member: Member = ADA, **fields: Any) -> LaunchContext:
+    return LaunchContext(config(), member, rules(), **fields)
+
+
+# -- the form renders a context ------------------------------------------------------------
+
+
+def test_the_form_renders_from_a_context_without_a_spawner() -> None:
+    saved = LaunchRequest(environment="from-repo", repo="https://github.com/eohub/demo")
+    messages = ["The size 'huge' you used last time is no longer offered."]
+    built = context(
+        saved=saved,
+        messages=tuple(messages),
+        budgets={"builders": ALLOWED, "climate": ALLOWED},
+        server_name="second",
+        hub_prefix="/prefix/hub/",
+        origin="https://hub.example.org",
+    )
+    html = render_launch_form(built)
+    assert html == render(
+        build_form(
+            built.config,
+            ADA,
+            saved,
+            messages,
+            built.budgets,
+            server_name="second",
+            repo=repo_section(built),
+            repo_rules=built.rules,
+        )
+    )
+    assert "Server name: <strong>second</strong>" in html
+    assert "The size &#39;huge&#39; you used last time is no longer offered." in html
+    assert "https://hub.example.org/prefix/hub/eohub/launch/gh/eohub/demo/HEAD" in html
+    assert 'id="eohub-repo"' in html
+
+
+@pytest.mark.parametrize(
+    ("member", "with_rules", "section"),
+    [
+        (ADA, True, True),
+        (ADA, False, False),  # no rules: repository launches are not set up
+        (BOB, True, False),  # the repository environment is not Bob's
+    ],
+)
+def test_the_repository_section_needs_rules_and_an_environment_for_it(
+    member: Member, with_rules: bool, section: bool
+) -> None:
+    built = LaunchContext(config(), member, rules() if with_rules else None)
+    assert ('id="eohub-repo"' in render_launch_form(built)) is section
+
+
+def test_a_prefilled_context_replaces_the_last_launch_and_its_messages() -> None:
+    request = LaunchRequest(environment="from-repo", provider="gh", repo="someone/x", ref="v1")
+    built = context(saved=LaunchRequest(size="big"), messages=("a notice",))
+    link = built.prefilled(request, untrusted_link=True)
+    assert (link.saved, link.messages, link.untrusted_link) == (request, (), True)
+    assert (built.saved, built.messages) == (LaunchRequest(size="big"), ("a notice",))
+    html = render_launch_form(link)
+    assert UNTRUSTED.replace("'", "&#39;") in html
+    assert "a notice" not in html
+    assert "a notice" in render_launch_form(built)
+
+
+@pytest.mark.parametrize(
+    ("handler", "origin"),
+    [
+        (None, ""),
+        (SimpleNamespace(), ""),
+        (
+            SimpleNamespace(request=SimpleNamespace(protocol="https", host="h.org")),
+            "https://h.org",
+        ),
+    ],
+)
+def test_request_origin(handler: object, origin: str) -> None:
+    assert request_origin(handler) == origin
+
+
+# -- the budgets ------------------------------------------------------------------------
+
+
+class Accounting:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.asked: list[tuple[str, str, float, int]] = []
+
+    async def check_quota(
+        self, *, user: str, group: str, cpu: float, memory_bytes: int = 0, gpus: int = 0
+    ) -> QuotaAnswer:
+        self.asked.append((user, group, cpu, gpus))
+        if self.error is not None:
+            raise self.error
+        return ALLOWED
+
+
+@pytest.mark.parametrize(
+    ("with_sizes", "member", "asked"),
+    [
+        # The smallest size without GPUs, once per chargeable group.
+        (True, ADA, [("ada", "builders", 1.0, 0), ("ada", "climate", 1.0, 0)]),
+        (False, ADA, []),
+        (True, Member("nobody"), []),
+    ],
+)
+async def test_ask_budgets_asks_once_per_chargeable_group(
+    with_sizes: bool, member: Member, asked: list[tuple[str, str, float, int]]
+) -> None:
+    accounting = Accounting()
+    launch_config = config() if with_sizes else dataclasses.replace(config(), sizes={})
+    answers = await ask_budgets(accounting, launch_config, member)
+    assert sorted(accounting.asked) == asked
+    assert answers == {group: ALLOWED for _, group, _, _ in asked}
+
+
+async def test_ask_budgets_logs_an_outage_and_answers_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="eohub.spawner.context"):
+        answers = await ask_budgets(Accounting(RuntimeError("down")), config(), ADA)
+    assert answers == {}
+    assert "Could not ask accounting for the budgets of ada" in caplog.text
+
+
+# -- the launch link decides from the context ---------------------------------------------
+
+
+def q(**values: str) -> dict[str, list[bytes]]:
+    return {k: [v.encode()] for k, v in values.items()}
+
+
+@pytest.mark.parametrize(
+    ("link", "query", "expected"),
+    [
+        ("gh/eohub/demo/main", {}, LaunchRequest(provider="gh", repo="eohub/demo", ref="main")),
+        (
+            "gh/eohub/demo/main",
+            q(labpath="a.ipynb", size="big"),
+            LaunchRequest(
+                size="big", provider="gh", repo="eohub/demo", ref="main", filepath="a.ipynb"
+            ),
+        ),
+        (
+            "gh/eohub/demo/main",
+            q(labpath="lab.ipynb", filepath="file.ipynb"),
+            LaunchRequest(provider="gh", repo="eohub/demo", ref="main", filepath="file.ipynb"),
+        ),
+    ],
+)
+def test_link_request_reads_the_link_and_its_query(
+    link: str, query: dict[str, list[bytes]], expected: LaunchRequest
+) -> None:
+    assert link_request(context(), link, query) == expected
+
+
+@pytest.mark.parametrize(
+    ("built", "link", "query", "status", "words"),
+    [
+        (LaunchContext(config(), ADA), "gh/o/r/main", {}, 404, "not set up on this hub"),
+        (context(), "nope/x/y", {}, 400, "This launch link is not valid: "),
+        (context(), "gh/o/r/main", q(size="a b"), 400, "This launch link is not valid: "),
+    ],
+)
+def test_link_request_refusals(
+    built: LaunchContext, link: str, query: dict[str, list[bytes]], status: int, words: str
+) -> None:
+    with pytest.raises(web.HTTPError) as refused:
+        link_request(built, link, query)
+    assert refused.value.status_code == status
+    assert words in str(refused.value.log_message)
+
+
+def test_check_query_names_the_first_unknown_argument() -> None:
+    check_query(q(environment="lab", labpath="x", server="s"))
+    with pytest.raises(web.HTTPError, match="not 'image'") as refused:
+        check_query(q(zzz="1", image="evil"))
+    assert refused.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("member", "request_", "result"),
+    [
+        (
+            ADA,
+            LaunchRequest(provider="gh", repo="eohub/demo", ref="main"),
+            (
+                LaunchRequest(
+                    environment="from-repo", provider="gh", repo="eohub/demo", ref="main"
+                ),
+                False,
+            ),
+        ),
+        (
+            ADA,
+            LaunchRequest(provider="gh", repo="someone/else", ref="main"),
+            (
+                LaunchRequest(
+                    environment="from-repo", provider="gh", repo="someone/else", ref="main"
+                ),
+                True,
+            ),
+        ),
+    ],
+)
+def test_check_link_fills_in_the_environment_and_says_whether_it_is_trusted(
+    member: Member, request_: LaunchRequest, result: tuple[LaunchRequest, bool]
+) -> None:
+    assert check_link(context(member), request_) == result
+
+
+@pytest.mark.parametrize(
+    ("member", "request_", "words"),
+    [
+        (BOB, LaunchRequest(provider="gh", repo="o/r", ref="main"), "You may not launch"),
+        (
+            ADA,
+            LaunchRequest(environment="lab", provider="gh", repo="o/r", ref="main"),
+            "This launch link cannot be used: ",
+        ),
+        (
+            ADA,
+            LaunchRequest(provider="gh", repo="o/r", ref="main", group="astro"),
+            "This launch link cannot be used: ",
+        ),
+    ],
+)
+def test_check_link_refusals(member: Member, request_: LaunchRequest, words: str) -> None:
+    with pytest.raises(web.HTTPError) as refused:
+        check_link(context(member), request_)
+    assert refused.value.status_code == 403
+    assert words in str(refused.value.log_message)
+
+
+# -- what a spawner puts in its context ----------------------------------------------------
+
+
+def make_spawner(saved: dict[str, Any] | None = None) -> QuotaLocalSpawner:
+    spawner_config = Config()
+    spawner_config.QuotaLocalSpawner.launch_environments = ENVIRONMENTS
+    spawner_config.QuotaLocalSpawner.launch_sizes = SIZES
+    user = SimpleNamespace(name="ada", groups=[])
+    orm = SimpleNamespace(name="", user_options=saved, server=None, started=None)
+    spawner = QuotaLocalSpawner(
+        config=spawner_config,
+        user=user,
+        orm_spawner=orm,
+        accounting=Accounting(),
+        repo_launches=RepoLaunches(config=spawner_config),
+    )
+    spawner.profile = UserProfile("ada", "ldap", groups=ADA.groups)
+    return spawner
+
+
+async def test_the_spawner_reads_its_context_once_per_request() -> None:
+    spawner = make_spawner({"environment": "gone", "size": "small"})
+    spawner.handler = SimpleNamespace(request=SimpleNamespace(protocol="http", host="h:8000"))
+    built = await spawner.launch_context()
+    assert built.member == ADA
+    assert built.rules is not None
+    assert built.saved == LaunchRequest(size="small")
+    assert built.messages == ("The environment 'gone' you used last time is no longer offered.",)
+    assert set(built.budgets) == {"builders", "climate"}
+    assert (built.hub_prefix, built.origin, built.server_name) == ("/hub/", "http://h:8000", "")
+    assert context_source(spawner) is spawner
+    assert context_source(SimpleNamespace()) is None
+
+
+async def test_the_spawn_context_asks_accounting_for_no_budgets() -> None:
+    spawner = make_spawner()
+    built = await spawner.launch_context(form=False)
+    assert spawner.accounting.asked == []
+    assert (built.member, built.budgets, built.saved) == (ADA, {}, LaunchRequest())
