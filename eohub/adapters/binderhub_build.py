@@ -41,20 +41,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from tornado.httpclient import HTTPRequest
 
 from eohub._version import __version__
 from eohub.adapters.abortable_http import AbortableHTTPClient, fetch_problem, observe
+from eohub.adapters.binderhub_stream import BuildStream, StreamStalled
 from eohub.domain.repos.build_events import (
     BuildEvent,
-    EventStreamError,
-    EventStreamParser,
     LogTail,
     Outcome,
     clean_line,
@@ -62,21 +59,20 @@ from eohub.domain.repos.build_events import (
     failure_message,
     slot_wait_event,
 )
+from eohub.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: What eohub calls itself; BinderHub's bot filter must not match it.
 USER_AGENT = f"eohub/{__version__} (BinderHub build client)"
 #: The access scope a token needs on an authenticating BinderHub (service ``binder``).
 ACCESS_SCOPE = "access:services!service=<binderhub service name>"
 EventCallback = Callable[[BuildEvent], Awaitable[None] | None]
-_ERROR_BODY_LIMIT = 64 * 1024
 _MAX_BODY = 1 << 36  # a build log is streamed, never held; this only bounds the count
 _PROVIDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # RFC 3986 path characters; the spec arrives already escaped.
 _SPEC = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@%/]{1,4096}")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_STATUS_LINE = re.compile(r"HTTP/\d(?:\.\d)?\s+(\d{3})\s*(.*)")
 
 
 class BuildError(Exception):
@@ -93,27 +89,6 @@ class BuildError(Exception):
         super().__init__(message)
         self.status = status
         self.log_tail = log_tail
-
-
-@dataclass
-class _Transfer:
-    """What the HTTP callbacks saw, read by the coroutine that follows the build."""
-
-    last_activity: float
-    status: int | None = None
-    reason: str = ""
-    content_type: str = ""
-    location: str = ""
-    body: bytearray = field(default_factory=bytearray)
-    broken: str = ""
-
-    @property
-    def streaming(self) -> bool:
-        return (
-            self.status is not None
-            and 200 <= self.status < 300
-            and self.content_type.startswith("text/event-stream")
-        )
 
 
 async def _deliver(on_event: EventCallback | None, event: BuildEvent) -> None:
@@ -219,7 +194,7 @@ class BuildClient:
         try:
             async with deadline, self._slot(on_event):
                 waiting = False
-                log.info("binderhub build started", extra={"build": where})
+                log.info("binderhub build started", build=where)
                 image = await self._run(url, where, expected_image, on_event)
         except TimeoutError:
             if not deadline.expired():
@@ -229,9 +204,9 @@ class BuildClient:
                 if waiting
                 else f"the build of {where} did not finish"
             )
-            log.warning("binderhub build timed out", extra={"build": where})
+            log.warning("binderhub build timed out", build=where)
             raise self._error(f"{what} within {self.timeout:g} s") from None
-        log.info("binderhub build finished", extra={"build": where, "image": image})
+        log.info("binderhub build finished", build=where, image=image)
         return image
 
     @contextlib.asynccontextmanager
@@ -258,92 +233,54 @@ class BuildClient:
         expected_image: str | None,
         on_event: EventCallback | None,
     ) -> str:
-        loop = asyncio.get_running_loop()
-        state = _Transfer(last_activity=loop.time())
-        parser = EventStreamParser()
-        queue: asyncio.Queue[BuildEvent | None] = asyncio.Queue()
+        stream = BuildStream(asyncio.get_running_loop())
         client = AbortableHTTPClient(force_instance=True, max_body_size=_MAX_BODY)
+        fetch = asyncio.ensure_future(client.fetch(self._request(url, stream), raise_error=False))
+        fetch.add_done_callback(stream.end)
+        fetch.add_done_callback(observe)
+        tail = LogTail()
+        try:
+            while (event := await self._next_event(stream, where, tail)) is not None:
+                image = await self._follow(event, where, expected_image, on_event, tail)
+                if image is not None:
+                    return image
+            if stream.broken:
+                raise self._error(f"BinderHub's answer for {where} broke off: {stream.broken}")
+            for event in stream.final_events():
+                image = await self._follow(event, where, expected_image, on_event, tail)
+                if image is not None:
+                    return image
+            raise self._ended(fetch_problem(fetch), stream, where, tail)
+        finally:
+            stream.close()
+            # Closing the socket ends the request; the fetch then completes by itself.
+            client.abort()
+            client.close()
 
-        def on_header(line: str) -> None:
-            state.last_activity = loop.time()
-            if state.status is None:
-                match = _STATUS_LINE.match(line.strip())
-                if match:
-                    state.status, state.reason = int(match.group(1)), match.group(2)
-                return
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "content-type":
-                state.content_type = value.strip().lower()
-            elif name.strip().lower() == "location":
-                state.location = value.strip()
-
-        def on_chunk(chunk: bytes) -> None:
-            state.last_activity = loop.time()
-            if not state.streaming:
-                room = _ERROR_BODY_LIMIT - len(state.body)
-                state.body.extend(chunk[: max(room, 0)])
-                return
-            if state.broken:
-                return
-            try:
-                events = parser.feed(chunk)
-            except EventStreamError as e:
-                state.broken = str(e)
-                queue.put_nowait(None)
-                return
-            for event in events:
-                queue.put_nowait(event)
-
-        request = HTTPRequest(
+    def _request(self, url: str, stream: BuildStream) -> HTTPRequest:
+        return HTTPRequest(
             url,
             method="GET",
             headers=self._headers(),
             follow_redirects=False,
             connect_timeout=min(30.0, self.idle_timeout),
             request_timeout=self.timeout + 60,  # our own timers decide; this is a backstop
-            header_callback=on_header,
-            streaming_callback=on_chunk,
+            header_callback=stream.on_header,
+            streaming_callback=stream.on_chunk,
             ca_certs=self.ca_certs,
         )
-        fetch = asyncio.ensure_future(client.fetch(request, raise_error=False))
-        fetch.add_done_callback(lambda _: queue.put_nowait(None))
-        fetch.add_done_callback(observe)
-        getter: asyncio.Future[BuildEvent | None] | None = None
-        tail = LogTail()
+
+    async def _next_event(
+        self, stream: BuildStream, where: str, tail: LogTail
+    ) -> BuildEvent | None:
         try:
-            while True:
-                if getter is None:
-                    getter = asyncio.ensure_future(queue.get())
-                remaining = state.last_activity + self.idle_timeout - loop.time()
-                if remaining <= 0:
-                    raise self._error(
-                        f"the build of {where} stalled: BinderHub sent nothing for "
-                        f"{self.idle_timeout:g} s",
-                        tail=tail,
-                    )
-                await asyncio.wait({getter}, timeout=remaining)
-                if not getter.done():
-                    continue
-                event, getter = getter.result(), None
-                if event is None:
-                    break
-                image = await self._follow(event, where, expected_image, on_event, tail)
-                if image is not None:
-                    return image
-            if state.broken:
-                raise self._error(f"BinderHub's answer for {where} broke off: {state.broken}")
-            if state.streaming:
-                for event in parser.close():  # completed by the very last bytes
-                    image = await self._follow(event, where, expected_image, on_event, tail)
-                    if image is not None:
-                        return image
-            raise self._ended(fetch_problem(fetch), state, where, tail)
-        finally:
-            if getter is not None:
-                getter.cancel()
-            # Closing the socket ends the request; the fetch then completes by itself.
-            client.abort()
-            client.close()
+            return await stream.next_event(self.idle_timeout)
+        except StreamStalled:
+            raise self._error(
+                f"the build of {where} stalled: BinderHub sent nothing for "
+                f"{self.idle_timeout:g} s",
+                tail=tail,
+            ) from None
 
     async def _follow(
         self,
@@ -363,7 +300,7 @@ class BuildClient:
         if result is Outcome.FAILURE:
             # repo2docker's "failure" record says why; the pod's bare "failed" does not
             reason = clean_line(event.message, 300) or "BinderHub reported the build as failed"
-            log.warning("binderhub build failed", extra={"build": where})
+            log.warning("binderhub build failed", build=where)
             raise self._error(
                 failure_message(f"the build of {where} failed: {reason}", tail),
                 status=event.status_code,
@@ -383,7 +320,7 @@ class BuildClient:
         return image
 
     def _ended(
-        self, error: BaseException | None, state: _Transfer, where: str, tail: LogTail
+        self, error: BaseException | None, state: BuildStream, where: str, tail: LogTail
     ) -> BuildError:
         """The error for a transfer that ended without a result."""
         host = urlsplit(self.url).netloc

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,9 @@ import jwt
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httputil import url_concat
 
-log = logging.getLogger(__name__)
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 FetchJSON = Callable[[str], Awaitable[Any]]
 
@@ -380,7 +381,7 @@ class ProviderClient:
             except DiscoveryError as e:
                 if self._metadata is None:
                     raise
-                log.warning("OIDC discovery failed, reusing the cached document: %s", e)
+                log.warning("OIDC discovery failed, reusing the cached document: {error}", error=e)
                 # Retry in a minute rather than on every login while the provider is down.
                 self._fetched_at = time.monotonic() - max(self.cache_seconds - 60, 0)
                 return self._metadata

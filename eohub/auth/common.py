@@ -50,7 +50,9 @@ from eohub.domain.identity.usernames import (
     login_name_problem,
     normalize_login_name,
 )
+from eohub.logs import attach, get_logger
 
+log = get_logger(__name__)
 _STOPPING: set[asyncio.Future[Any]] = set()
 
 
@@ -151,6 +153,14 @@ class GroupPolicyMixin(LoggingConfigurable):
         tokens are revoked.
         """,
     ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        parent = kwargs.get("parent")
+        if isinstance(parent, LoggingConfigurable):
+            # Before the config is loaded: a trait observer may log already.
+            attach(parent.log)
+        super().__init__(**kwargs)
+        attach(self.log)
 
     @default("manage_groups")
     def _manage_groups_default(self) -> bool:
@@ -256,7 +266,7 @@ class GroupPolicyMixin(LoggingConfigurable):
             decision.blocked or bool(getattr(self, "allow_all", False))
         )
         if refuse:
-            self.log.warning("Login of %s refused: %s", username, decision.reason)
+            log.warning("Login of {user} refused: {why}", user=username, why=decision.reason)
         return not refuse
 
     def check_allowed(
@@ -264,7 +274,7 @@ class GroupPolicyMixin(LoggingConfigurable):
     ) -> bool:
         decision = self.decide(username, authentication)
         if not decision.allowed:
-            self.log.warning("Login of %s refused: %s", username, decision.reason)
+            log.warning("Login of {user} refused: {why}", user=username, why=decision.reason)
         return decision.allowed
 
     def is_admin(self, handler: Any, authentication: Mapping[str, Any]) -> bool | None:
@@ -331,11 +341,36 @@ class GroupPolicyMixin(LoggingConfigurable):
         orm_user = getattr(user, "orm_user", None)
         if orm_user is None:
             # Not a user of a running hub (a refresh checked outside one): nothing held.
-            self.log.warning("Refresh of %s: access withdrawn (%s)", user.name, reason)
+            log.warning("Refresh of {user}: access withdrawn ({why})", user=user.name, why=reason)
             return
-        db = user.db
         was_admin = bool(orm_user.admin)
         groups = sorted(g.name for g in orm_user.groups)
+        shares, revoked = self._strip_orm_user(user.db, orm_user)
+        await self._forget_groups(user)
+        stopping = []
+        if self.withdrawn_access_stops_servers:
+            for name, spawner in list(user.spawners.items()):
+                if spawner.active and not spawner.pending:
+                    stopping.append(name or "(default)")
+                    self._stop_server(user, name, handler)
+        log.warning(
+            "Refresh of {user}: access withdrawn ({why}); admin {admin}, groups removed"
+            " {groups}, shares removed {shares}, tokens revoked {revoked}, servers stopping"
+            " {servers}",
+            user=user.name,
+            why=reason,
+            admin="removed" if was_admin else "not held",
+            groups=groups,
+            shares=shares,
+            revoked=revoked,
+            servers=stopping,
+        )
+
+    def _strip_orm_user(self, db: Any, orm_user: Any) -> tuple[int, int]:
+        """Remove admin, groups, roles, shares and (by default) tokens; commit.
+
+        Returns how many shares were removed and how many tokens revoked.
+        """
         orm_user.admin = False
         # Even with manage_groups off: a group's roles would outlive the access.
         orm_user.groups = []
@@ -355,24 +390,7 @@ class GroupPolicyMixin(LoggingConfigurable):
             # A new cookie id ends every browser session of the user.
             orm_user.cookie_id = new_token()
         db.commit()
-        await self._forget_groups(user)
-        stopping = []
-        if self.withdrawn_access_stops_servers:
-            for name, spawner in list(user.spawners.items()):
-                if spawner.active and not spawner.pending:
-                    stopping.append(name or "(default)")
-                    self._stop_server(user, name, handler)
-        self.log.warning(
-            "Refresh of %s: access withdrawn (%s); admin %s, groups removed %s,"
-            " shares removed %d, tokens revoked %d, servers stopping %s",
-            user.name,
-            reason,
-            "removed" if was_admin else "not held",
-            groups,
-            len(shares),
-            revoked,
-            stopping,
-        )
+        return len(shares), revoked
 
     async def _forget_groups(self, user: Any) -> None:
         # The spawner and services read groups and PI roles from auth_state: clear them.
@@ -393,12 +411,17 @@ class GroupPolicyMixin(LoggingConfigurable):
 
         def done(f: asyncio.Future[Any]) -> None:
             _STOPPING.discard(f)
-            if not f.cancelled() and f.exception() is not None:
-                self.log.error(
-                    "Stopping server %r of %s after withdrawal failed: %s",
-                    name,
-                    user.name,
-                    f.exception(),
+            if f.cancelled():
+                return
+            try:
+                f.result()
+            except Exception as e:
+                # Nothing else awaits this stop: its traceback is logged here, once.
+                log.exception(
+                    "Stopping server {server!r} of {user} after withdrawal failed: {error}",
+                    server=name,
+                    user=user.name,
+                    error=e,
                 )
 
         future.add_done_callback(done)

@@ -116,6 +116,38 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> N
         time.sleep(0.2)
 
 
+def move_users_at_the_directory(own: Directory) -> None:
+    """The admin leaves every allowed group and the admin group, bob leaves climate,
+    carol joins a blocked group."""
+    alice_dn = own.user_dn("alice")
+    admin_modify(own, own.group_dn("researchers"), {"member": [(MODIFY_DELETE, [alice_dn])]})
+    # groupOfNames needs a member: dave takes the admin group over.
+    admin_modify(
+        own, own.group_dn("hub-admins"), {"member": [(MODIFY_REPLACE, [own.user_dn("dave")])]}
+    )
+    admin_modify(
+        own, own.group_dn("climate"), {"uniqueMember": [(MODIFY_DELETE, [own.user_dn("bob")])]}
+    )
+    admin_modify(
+        own, own.group_dn("sentinel-team"), {"member": [(MODIFY_ADD, [own.user_dn("carol")])]}
+    )
+
+
+def assert_the_admin_lost_everything(
+    hub: Hub, alice: requests.Session, tokens: tuple[str, ...]
+) -> None:
+    # The admin's existing tokens are refused, the first request included.
+    for token in tokens:
+        assert api_as(hub, token, "/users").status_code == 403
+    record = hub.api("GET", "/users/alice").json()
+    assert (record["admin"], record["groups"], record["roles"]) == (False, [], [])
+    assert hub.api("GET", "/users/alice/tokens").json()["api_tokens"] == []
+    wait_for(lambda: hub.server("alice") is None, "alice's server still runs")
+    home = alice.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False)
+    assert home.status_code == 302
+    assert "/hub/login" in home.headers["location"]
+
+
 def test_a_refresh_brings_the_hub_in_line_with_the_directory(
     directory_factory: Callable[..., tuple[ServiceProcess, Directory]],
     hub_factory: Callable[..., Hub],
@@ -144,32 +176,10 @@ def test_a_refresh_brings_the_hub_in_line_with_the_directory(
     assert "climate" in offered_environments(hub, "bob", CLIMATE_LAUNCH)
     hub.spawn("alice")
 
-    # At the directory: the admin leaves every allowed group and the admin group, bob
-    # leaves climate, carol joins a blocked group.
-    alice_dn = own.user_dn("alice")
-    admin_modify(own, own.group_dn("researchers"), {"member": [(MODIFY_DELETE, [alice_dn])]})
-    # groupOfNames needs a member: dave takes the admin group over.
-    admin_modify(
-        own, own.group_dn("hub-admins"), {"member": [(MODIFY_REPLACE, [own.user_dn("dave")])]}
-    )
-    admin_modify(
-        own, own.group_dn("climate"), {"uniqueMember": [(MODIFY_DELETE, [own.user_dn("bob")])]}
-    )
-    admin_modify(
-        own, own.group_dn("sentinel-team"), {"member": [(MODIFY_ADD, [own.user_dn("carol")])]}
-    )
+    move_users_at_the_directory(own)
     time.sleep(1.5)  # past auth_refresh_age
 
-    # The admin's existing tokens are refused, the first request included.
-    assert api_as(hub, full, "/users").status_code == 403
-    assert api_as(hub, narrow, "/users").status_code == 403
-    record = hub.api("GET", "/users/alice").json()
-    assert (record["admin"], record["groups"], record["roles"]) == (False, [], [])
-    assert hub.api("GET", "/users/alice/tokens").json()["api_tokens"] == []
-    wait_for(lambda: hub.server("alice") is None, "alice's server still runs")
-    home = alice.get(f"{hub.url}/hub/home", timeout=10, allow_redirects=False)
-    assert home.status_code == 302
-    assert "/hub/login" in home.headers["location"]
+    assert_the_admin_lost_everything(hub, alice, (full, narrow))
 
     # The API-created user is not the directory's to withdraw: its token still works.
     assert api_as(hub, robot_token, "/users/robot").status_code == 200

@@ -16,7 +16,6 @@ DirectoryUnavailable means that no server did.
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import ssl
 from collections.abc import Callable
@@ -32,8 +31,9 @@ from ldap3.core.exceptions import (
 )
 
 from eohub.adapters.ldap.servers import ServerAddress, ServerPool
+from eohub.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Result codes that mean "this server cannot serve now", not "wrong password", for the
 # service account's binds and for searches.
@@ -252,7 +252,11 @@ class LDAPConnections:
             problem = f"{type(problem).__name__}: {problem}"
         attempt.problems.append(f"{lease.address.url}: {problem}")
         if self.pool.mark_failed(lease.address, lease.epoch):
-            log.warning("LDAP server %s failed; backing off: %s", lease.address.url, problem)
+            log.warning(
+                "LDAP server {server} failed; backing off: {why}",
+                server=lease.address.url,
+                why=problem,
+            )
             self._drop_unusable()
 
     def _usable(self, lease: Lease) -> bool:

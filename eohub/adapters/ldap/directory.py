@@ -8,7 +8,6 @@ kept service-account connections and failover between servers are
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +33,9 @@ from eohub.adapters.ldap.filters import (
     user_filter,
 )
 from eohub.adapters.ldap.servers import ServerAddress, ServerPool
+from eohub.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _INVALID_CREDENTIALS = 49
 _NO_SUCH_OBJECT = 32
@@ -258,7 +258,9 @@ class LDAPDirectory:
         )
         if len(entries) > 1:
             log.warning(
-                "LDAP user search for %s matched %d entries; refusing", username, len(entries)
+                "LDAP user search for {user} matched {count} entries; refusing",
+                user=username,
+                count=len(entries),
             )
         return entries[0] if len(entries) == 1 else None
 
@@ -328,9 +330,9 @@ class LDAPDirectory:
                 frontier = [found[_norm_dn(dn)] for dn in new]
             if frontier:
                 log.warning(
-                    "Nested groups of %s deeper than %d levels were not followed",
-                    username,
-                    settings.nested_depth,
+                    "Nested groups of {user} deeper than {depth} levels were not followed",
+                    user=username,
+                    depth=settings.nested_depth,
                 )
         return tuple(sorted(found.values(), key=lambda g: g.name))
 

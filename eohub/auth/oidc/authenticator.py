@@ -37,6 +37,9 @@ from eohub.auth.oidc.handlers import (
 )
 from eohub.domain.identity.entitlements import compile_entitlement_pattern
 from eohub.domain.identity.profile import AUTH_STATE_KEY, UserProfile
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 _ENDPOINT_TRAITS = {
     "authorize_url": "authorization_endpoint",
@@ -80,7 +83,7 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
         if not self.issuer:
             raise ValueError("OIDCAuthenticator.issuer must be set to the provider's issuer URL")
         if self.allowed_scopes:
-            self.log.warning(
+            log.warning(
                 "OIDCAuthenticator ignores allowed_scopes; use allowed_groups to restrict login"
             )
         super().check_allow_config()
@@ -129,12 +132,14 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
         try:
             return await self.provider.verify(id_token, nonce=nonce)
         except IDTokenRejected as e:
-            self.log.warning("ID token refused (%s): %s", e.reason.value, e.detail)
+            log.warning(
+                "ID token refused ({reason}): {detail}", reason=e.reason.value, detail=e.detail
+            )
             raise _refused(
                 f"the identity provider's ID token failed verification ({e.reason.value})."
             ) from e
         except DiscoveryError as e:
-            raise provider_unusable(self.log, e) from e
+            raise provider_unusable(e) from e
 
     # oauthenticator's hooks, in the order authenticate() calls them.
 
@@ -147,12 +152,14 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
             if not login:
                 raise
             # A reused or expired code (a replayed callback, a slow user) lands here.
-            self.log.warning("The OIDC provider refused the authorization code: HTTP %s", e.code)
+            log.warning(
+                "The OIDC provider refused the authorization code: HTTP {status}", status=e.code
+            )
             raise _refused("the identity provider did not accept this login.") from e
         tokens = TokenResponse(token_info)
         id_token = token_info.get("id_token")
         if login and not id_token:
-            self.log.warning("The OIDC provider returned no ID token; is 'openid' in scope?")
+            log.warning("The OIDC provider returned no ID token; is 'openid' in scope?")
             raise _refused("the identity provider returned no ID token.")
         if id_token:
             nonce = login_nonce(handler) if login else None
@@ -170,11 +177,13 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
         try:
             user_info: dict[str, Any] = await super().token_to_user(token_info)
         except HTTPClientError as e:
-            self.log.warning("The OIDC provider refused the user info request: HTTP %s", e.code)
+            log.warning(
+                "The OIDC provider refused the user info request: HTTP {status}", status=e.code
+            )
             raise _refused("the identity provider did not return your user information.") from e
         # OIDC Core 5.3.2: user info about someone else must not log this user in.
         if claims is not None and user_info.get("sub") != claims.get("sub"):
-            self.log.warning("User info subject differs from the ID token subject")
+            log.warning("User info subject differs from the ID token subject")
             raise _refused("the identity provider's user information does not match.")
         return user_info
 
@@ -187,14 +196,16 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
                 True,
                 "true",
             ):
-                self.log.warning("Login refused: e-mail used as user name is not verified")
+                log.warning("Login refused: e-mail used as user name is not verified")
                 raise _refused("your e-mail address is not verified at the identity provider.")
         if not isinstance(raw, str):
-            self.log.warning("Login refused: no %r claim in the user info", self.username_claim)
+            log.warning(
+                "Login refused: no {claim!r} claim in the user info", claim=self.username_claim
+            )
             raise _refused("the identity provider sent no user name.")
         name, problem = self.checked_login_name(raw)
         if problem:
-            self.log.warning("Login refused for user name %r: %s", name[:64], problem)
+            log.warning("Login refused for user name {user!r}: {why}", user=name[:64], why=problem)
             raise _refused(f"{problem}.")
         return name
 
@@ -263,12 +274,14 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
             KeyError,
             ValueError,
         ) as e:
-            self.log.info("Refresh of %s failed, login required: %s", user.name, e)
+            log.info("Refresh of {user} failed, login required: {error}", user=user.name, error=e)
             return self.login_required(handler)
         old_sub = claim_at(auth_state, f"{self.user_auth_state_key}.sub")
         new_sub = claim_at(model["auth_state"], f"{self.user_auth_state_key}.sub")
         if model["name"] != user.name or old_sub != new_sub:
-            self.log.warning("Refresh of %s returned another identity, login required", user.name)
+            log.warning(
+                "Refresh of {user} returned another identity, login required", user=user.name
+            )
             return self.login_required(handler)
         return await self.finish_refresh(user, model, handler)
 
@@ -301,7 +314,7 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
                 id_token, self.post_logout_redirect_uri, state
             )
         except DiscoveryError as e:
-            self.log.warning("Logging out of the hub only; provider unavailable: %s", e)
+            log.warning("Logging out of the hub only; provider unavailable: {error}", error=e)
             return None
 
 

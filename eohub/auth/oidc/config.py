@@ -15,6 +15,9 @@ from traitlets.config import LoggingConfigurable
 from eohub.adapters.oidc import DEFAULT_ALGORITHMS, algorithm_problem
 from eohub.domain.identity.entitlements import EGI_ENTITLEMENT_PATTERN, compile_entitlement_pattern
 from eohub.domain.identity.groups import GroupConfigError
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class OIDCSettings(LoggingConfigurable):
@@ -155,4 +158,4 @@ class OIDCSettings(LoggingConfigurable):
     @observe("enable_pkce")
     def _warn_pkce_off(self, change: dict[str, Any]) -> None:
         if not change["new"]:
-            self.log.warning("PKCE is off: stolen authorization codes can then be redeemed")
+            log.warning("PKCE is off: stolen authorization codes can then be redeemed")

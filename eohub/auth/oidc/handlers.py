@@ -22,12 +22,15 @@ from oauthenticator.oauth2 import (
 from tornado import web
 
 from eohub.adapters.oidc import DiscoveryError, IssuerMismatch
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 CONFIG_PROBLEM = "The hub's identity provider settings are wrong; tell the hub's admins."
 UNREACHABLE = "The identity provider cannot be reached; try again later."
 
 
-def provider_unusable(log: Any, error: DiscoveryError) -> web.HTTPError:
+def provider_unusable(error: DiscoveryError) -> web.HTTPError:
     """The error page for a provider the hub cannot use, logged once with the cause.
 
     A wrong ``issuer`` is the admins' to fix, and waiting will not help: the user is
@@ -35,13 +38,14 @@ def provider_unusable(log: Any, error: DiscoveryError) -> web.HTTPError:
     """
     if isinstance(error, IssuerMismatch):
         log.error(
-            "OIDC issuer mismatch: the hub is configured with issuer %r, but the provider's"
-            " discovery document announces %r; fix OIDCAuthenticator.issuer",
-            error.configured,
-            error.announced,
+            "OIDC issuer mismatch: the hub is configured with issuer {configured!r}, but the"
+            " provider's discovery document announces {announced!r}; fix"
+            " OIDCAuthenticator.issuer",
+            configured=error.configured,
+            announced=error.announced,
         )
         return web.HTTPError(500, CONFIG_PROBLEM)
-    log.error("OIDC discovery failed: %s", error)
+    log.error("OIDC discovery failed: {error}", error=error)
     return web.HTTPError(503, UNREACHABLE)
 
 
@@ -60,7 +64,7 @@ async def ensure_metadata(handler: Any) -> None:
     try:
         await handler.authenticator.provider_metadata()
     except DiscoveryError as e:
-        raise provider_unusable(handler.log, e) from e
+        raise provider_unusable(e) from e
 
 
 class OIDCLoginHandler(OAuthLoginHandler):  # type: ignore[misc]
@@ -93,12 +97,12 @@ class OIDCCallbackHandler(OAuthCallbackHandler):  # type: ignore[misc]
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, web.HTTPError):
             # tornado's own line would include the query string: the code and state.
-            self.log.warning(
-                "%s %s: HTTP %d: %s",
-                self.request.method,
-                self.request.path,
-                value.status_code,
-                value.log_message or value.reason or "",
+            log.warning(
+                "{method} {path}: HTTP {status}: {why}",
+                method=self.request.method,
+                path=self.request.path,
+                status=value.status_code,
+                why=value.log_message or value.reason or "",
             )
             return
         super().log_exception(typ, value, tb)

@@ -310,6 +310,27 @@ OCEAN_LAUNCH = {
 }
 
 
+def move_users_at_the_provider(provider: OIDCProvider) -> None:
+    """The admin is removed from every group, erin from ocean, and bob is suspended."""
+    provider.set_account("alice", {**ACCOUNTS["alice"], "groups": []})
+    entitlements = [f"{EGI}:climate:role=member#aai.egi.eu"]
+    provider.set_account("erin", {**ACCOUNTS["erin"], "eduperson_entitlement": entitlements})
+    provider.set_account("bob", {**ACCOUNTS["bob"], "groups": ["/researchers", "suspended"]})
+
+
+def assert_the_admins_kept_token_grants_nothing(
+    hub: Hub, alice: requests.Session, token: str
+) -> None:
+    # The admin's token, still stored, is refused: no admin, no group, no role left.
+    assert api_as(hub, token, "/users").status_code == 403
+    assert api_as(hub, token, "/users/alice").status_code == 403
+    assert len(hub.api("GET", "/users/alice/tokens").json()["api_tokens"]) == 1
+    record = hub.api("GET", "/users/alice").json()
+    assert (record["admin"], record["groups"], record["roles"]) == (False, [], [])
+    home = alice.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
+    assert home.status_code == 302
+
+
 def test_a_refresh_in_the_hub_follows_the_provider(
     tmp_path_factory: pytest.TempPathFactory, hub_factory: Callable[..., Hub]
 ) -> None:
@@ -334,22 +355,10 @@ def test_a_refresh_in_the_hub_follows_the_provider(
         first = hub.api("GET", "/users/erin").json()["auth_state"]["access_token"]
         assert offered_environments(hub, "erin", OCEAN_LAUNCH) == ["base", "ocean"]
 
-        # At the provider: the admin is removed from every group, erin from ocean,
-        # and bob is suspended.
-        provider.set_account("alice", {**ACCOUNTS["alice"], "groups": []})
-        entitlements = [f"{EGI}:climate:role=member#aai.egi.eu"]
-        provider.set_account("erin", {**ACCOUNTS["erin"], "eduperson_entitlement": entitlements})
-        provider.set_account("bob", {**ACCOUNTS["bob"], "groups": ["/researchers", "suspended"]})
+        move_users_at_the_provider(provider)
         time.sleep(1.5)  # past auth_refresh_age
 
-        # The admin's token, still stored, is refused: no admin, no group, no role left.
-        assert api_as(hub, token, "/users").status_code == 403
-        assert api_as(hub, token, "/users/alice").status_code == 403
-        assert len(hub.api("GET", "/users/alice/tokens").json()["api_tokens"]) == 1
-        record = hub.api("GET", "/users/alice").json()
-        assert (record["admin"], record["groups"], record["roles"]) == (False, [], [])
-        home = alice.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
-        assert home.status_code == 302
+        assert_the_admins_kept_token_grants_nothing(hub, alice, token)
 
         # erin keeps climate (the refresh token was redeemed) but loses ocean and its
         # environment.
