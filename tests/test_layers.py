@@ -81,3 +81,142 @@ def test_the_guard_catches_a_leak(tmp_path: Path) -> None:
     leaky = tmp_path / "leaky.py"
     leaky.write_text("import tornado.web\nfrom sqlalchemy import select\nfrom . import sibling\n")
     assert imported_names(leaky) == {"tornado.web", "sqlalchemy"}
+
+
+# -- directions between the rooms --------------------------------------------------------
+
+#: (importer, imported, why): no module under the first may import one under the second.
+FORBIDDEN = [
+    ("eohub.domain.accounting", "eohub.domain.launch", "accounting sits below launch"),
+    ("eohub.domain.accounting", "eohub.domain.repos", "accounting knows no repositories"),
+    ("eohub.domain.reports", "eohub.domain.launch", "reports read the ledger only"),
+    ("eohub.domain.reports", "eohub.domain.repos", "reports read the ledger only"),
+    ("eohub.domain.repos", "eohub.domain.launch", "launch uses repos, not the reverse"),
+    ("eohub.domain.identity", "eohub.domain.launch", "identity is the bottom room"),
+    ("eohub.domain.identity", "eohub.domain.accounting", "identity is the bottom room"),
+    ("eohub.domain.identity", "eohub.domain.repos", "identity is the bottom room"),
+    ("eohub.accounting.service", "eohub.accounting.app", "handlers get a ServiceContext"),
+    ("eohub.accounting.client", "eohub.accounting.service", "the client runs in the hub"),
+    ("eohub.accounting.client", "eohub.accounting.app", "the client runs in the hub"),
+    ("eohub.accounting.exports", "eohub.accounting.service", "exports run without the service"),
+    ("eohub.spawner.form", "eohub.spawner.mixin", "the form renders a LaunchContext"),
+    ("eohub.spawner.form", "eohub.spawner.kube", "the form renders a LaunchContext"),
+    ("eohub.spawner.form", "eohub.spawner.local", "the form renders a LaunchContext"),
+]
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, type-checking imports included."""
+    modules = {module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets.add(base)
+                targets.update(f"{base}.{alias.name}" for alias in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while (top := stack.pop()) != node:
+                component.append(top)
+            component.append(node)
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    def under(name: str, prefix: str) -> bool:
+        return name == prefix or name.startswith(prefix + ".")
+
+    return [
+        f"{importer} imports {imported}: {why}"
+        for importer, targets in sorted(graph.items())
+        for imported in sorted(targets)
+        for low, high, why in FORBIDDEN
+        if under(importer, low) and under(imported, high)
+    ]
+
+
+def test_no_import_circles_between_eohub_modules() -> None:
+    assert cycles(import_graph(PACKAGE)) == []
+
+
+def test_the_rooms_depend_one_way() -> None:
+    assert violations(import_graph(PACKAGE)) == []
+
+
+def test_the_direction_checks_fail_on_planted_violations(tmp_path: Path) -> None:
+    root = tmp_path / "eohub"
+    files = {
+        "__init__.py": "",
+        "accounting/__init__.py": "",
+        "accounting/app.py": "from eohub.accounting.service import handlers\n",
+        "accounting/service/__init__.py": "",
+        "accounting/service/handlers.py": (
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from eohub.accounting.app import AccountingService\n"
+        ),
+        "spawner/__init__.py": "",
+        "spawner/mixin.py": "from .form import render\n",
+        "spawner/form/__init__.py": "",
+        "spawner/form/render.py": "from ..mixin import QuotaSpawnerMixin\n",
+        "domain/__init__.py": "",
+        "domain/accounting/__init__.py": "",
+        "domain/accounting/quota.py": "from eohub.domain.launch import budget\n",
+        "domain/launch/__init__.py": "",
+        "domain/launch/budget.py": "from eohub.domain.accounting.quota import Limits\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    graph = import_graph(root)
+    assert cycles(graph) == [
+        ["eohub.accounting.app", "eohub.accounting.service.handlers"],
+        ["eohub.domain.accounting.quota", "eohub.domain.launch.budget"],
+        ["eohub.spawner.form.render", "eohub.spawner.mixin"],
+    ]
+    assert violations(graph) == [
+        "eohub.accounting.service.handlers imports eohub.accounting.app:"
+        " handlers get a ServiceContext",
+        "eohub.domain.accounting.quota imports eohub.domain.launch: accounting sits below launch",
+        "eohub.domain.accounting.quota imports eohub.domain.launch.budget:"
+        " accounting sits below launch",
+        "eohub.spawner.form.render imports eohub.spawner.mixin: the form renders a LaunchContext",
+    ]

@@ -191,3 +191,14 @@ def convention_problems(source: str) -> list[str]:
 def test_the_convention_check_catches_each_old_style(source: str, problem: str) -> None:
     (found,) = convention_problems(source)
     assert problem in found
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        p for p in PACKAGE.rglob("*.py") if p.name != "logs.py" and "migrations" not in p.parts
+    ),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_every_module_logs_the_one_way(path: Path) -> None:
+    assert convention_problems(path.read_text()) == []
