@@ -71,6 +71,10 @@ def attach(application_log: logging.Logger) -> None:
         return
     root.parent = application_log
     root._eohub_attached = True  # type: ignore[attr-defined]
+    # Loggers remember which levels were enabled under their old parent; setting the
+    # level again clears that memory, or a line logged before attaching would keep
+    # INFO off for good.
+    root.setLevel(root.level)
 
 
 def fields_of(record: logging.LogRecord) -> Mapping[str, object]:

@@ -40,6 +40,7 @@ def _eohub_logs_reach_caplog() -> Iterator[None]:
     yield
     tree.parent = logging.getLogger()
     tree._eohub_attached = False  # type: ignore[attr-defined]
+    tree.setLevel(tree.level)  # forget the levels enabled under the old parent
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -21,7 +21,17 @@ from jupyterhub.services.auth import HubOAuth
 from jupyterhub.traitlets import ByteSpecification
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, Unicode, default, observe
+from traitlets import (
+    Bool,
+    CaselessStrEnum,
+    Dict,
+    Float,
+    Integer,
+    TraitError,
+    Unicode,
+    default,
+    observe,
+)
 
 from eohub._version import __version__
 from eohub.accounting.database_app import DatabaseApp, UpgradeDBApp
@@ -281,6 +291,12 @@ class AccountingService(DatabaseApp):
         warnings from the first request.
         """
         loops = self.loop_settings()
+        try:
+            # Read once here, so a bad export setting stops the start, naming the key.
+            exports = XDMoDExport(parent=self)
+        except TraitError as e:
+            log.critical("The XDMoDExport config is invalid: {error}", error=e)
+            self.exit(1)
         hub, enforcer = connect_hub(self.store, loops)
         return ServiceContext(
             store=self.store,
@@ -288,7 +304,7 @@ class AccountingService(DatabaseApp):
             metrics=self.metrics,
             prefix=self.service_prefix,
             max_clock_skew=timedelta(seconds=self.max_clock_skew),
-            exports=XDMoDExport(parent=self),
+            exports=exports,
             authenticate_metrics=self.authenticate_metrics,
             loops=loops,
             hub=hub,

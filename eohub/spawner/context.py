@@ -29,6 +29,14 @@ log = get_logger(__name__)
 DEFAULT_HUB_PREFIX = "/hub/"
 
 
+class InvalidLaunchConfig(ValueError):
+    """The hub's launch config cannot be read; the message names the offending key.
+
+    Only reading the config raises it, so a ValueError from anywhere else in building a
+    context is never reported as a bad config.
+    """
+
+
 @dataclass(frozen=True)
 class LaunchContext:
     """One user's launch inputs, read once per request.
@@ -76,7 +84,7 @@ class LaunchContextSource(Protocol):
     """
 
     async def launch_context(self, *, form: bool = True) -> LaunchContext:
-        """The context of this request; raises ValueError when the launch config is invalid."""
+        """The context of this request; raises :class:`InvalidLaunchConfig`."""
         ...
 
     async def form_context(self, context: LaunchContext) -> LaunchContext:
@@ -133,6 +141,7 @@ def request_origin(handler: object) -> str:
 
 __all__ = [
     "DEFAULT_HUB_PREFIX",
+    "InvalidLaunchConfig",
     "LaunchContext",
     "LaunchContextSource",
     "ask_budgets",

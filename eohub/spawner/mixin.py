@@ -55,6 +55,7 @@ from eohub.logs import attach, get_logger
 from eohub.spawner.accounting import shared_client
 from eohub.spawner.context import (
     DEFAULT_HUB_PREFIX,
+    InvalidLaunchConfig,
     LaunchContext,
     ask_budgets,
     request_origin,
@@ -102,7 +103,7 @@ async def render_form(
     """
     try:
         context = await spawner.launch_context()
-    except ValueError as e:
+    except InvalidLaunchConfig as e:
         log.error("The eohub launch config is invalid: {error}", error=e)
         return render(None, error=INVALID_CONFIG)
     if prefill is not None:
@@ -170,11 +171,15 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         """This request's launch inputs, read once (:mod:`eohub.spawner.context`).
 
         ``form=False`` (the spawn, and a launch link before it is checked) leaves out
-        what only the form shows: see :meth:`form_context`. Raises ValueError naming
+        what only the form shows: see :meth:`form_context`. Raises InvalidLaunchConfig naming
         the bad key when the launch config is invalid.
         """
+        try:
+            config = self.launch_config()
+        except ValueError as e:
+            raise InvalidLaunchConfig(str(e)) from e
         context = LaunchContext(
-            self.launch_config(),
+            config,
             self.member(),
             self.repo_rules(),
             server_name=self.name,  # type: ignore[attr-defined]
@@ -238,7 +243,7 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         """
         try:
             context = await self.launch_context(form=False)
-        except ValueError as e:
+        except InvalidLaunchConfig as e:
             log.error("The eohub launch config is invalid: {error}", error=e)
             raise web.HTTPError(500, INVALID_CONFIG) from None
         config, member, rules = context.config, context.member, context.rules

@@ -38,12 +38,12 @@ def exact(value: Fraction | float) -> Fraction:
     """``value`` as an exact fraction.
 
     A float goes through its shortest repr, so that a budget of 0.1 core-hours is exactly
-    1/10. Infinity counts as plenty, NaN as nothing.
+    1/10. Infinity counts as plenty; NaN and minus infinity as nothing.
     """
     if not isinstance(value, float):
         return Fraction(value)
     if not math.isfinite(value):
-        return Fraction(0) if math.isnan(value) else Fraction(10**18)
+        return Fraction(10**18) if value > 0 else Fraction(0)
     return Fraction(repr(value))
 
 
