@@ -101,6 +101,31 @@ def test_a_disabled_level_costs_no_rendering(caplog: pytest.LogCaptureFixture) -
     assert caplog.records == []
 
 
+def test_a_line_before_attaching_does_not_keep_info_off() -> None:
+    # Python caches, per logger, whether a level is enabled; attaching must reset it.
+    app_log = logging.getLogger("eohub-test-early-application")
+    app_log.propagate = False
+    app_log.setLevel(logging.INFO)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    app_log.addHandler(handler)
+    tree = logging.getLogger("eohub")
+    before = (tree.parent, getattr(tree, "_eohub_attached", False))
+    early = logs.get_logger("eohub.test.early")
+    try:
+        tree._eohub_attached = False  # type: ignore[attr-defined]
+        logging.getLogger().setLevel(logging.WARNING)
+        early.info("before the hub's logger is known")  # caches INFO as off
+        logs.attach(app_log)
+        early.info("after attaching")
+        assert [r.getMessage() for r in seen] == ["after attaching"]
+    finally:
+        tree.parent, tree._eohub_attached = before  # type: ignore[attr-defined]
+        tree.setLevel(tree.level)
+        app_log.removeHandler(handler)
+
+
 def test_loggers_live_under_eohub() -> None:
     assert logs.get_logger("eohub.auth.ldap").name == "eohub.auth.ldap"
     with pytest.raises(ValueError, match=r"under 'eohub\.'"):
