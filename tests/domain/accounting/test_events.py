@@ -18,15 +18,12 @@ from eohub.domain.accounting.events import (
     start_event_json,
     stop_event_json,
 )
-from eohub.domain.accounting.ledger import Resources, session_usage
-from eohub.domain.accounting.periods import MAX_ROLLING_DAYS
 from eohub.domain.accounting.requests import (
     parse_group_update,
     parse_quota_request,
     parse_storage_samples,
 )
 from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS, MAX_MEMORY_BYTES, MIN_CPU
-from eohub.domain.launch.config import LaunchConfigError, parse_launch_config
 
 T0 = datetime(2026, 5, 1, 8, tzinfo=UTC)
 START = start_event_json(
@@ -241,31 +238,7 @@ def test_sizes_are_bounded(name: str, data: dict[str, Any], fields: set[str]) ->
     assert set(error.value.errors) == fields, error.value.errors
 
 
-def test_the_largest_server_fits_every_total_the_databases_compute() -> None:
-    """The module docstring's arithmetic: a SUM over the longest rolling window (and so
-    any year's running total) of six largest servers stays under 2**63 - 1."""
-    largest = Resources.from_cpu(MAX_CPU, MAX_MEMORY_BYTES, MAX_GPUS)
-    start = datetime(2000, 1, 1, tzinfo=UTC)
-    window = session_usage(largest, start, start + timedelta(days=MAX_ROLLING_DAYS))
-    year = session_usage(largest, start, start + timedelta(days=366))
-    for units in (window.cpu_mcore_ms, window.mem_mib_ms, window.gpu_ms):
-        assert 6 * units <= 2**63 - 1
-    for units in (year.cpu_mcore_ms, year.mem_mib_ms, year.gpu_ms):
-        assert 69 * units <= 2**63 - 1
-    assert largest.millicores <= 2**31 - 1  # INT columns
-    assert largest.gpus <= 2**31 - 1
-
-
 def test_a_batch_has_no_other_fields() -> None:
     with pytest.raises(EventError) as error:
         parse_batch({"events": [START], "x": 1})
     assert error.value.errors == {"x": "is not a field of this request"}
-
-
-def test_the_hubs_launch_sizes_stay_within_what_accounting_records() -> None:
-    """A size the launch form offers must be one whose start event the service accepts."""
-    largest = {"s": {"cpu": MAX_CPU, "memory": "4T", "gpus": MAX_GPUS}}
-    config = parse_launch_config({}, largest, {}, backend="local")
-    assert config.sizes["s"].memory == MAX_MEMORY_BYTES
-    with pytest.raises(LaunchConfigError, match=r"sizes\.s\.memory"):
-        parse_launch_config({}, {"s": {"cpu": 1, "memory": "5T"}}, {}, backend="local")

@@ -18,7 +18,6 @@ from eohub.domain.accounting.ledger import (
     usage_in_window,
 )
 from eohub.domain.accounting.periods import PeriodKind
-from eohub.domain.accounting.session_record import SessionRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -75,11 +74,6 @@ def test_usage_in_a_window_clips_both_ends() -> None:
     window = (T0 + timedelta(hours=1), T0 + timedelta(hours=2))
     assert usage_in_window(r, T0, T0 + timedelta(hours=5), window).core_hours == 2
     assert usage_in_window(r, T0 + timedelta(hours=3), T0 + timedelta(hours=5), window) == Usage()
-
-
-def test_an_open_session_counts_up_to_now() -> None:
-    record = SessionRecord(1, "alice", "", "climate", Resources.from_cpu(0.5), T0)
-    assert record.usage(T0 + timedelta(hours=4)).core_hours == 2
 
 
 times = st.datetimes(

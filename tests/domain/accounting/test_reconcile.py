@@ -15,7 +15,6 @@ from eohub.domain.accounting.reconcile import (
     plan_reconcile,
     session_start,
 )
-from eohub.domain.accounting.resources import parse_bytes
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=2)
@@ -262,28 +261,3 @@ def test_session_start_without_a_known_group_cannot_open(
 ) -> None:
     with pytest.raises(CannotOpenError, match=message):
         session_start(hub(**options), StartDefaults(group=fallback), KNOWN)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (0, 0),
-        (1536, 1536),
-        ("1024", 1024),
-        ("4G", 4 * 1024**3),
-        ("4Gi", 4 * 1024**3),
-        ("4GiB", 4 * 1024**3),
-        ("1.5g", 3 * 1024**3 // 2),
-        ("512M", 512 * 1024**2),
-        ("2T", 2 * 1024**4),
-        ("8K", 8192),
-    ],
-)
-def test_parse_bytes(value: object, expected: int) -> None:
-    assert parse_bytes(value) == expected
-
-
-@pytest.mark.parametrize("value", [-1, "-1G", "4X", "", True, float("inf"), None, "1000T"])
-def test_parse_bytes_refuses(value: object) -> None:
-    with pytest.raises(ValueError, match=r"bytes|size"):
-        parse_bytes(value)

@@ -16,7 +16,7 @@ from eohub.domain.launch.config import (
     LaunchConfigError,
     parse_launch_config,
 )
-from eohub.domain.launch.volumes import Volume, expand
+from eohub.domain.launch.volumes import Volume
 from tests.domain.launch.config_errors import ERRORS as SIZE_AND_ENVIRONMENT_ERRORS
 from tests.domain.launch.config_errors import env
 from tests.domain.launch.config_volume_errors import VOLUME_ERRORS
@@ -198,38 +198,6 @@ def test_top_level_errors(kwargs: dict[str, Any], where: str) -> None:
 def test_charge_groups_may_be_any_iterable() -> None:
     config = parse_launch_config({}, {}, {}, backend="kube", charge_groups=iter(["a", "b"]))
     assert config.charge_groups == {"a", "b"}
-
-
-@pytest.mark.parametrize(
-    ("template", "username", "group", "expected"),
-    [
-        ("workspace-{username}", "alice", "", "workspace-alice"),
-        ("/srv/{group}/{username}", "alice", "climate", "/srv/climate/alice"),
-        ("shared", "../../etc", "", "shared"),  # no placeholder: the value is not used
-        ("{{literal}}-{username}", "bob", "", "{literal}-bob"),
-    ],
-)
-def test_expand(template: str, username: str, group: str, expected: str) -> None:
-    assert expand(template, username=username, group=group) == expected
-
-
-@pytest.mark.parametrize(
-    ("template", "username", "group"),
-    [
-        ("/srv/{username}", "..", ""),
-        ("/srv/{username}", "a/b", ""),
-        ("/srv/{username}", "a\\b", ""),
-        ("/srv/{username}", "", ""),
-        ("/srv/{group}", "alice", ""),
-        ("/srv/{group}", "alice", "."),
-        ("/srv/{username}", "a\x00", ""),
-    ],
-)
-def test_expand_refuses_values_that_would_change_the_path(
-    template: str, username: str, group: str
-) -> None:
-    with pytest.raises(ValueError, match="cannot be used in a path"):
-        expand(template, username=username, group=group)
 
 
 def test_volume_defaults() -> None:

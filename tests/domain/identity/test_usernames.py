@@ -1,13 +1,11 @@
-"""The auth_state profile round-trips; login names are folded and checked."""
+"""Login names are folded and checked."""
 
-import json
 import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eohub.domain.identity.profile import AUTH_STATE_KEY, UserProfile
 from eohub.domain.identity.usernames import (
     DEFAULT_USERNAME_PATTERN,
     login_name_problem,
@@ -15,30 +13,6 @@ from eohub.domain.identity.usernames import (
 )
 
 PATTERN = re.compile(DEFAULT_USERNAME_PATTERN)
-
-
-def test_profile_round_trips_through_json() -> None:
-    profile = UserProfile(
-        username="alice",
-        source="ldap",
-        display_name="Alice Liddell",
-        email="alice@example.org",
-        uid_number=10001,
-        gid_number=10001,
-        home_directory="/home/alice",
-        groups=frozenset({"researchers", "eo"}),
-        pi_of=frozenset({"eo"}),
-        group_roles={"eo": frozenset({"member", "manager"})},
-    )
-    state = json.loads(json.dumps({AUTH_STATE_KEY: profile.to_auth_state()}))
-    assert state[AUTH_STATE_KEY]["git"] == {"name": "Alice Liddell", "email": "alice@example.org"}
-    assert state[AUTH_STATE_KEY]["groups"] == ["eo", "researchers"]
-    assert UserProfile.from_auth_state(state) == profile
-
-
-@pytest.mark.parametrize("state", [None, {}, {"eohub": "nope"}, {"other": {}}])
-def test_no_profile(state: object) -> None:
-    assert UserProfile.from_auth_state(state) is None  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -70,3 +44,31 @@ def test_accepted_names_never_carry_ldap_metacharacters(typed: str) -> None:
     name = normalize_login_name(typed)
     if login_name_problem(name, PATTERN) is None:
         assert not set(name) & set('*()\\\x00,+=<>;"#/ ')
+
+
+def test_lowercasing_is_optional() -> None:
+    assert normalize_login_name("  Alice\uff22 ", lowercase=False) == "AliceB"
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("a", True),
+        ("0day", True),
+        ("a.b_c-d", True),
+        ("x" * 64, True),
+        ("-alice", False),  # must start with a letter or digit
+        (".alice", False),
+        ("Alice", False),  # the default pattern is lowercase only
+        ("al ice", False),
+    ],
+)
+def test_the_default_pattern(name: str, allowed: bool) -> None:
+    assert (login_name_problem(name, PATTERN) is None) is allowed
+
+
+def test_a_custom_pattern_is_matched_in_full() -> None:
+    pattern = re.compile(r"[A-Z]+")
+    assert login_name_problem("ABC", pattern) is None
+    assert login_name_problem("ABCd", pattern) == "user name does not match the allowed pattern"
+    assert login_name_problem("", pattern) == "empty user name"
