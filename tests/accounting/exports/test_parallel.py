@@ -97,11 +97,6 @@ def test_a_failing_worker_fails_the_export_with_its_error(tmp_path: Path) -> Non
     store.engine.dispose()
 
 
-def test_negative_settings_are_refused() -> None:
-    with pytest.raises(Exception, match="must be 0 or more"):
-        XDMoDExport(export_workers=-1)
-
-
 @pytest.mark.parametrize(
     ("low", "high", "parts", "expected"),
     [

@@ -11,17 +11,14 @@ every content type, and change nothing.
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 
-from eohub.accounting.app import AccountingService
 from eohub.accounting.scopes import ACCESS, ADMIN, READ
 from eohub.domain.accounting.access import Op
 from eohub.domain.accounting.events import start_event_json, stop_event_json
@@ -319,22 +316,6 @@ def test_an_ordinary_users_cookie_cannot_change_groups_even_with_xsrf(
     assert "admin" in r.json()["message"]
 
 
-def test_hub_admins_are_admins_is_deprecated_and_says_what_to_do() -> None:
-    service = AccountingService()
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    service.log.addHandler(handler)
-    try:
-        service.hub_admins_are_admins = True
-    finally:
-        service.log.removeHandler(handler)
-    (record,) = records
-    assert record.levelno == logging.WARNING
-    assert "grants nothing" in record.getMessage()
-    assert "eohub-accounting-admins" in record.getMessage()
-
-
 @pytest.mark.hub
 def test_a_token_sent_in_the_query_string_is_never_logged(accounting: Accounting) -> None:
     secret = secrets.token_hex(16)
@@ -347,23 +328,3 @@ def test_a_token_sent_in_the_query_string_is_never_logged(accounting: Accounting
     log = (accounting.hub.workdir / "jupyterhub.log").read_text()
     assert "api/usage" in log  # the refusals were logged, by their path
     assert secret not in log
-
-
-def test_the_admins_role_stays_empty_when_the_authenticator_manages_roles(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from jupyterhub.app import JupyterHub
-
-    from eohub.accounting.scopes import HubAdmins
-
-    authenticator = SimpleNamespace(
-        admin_users={"admin"}, admin_groups={"hub-admins"}, manage_roles=False
-    )
-    hub = SimpleNamespace(authenticator=authenticator)
-    monkeypatch.setattr(JupyterHub, "initialized", classmethod(lambda cls: True))
-    monkeypatch.setattr(JupyterHub, "instance", classmethod(lambda cls: hub))
-    users, groups = HubAdmins(), HubAdmins(groups=True)
-    assert (list(users), list(groups), bool(users)) == (["admin"], ["hub-admins"], True)
-    # JupyterHub refuses load_roles members when the authenticator manages roles.
-    authenticator.manage_roles = True
-    assert (list(users), list(groups), bool(users), bool(groups)) == ([], [], False, False)

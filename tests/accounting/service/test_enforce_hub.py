@@ -8,7 +8,6 @@ managed service from the drop-in, so its loops and its scopes are tested end to 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from eohub.accounting.service.enforce import EnforcementReport, Enforcer
-from eohub.accounting.service.workers import run_periodically
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.accounting_db.store import utcnow
-from eohub.adapters.hub_api import HubAPI, HubAPIError
+from eohub.adapters.hub_api import HubAPI
 from eohub.domain.accounting.enforcement import RunningSession
 from eohub.domain.accounting.events import parse_batch, start_event_json
 from eohub.domain.accounting.periods import Allocation
@@ -223,30 +221,3 @@ def test_budgets_cover_the_group_once_and_each_member(store: AccountingStore) ->
     assert budgets[("climate", "")].spent is not None  # 2 x 40 min > 1 core-hour
     assert budgets[("climate", "ann")].spent is not None  # 40 min > half a core-hour
     assert "user ann in group climate" in (budgets[("climate", "ann")].spent or "")
-
-
-async def test_the_loop_survives_failing_rounds(caplog: pytest.LogCaptureFixture) -> None:
-    calls: list[str] = []
-    three_rounds = asyncio.Event()
-
-    async def unreachable() -> None:
-        calls.append("hub")
-        raise HubAPIError("GET http://hub/hub/api/users: the hub did not answer")
-
-    async def broken() -> None:
-        calls.append("bug")
-        if len(calls) >= 6:
-            three_rounds.set()
-        raise RuntimeError("a bug")
-
-    task = asyncio.create_task(
-        run_periodically([("reconcile", unreachable), ("enforcement", broken)], 0.01)
-    )
-    await asyncio.wait_for(three_rounds.wait(), timeout=10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert calls[:4] == ["hub", "bug", "hub", "bug"]
-    messages = [r.getMessage() for r in caplog.records]
-    assert "The reconcile round could not reach the hub: GET" in messages[0]
-    assert messages[1] == "The enforcement round failed"

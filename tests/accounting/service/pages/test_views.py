@@ -1,0 +1,172 @@
+"""What the usage pages show: ranges, labels, history, and each page's plain objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from eohub.accounting.service.pages import views
+from eohub.accounting.service.pages.handlers import HALF, WIDE
+from eohub.adapters.accounting_db import AccountingStore
+from eohub.domain.accounting.ledger import MS_PER_HOUR, Usage
+from eohub.domain.accounting.periods import PeriodKind
+from eohub.domain.accounting.quota import Limits
+from eohub.domain.accounting.session_record import UsageRow
+from tests.accounting.service.pages.pages_support import EVIL, NOW, month_range, pages_store, run
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> AccountingStore:
+    return pages_store(tmp_path)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+# -- ranges and labels -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "t", "label"),
+    [
+        (PeriodKind.DAY, utc(2026, 3, 5), "05 Mar"),
+        (PeriodKind.MONTH, utc(2026, 3, 1), "Mar 2026"),
+        (PeriodKind.QUARTER, utc(2026, 1, 1), "Q1 2026"),
+        (PeriodKind.QUARTER, utc(2026, 4, 1), "Q2 2026"),
+        (PeriodKind.QUARTER, utc(2026, 12, 1), "Q4 2026"),
+        (PeriodKind.YEAR, utc(2026, 1, 1), "2026"),
+    ],
+)
+def test_period_labels(kind: PeriodKind, t: datetime, label: str) -> None:
+    assert views.period_label(kind, t) == label
+
+
+@pytest.mark.parametrize(
+    ("kind", "count", "start", "end"),
+    [
+        (PeriodKind.MONTH, 1, utc(2026, 3, 1), utc(2026, 4, 1)),
+        (PeriodKind.MONTH, 12, utc(2025, 4, 1), utc(2026, 4, 1)),
+        (PeriodKind.DAY, 1, utc(2026, 3, 15), utc(2026, 3, 16)),
+        (PeriodKind.DAY, 31, utc(2026, 2, 13), utc(2026, 3, 16)),
+        (PeriodKind.YEAR, 2, utc(2025, 1, 1), utc(2027, 1, 1)),
+    ],
+)
+def test_a_recent_range_ends_with_the_current_period(
+    kind: PeriodKind, count: int, start: datetime, end: datetime
+) -> None:
+    rng = views.recent_range(kind, NOW, count)
+    assert (rng.kind, rng.start, rng.end) == (kind, start, end)
+    assert len(rng.periods) == count
+    assert rng.periods[0] == start
+
+
+# -- usage over time ---------------------------------------------------------------
+
+
+def core_hours(hours: int) -> Usage:
+    return Usage(cpu_mcore_ms=1000 * hours * MS_PER_HOUR)
+
+
+def test_history_sums_per_name_and_period_and_keeps_totals_beyond_the_range() -> None:
+    rng = views.Range(PeriodKind.MONTH, utc(2026, 1, 1), utc(2026, 3, 1))
+    rows = [
+        UsageRow(utc(2026, 1, 1), "climate", "alice", core_hours(3)),
+        UsageRow(utc(2026, 2, 1), "climate", "bob", core_hours(2)),
+        UsageRow(utc(2026, 2, 1), "climate", "alice", core_hours(1)),
+        UsageRow(utc(2026, 2, 1), "astro", "alice", core_hours(5)),
+        UsageRow(utc(2025, 12, 1), "climate", "carol", core_hours(7)),  # before the range
+    ]
+    hist = views.history(rows, rng, lambda r: r.group, WIDE)
+    assert hist.labels == ("Jan 2026", "Feb 2026")
+    assert [(s.name, s.values) for s in hist.series] == [
+        ("astro", (0.0, 5.0)),
+        ("climate", (3.0, 3.0)),
+    ]
+    assert hist.totals["climate"].core_hours == 13  # carol's 7 counts in the total
+    assert not hist.empty
+    assert hist.to_json() == {
+        "period": "month",
+        "labels": ["Jan 2026", "Feb 2026"],
+        "series": [
+            {"name": "astro", "core_hours": [0.0, 5.0]},
+            {"name": "climate", "core_hours": [3.0, 3.0]},
+        ],
+    }
+    empty = views.history([], rng, lambda r: r.user, WIDE)
+    assert empty.empty
+    assert empty.series == ()
+
+
+# -- rows --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("owner", "label"), [("", "The whole group"), ("*", "Each member"), ("alice", "alice")]
+)
+def test_quota_rows_are_labelled_by_their_owner(owner: str, label: str) -> None:
+    assert views.QuotaRow(owner, Limits()).label == label
+
+
+def test_a_member_row_meters_core_hours_against_the_members_limit() -> None:
+    row = views.MemberRow("alice", core_hours(9), 45.0, 10.0, 1)
+    assert (row.meter.what, row.meter.used, row.meter.limit) == ("core-hours", 9.0, 10.0)
+    assert row.meter.level == "warning"
+    assert views.MemberRow("bob", core_hours(9), 45.0, None, 0).meter.level == "secondary"
+
+
+# -- the pages, from a real store ----------------------------------------------------
+
+
+def test_my_usage_warns_when_a_share_is_nearly_spent(store: AccountingStore) -> None:
+    page = views.my_usage(store, "alice", month_range(), None, WIDE)
+    assert page.history.labels[-1] == "Mar 2026"
+    assert page.history.series[0].name == "climate"
+    assert page.history.series[0].values[-1] == 18
+    (budget,) = page.budgets
+    assert [s.scope for s in budget.scopes] == ["group climate", "your share of climate"]
+    assert budget.left["core_hours"] == 2
+    (notice,) = page.notices
+    assert notice.level == "warning"
+    assert notice.text == "Your share of climate has used 90% of its core-hours budget this month."
+    assert [s.server for s in page.sessions] == ["", ""]
+    assert page.sessions[0].stopped_at is None
+    assert page.next_before is None
+
+
+def test_my_usage_says_when_a_budget_is_spent(store: AccountingStore) -> None:
+    run(store, "alice", "climate", datetime(2026, 3, 3, 9, tzinfo=UTC), 2, 2)
+    page = views.my_usage(store, "alice", month_range(), None, WIDE)
+    (notice,) = page.notices
+    assert notice.level == "danger"
+    assert notice.text.startswith("The core-hours budget of your share of climate is spent")
+
+
+def test_a_group_report_burns_down_its_budget(store: AccountingStore) -> None:
+    (group,) = store.groups({"climate"})
+    report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
+    assert [m.user for m in report.members] == ["alice"]
+    assert report.members[0].meter.level == "warning"
+    assert [r.label for r in report.quotas] == ["The whole group", "Each member"]
+    assert [s.user for s in report.running] == ["alice"]
+    names = [line["name"] for line in report.burn_down_data["lines"]]
+    assert names == ["Limit", "Even pace", "Budget left"]
+    left = report.burn_down_data["lines"][2]["points"]
+    # Full at the start, 16 gone after 2 March, and 2 more by now (14.5 days in).
+    assert left[0] == (0.0, 100.0)
+    assert left[1] == (1.0, 100.0)
+    assert left[2] == (2.0, 84.0)
+    assert left[-1] == (14.5, 82.0)
+    assert report.burn_down.markers[0].label == "now"
+    assert {s.name for s in report.history.series} == {"alice", "bob"}
+
+
+def test_a_group_without_a_limit_shows_its_use(store: AccountingStore) -> None:
+    (group,) = store.groups({EVIL})
+    report = views.group_report(store, group, "root", month_range(), (HALF, HALF))
+    assert not report.has_limit
+    (line,) = report.burn_down_data["lines"]
+    assert line["name"] == "Used"
+    assert line["points"][-1] == (7.0 - 0.5, 12.0)

@@ -1,0 +1,113 @@
+"""The service's background loops: which run, against which hub, and that they never end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from eohub.accounting.service.context import LoopSettings
+from eohub.accounting.service.enforce import Enforcer
+from eohub.accounting.service.workers import connect_hub, run_periodically, start_workers
+from eohub.adapters.accounting_db import AccountingStore
+from eohub.adapters.hub_api import HubAPI, HubAPIError
+from eohub.domain.accounting.enforcement import Mode
+from tests.accounting.service.context_support import make_context
+from tests.support.accounting import Clock, fresh_store
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[AccountingStore]:
+    s = fresh_store(sqlite_url, Clock(NOW))
+    yield s
+    s.engine.dispose()
+
+
+def test_no_hub_api_is_made_when_every_loop_is_off(
+    store: AccountingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused")
+    assert connect_hub(store, LoopSettings(reconcile_interval=0)) == (None, None)
+
+
+def test_without_the_hubs_address_the_loops_are_off_and_say_so(
+    store: AccountingStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("JUPYTERHUB_API_URL", raising=False)
+    assert connect_hub(store, LoopSettings()) == (None, None)
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage().startswith("Reconcile and enforcement are off: no hub API URL")
+    assert start_workers(make_context(store)) == []
+
+
+def test_the_enforcer_exists_before_any_loop_starts(
+    store: AccountingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused")
+    hub, enforcer = connect_hub(store, LoopSettings(enforcement=Mode.WARN, grace_period=30))
+    assert hub is not None
+    assert enforcer is not None
+    assert (enforcer.hub, enforcer.mode, enforcer.grace) == (hub, Mode.WARN, timedelta(30 / 86400))
+    assert enforcer.warnings() == {}
+
+
+async def test_the_loop_survives_failing_rounds(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[str] = []
+    three_rounds = asyncio.Event()
+
+    async def unreachable() -> None:
+        calls.append("hub")
+        raise HubAPIError("GET http://hub/hub/api/users: the hub did not answer")
+
+    async def broken() -> None:
+        calls.append("bug")
+        if len(calls) >= 6:
+            three_rounds.set()
+        raise RuntimeError("a bug")
+
+    task = asyncio.create_task(
+        run_periodically([("reconcile", unreachable), ("enforcement", broken)], 0.01)
+    )
+    await asyncio.wait_for(three_rounds.wait(), timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls[:4] == ["hub", "bug", "hub", "bug"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert "The reconcile round could not reach the hub: GET" in messages[0]
+    assert messages[1] == "The enforcement round failed"
+
+
+async def test_the_loops_the_settings_turn_on_run_as_one_task(
+    store: AccountingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    hub = HubAPI("http://127.0.0.1:9/hub/api", "unused")
+    loops = LoopSettings(reconcile_interval=3600, enforcement=Mode.WARN)
+    enforcer = Enforcer(store, hub, Mode.WARN, 60)
+    context = make_context(store, loops=loops, hub=hub, enforcer=enforcer)
+    tasks = start_workers(context)
+    try:
+        assert [t.get_name() for t in tasks] == ["eohub-accounting-loop"]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert (
+        "Every 3600 s: reconcile then enforcement (hub API http://127.0.0.1:9/hub/api)"
+        in caplog.messages
+    )
+
+
+def test_no_loop_runs_without_a_hub_or_with_every_loop_off(store: AccountingStore) -> None:
+    hub = HubAPI("http://127.0.0.1:9/hub/api", "unused")
+    assert start_workers(make_context(store, hub=None)) == []
+    off = LoopSettings(reconcile_interval=0)
+    assert start_workers(make_context(store, hub=hub, loops=off)) == []

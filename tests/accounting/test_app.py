@@ -1,0 +1,214 @@
+"""The ``eohub-accounting`` service application: its traits, its context, its start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from traitlets.config import Config
+
+from eohub.accounting.app import AccountingService
+from eohub.accounting.database_app import UpgradeDBApp
+from eohub.accounting.service.context import CONTEXT_SETTING, LoopSettings
+from eohub.adapters.accounting_db import create_engine_for
+from eohub.domain.accounting.enforcement import Mode
+from tests.accounting.cli_support import COMMAND, run, with_password
+from tests.support.databases import postgres_database
+
+
+def test_hub_admins_are_admins_is_deprecated_and_says_what_to_do() -> None:
+    service = AccountingService()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    service.log.addHandler(handler)
+    try:
+        service.hub_admins_are_admins = True
+    finally:
+        service.log.removeHandler(handler)
+    (record,) = records
+    assert record.levelno == logging.WARNING
+    assert "grants nothing" in record.getMessage()
+    assert "eohub-accounting-admins" in record.getMessage()
+
+
+def test_the_application_builds_one_context_from_its_traits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused")
+    service = AccountingService(
+        db_url="sqlite://",
+        writer_process=False,
+        service_prefix="/services/acct/",
+        max_clock_skew=90,
+        enforcement="STOP",
+        reconcile_interval=0,
+        enforcement_interval=15,
+        authenticate_metrics=False,
+    )
+    service.init_store()
+    try:
+        context = service.build_context()
+        assert context.store is service.store
+        assert (context.prefix, context.max_clock_skew) == ("/services/acct/", timedelta(0, 90))
+        assert context.authenticate_metrics is False
+        assert (context.loops.enforcement, context.loops.interval) == (Mode.STOP, 15)
+        assert context.enforcer is not None
+        assert context.enforcer.store is service.store
+        app = service.make_app(context)
+        assert app.settings[CONTEXT_SETTING] is context
+        assert "eohub_service" not in app.settings
+    finally:
+        service.store.close()
+        service.engine.dispose()
+
+
+def test_the_loop_settings_carry_the_traits() -> None:
+    service = AccountingService(
+        reconcile_interval=30,
+        enforcement="Warn",
+        enforcement_grace_period=120,
+        enforcement_interval=45,
+        reconcile_fallback_group="general",
+        reconcile_default_cpu=0.5,
+        reconcile_default_memory="2G",
+        reconcile_default_gpus=1,
+        reconcile_open_after=10,
+        hub_api_concurrency=3,
+        hub_api_timeout=7.5,
+    )
+    assert service.loop_settings() == LoopSettings(
+        reconcile_interval=30,
+        enforcement=Mode.WARN,
+        grace_period=120,
+        enforcement_interval=45,
+        fallback_group="general",
+        default_cpu=0.5,
+        default_memory_bytes=2 * 1024**3,
+        default_gpus=1,
+        open_after=10,
+        hub_api_concurrency=3,
+        hub_api_timeout=7.5,
+    )
+
+
+def test_the_subcommands() -> None:
+    assert list(AccountingService.subcommands) == ["upgrade-db", "export"]
+    assert AccountingService.subcommands["upgrade-db"][0] is UpgradeDBApp
+    assert AccountingService.subcommands["export"][0] == "eohub.accounting.exports.cli.ExportApp"
+
+
+def test_configured_groups_are_created_at_start_up(capsys: pytest.CaptureFixture[str]) -> None:
+    groups = {"climate": {"display_name": "Climate", "allocation": "quarter", "pis": ["carol"]}}
+    # An in-memory database is the process's own: the writer process is not used.
+    service = AccountingService(db_url="sqlite://", groups=groups)
+    service.init_store()
+    try:
+        assert "writing in the service's own process" in capsys.readouterr().err
+        service.init_groups()
+        (climate,) = service.store.groups({"climate"})
+        assert (climate.display_name, climate.pis) == ("Climate", {"carol"})
+        assert climate.allocation.kind.value == "quarter"
+    finally:
+        service.store.close()
+        service.engine.dispose()
+
+
+def test_a_bad_configured_group_stops_start_up_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    service = AccountingService(
+        db_url="sqlite://", writer_process=False, groups={"climate": {"allocation": "weekly"}}
+    )
+    service.init_store()
+    try:
+        with pytest.raises(SystemExit) as e:
+            service.init_groups()
+        assert e.value.code == 1
+        assert "AccountingService.groups['climate'] is invalid: allocation" in (
+            capsys.readouterr().err
+        )
+    finally:
+        service.store.close()
+        service.engine.dispose()
+
+
+def test_a_bad_export_setting_stops_start_up_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The export settings are read once, when the context is built, not per request.
+    config = Config({"XDMoDExport": {"export_workers": -1}})
+    service = AccountingService(db_url="sqlite://", writer_process=False, config=config)
+    service.init_store()
+    try:
+        with pytest.raises(SystemExit) as e:
+            service.build_context()
+        assert e.value.code == 1
+        err = capsys.readouterr().err
+        assert "The XDMoDExport config is invalid" in err
+        assert "export_workers" in err
+        assert "Traceback" not in err
+    finally:
+        service.store.close()
+        service.engine.dispose()
+
+
+# -- the command ------------------------------------------------------------
+
+
+def test_the_service_logs_the_url_without_its_password(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env["JUPYTERHUB_API_TOKEN"] = "unused"
+    env["JUPYTERHUB_API_URL"] = "http://127.0.0.1:9/hub/api"  # no hub: the loops just warn
+    with postgres_database() as plain:
+        proc = subprocess.Popen(
+            [*COMMAND, f"--db-url={with_password(plain)}", f"--url=http://127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        lines = []
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                line = proc.stderr.readline()
+                if not line:
+                    break
+                lines.append(line)
+                if "listening on" in line:
+                    break
+        finally:
+            proc.terminate()
+            lines.extend(proc.communicate(timeout=30)[1].splitlines(keepends=True))
+    log = "".join(lines)
+    listening = [line for line in lines if "listening on" in line]
+    assert listening, log
+    assert f"(database {plain.replace('postgres@', 'postgres:***@')})" in listening[0], log
+    assert "w0rd-42" not in log
+
+
+def test_start_against_an_outdated_schema_names_the_upgrade_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine_for(url)
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        c.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
+    result = run(f"--db-url={url}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "eohub-accounting upgrade-db" in result.stderr
+    export = run("export", f"--db-url={url}", "--from=2026-01-01", "--to=2026-02-01", cwd=tmp_path)
+    assert export.returncode == 1
+    assert "eohub-accounting upgrade-db" in export.stderr
