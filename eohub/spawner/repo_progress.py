@@ -46,8 +46,9 @@ class RepoProgress:
         """Every message so far, then each new one, until the step ends."""
         seen = 0  # messages reported before, dropped ones included
         while True:
-            seen = max(seen, self.dropped)
-            while seen - self.dropped < len(self.messages):
+            # Re-read what was dropped after every yield: while the reader was away, a
+            # chatty log may have dropped the messages this one was about to read.
+            while (seen := max(seen, self.dropped)) - self.dropped < len(self.messages):
                 yield self.messages[seen - self.dropped]
                 seen += 1
             if self.is_closed:
