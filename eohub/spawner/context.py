@@ -91,6 +91,10 @@ class LaunchContextSource(Protocol):
         """``context`` completed with what only the form shows (asks accounting)."""
         ...
 
+    def repo_rules(self) -> RepoRules | None:
+        """The admin's repository rules; None when repository launches are off or invalid."""
+        ...
+
 
 def context_source(spawner: object) -> LaunchContextSource | None:
     """``spawner`` when it builds launch contexts (one of eohub's spawners), else None."""

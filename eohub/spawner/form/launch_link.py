@@ -36,7 +36,12 @@ from eohub.domain.launch.options import (
     parse_options,
 )
 from eohub.domain.launch.policy import authorize, visible_environments
-from eohub.domain.launch.repository import BADGE_PATH, LAUNCH_PREFIX, check_repository
+from eohub.domain.launch.repository import (
+    BADGE_PATH,
+    LAUNCH_PREFIX,
+    RepoRules,
+    check_repository,
+)
 from eohub.spawner.context import LaunchContext, context_source
 from eohub.spawner.form.render import render_launch_form
 
@@ -65,13 +70,14 @@ def check_query(query: Mapping[str, object]) -> None:
 
 
 def link_request(
-    context: LaunchContext, link: str, query: Mapping[str, list[bytes]]
+    rules: RepoRules | None, link: str, query: Mapping[str, list[bytes]]
 ) -> LaunchRequest:
     """The launch request of ``link`` (``<provider>/<spec>``) and its query.
 
-    404 when repository launches are not set up, 400 when the link cannot be read.
+    404 when repository launches are not set up (no ``rules``), 400 when the link
+    cannot be read. It needs no user: a bad link is refused before the user's auth
+    state is read.
     """
-    rules = context.rules
     if rules is None:
         raise web.HTTPError(404, "Repository launches are not set up on this hub.")
     try:
@@ -142,12 +148,14 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
                 "Your server is running. Stop it from the home page, then open the "
                 "launch link again.",
             )
+        request = link_request(source.repo_rules(), link, query)
         auth_state = await user.get_auth_state()
         await spawner.run_auth_state_hook(auth_state)
         spawner.handler = self  # as JupyterHub's spawn page does, for the form's links
-        # The link is checked before accounting is asked for the form's budgets.
+        # The link is checked against the user's policy before accounting is asked for
+        # the form's budgets.
         context = await source.launch_context(form=False)
-        request, untrusted = check_link(context, link_request(context, link, query))
+        request, untrusted = check_link(context, request)
         context = await source.form_context(context)
         form = render_launch_form(context.prefilled(request, untrusted_link=untrusted))
         spawn_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name, server_name)
