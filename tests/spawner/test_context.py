@@ -1,8 +1,9 @@
 """The launch context: the form and the launch-link checks decide from it, without a spawner.
 
 The form is rendered from a :class:`LaunchContext` built here from a parsed config, as
-the spawner builds one per request; the launch link's checks are pure functions of the
-context. The last tests check what a real QuotaLocalSpawner puts in its context.
+the spawner builds one per request; the launch link's checks (tested in
+``form/test_launch_link.py``) are pure functions of the context. The last tests check
+what a real QuotaLocalSpawner puts in its context.
 """
 
 from __future__ import annotations
@@ -13,60 +14,33 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from tornado import web
 from traitlets.config import Config
 
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.identity.profile import UserProfile
-from eohub.domain.launch.config import LaunchConfig, parse_launch_config
 from eohub.domain.launch.options import LaunchRequest
 from eohub.domain.launch.policy import Member
-from eohub.domain.launch.repository import RepoRules
 from eohub.spawner.context import (
     LaunchContext,
     ask_budgets,
     context_source,
     request_origin,
 )
-from eohub.spawner.form.launch_link import check_link, check_query, link_request
 from eohub.spawner.form.render import render, render_launch_form, repo_section
 from eohub.spawner.form.repo_view import UNTRUSTED
 from eohub.spawner.form.view import build_form
 from eohub.spawner.local import QuotaLocalSpawner
 from eohub.spawner.repo_launches import RepoLaunches
-
-SIZES: dict[str, Any] = {
-    "small": {"display_name": "Small", "cpu": 1, "memory": "2G"},
-    "big": {"display_name": "Big", "cpu": 4, "memory": "8G"},
-    "gpu": {"display_name": "GPU", "cpu": 2, "memory": "4G", "gpus": 1},
-}
-ENVIRONMENTS: dict[str, Any] = {
-    "lab": {"display_name": "Lab", "default": True},
-    "from-repo": {
-        "display_name": "From a repository",
-        "repository": True,
-        "allowed_groups": ["builders"],
-    },
-}
-ALLOWED = QuotaAnswer(True, "Within quota.", {"core_hours": 5.0})
-ADA = Member("ada", frozenset({"builders", "climate"}))
-BOB = Member("bob", frozenset({"climate"}))
-
-
-def config() -> LaunchConfig:
-    return parse_launch_config(ENVIRONMENTS, SIZES, {}, backend="local")
-
-
-def rules() -> RepoRules:
-    repo_config = Config()
-    repo_config.RepoLaunches.trusted_repos = ["github.com/eohub/*"]
-    result: RepoRules = RepoLaunches(config=repo_config).rules()
-    return result
-
-
-def context(member: Member = ADA, **fields: Any) -> LaunchContext:
-    return LaunchContext(config(), member, rules(), **fields)
-
+from tests.spawner.context_support import (
+    ADA,
+    ALLOWED,
+    BOB,
+    ENVIRONMENTS,
+    SIZES,
+    config,
+    context,
+    rules,
+)
 
 # -- the form renders a context ------------------------------------------------------------
 
@@ -186,115 +160,6 @@ async def test_ask_budgets_logs_an_outage_and_answers_nothing(
         answers = await ask_budgets(Accounting(RuntimeError("down")), config(), ADA)
     assert answers == {}
     assert "Could not ask accounting for the budgets of ada" in caplog.text
-
-
-# -- the launch link decides from the context ---------------------------------------------
-
-
-def q(**values: str) -> dict[str, list[bytes]]:
-    return {k: [v.encode()] for k, v in values.items()}
-
-
-@pytest.mark.parametrize(
-    ("link", "query", "expected"),
-    [
-        ("gh/eohub/demo/main", {}, LaunchRequest(provider="gh", repo="eohub/demo", ref="main")),
-        (
-            "gh/eohub/demo/main",
-            q(labpath="a.ipynb", size="big"),
-            LaunchRequest(
-                size="big", provider="gh", repo="eohub/demo", ref="main", filepath="a.ipynb"
-            ),
-        ),
-        (
-            "gh/eohub/demo/main",
-            q(labpath="lab.ipynb", filepath="file.ipynb"),
-            LaunchRequest(provider="gh", repo="eohub/demo", ref="main", filepath="file.ipynb"),
-        ),
-    ],
-)
-def test_link_request_reads_the_link_and_its_query(
-    link: str, query: dict[str, list[bytes]], expected: LaunchRequest
-) -> None:
-    assert link_request(context(), link, query) == expected
-
-
-@pytest.mark.parametrize(
-    ("built", "link", "query", "status", "words"),
-    [
-        (LaunchContext(config(), ADA), "gh/o/r/main", {}, 404, "not set up on this hub"),
-        (context(), "nope/x/y", {}, 400, "This launch link is not valid: "),
-        (context(), "gh/o/r/main", q(size="a b"), 400, "This launch link is not valid: "),
-    ],
-)
-def test_link_request_refusals(
-    built: LaunchContext, link: str, query: dict[str, list[bytes]], status: int, words: str
-) -> None:
-    with pytest.raises(web.HTTPError) as refused:
-        link_request(built, link, query)
-    assert refused.value.status_code == status
-    assert words in str(refused.value.log_message)
-
-
-def test_check_query_names_the_first_unknown_argument() -> None:
-    check_query(q(environment="lab", labpath="x", server="s"))
-    with pytest.raises(web.HTTPError, match="not 'image'") as refused:
-        check_query(q(zzz="1", image="evil"))
-    assert refused.value.status_code == 400
-
-
-@pytest.mark.parametrize(
-    ("member", "request_", "result"),
-    [
-        (
-            ADA,
-            LaunchRequest(provider="gh", repo="eohub/demo", ref="main"),
-            (
-                LaunchRequest(
-                    environment="from-repo", provider="gh", repo="eohub/demo", ref="main"
-                ),
-                False,
-            ),
-        ),
-        (
-            ADA,
-            LaunchRequest(provider="gh", repo="someone/else", ref="main"),
-            (
-                LaunchRequest(
-                    environment="from-repo", provider="gh", repo="someone/else", ref="main"
-                ),
-                True,
-            ),
-        ),
-    ],
-)
-def test_check_link_fills_in_the_environment_and_says_whether_it_is_trusted(
-    member: Member, request_: LaunchRequest, result: tuple[LaunchRequest, bool]
-) -> None:
-    assert check_link(context(member), request_) == result
-
-
-@pytest.mark.parametrize(
-    ("member", "request_", "words"),
-    [
-        (BOB, LaunchRequest(provider="gh", repo="o/r", ref="main"), "You may not launch"),
-        (
-            ADA,
-            LaunchRequest(environment="lab", provider="gh", repo="o/r", ref="main"),
-            "This launch link cannot be used: ",
-        ),
-        (
-            ADA,
-            LaunchRequest(provider="gh", repo="o/r", ref="main", group="astro"),
-            "This launch link cannot be used: ",
-        ),
-    ],
-)
-def test_check_link_refusals(member: Member, request_: LaunchRequest, words: str) -> None:
-    with pytest.raises(web.HTTPError) as refused:
-        check_link(context(member), request_)
-    assert refused.value.status_code == 403
-    assert words in str(refused.value.log_message)
 
 
 # -- what a spawner puts in its context ----------------------------------------------------

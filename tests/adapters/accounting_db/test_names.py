@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from eohub.adapters.accounting_db import AccountingStore, create_engine_for, ensure_schema
 from eohub.adapters.accounting_db.models import Base, ExactString, name_collation
-from eohub.adapters.accounting_db.schema import alembic_config, upgrade, with_utf8mb4
+from eohub.adapters.accounting_db.schema import alembic_config, upgrade
 from eohub.domain.accounting.events import parse_batch, start_event_json
 from eohub.domain.accounting.periods import Allocation, PeriodKind
 from tests.support.accounting import Clock
@@ -223,33 +223,3 @@ def test_the_connection_talks_utf8mb4_and_keeps_four_byte_names() -> None:
         finally:
             store.close()
             store.engine.dispose()
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("mysql+pymysql://u:p@db/acct", "mysql+pymysql://u:p@db/acct?charset=utf8mb4"),
-        (
-            "mysql+pymysql://u:p@db/acct?ssl_ca=/ca.pem",
-            "mysql+pymysql://u:p@db/acct?charset=utf8mb4&ssl_ca=%2Fca.pem",
-        ),
-        (
-            "mysql+pymysql://u:p@db/acct?charset=utf8mb4",
-            "mysql+pymysql://u:p@db/acct?charset=utf8mb4",
-        ),
-        ("mysql+mysqldb://u@db/acct", "mysql+mysqldb://u@db/acct?charset=utf8mb4"),
-        ("mariadb+pymysql://u@db/acct", "mariadb+pymysql://u@db/acct?charset=utf8mb4"),
-        ("postgresql+psycopg://u:p@db/acct", "postgresql+psycopg://u:p@db/acct"),
-        ("sqlite:////srv/acct.sqlite", "sqlite:////srv/acct.sqlite"),
-    ],
-)
-def test_mysql_urls_get_utf8mb4_and_keep_the_rest(url: str, expected: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    assert with_utf8mb4(make_url(url)).render_as_string(hide_password=False) == expected
-
-
-@pytest.mark.parametrize("charset", ["utf8", "utf8mb3", "latin1"])
-def test_a_narrower_connection_charset_is_refused_clearly(charset: str) -> None:
-    with pytest.raises(ValueError, match=f"charset={charset}.*use charset=utf8mb4"):
-        create_engine_for(f"mysql+pymysql://u:secret@db/acct?charset={charset}")

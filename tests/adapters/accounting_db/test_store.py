@@ -1,4 +1,4 @@
-"""The accounting store on SQLite, PostgreSQL and MariaDB: ingest, totals, quotas, schema."""
+"""The accounting store on SQLite, PostgreSQL and MariaDB: ingest, totals and quotas."""
 
 from __future__ import annotations
 
@@ -6,17 +6,9 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 import pytest
-from alembic import command
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from eohub.adapters.accounting_db import (
-    OutdatedSchemaError,
-    create_engine_for,
-    ensure_schema,
-    upgrade,
-)
 from eohub.adapters.accounting_db.models import Event, PendingStop, Session, UsageTotal
-from eohub.adapters.accounting_db.schema import alembic_config
 from eohub.domain.accounting.events import (
     EventError,
     parse_batch,
@@ -27,7 +19,7 @@ from eohub.domain.accounting.ledger import GIB, Resources
 from eohub.domain.accounting.periods import Allocation, PeriodKind
 from eohub.domain.accounting.quota import Limits
 from eohub.domain.accounting.session_record import StorageSample
-from tests.support.accounting import Clock, empty_database, fresh_store
+from tests.support.accounting import Clock, fresh_store
 
 T0 = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
 
@@ -52,30 +44,6 @@ def store(database_url: str, clock: Clock):  # type: ignore[no-untyped-def]
     s.put_group("climate", allocation=Allocation.parse("month"), pis={"carol"})
     yield s
     s.engine.dispose()
-
-
-def test_schema_matches_models_after_upgrade(database_url: str) -> None:
-    engine = empty_database(database_url)
-    upgrade(engine)
-    command.check(alembic_config(engine))  # raises if autogenerate finds differences
-    engine.dispose()
-
-
-def test_outdated_schema_names_the_upgrade_command(database_url: str) -> None:
-    engine = empty_database(database_url)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
-        connection.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
-    with pytest.raises(OutdatedSchemaError, match="eohub-accounting upgrade-db"):
-        ensure_schema(engine)
-    engine.dispose()
-
-
-def test_fresh_database_is_created_and_reopened(database_url: str) -> None:
-    engine = empty_database(database_url)
-    ensure_schema(engine)
-    ensure_schema(engine)  # current: nothing to do
-    engine.dispose()
 
 
 def test_session_across_month_boundary_is_split_exactly(store) -> None:  # type: ignore[no-untyped-def]
@@ -261,14 +229,6 @@ def test_sessions_page_newest_first(store) -> None:  # type: ignore[no-untyped-d
     second = store.sessions(limit=2, before_id=first[-1].id)
     assert [s.user for s in first + second] == ["u4", "u3", "u2", "u1"]
     assert [s.user for s in store.sessions(users={"u0"})] == ["u0"]
-
-
-def test_engine_url_without_tables_reports_no_revision(sqlite_url: str) -> None:
-    engine = create_engine_for(sqlite_url)
-    ensure_schema(engine)
-    with engine.connect() as c:
-        assert c.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
-    engine.dispose()
 
 
 def _events_strategy():  # type: ignore[no-untyped-def]

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,40 +19,16 @@ from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError
 
 from eohub.adapters.ldap.connections import ConnectionSettings, LDAPConnections, Lease
 from eohub.adapters.ldap.directory import (
-    DirectorySettings,
     DirectoryUnavailable,
     DirectoryUser,
     LDAPDirectory,
 )
-from eohub.adapters.ldap.filters import DEFAULT_GROUP_FILTER
 from eohub.adapters.ldap.servers import ServerAddress, ServerPool
+from tests.adapters.ldap.ldap_support import address, ldap_directory
 from tests.support.faultproxy import FaultProxy
-from tests.support.slapd import BASE_DN, SERVICE_DN, Directory, own_slapd
-from tests.support.tools import DATA_DIR
+from tests.support.slapd import Directory
 
 ProxyFactory = Callable[..., FaultProxy]
-
-
-def address(proxy: FaultProxy) -> ServerAddress:
-    return ServerAddress.parse(f"ldap://127.0.0.1:{proxy.port}")
-
-
-def ldap_directory(
-    directory: Directory, *proxies: FaultProxy, **overrides: object
-) -> LDAPDirectory:
-    settings: dict[str, object] = {
-        "servers": tuple(address(p) for p in proxies),
-        "user_search_base": f"ou=people,{directory.base_dn}",
-        "group_search_base": f"ou=groups,{directory.base_dn}",
-        "ca_file": str(directory.tls.ca_cert),
-        "connect_timeout": 1.0,
-        "receive_timeout": 2,
-        "service_dn": directory.service_dn,
-        "service_password": directory.service_password,
-        "group_search_filter": DEFAULT_GROUP_FILTER,
-    }
-    settings.update(overrides)
-    return LDAPDirectory(DirectorySettings(**settings))  # type: ignore[arg-type]
 
 
 def alive(lease: Lease, directory: Directory) -> bool:
@@ -174,56 +149,6 @@ def test_when_no_server_answers_the_error_names_each_and_nothing_is_kept(
     assert address(b).url in message
     assert "hub-reader-pw" not in message
     assert ldap.connections.idle() == []
-
-
-# A user search base that a server lacks: that server's trouble, never "no such user".
-
-
-def without_people(workdir: Path) -> Path:
-    """The test directory as a replica that is still loading it: only the service account."""
-    keep = {
-        f"dn: {BASE_DN}",
-        f"dn: ou=services,{BASE_DN}",
-        f"dn: {SERVICE_DN}",
-    }
-    blocks = (DATA_DIR / "10-directory.ldif").read_text().split("\n\n")
-    ldif = workdir / "services-only.ldif"
-    ldif.write_text("\n\n".join(b for b in blocks if keep & set(b.splitlines())) + "\n")
-    return ldif
-
-
-def direct(directory: Directory) -> ServerAddress:
-    return ServerAddress.parse(directory.url)
-
-
-def test_a_missing_user_search_base_makes_the_directory_unavailable_not_the_user_gone(
-    directory: Directory,
-) -> None:
-    missing = f"ou=missing,{directory.base_dn}"
-    ldap = ldap_directory(directory, servers=(direct(directory),), user_search_base=missing)
-    with pytest.raises(DirectoryUnavailable) as info:
-        ldap.lookup("bob")
-    assert missing in str(info.value)
-    with pytest.raises(DirectoryUnavailable):
-        ldap.authenticate("bob", "bob-pw")
-    assert ldap.connections.idle() == []
-    ldap.close()
-
-
-def test_a_server_without_the_user_search_base_fails_over_to_one_that_has_it(
-    directory: Directory, tmp_path: Path
-) -> None:
-    with own_slapd(tmp_path / "loading", [without_people(tmp_path)], tls=directory.tls) as loading:
-        first, full = direct(loading.directory), direct(directory)
-        ldap = ldap_directory(directory, servers=(first, full))
-        user = ldap.lookup("bob")
-        assert user is not None
-        assert set(user.group_names) == {"researchers", "climate"}
-        assert ldap.pool.order() == [full, first]  # the loading server backs off
-        assert [lease.address for lease in ldap.connections.idle()] == [full]
-        assert ldap.authenticate("alice", "alice-pw") is not None
-        assert ldap.authenticate("alice", "wrong") is None  # refused, not unavailable
-        ldap.close()
 
 
 # What a bind's answer means: a table over scripted connections (the adapter's own seam,

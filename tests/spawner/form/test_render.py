@@ -20,15 +20,11 @@ from eohub.domain.launch.policy import Member, authorize, fallback
 from eohub.spawner.form.render import render
 from eohub.spawner.form.view import (
     UNKNOWN_BUDGET,
-    budget_text,
     build_form,
-    hours_text,
-    resources_text,
 )
 from tests.spawner.form.forms import (
     CHARGE_GROUPS,
     SECRETS,
-    UNLIMITED,
     Page,
     allowed,
     kube_config,
@@ -206,46 +202,6 @@ def test_an_accounting_outage_says_the_budget_is_unknown(source: str) -> None:
     assert ("no answer (fail-closed)" in page.text) == (source == "fail-closed")
     # No answer at all (the client raised) reads the same.
     assert UNKNOWN_BUDGET in Page.of(form_html(BOB, {})).text
-
-
-@pytest.mark.parametrize(
-    ("answer", "text"),
-    [
-        (None, UNKNOWN_BUDGET),
-        (QuotaAnswer(True, "fail-open", {}, "fail-open"), UNKNOWN_BUDGET),
-        (allowed(), "no limit"),
-        (allowed(12.25), "12.2 core-hours left"),
-        (allowed(1234.5, gpu_hours=0.5), "1,234.5 core-hours left, 0.5 GPU-hours left"),
-        (QuotaAnswer(True, "ok", {"memory_gib_hours": 8.0}), "8 GiB-hours of memory left"),
-        (QuotaAnswer(True, "ok", {"core_hours": -3.0}), "0 core-hours left"),
-        # Refused with no budget (a group accounting does not know): only the reason.
-        (QuotaAnswer(False, "The group 'x' has no allocation", dict(UNLIMITED)), ""),
-    ],
-)
-def test_budget_text(answer: QuotaAnswer | None, text: str) -> None:
-    assert budget_text(answer) == text
-
-
-@pytest.mark.parametrize(
-    ("hours", "text"),
-    [
-        (None, "no limit"),
-        (0.01, "about 1 minute"),
-        (0.5, "about 30 minutes"),
-        (1.0, "about 1 hour"),
-        (1.25, "about 1.2 hours"),
-        (9.96, "about 10 hours"),
-        (123.4, "about 123 hours"),
-    ],
-)
-def test_hours_text(hours: float | None, text: str) -> None:
-    assert hours_text(hours) == text
-
-
-def test_resources_text() -> None:
-    config = kube_config()
-    assert resources_text(config.sizes["small"]) == "1 CPU · 2 GiB memory"
-    assert resources_text(config.sizes["gpu"]) == "4 CPUs · 16 GiB memory · 1 GPU"
 
 
 def test_what_the_form_offers_is_what_a_spawn_accepts() -> None:

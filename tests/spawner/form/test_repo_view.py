@@ -1,28 +1,24 @@
-"""The launch form's repository section, the RepoLaunches settings check and progress.
+"""The launch form's repository section.
 
 The form is rendered through a real QuotaLocalSpawner (as the hub does), with a fake
-accounting client; the settings check is the one ``check_hub_config`` runs at start-up.
+accounting client. The RepoLaunches settings check is in ``tests/spawner/test_settings.py``
+and the launch's progress in ``tests/spawner/test_repo_progress.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from traitlets.config import Config
 
 from eohub.domain.identity.profile import UserProfile
-from eohub.domain.launch.config import LaunchConfigError
 from eohub.domain.launch.options import parse_options
-from eohub.spawner import check_hub_config
 from eohub.spawner.form.repo_view import NOTES, UNTRUSTED
 from eohub.spawner.local import QuotaLocalSpawner
 from eohub.spawner.mixin import render_form
 from eohub.spawner.repo_launches import RepoLaunches
-from eohub.spawner.repo_progress import MAX_MESSAGES, RepoProgress
 from tests.support.kube_spawners import FakeAccounting
 
 SIZES = {"small": {"display_name": "Small", "cpu": 1, "memory": "2G"}}
@@ -108,91 +104,6 @@ async def test_the_last_repository_launch_is_prefilled() -> None:
     html = await render_form(make_spawner({"builders"}, saved))
     assert field_value(html, "repo") == "https://gitlab.com/g/p"
     assert "/hub/eohub/launch/gl/g%2Fp/main" in html
-
-
-def test_query_links_with_a_repository_are_refused() -> None:
-    spawner = make_spawner({"builders"})
-    with pytest.raises(Exception, match="review it and click Start"):
-        spawner.options_from_query({"environment": ["from-repo"], "repo": ["https://x.org/r"]})
-    assert spawner.options_from_query({"environment": ["lab"]}) == {"environment": "lab"}
-
-
-def hub_config(backend: str = "eohub-kube", **repo: Any) -> Config:
-    config = Config()
-    config.JupyterHub.spawner_class = backend
-    section = "QuotaKubeSpawner" if backend == "eohub-kube" else "QuotaLocalSpawner"
-    envs = {"from-repo": {"repository": True}}
-    config[section].launch_environments = envs
-    config[section].launch_sizes = SIZES
-    for key, value in repo.items():
-        config.RepoLaunches[key] = value
-    return config
-
-
-@pytest.mark.parametrize(
-    ("backend", "settings", "where"),
-    [
-        ("eohub-kube", {}, "RepoLaunches.image_prefix"),
-        ("eohub-kube", {"image_prefix": "Bad Prefix/"}, "RepoLaunches.image_prefix"),
-        ("eohub-local", {"allowed_repos": [""]}, "RepoLaunches.allowed_repos"),
-        ("eohub-local", {"trusted_repos": ["ok", "bad\n"]}, "RepoLaunches.trusted_repos"),
-    ],
-)
-def test_bad_repository_settings_stop_the_hub_naming_the_setting(
-    backend: str, settings: dict[str, Any], where: str
-) -> None:
-    with pytest.raises(LaunchConfigError) as caught:
-        check_hub_config(hub_config(backend, **settings))
-    assert str(caught.value).startswith(where + ":")
-
-
-def test_good_repository_settings_pass() -> None:
-    config = check_hub_config(hub_config(image_prefix="registry.example.org/binder/eohub-"))
-    assert config is not None
-    assert config.environments["from-repo"].repository
-    assert check_hub_config(hub_config("eohub-local")) is not None
-
-
-def test_secrets_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EOHUB_BINDERHUB_TOKEN", "from-env-token")
-    monkeypatch.setenv("EOHUB_REGISTRY_PASSWORD", "from-env-password")
-    launches = RepoLaunches()
-    assert launches.binderhub_token == "from-env-token"
-    assert launches.registry_password == "from-env-password"
-    assert launches.builder is None
-    assert launches.registry is None
-
-
-async def test_progress_followers_see_every_message_then_the_end() -> None:
-    progress = RepoProgress()
-    seen: list[str] = []
-
-    async def follow() -> None:
-        async for message in progress.follow():
-            seen.append(message)
-
-    follower = asyncio.create_task(follow())
-    progress.report("one")
-    await asyncio.sleep(0)
-    progress.report("two")
-    progress.close()
-    progress.report("after the end")
-    await asyncio.wait_for(follower, 5)
-    assert seen == ["one", "two"]
-    late = [m async for m in progress.follow()]
-    assert late == ["one", "two"]
-    assert [m async for m in RepoProgress.closed().follow()] == []
-
-
-async def test_a_long_log_is_bounded_and_followers_skip_nothing_they_can_still_see() -> None:
-    progress = RepoProgress()
-    for i in range(MAX_MESSAGES * 2):
-        progress.report(str(i))
-    progress.close()
-    shown = [m async for m in progress.follow()]
-    assert len(shown) <= MAX_MESSAGES
-    assert shown[-1] == str(MAX_MESSAGES * 2 - 1)
-    assert [int(m) for m in shown] == sorted(int(m) for m in shown)
 
 
 async def test_links_are_absolute_on_the_hub_that_draws_the_form() -> None:

@@ -1,0 +1,164 @@
+"""SessionLedger: a spawner's starts and stops queued with accounting, kept in its state.
+
+A tiny backend stands in for the spawner classes, so each rule is seen on its own;
+``test_local_hub.py`` and ``test_kube_lifecycle.py`` run the ledger in real spawners.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import eohub.spawner.ledger as ledger
+from eohub.domain.accounting.ledger import Resources
+from eohub.spawner.ledger import LAST_OPTIONS_KEY, STATE_KEY, SessionLedger
+
+NOW = datetime(2026, 4, 1, 12, tzinfo=UTC)
+STARTED = datetime(2026, 4, 1, 10, tzinfo=UTC)
+
+
+class Accounting:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def record_start(self, **fields: Any) -> None:
+        self.calls.append(("start", fields))
+        if self.error is not None:
+            raise self.error
+
+    async def record_stop(self, **fields: Any) -> None:
+        self.calls.append(("stop", fields))
+        if self.error is not None:
+            raise self.error
+
+
+class Backend:
+    """The spawner methods the ledger wraps."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.polls_while_stopping: list[int | None] = []
+
+    async def stop(self, now: bool = False) -> None:
+        self.polls_while_stopping.append(await self.poll())  # type: ignore[attr-defined]
+
+    async def poll(self) -> int | None:
+        return self.status
+
+    def get_state(self) -> dict[str, Any]:
+        return {"backend": 1}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class Spawner(SessionLedger, Backend):
+    _log_name = "ada's server"
+
+    def __init__(self, accounting: Accounting, started: datetime | None = None) -> None:
+        super().__init__()
+        self.accounting = accounting
+        self.user = SimpleNamespace(name="ada")
+        self.name = "gpu"
+        self.orm_spawner = SimpleNamespace(started=started)
+        self.user_options = {"size": "small"}
+        self.launch = SimpleNamespace(  # type: ignore[assignment]
+            size=SimpleNamespace(charged=Resources(500, 2**30, 1)),
+            group="climate",
+            environment=SimpleNamespace(name="lab", image="jupyter/base"),
+            repo=None,
+        )
+
+
+@pytest.fixture(autouse=True)
+def now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger, "utcnow", lambda: NOW)
+
+
+async def test_a_start_then_a_stop_are_one_session() -> None:
+    accounting = Accounting()
+    spawner = Spawner(accounting, STARTED)
+    await spawner._record_start()
+    assert spawner.get_state() == {
+        "backend": 1,
+        STATE_KEY: {"started_at": STARTED.isoformat(), "group": "climate"},
+        LAST_OPTIONS_KEY: {"size": "small"},
+    }
+    spawner.status = 0  # the backend polls while it stops: that is no crash
+    await spawner.stop()
+    await spawner.stop()  # nothing left to record
+    assert spawner.polls_while_stopping == [0, 0]
+    assert [(kind, f.get("reason")) for kind, f in accounting.calls] == [
+        ("start", None),
+        ("stop", "stopped"),
+    ]
+    start, stop = (fields for _, fields in accounting.calls)
+    assert start == {
+        "user": "ada",
+        "server": "gpu",
+        "started_at": STARTED,
+        "group": "climate",
+        "cpu": 0.5,
+        "memory_bytes": 2**30,
+        "gpus": 1,
+        "profile": "lab",
+        "image": "jupyter/base",
+    }
+    assert (stop["started_at"], stop["stopped_at"]) == (STARTED, NOW)
+    assert STATE_KEY not in spawner.get_state()
+
+
+async def test_a_poll_that_finds_the_server_gone_records_a_failure() -> None:
+    accounting = Accounting()
+    spawner = Spawner(accounting, STARTED)
+    await spawner._record_start()
+    assert await spawner.poll() is None  # running
+    spawner.status = 1
+    assert await spawner.poll() == 1
+    assert await spawner.poll() == 1
+    assert [f.get("reason") for _, f in accounting.calls] == [None, "failed"]
+
+
+async def test_a_restarted_hub_stops_the_session_from_the_state() -> None:
+    accounting = Accounting()
+    before = Spawner(accounting, STARTED)
+    await before._record_start()
+    after = Spawner(accounting)
+    after.load_state(before.get_state())
+    await after.stop()
+    assert accounting.calls[-1][1]["started_at"] == STARTED
+    after.load_state({STATE_KEY: "not a session", LAST_OPTIONS_KEY: ["x"]})
+    assert after.get_state() == {"backend": 1}
+
+
+@pytest.mark.parametrize(
+    ("started", "key"),
+    [
+        (STARTED, STARTED),
+        (STARTED.replace(tzinfo=None), STARTED),  # the hub's database keeps naive UTC
+        (None, NOW),
+    ],
+)
+def test_the_session_key_is_the_hubs_start_time(started: datetime | None, key: datetime) -> None:
+    spawner = Spawner(Accounting(), started)
+    assert spawner._started_at() == key
+    spawner.orm_spawner.started = datetime(2000, 1, 1, tzinfo=UTC)
+    assert spawner._started_at() == key  # the same for the whole spawn
+
+
+async def test_an_accounting_outage_is_logged_and_the_session_still_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spawner = Spawner(Accounting(RuntimeError("outbox full")), STARTED)
+    with caplog.at_level(logging.ERROR, logger="eohub.spawner.ledger"):
+        await spawner._record_start()
+        assert spawner._session is not None
+        await spawner.stop()
+    assert spawner._session is None
+    assert "Could not queue the accounting start of ada's server" in caplog.text
+    assert "Could not queue the accounting stop of ada's server" in caplog.text
