@@ -1,6 +1,6 @@
 """Hostile specs never start git; the specs that are accepted reach it only after ``--``.
 
-The corpus of ``tests/domain/repos/test_attacks.py``, and open-ended hypothesis input, go
+The corpus of ``tests/domain/repos/attack_cases.py``, and open-ended hypothesis input, go
 down the whole production path: parse (a launch link or the form) -> ``RepoPolicy.check``
 -> ``RefResolver.resolve``. :class:`FakeGit` stands in for git and DNS: it patches
 ``asyncio.create_subprocess_exec`` as ``eohub.adapters.git.refs`` calls it, recording
@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from eohub.adapters.git.refs import RefResolver, Resolved, ref_patterns
 from eohub.domain.repos.policy import RepoCheck, RepoPolicy, address_allowed
 from eohub.domain.repos.specs import RepoError, is_commit
-from tests.domain.repos import test_attacks as attacks
+from tests.domain.repos import attack_cases as attacks
+from tests.domain.repos import hostile_input as hostile
 from tests.support.git_server import Repo, git_http_server, make_repo
 
 PUBLIC = "140.82.121.4"
@@ -126,7 +127,7 @@ def assert_argv_is_safe(argv: list[str], check: RepoCheck, address: str | None) 
     pins = [s for s in settings if s.startswith("http.curloptResolve=")]
     if check.needs_resolution:
         assert address is not None
-        assert attacks.HOSTNAME.fullmatch(check.host)
+        assert hostile.HOSTNAME.fullmatch(check.host)
         port = url.port or (443 if url.scheme == "https" else 80)
         pinned = f"[{address}]" if ":" in address else address
         assert pins == [f"http.curloptResolve={check.host}:{port}:{pinned}"]
@@ -261,8 +262,8 @@ async def test_a_commit_on_an_internal_host_name_is_refused_all_the_same() -> No
 # -- hypothesis: the whole path, open-ended input ----------------------------------------
 ADDRESSES = [PUBLIC, "2606:4700::1111", "10.0.0.1", "127.0.0.1", "::1", "169.254.169.254"]
 # More plain git URLs than the domain tests draw: their host names are resolved here.
-FIELDS = attacks.weighted(
-    (1, attacks.FIELDS), (2, st.tuples(st.just("git"), attacks.URLS, attacks.REFS))
+FIELDS = hostile.weighted(
+    (1, hostile.FIELDS), (2, st.tuples(st.just("git"), hostile.URLS, hostile.REFS))
 )
 
 
@@ -272,7 +273,7 @@ FIELDS = attacks.weighted(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
-    link=attacks.LINKS,
+    link=hostile.LINKS,
     fields=FIELDS,
     address=st.sampled_from(ADDRESSES),
     policy=st.sampled_from(sorted(attacks.POLICIES)),
