@@ -11,10 +11,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import pytest
 import requests
 
 from tests.support.process import free_port
 from tests.support.tools import REPO_ROOT
+
+# The demo starts a real JupyterHub (through demo/run.py, not the harness's start_hub).
+pytestmark = pytest.mark.hub
 
 
 def _accounting_groups(url: str, token: str) -> dict[str, Any]:

@@ -21,6 +21,9 @@ from urllib.parse import urlsplit
 
 from eohub.adapters.git.process import git_argv, run_git
 from eohub.domain.repos.specs import RepoError, is_commit
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 
 def _scratch_beside(target: Path) -> Path:
@@ -38,6 +41,11 @@ def _move_into_place(scratch: Path, target: Path, owner: tuple[int, int] | None)
         raise FileExistsError(target)
     # rename() would replace an empty directory; the check above keeps it.
     os.rename(scratch, target)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 async def clone_commit(
@@ -75,6 +83,13 @@ async def clone_commit(
                 "repo", f"cloning {url} took longer than {time_limit:g} seconds"
             ) from None
         if done.returncode != 0:
+            # The user sees the short reason; the admin's log keeps git's own words.
+            log.warning(
+                "git could not clone {url} at commit {commit}: {reason}",
+                url=url,
+                commit=commit[:12],
+                reason=_last_line(done.stderr) or f"exit status {done.returncode}",
+            )
             raise RepoError("repo", f"could not clone {url} at commit {commit[:12]}")
         _move_into_place(scratch, target, owner)
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -71,6 +72,20 @@ async def test_an_unknown_commit_fails_clearly_and_leaves_nothing(
     assert "could not clone" in caught.value.errors["repo"]
     assert not (tmp_path / "demo").exists()
     assert leftovers(tmp_path) == []
+
+
+async def test_a_failed_clone_logs_gits_reason_for_the_admin(
+    served: tuple[str, Repo], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _ = served
+    with (
+        caplog.at_level(logging.WARNING, logger="eohub.adapters.git.clone"),
+        pytest.raises(RepoError),
+    ):
+        await clone_commit(url, "0" * 40, tmp_path / "demo")
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"git could not clone {url} at commit 000000000000: ")
+    assert "0000000000000000000000000000000000000000" in record.getMessage()  # git's own words
 
 
 async def test_a_server_that_never_answers_is_given_up_on(tmp_path: Path) -> None:
