@@ -155,6 +155,8 @@ def filepath_problem(value: str) -> str | None:
 
     It is a path relative to the repository's root, so it must not climb out of it; it
     is percent-encoded where it becomes part of a URL, so spaces and the like are fine.
+    It becomes part of the server's start page, so it follows that rule on ``..`` too
+    (:func:`urlpath_problem`): anywhere, not only as a whole path segment.
     """
     if len(value) > MAX_URLPATH:
         return f"must be at most {MAX_URLPATH} characters"
@@ -164,7 +166,7 @@ def filepath_problem(value: str) -> str | None:
     for text in (value, decoded):
         if text.startswith("/") or "\\" in text or "//" in text:
             return "must be a path inside the repository, such as 'notebooks/intro.ipynb'"
-        if ".." in text.split("/"):
+        if ".." in text:
             return "must not contain '..'"
     return None
 
