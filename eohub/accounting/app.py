@@ -300,7 +300,6 @@ class AccountingService(DatabaseApp):
         hub, enforcer = connect_hub(self.store, loops)
         return ServiceContext(
             store=self.store,
-            clock=self.store.clock,
             metrics=self.metrics,
             prefix=self.service_prefix,
             max_clock_skew=timedelta(seconds=self.max_clock_skew),

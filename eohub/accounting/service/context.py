@@ -74,8 +74,6 @@ class ServiceContext:
     ----------
     store
         The accounting store.
-    clock
-        What time it is (the store's clock, which every write uses too).
     metrics
         The Prometheus registry and counters.
     prefix
@@ -95,7 +93,6 @@ class ServiceContext:
     """
 
     store: AccountingStore
-    clock: Callable[[], datetime]
     metrics: Metrics
     prefix: str
     max_clock_skew: timedelta
@@ -104,6 +101,11 @@ class ServiceContext:
     loops: LoopSettings = LoopSettings()
     hub: HubAPI | None = None
     enforcer: Enforcer | None = None
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """What time it is: the store's clock, which every write uses too."""
+        return self.store.clock
 
     def clock_limits(self) -> dict[str, Any]:
         """What input times are checked against: the clock now, and the skew allowed."""

@@ -20,7 +20,6 @@ from eohub.adapters.accounting_db import AccountingStore
 def make_context(store: AccountingStore, **changes: object) -> ServiceContext:
     context = ServiceContext(
         store=store,
-        clock=store.clock,
         metrics=Metrics(store),
         prefix="/services/eohub-accounting/",
         max_clock_skew=timedelta(minutes=5),
