@@ -20,6 +20,7 @@ from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.launch.config import LaunchConfig
 from eohub.domain.launch.options import LaunchRequest
 from eohub.domain.launch.policy import Member, chargeable_groups
+from eohub.domain.launch.profiles import Profile
 from eohub.domain.launch.repository import RepoRules
 from eohub.logs import get_logger
 
@@ -47,6 +48,10 @@ class LaunchContext:
     "budget unknown". ``rules`` is None when repository launches are not set up or
     their settings are invalid. ``hub_prefix`` and ``origin`` (``scheme://host`` of the
     request, empty without one) make the form's launch links absolute.
+
+    ``profiles`` are the ``profile_list`` profiles this user may see (QuotaKubeSpawner),
+    and ``saved_profile`` the last profile launch's choices that still hold, in
+    KubeSpawner's ``user_options`` shape.
     """
 
     config: LaunchConfig
@@ -59,6 +64,8 @@ class LaunchContext:
     hub_prefix: str = DEFAULT_HUB_PREFIX
     origin: str = ""
     untrusted_link: bool = False
+    profiles: tuple[Profile, ...] = ()
+    saved_profile: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def offers_repositories(self) -> bool:

@@ -10,8 +10,9 @@ Each launch starts again from the admin's own values of these traits: the hub ke
 spawner object per server across restarts, and a launch must not inherit the GPU, the
 volumes or the access token of the previous one.
 
-KubeSpawner's ``profile_list`` is not used: eohub's environments replace it, and its
-``kubespawner_override`` would change the pod after the policy approved it.
+KubeSpawner's ``profile_list`` works as it does there, policed by the same launch policy
+(:mod:`eohub.spawner.profile_list`): a profile's overrides are applied first, and what
+they make is what is charged, quota-checked and checked against the security standard.
 
 Pods meet the Kubernetes "restricted" Pod Security Standard by default (non-root,
 no privilege escalation, all capabilities dropped, seccomp RuntimeDefault), and the
@@ -29,7 +30,7 @@ from typing import Any
 from kubespawner import KubeSpawner
 from kubespawner.slugs import is_valid_label, safe_slug
 from tornado import web
-from traitlets import Bool, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Unicode, default
 
 from eohub.domain.accounting.events import event_key
 from eohub.domain.launch.pod_security import restricted_violations
@@ -38,6 +39,7 @@ from eohub.domain.launch.repository import repo_urlpath
 from eohub.domain.launch.volumes import Volume, expand
 from eohub.logs import get_logger
 from eohub.spawner.mixin import QuotaSpawnerMixin, user_error
+from eohub.spawner.profile_list import ProfileListSupport
 from eohub.spawner.repo_launches import RepoLaunchError
 
 log = get_logger(__name__)
@@ -111,7 +113,7 @@ def _values(value: Any) -> list[Any]:
     return list(value or [])
 
 
-class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
+class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner with eohub's launch form, policy, quota and accounting."""
 
     backend = "kube"
@@ -126,22 +128,6 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
         example with NFS or host_path volumes, or a loosened security context). False
         refuses such a spawn with the reasons, before anything is created.""",
     ).tag(config=True)
-
-    profile_list: List[Any] = List(
-        help="""Not used by QuotaKubeSpawner, and must stay empty: eohub's
-        ``launch_environments``, ``launch_sizes`` and ``launch_volumes`` replace it, and a
-        profile's ``kubespawner_override`` would change a pod after the policy approved
-        it.""",
-    ).tag(config=True)
-
-    @validate("profile_list")
-    def _validate_profile_list(self, proposal: dict[str, Any]) -> list[Any]:
-        if proposal["value"]:
-            raise TraitError(
-                "QuotaKubeSpawner does not use profile_list; describe environments with "
-                "launch_environments, launch_sizes and launch_volumes instead"
-            )
-        return []
 
     _admin_traits: dict[str, Any] | None = None
     pvc_name: str  # KubeSpawner's plain attribute, set in its __init__
@@ -177,10 +163,25 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
             self._admin_traits = {n: copy.deepcopy(getattr(self, n)) for n in LAUNCH_TRAITS}
         return copy.deepcopy(self._admin_traits)
 
-    def apply_launch(self, launch: Launch) -> None:
-        base = self._admin()
-        for name, value in base.items():
+    async def launch_profiles(self) -> Any:
+        return await ProfileListSupport.launch_profiles(self)
+
+    def profile_launch(self, selection: Any, parts: Any) -> Launch:
+        # The launch traits go back to the admin's values before the profile's apply.
+        for name, value in self._admin().items():
             setattr(self, name, value)
+        return ProfileListSupport.profile_launch(self, selection, parts)
+
+    def apply_launch(self, launch: Launch) -> None:
+        if launch.profile is None:
+            self.restore_profile_traits()
+            for name, value in self._admin().items():
+                setattr(self, name, value)
+            self._apply_environment(launch)
+        # else: the traits hold the admin's values and the profile's overrides already.
+        self._apply_eohub(launch)
+
+    def _apply_environment(self, launch: Launch) -> None:
         env, size = launch.environment, launch.size
         image = env.image if launch.repo is None else launch.repo.image
         if image is None:
@@ -197,12 +198,18 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
         self.mem_guarantee = size.memory
         self.mem_limit = size.memory_limit
         gpu = {self.gpu_resource_name: str(size.gpus)} if size.gpus else {}
-        self.extra_resource_guarantees = {**base["extra_resource_guarantees"], **gpu}
-        self.extra_resource_limits = {**base["extra_resource_limits"], **gpu}
-        self.node_selector = {**base["node_selector"], **env.node_selector}
-        self.tolerations = [*_values(base["tolerations"]), *map(dict, env.tolerations)]
+        self.extra_resource_guarantees = {**self.extra_resource_guarantees, **gpu}
+        self.extra_resource_limits = {**self.extra_resource_limits, **gpu}
+        self.node_selector = {**self.node_selector, **env.node_selector}
+        self.tolerations = [*_values(self.tolerations), *map(dict, env.tolerations)]
+
+    def _apply_eohub(self, launch: Launch) -> None:
+        """What eohub adds to any launch: env, start page, volumes, labels, deadline."""
+        env = launch.environment
+        base = {n: copy.deepcopy(getattr(self, n)) for n in LAUNCH_TRAITS}
         self.environment = {**base["environment"], **literal(self.launch_env(launch))}
-        self.default_url = launch.urlpath
+        if launch.urlpath:
+            self.default_url = launch.urlpath
         if launch.repo is not None:
             if not launch.urlpath_chosen:
                 # repo2docker images start in the repository: the file is at its root.
@@ -215,7 +222,7 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
         labels = {
             f"{LABEL_PREFIX}group": label_value(launch.group),
             f"{LABEL_PREFIX}environment": label_value(env.name),
-            f"{LABEL_PREFIX}size": label_value(size.name),
+            f"{LABEL_PREFIX}size": label_value(launch.size.name),
         }
         self.extra_labels = {**base["extra_labels"], **labels}
         annotations = {
@@ -308,6 +315,13 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
                 raise
             raise TimeoutError(self.not_ready_message()) from e
 
+    def _override_sources(self) -> list[str]:
+        """The key paths of the profile settings this launch applied, for the admin."""
+        launch = self.launch
+        if launch is None or launch.profile is None:
+            return []
+        return [f"{path}.{key}" for path, o in launch.profile.overrides() for key in o]
+
     def not_ready_message(self) -> str:
         """What to tell the user when the pod exists but did not become ready in time."""
         text = f"Your server's pod did not become ready within {self.start_timeout} seconds"
@@ -325,11 +339,13 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
             manifest = self.api.api_client.sanitize_for_serialization(pod)
             problems = restricted_violations(manifest)
             if problems:
+                sources = self._override_sources()
                 log.error(
                     "Refusing the pod of {server}: it breaks the restricted Pod Security"
-                    " Standard ({problems})",
+                    " Standard ({problems}); profile settings applied: {sources}",
                     server=self._log_name,
                     problems="; ".join(problems),
+                    sources=", ".join(sources) or "none",
                 )
                 raise web.HTTPError(
                     500,

@@ -34,7 +34,7 @@ from traitlets import default
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.fields import FieldErrors
 from eohub.domain.identity.profile import UserProfile
-from eohub.domain.launch.budget import Budget
+from eohub.domain.launch.budget import Budget, size_fits
 from eohub.domain.launch.options import (
     REPO_FIELDS,
     LaunchRequest,
@@ -49,6 +49,16 @@ from eohub.domain.launch.policy import (
     fallback,
     split_charged,
 )
+from eohub.domain.launch.profile_policy import ProfileParts, authorize_profile, wants_profile
+from eohub.domain.launch.profile_selection import (
+    ProfileSelection,
+    option_keys,
+    profile_form_to_options,
+    saved_selection,
+    select_profile,
+    visible_profiles,
+)
+from eohub.domain.launch.profiles import Profile
 from eohub.domain.launch.repository import RepoRules
 from eohub.domain.repos.specs import RepoError
 from eohub.logs import attach, get_logger
@@ -178,21 +188,34 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
             config = self.launch_config()
         except ValueError as e:
             raise InvalidLaunchConfig(str(e)) from e
+        member = self.member()
         context = LaunchContext(
             config,
-            self.member(),
+            member,
             self.repo_rules(),
             server_name=self.name,  # type: ignore[attr-defined]
+            profiles=visible_profiles(await self.launch_profiles(), member.groups),
         )
         return await self.form_context(context) if form else context
+
+    async def launch_profiles(self) -> tuple[Profile, ...]:
+        """The ``profile_list`` profiles for this user; none unless the backend has them."""
+        return ()
 
     async def form_context(self, context: LaunchContext) -> LaunchContext:
         """``context`` with what only the form shows: the last launch, the budgets left
         (accounting is asked here) and the hub's address for the form's links."""
-        saved, messages = fallback(context.config, context.member, self._last_options())
+        last = self._last_options()
+        saved, messages = fallback(context.config, context.member, last)
+        saved_profile: dict[str, object] = {}
+        if isinstance(last, Mapping) and wants_profile(
+            context.config, context.member, last, context.profiles
+        ):
+            saved_profile, messages = saved_selection(context.profiles, last)
         return dataclasses.replace(
             context,
             saved=saved,
+            saved_profile=saved_profile,
             messages=tuple(messages),
             budgets=await ask_budgets(self.accounting, context.config, context.member),
             hub_prefix=getattr(getattr(self, "hub", None), "base_url", None) or DEFAULT_HUB_PREFIX,
@@ -212,10 +235,13 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
 
     def read_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """The submitted form as the options REST would send; 400 on bad syntax."""
-        return self._read_options(form_to_options(formdata))
+        return self._read_options(form_to_options(profile_form_to_options(formdata)))
 
     def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, Any]:
-        options = self._read_options(form_to_options(query_data))
+        # JupyterHub 6 strips the ``opt-`` prefix of /hub/spawn?opt-... links; 5.x does not.
+        if any(k.startswith("opt-") for k in query_data):
+            query_data = {k[4:]: v for k, v in query_data.items() if k.startswith("opt-")}
+        options = self._read_options(form_to_options(profile_form_to_options(query_data)))
         if any(key in options for key in REPO_FIELDS):
             # JupyterHub starts a server straight from /hub/spawn?... links: a crafted
             # link must not start a repository the user never saw.
@@ -229,7 +255,12 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
 
     def _read_options(self, raw: Mapping[str, object]) -> dict[str, Any]:
         try:
-            return dict(parse_options(raw).to_user_options())
+            if raw.get("profile") in (None, ""):
+                return dict(parse_options(raw).to_user_options())
+            # A profile's options are its own: the policy checks them against it.
+            extra = option_keys(raw)
+            request = parse_options({k: v for k, v in raw.items() if k not in extra})
+            return {**request.to_user_options(), **extra}
         except FieldErrors as e:
             raise options_error(e) from None
 
@@ -249,6 +280,13 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         config, member, rules = context.config, context.member, context.rules
         self._spawn_started_at = None
         raw, charged = split_charged(user_options)
+        if isinstance(raw, Mapping) and wants_profile(
+            config, member, {**raw, **charged}, context.profiles
+        ):
+            return await self._authorize_profile(context, raw, charged)
+        if isinstance(raw, Mapping) and "environment" not in raw and "profile" in charged:
+            # ``profile`` names an environment as it names a profile: one namespace.
+            raw = {**raw, "environment": charged["profile"]}
         try:
             request = parse_options(raw)  # type: ignore[arg-type]  # it refuses non-mappings
             first = authorize(config, member, request, None, rules)
@@ -270,11 +308,51 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
                 launch = dataclasses.replace(launch, repo=repo)
         except FieldErrors as e:
             raise options_error(e) from None
+        self._approve(launch, answer)
+        return launch
+
+    def _approve(self, launch: Launch, answer: QuotaAnswer) -> None:
         self.launch, self.quota_answer = launch, answer
         self.repo_progress = RepoProgress()
         self.user_options = launch.user_options()
         self.apply_launch(launch)
+
+    async def _authorize_profile(
+        self, context: LaunchContext, raw: Mapping[str, Any], charged: dict[str, object]
+    ) -> Launch:
+        """A ``profile_list`` launch: choices, eohub's part, the overrides, then quota."""
+        options = option_keys(raw)
+        if "image" in charged:
+            # In a profile launch ``image`` is usually an option, not the resolved image.
+            options["image"] = charged.pop("image")
+        slug = charged.get("profile")
+        try:
+            request = parse_options({k: v for k, v in raw.items() if k not in options})
+            selection = select_profile(context.profiles, slug, options)  # type: ignore[arg-type]
+            parts = authorize_profile(context.config, context.member, request, selection)
+            launch = self.profile_launch(selection, parts)
+            check_charged(charged, launch)
+        except FieldErrors as e:
+            raise options_error(e) from None
+        answer = await self.check_quota(launch)
+        if not answer.allowed:
+            raise user_error(403, answer.reason, "Quota")
+        if answer.budget_left and not size_fits(
+            launch.size, answer.budget_left, context.config.min_hours
+        ):
+            raise user_error(
+                403,
+                f"{launch.environment.display_name} ({launch.size.display_name}) does not fit "
+                f"the budget left of group {launch.group!r} for at least "
+                f"{float(context.config.min_hours):g} hours; choose a smaller option.",
+                "Quota",
+            )
+        self._approve(launch, answer)
         return launch
+
+    def profile_launch(self, selection: ProfileSelection, parts: ProfileParts) -> Launch:
+        """Apply a profile's overrides; the launch they make (backends with profiles)."""
+        raise user_error(400, "This hub's spawner has no profile list.", "No profiles")
 
     def repo_rules(self) -> RepoRules | None:
         """The admin's repository rules; None (no repository launches) when invalid."""

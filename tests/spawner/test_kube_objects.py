@@ -475,15 +475,6 @@ async def test_random_user_options_never_reach_a_pod_policy_did_not_allow(
     assert_only_allowed(pod, username)
 
 
-async def test_kubespawner_profiles_cannot_be_set_beside_the_launch_config() -> None:
-    from traitlets import TraitError
-
-    spawner = await make_spawner("alice")
-    with pytest.raises(TraitError, match="does not use profile_list"):
-        spawner.profile_list = [{"display_name": "x", "kubespawner_override": {"image": "y"}}]
-    spawner.profile_list = []  # empty is what it is, and stays allowed
-
-
 async def test_stored_options_may_repeat_what_the_launch_charges_but_not_change_it() -> None:
     spawner = await make_spawner("alice")
     launch = await spawner.authorize_launch({"environment": "pangeo"})

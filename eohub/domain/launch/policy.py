@@ -41,6 +41,7 @@ from eohub.domain.launch.options import (
     filepath_problem,
     urlpath_problem,
 )
+from eohub.domain.launch.profile_selection import ProfileSelection
 from eohub.domain.launch.repository import RepoLaunch, RepoRules, check_repository
 from eohub.domain.launch.volumes import Volume
 from eohub.domain.repos.specs import RepoError
@@ -62,6 +63,10 @@ class Launch:
     the optional ones they chose, in config order. ``urlpath`` is the start page asked
     for, else the environment's default (``urlpath_chosen`` says which). ``repo`` is
     the repository to launch, for an environment with ``repository: true``.
+
+    ``profile`` is set for a launch of a ``profile_list`` profile: its ``environment``
+    and ``size`` then describe the pod the profile's overrides made (the image, and the
+    resources charged), not entries of the launch config.
     """
 
     environment: Environment
@@ -71,13 +76,18 @@ class Launch:
     urlpath: str
     urlpath_chosen: bool = False
     repo: RepoLaunch | None = None
+    profile: ProfileSelection | None = None
 
     def user_options(self) -> dict[str, object]:
         """The canonical options to store, with the keys accounting charges from.
 
         The start page is stored only when the user chose it, so that next time the
-        environment's own default applies to whichever environment they pick.
+        environment's own default applies to whichever environment they pick. A
+        profile launch stores KubeSpawner's keys (``profile`` and one per option), and
+        no ``image``, which is often the name of one of its options.
         """
+        if self.profile is not None:
+            return self._profile_options(self.profile)
         options: dict[str, object] = {
             "environment": self.environment.name,
             "size": self.size.name,
@@ -94,6 +104,17 @@ class Launch:
             options[IMAGE_KEY] = self.environment.image
         if self.repo is not None:
             options.update(self.repo.user_options())
+        return options
+
+    def _profile_options(self, profile: ProfileSelection) -> dict[str, object]:
+        options = profile.user_options()
+        options[GROUP_KEY] = self.group
+        options["volumes"] = [v.name for v in self.volumes if v.optional]
+        options[CPU_KEYS[0]] = self.size.cpu
+        options[MEMORY_KEYS[0]] = self.size.memory
+        options[GPU_KEYS[0]] = self.size.gpus
+        if self.urlpath_chosen:
+            options["urlpath"] = self.urlpath
         return options
 
 
@@ -163,7 +184,7 @@ def _pick_environment(
     return (default if default in visible else visible[0]), None
 
 
-def _pick_group(
+def pick_group(
     config: LaunchConfig, member: Member, name: str | None
 ) -> tuple[str | None, str | None]:
     groups = chargeable_groups(config, member)
@@ -209,7 +230,7 @@ def _pick_size(
     return None, f"no size of environment {env.name!r} fits the budget left of group {group!r}"
 
 
-def _pick_volumes(
+def pick_volumes(
     config: LaunchConfig, member: Member, names: tuple[str, ...] | None
 ) -> tuple[tuple[Volume, ...], str | None]:
     allowed = allowed_volumes(config, member)
@@ -246,14 +267,14 @@ def authorize(
     env, errors["environment"] = _pick_environment(
         config, visible_environments(config, member), request.environment
     )
-    group, errors["group"] = _pick_group(config, member, request.group)
+    group, errors["group"] = pick_group(config, member, request.group)
     size: Size | None = None
     if env is not None:
         budget = None
         if budget_left_by_group is not None and group is not None:
             budget = budget_left_by_group.get(group)
         size, errors["size"] = _pick_size(config, env, request.size, budget, group or "")
-    volumes, errors["volumes"] = _pick_volumes(config, member, request.volumes)
+    volumes, errors["volumes"] = pick_volumes(config, member, request.volumes)
     repo: RepoLaunch | None = None
     if env is not None:
         repo = _pick_repository(env, request, repos, errors)
@@ -341,7 +362,7 @@ def fallback(
     if env is None or not env.repository:
         for key in REPO_FIELDS:  # they belong to a repository launch only
             values.pop(key, None)
-    if request.group is not None and _pick_group(config, member, request.group)[1]:
+    if request.group is not None and pick_group(config, member, request.group)[1]:
         messages.append(
             f"You can no longer charge group {request.group!r}, which you charged last time."
         )
@@ -372,6 +393,8 @@ __all__ = [
     "may_mount",
     "may_use",
     "offered_sizes",
+    "pick_group",
+    "pick_volumes",
     "size_fits",
     "split_charged",
     "visible_environments",

@@ -1,0 +1,79 @@
+"""eohub's part of a ``profile_list`` launch: the group charged, the volumes, the start page.
+
+A profile's own choices are checked by :mod:`eohub.domain.launch.profile_selection`;
+what eohub adds to any launch (who is charged, which of the admin's volumes are
+mounted) is decided here, with the launch config's rules, so that a profile launch and
+an environment launch answer alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from eohub.domain.launch.config import LaunchConfig
+from eohub.domain.launch.options import REPO_FIELDS, LaunchRequest, OptionsError, urlpath_problem
+from eohub.domain.launch.policy import Member, pick_group, pick_volumes, visible_environments
+from eohub.domain.launch.profile_selection import ProfileSelection
+from eohub.domain.launch.profiles import Profile
+from eohub.domain.launch.volumes import Volume
+
+
+@dataclass(frozen=True)
+class ProfileParts:
+    """What eohub decides of a profile launch: the group, the volumes, the start page."""
+
+    group: str
+    volumes: tuple[Volume, ...]
+    urlpath: str | None
+
+
+def authorize_profile(
+    config: LaunchConfig, member: Member, request: LaunchRequest, selection: ProfileSelection
+) -> ProfileParts:
+    """eohub's part of a ``profile_list`` launch, or :class:`OptionsError`.
+
+    The profile's ``eohub.charge_groups`` narrow the groups it may be charged to (the
+    launch config's ``charge_groups`` otherwise). Environments, sizes and repositories
+    are eohub's own launches; naming them here is an error, not silently ignored.
+    """
+    errors: dict[str, str | None] = {}
+    for key in ("environment", "size", *REPO_FIELDS):
+        if getattr(request, key) is not None:
+            errors[key] = f"is not used by profile {selection.profile.display_name!r}"
+    rules = selection.profile.rules
+    scoped = replace(config, charge_groups=rules.charge_groups) if rules.charge_groups else config
+    group, errors["group"] = pick_group(scoped, member, request.group)
+    volumes, errors["volumes"] = pick_volumes(config, member, request.volumes)
+    if request.urlpath is not None:
+        errors["urlpath"] = urlpath_problem(request.urlpath)
+    problems = {k: v for k, v in errors.items() if v}
+    if problems or group is None:
+        raise OptionsError(problems or {"group": "no group can be charged"})
+    return ProfileParts(group, volumes, request.urlpath)
+
+
+def wants_profile(
+    config: LaunchConfig, member: Member, raw: Mapping[str, object], profiles: Sequence[Profile]
+) -> bool:
+    """Whether ``raw`` asks for a ``profile_list`` profile rather than an environment.
+
+    ``profile`` names either (the two share one namespace); ``environment`` names only
+    eohub's own. With neither, eohub's default environment wins, then the profile
+    list's default, then eohub's first environment, then the first profile: the launch
+    config is eohub's own and so speaks first.
+    """
+    if not profiles or raw.get("environment") not in (None, ""):
+        return False
+    slug = raw.get("profile")
+    if slug not in (None, ""):
+        return slug not in config.environments
+    visible = visible_environments(config, member)
+    if config.default_environment in visible:
+        return False
+    if any(p.default for p in profiles):
+        return True
+    return not visible
+
+
+__all__ = ["ProfileParts", "authorize_profile", "wants_profile"]

@@ -1,0 +1,192 @@
+"""KubeSpawner's ``profile_list`` in QuotaKubeSpawner, policed by eohub's launch policy.
+
+The list (or dict, or what a callable returns for this user) is read by
+:mod:`eohub.domain.launch.profiles`; the user's choices are checked by
+:mod:`eohub.domain.launch.profile_selection`. What is left to this adapter is what
+needs a live spawner: calling ``profile_list`` and callable override values, and
+applying the overrides with KubeSpawner's semantics (dict traits merged recursively,
+``None`` deleting a key), so that a profile builds the pod it builds under plain
+KubeSpawner. The pod's resources are then read back from the traits: that, not the
+profile's wording, is what is charged and quota-checked.
+
+Each launch starts again from the admin's values of every trait a profile has ever
+overridden on this spawner: the hub keeps one spawner per server, and a launch must not
+inherit the previous launch's image or GPU.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from kubespawner.utils import recursive_update
+from slugify import slugify
+from tornado import web
+from traitlets import Callable, Dict, List, TraitError, Union
+from traitlets.config import Configurable
+
+from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS
+from eohub.domain.launch.config import Environment, Size
+from eohub.domain.launch.fields import LaunchConfigError
+from eohub.domain.launch.policy import Launch
+from eohub.domain.launch.profile_policy import ProfileParts
+from eohub.domain.launch.profile_selection import ProfileSelection
+from eohub.domain.launch.profiles import Profile, parse_profile_list
+from eohub.logs import get_logger
+from eohub.spawner.context import InvalidLaunchConfig
+
+log = get_logger(__name__)
+
+
+class ProfileListSupport(Configurable):
+    """The ``profile_list`` trait and its launches; mixed into QuotaKubeSpawner."""
+
+    profile_list = Union(
+        [List(), Dict(), Callable()],
+        default_value=[],
+        help="""KubeSpawner's profile list, exactly as Zero to JupyterHub's
+        ``singleuser.profileList`` sets it: a list of profiles, a dict of them keyed by
+        slug, or a callable (sync or async) that takes the spawner and returns one.
+
+        Every key KubeSpawner reads works as it does there (``display_name``, ``slug``,
+        ``description``, ``default``, ``kubespawner_override``, ``profile_options``
+        with ``choices`` and ``unlisted_choice``). eohub adds ``allowed_groups`` on a
+        profile, an option, a choice or an unlisted choice (2i2c's convention: absent
+        means everyone), and an ``eohub`` key per profile with ``charge_groups``,
+        ``max_duration`` (seconds) and ``charge`` (``guarantee`` or ``limit``).
+        ``validation_regex`` must match the whole value. The pod a profile makes is
+        charged for its CPU, memory and GPUs and still checked against the restricted
+        Pod Security Standard. Profiles appear on the launch form after the
+        environments of ``launch_environments``; a slug may not repeat an environment's
+        name. See the how-to "Use your KubeSpawner profile list".""",
+    ).tag(config=True)
+
+    _profile_admin: dict[str, Any] | None = None
+
+    async def launch_profiles(self) -> tuple[Profile, ...]:
+        """Every profile of the list for this user (a callable is called now).
+
+        Raises InvalidLaunchConfig naming the key path when the list is invalid.
+        """
+        value = self.profile_list
+        if callable(value):
+            value = value(self)
+            if hasattr(value, "__await__"):
+                value = await value
+        try:
+            return parse_profile_list(value, slugify, known_traits=frozenset(self.trait_names()))
+        except LaunchConfigError as e:
+            raise InvalidLaunchConfig(str(e)) from e
+
+    # -- the admin's values, restored before each launch --------------------------------
+
+    def restore_profile_traits(self) -> None:
+        """Put back the admin's value of every trait a profile overrode before."""
+        for name, value in (self._profile_admin or {}).items():
+            setattr(self, name, copy.deepcopy(value))
+
+    def _remember(self, name: str) -> None:
+        if self._profile_admin is None:
+            self._profile_admin = {}
+        if name not in self._profile_admin:
+            self._profile_admin[name] = copy.deepcopy(getattr(self, name))
+
+    def apply_overrides(self, path: str, overrides: Mapping[str, Any]) -> None:
+        """Apply one ``kubespawner_override`` as KubeSpawner's ``_apply_overrides`` does."""
+        for name, raw in overrides.items():
+            where = f"{path}.{name}"
+            self._remember(name)
+            try:
+                value = raw(self) if callable(raw) else copy.deepcopy(raw)
+                # A copy: the admin's dict may be shared with every other spawner.
+                current = copy.deepcopy(getattr(self, name))
+                if isinstance(value, dict) and isinstance(current, dict):
+                    recursive_update(current, value)
+                    setattr(self, name, current)
+                else:
+                    setattr(self, name, value)
+            except (TraitError, TypeError, ValueError) as e:
+                log.error(
+                    "The profile override {where} cannot be applied: {error}", where=where, error=e
+                )
+                raise _admin_error(f"the profile setting {where} is invalid") from None
+
+    # -- what the overrides made ---------------------------------------------------------
+
+    def profile_launch(self, selection: ProfileSelection, parts: ProfileParts) -> Launch:
+        """Apply ``selection``'s overrides onto the admin's values; the launch they make."""
+        self.restore_profile_traits()
+        for path, overrides in selection.overrides():
+            self.apply_overrides(path, overrides)
+        size = self._charged_size(selection)
+        profile = selection.profile
+        urlpath = parts.urlpath or getattr(self, "default_url", "") or ""
+        environment = Environment(
+            name=profile.slug,
+            display_name=selection.summary(),
+            sizes=(size.name,),
+            image=getattr(self, "image", None),
+            default_urlpath=urlpath,
+            max_duration=profile.rules.max_duration,
+        )
+        return Launch(
+            environment=environment,
+            size=size,
+            group=parts.group,
+            volumes=parts.volumes,
+            urlpath=urlpath,
+            urlpath_chosen=parts.urlpath is not None,
+            profile=selection,
+        )
+
+    def _charged_size(self, selection: ProfileSelection) -> Size:
+        cpu_guarantee = getattr(self, "cpu_guarantee", None)
+        cpu_limit = getattr(self, "cpu_limit", None)
+        mem_guarantee = getattr(self, "mem_guarantee", None)
+        mem_limit = getattr(self, "mem_limit", None)
+        if selection.profile.rules.charge == "limit":
+            cpu, memory = cpu_limit or cpu_guarantee, mem_limit or mem_guarantee
+        else:
+            # Kubernetes requests what is limited when only a limit is set.
+            cpu, memory = cpu_guarantee or cpu_limit, mem_guarantee or mem_limit
+        gpus = self._gpus()
+        if not 0 <= float(cpu or 0) <= MAX_CPU or not 0 <= gpus <= MAX_GPUS:
+            raise _admin_error(f"profile {selection.profile.path} asks for an impossible size")
+        names = [p.choice.slug if p.choice is not None else "custom" for p in selection.picks]
+        return Size(
+            name="+".join([selection.profile.slug, *names]),
+            display_name=_describe_size(float(cpu or 0), int(memory or 0), gpus),
+            cpu=float(cpu or 0),
+            memory=int(memory or 0),
+            cpu_limit=cpu_limit,
+            memory_limit=int(mem_limit) if mem_limit else None,
+            gpus=gpus,
+        )
+
+    def _gpus(self) -> int:
+        name = getattr(self, "gpu_resource_name", "nvidia.com/gpu")
+        limits = dict(getattr(self, "extra_resource_limits", {}) or {})
+        guarantees = dict(getattr(self, "extra_resource_guarantees", {}) or {})
+        total = 0
+        for key in {*limits, *guarantees}:
+            if key == name or key.endswith("/gpu"):
+                try:
+                    total += int(str(limits.get(key, guarantees.get(key))))
+                except ValueError:
+                    raise _admin_error(f"the GPU count {key} is not a whole number") from None
+        return total
+
+
+def _describe_size(cpu: float, memory: int, gpus: int) -> str:
+    parts = [f"{cpu:g} CPU", f"{memory / 1024**3:.3g} GiB"]
+    if gpus:
+        parts.append(f"{gpus} GPU")
+    return ", ".join(parts)
+
+
+def _admin_error(text: str) -> web.HTTPError:
+    message = f"This hub's launch settings cannot start your server: {text}. Tell an admin."
+    error = web.HTTPError(500, message, reason="Invalid profile")
+    error.jupyterhub_message = message  # type: ignore[attr-defined]
+    return error
