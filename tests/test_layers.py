@@ -24,6 +24,7 @@ IO_LIBRARIES = (
     "httpx",
     "aiohttp",
     "psycopg",
+    "psycopg2",
     "pymysql",
     "traitlets",
 )

@@ -45,7 +45,6 @@ from eohub.accounting.service.workers import connect_hub, start_workers
 from eohub.adapters.accounting_db import (
     AccountingStore,
     OutdatedSchemaError,
-    create_engine_for,
     ensure_schema,
 )
 from eohub.adapters.accounting_db.schema import UPGRADE_COMMAND
@@ -230,7 +229,7 @@ class AccountingService(DatabaseApp):
         return os.environ.get("EOHUB_ACCOUNTING_COOKIE_SECRET") or secrets.token_hex(32)
 
     def init_store(self) -> None:
-        self.engine = create_engine_for(self.db_url)
+        self.engine = self.open_engine()
         try:
             ensure_schema(self.engine)
         except OutdatedSchemaError as e:

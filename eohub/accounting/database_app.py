@@ -11,6 +11,7 @@ import logging
 import os
 from typing import Any
 
+from sqlalchemy import Engine
 from traitlets import Unicode, default
 from traitlets.config import Application
 
@@ -32,10 +33,15 @@ class DatabaseApp(Application):
         help="""SQLAlchemy URL of the accounting database.
 
         SQLite (the default, a file in the working directory) suits one hub; use
-        PostgreSQL (``postgresql+psycopg://user@host/db``, extra ``eohub[postgres]``) or
-        MariaDB (``mysql+pymysql://user@host/db?charset=utf8mb4``, extra ``eohub[mysql]``)
-        in production. Read from ``$EOHUB_ACCOUNTING_DB_URL`` when set. The URL's password
-        is never logged.
+        PostgreSQL or MariaDB in production. PostgreSQL works through psycopg 3
+        (``postgresql+psycopg://user@host/db``, extra ``eohub[postgres]``) or psycopg2
+        (``postgresql+psycopg2://user@host/db``, extra ``eohub[postgres2]``; the Zero to
+        JupyterHub hub image ships psycopg2); a bare ``postgresql://user@host/db`` uses
+        whichever of the two is installed, psycopg 3 when both are. MariaDB:
+        ``mysql+pymysql://user@host/db?charset=utf8mb4`` (extra ``eohub[mysql]``). A URL
+        whose driver is not installed stops the command with the package to install.
+        Read from ``$EOHUB_ACCOUNTING_DB_URL`` when set. The URL's password is never
+        logged.
         """,
     ).tag(config=True)
 
@@ -78,6 +84,16 @@ class DatabaseApp(Application):
             self.exit(1)
         self.update_config(self.cli_config)
 
+    def open_engine(self) -> Engine:
+        """An engine on :attr:`db_url`; a URL that cannot be used (malformed, or its
+        driver not installed) ends the command with the reason, not a traceback."""
+        try:
+            return create_engine_for(self.db_url)
+        except ValueError as e:  # the message never echoes the password
+            log.critical("{error}", error=e)
+            self.exit(1)
+            raise  # exit() returns only where a test replaced sys.exit
+
     def safe_url(self) -> str:
         """The database URL as the log shows it: passwords masked, SQLite paths intact."""
         return loggable_url(self.db_url)
@@ -88,7 +104,7 @@ class UpgradeDBApp(DatabaseApp):
     description = "Apply the accounting database migrations (back up the database first)."
 
     def start(self) -> None:
-        engine = create_engine_for(self.db_url)
+        engine = self.open_engine()
         before = current_revision(engine)
         upgrade(engine)
         after = current_revision(engine)

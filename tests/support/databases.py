@@ -1,4 +1,8 @@
-"""Fresh databases on the PostgreSQL and MariaDB servers that run on this machine."""
+"""Fresh databases on the PostgreSQL and MariaDB servers that run on this machine.
+
+A PostgreSQL database is reached through either driver eohub supports: the same
+database, a URL per driver (:func:`with_pg_driver`).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "EOHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 MARIADB_ADMIN_URL = os.environ.get("EOHUB_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
+# The PostgreSQL drivers eohub supports: psycopg 3, and psycopg2, which the Zero to
+# JupyterHub hub image ships.
+PG_DRIVERS = ("psycopg", "psycopg2")
 
 
 def _with_database(url: str, scheme: str, database: str) -> str:
@@ -34,12 +41,22 @@ def _unreachable(what: str, url: str, error: Exception, start_hint: str) -> Serv
     )
 
 
+def with_pg_driver(url: str, driver: str) -> str:
+    """The PostgreSQL ``url`` through ``driver`` (one of :data:`PG_DRIVERS`)."""
+    if driver not in PG_DRIVERS:
+        raise ValueError(f"driver: {driver!r} is not one of {', '.join(PG_DRIVERS)}")
+    parts = urlsplit(url)
+    return urlunsplit((f"postgresql+{driver}", *parts[1:]))
+
+
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """Create ``eohub_test_<random>`` on PostgreSQL; yield its SQLAlchemy URL; drop it."""
+def postgres_database(driver: str = "psycopg") -> Iterator[str]:
+    """Create ``eohub_test_<random>`` on PostgreSQL; yield its SQLAlchemy URL through
+    ``driver``; drop it."""
     import psycopg
 
     name = f"eohub_test_{secrets.token_hex(4)}"
+    url = with_pg_driver(_with_database(POSTGRES_ADMIN_URL, "postgresql", name), driver)
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as e:
@@ -52,7 +69,7 @@ def postgres_database() -> Iterator[str]:
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield _with_database(POSTGRES_ADMIN_URL, "postgresql+psycopg", name)
+            yield url
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

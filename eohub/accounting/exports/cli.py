@@ -12,7 +12,7 @@ from traitlets import Unicode
 from eohub.accounting.database_app import DatabaseApp
 from eohub.accounting.exports.config import EXPORTS, XDMoDExport, run_export
 from eohub.accounting.exports.writers import TerminalProgress
-from eohub.adapters.accounting_db import AccountingStore, create_engine_for, ensure_schema
+from eohub.adapters.accounting_db import AccountingStore, ensure_schema
 from eohub.adapters.accounting_db.schema import OutdatedSchemaError
 from eohub.domain.accounting.events import parse_time
 from eohub.logs import get_logger
@@ -68,7 +68,7 @@ class ExportApp(DatabaseApp):
         if end <= start:
             log.critical("--to must be after --from")
             return 2
-        engine = create_engine_for(self.db_url)
+        engine = self.open_engine()
         try:
             ensure_schema(engine)
         except OutdatedSchemaError as e:

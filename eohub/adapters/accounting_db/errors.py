@@ -83,7 +83,7 @@ def database_unavailable(error: BaseException) -> bool:
         return str(orig).startswith(SQLITE_BUSY)
     module = type(orig).__module__
     if module.startswith("psycopg"):
-        sqlstate = getattr(orig, "sqlstate", None)
+        sqlstate = _sqlstate(orig)
         if sqlstate is None:
             # No answer from a server at all (refused, reset, timed out).
             return type(orig).__name__ == "OperationalError"
@@ -102,10 +102,17 @@ def ledger_overflow(error: BaseException) -> bool:
         return str(orig).startswith(SQLITE_OVERFLOW)
     module = type(orig).__module__
     if module.startswith("psycopg"):
-        return getattr(orig, "sqlstate", None) == POSTGRESQL_OUT_OF_RANGE
+        return _sqlstate(orig) == POSTGRESQL_OUT_OF_RANGE
     if module.startswith("pymysql"):
         return _mysql_code(orig) in MYSQL_OUT_OF_RANGE
     return False
+
+
+def _sqlstate(orig: BaseException | None) -> str | None:
+    """The PostgreSQL SQLSTATE of a psycopg 3 (``sqlstate``) or psycopg2 (``pgcode``)
+    error; None when no server answered."""
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else None
 
 
 def _mysql_code(orig: BaseException | None) -> int | None:

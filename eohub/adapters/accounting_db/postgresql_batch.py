@@ -10,6 +10,10 @@ faster than psycopg quotes array elements. The results are the same rows the por
 statements give (``tests/adapters/accounting_db/test_ingest_equivalence.py``). Totals rows are
 upserted the same way, in one order, so that two writers that meet on the same rows
 lock them in the same order and never deadlock.
+
+Only what both PostgreSQL drivers bind alike is used: a list (an array, cast to its type
+in the text), a string (the JSON document), a number. psycopg 3 and psycopg2 so send
+the same statements, and the tests run them through each.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from eohub.adapters.accounting_db.drivers import installed_driver
 from eohub.logs import get_logger
 
 log = get_logger(__name__)
@@ -65,14 +66,19 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
     meets a dead connection fails (the API answers 503 and the hub's client resends) and
     the whole pool is renewed, instead of a ping round trip before every request, which
     would double the latency of a quota check.
+
+    A bare ``postgresql://`` gets psycopg 3 or psycopg2, whichever is installed; a driver
+    that is not installed raises
+    :class:`~eohub.adapters.accounting_db.drivers.DriverNotInstalledError` (a
+    ``ValueError``, as for a malformed URL) naming what to install.
     """
-    parsed = parse_db_url(url)
+    parsed = installed_driver(parse_db_url(url))
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 30})
         if parsed.database not in (None, "", ":memory:"):
             # A file database is pooled (QueuePool) and shared between threads.
             kwargs.setdefault("pool_size", POOL_SIZE)
-        engine = create_engine(url, **kwargs)
+        engine = create_engine(parsed, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

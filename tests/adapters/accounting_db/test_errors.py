@@ -25,9 +25,10 @@ def _error(engine: Engine, sql: str) -> DBAPIError:
     "url",
     [
         "postgresql+psycopg://postgres@127.0.0.1:{port}/test",
+        "postgresql+psycopg2://postgres@127.0.0.1:{port}/test",
         "mysql+pymysql://root@127.0.0.1:{port}/test",
     ],
-    ids=["postgresql", "mariadb"],
+    ids=["postgresql+psycopg", "postgresql+psycopg2", "mariadb"],
 )
 def test_a_database_nobody_answers_is_unavailable(url: str) -> None:
     engine = create_engine(url.format(port=free_port()))

@@ -1,4 +1,8 @@
-"""Sessions by time range for exports: counted, bounded by id, streamed as plain values."""
+"""Sessions by time range for exports: counted, bounded by id, streamed as plain values.
+
+On SQLite and on PostgreSQL through each driver: the stream reads the driver's own
+values, in chunks (a server-side cursor on PostgreSQL).
+"""
 
 from __future__ import annotations
 
@@ -24,9 +28,14 @@ SESSIONS = [
 ]
 
 
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[AccountingStore]:
-    store = fresh_store(sqlite_url, Clock(T0 + 10 * HOUR))
+@pytest.fixture(params=["sqlite", "psycopg", "psycopg2"])
+def store(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[AccountingStore]:
+    url = (
+        sqlite_url
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_urls")[request.param]
+    )
+    store = fresh_store(url, Clock(T0 + 10 * HOUR))
     for group in ("climate", "ocean"):
         store.put_group(group, allocation=Allocation.parse("month"))
     events = []

@@ -51,12 +51,12 @@ STOP = stop_event_json(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "psycopg", "psycopg2"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AccountingStore]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'eohub.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
+    else:  # PostgreSQL through this driver
+        url = request.getfixturevalue("postgres_urls")[request.param]
     made = fresh_store(url)
     made.put_group("climate", allocation=Allocation.parse("month"))
     with_process = AccountingStore(made.engine, writer_process=WriterProcess(url))
