@@ -33,12 +33,15 @@ from tornado import web
 from traitlets import Bool, Unicode, default
 
 from eohub.domain.accounting.events import event_key
+from eohub.domain.launch.kube_storage import HomeStorage, home_storage, normal_path
+from eohub.domain.launch.pod_defaults import RESTRICTED_CONTAINER, RESTRICTED_POD, SECURE_TRAITS
 from eohub.domain.launch.pod_security import restricted_violations
 from eohub.domain.launch.policy import Launch
 from eohub.domain.launch.repository import repo_urlpath
-from eohub.domain.launch.volumes import Volume, expand
+from eohub.domain.launch.volumes import Volume, expand, fill_claim_name
 from eohub.logs import get_logger
-from eohub.spawner.mixin import QuotaSpawnerMixin, user_error
+from eohub.spawner.errors import user_error
+from eohub.spawner.mixin import QuotaSpawnerMixin
 from eohub.spawner.profile_list import ProfileListSupport
 from eohub.spawner.repo_launches import RepoLaunchError
 
@@ -47,13 +50,7 @@ log = get_logger(__name__)
 LABEL_PREFIX = "eohub.io/"
 # allowPrivilegeEscalation and runAsUser come from KubeSpawner's own traits
 # (allow_privilege_escalation, uid), so that an admin who changes those is checked,
-# not silently overridden by this default.
-RESTRICTED_CONTAINER = {
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+# not silently overridden by the restricted context's defaults.
 #: The traits a launch sets; each launch starts from the admin's values of them.
 LAUNCH_TRAITS = (
     "image",
@@ -134,19 +131,19 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
 
     @default("uid")
     def _default_uid(self) -> int:
-        return 1000  # jovyan in the Jupyter images; the restricted standard needs non-root
+        return int(SECURE_TRAITS["uid"])  # jovyan; the restricted standard needs non-root
 
     @default("fs_gid")
     def _default_fs_gid(self) -> int:
-        return 100  # the users group of the Jupyter images, so the workspace is writable
+        return int(SECURE_TRAITS["fs_gid"])  # the users group, so the workspace is writable
 
     @default("container_security_context")
     def _default_container_security_context(self) -> dict[str, Any]:
-        return copy.deepcopy(RESTRICTED_CONTAINER)
+        return copy.deepcopy(dict(RESTRICTED_CONTAINER))
 
     @default("pod_security_context")
     def _default_pod_security_context(self) -> dict[str, Any]:
-        return copy.deepcopy(RESTRICTED_POD)
+        return copy.deepcopy(dict(RESTRICTED_POD))
 
     @default("automount_service_account_token")
     def _default_automount(self) -> bool:
@@ -165,6 +162,9 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
 
     async def launch_profiles(self) -> Any:
         return await ProfileListSupport.launch_profiles(self)
+
+    async def authorize_profile_launch(self, context: Any, raw: Any, charged: Any) -> Launch:
+        return await ProfileListSupport.authorize_profile_launch(self, context, raw, charged)
 
     def profile_launch(self, selection: Any, parts: Any) -> Launch:
         # The launch traits go back to the admin's values before the profile's apply.
@@ -198,10 +198,11 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
         self.mem_guarantee = size.memory
         self.mem_limit = size.memory_limit
         gpu = {self.gpu_resource_name: str(size.gpus)} if size.gpus else {}
-        self.extra_resource_guarantees = {**self.extra_resource_guarantees, **gpu}
-        self.extra_resource_limits = {**self.extra_resource_limits, **gpu}
-        self.node_selector = {**self.node_selector, **env.node_selector}
-        self.tolerations = [*_values(self.tolerations), *map(dict, env.tolerations)]
+        admin: dict[str, Any] = {n: getattr(self, n) for n in LAUNCH_TRAITS}
+        self.extra_resource_guarantees = {**admin["extra_resource_guarantees"], **gpu}
+        self.extra_resource_limits = {**admin["extra_resource_limits"], **gpu}
+        self.node_selector = {**admin["node_selector"], **env.node_selector}
+        self.tolerations = [*_values(admin["tolerations"]), *map(dict, env.tolerations)]
 
     def _apply_eohub(self, launch: Launch) -> None:
         """What eohub adds to any launch: env, start page, volumes, labels, deadline."""
@@ -216,9 +217,20 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
                 self.default_url = repo_urlpath(launch.urlpath, "", launch.repo.filepath)
             if self.repo_launches.builder is not None:
                 self.start_timeout = base["start_timeout"] + int(self.repo_launches.build_timeout)
-        specs = [self._volume(volume, launch.group) for volume in launch.volumes]
+        home = home_storage(base["volumes"], base["volume_mounts"], self.pvc_name_template)
+        own = [v for v in launch.volumes if home is None or v.kind != "workspace"]
+        specs = [self._volume(volume, launch.group) for volume in own]
+        homes = [
+            self._home_as_workspace(v, home, launch.group)
+            for v in launch.volumes
+            if home is not None and v.kind == "workspace"
+        ]
         self.volumes = [*_values(base["volumes"]), *literal([s for s, _ in specs])]
-        self.volume_mounts = [*_values(base["volume_mounts"]), *literal([m for _, m in specs])]
+        self.volume_mounts = [
+            *_values(base["volume_mounts"]),
+            *[m for m in homes if m is not None],  # KubeSpawner fills in the volume name
+            *literal([m for _, m in specs]),
+        ]
         labels = {
             f"{LABEL_PREFIX}group": label_value(launch.group),
             f"{LABEL_PREFIX}environment": label_value(env.name),
@@ -236,6 +248,33 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
                 "activeDeadlineSeconds": env.max_duration,
             }
 
+    def _home_as_workspace(
+        self, volume: Volume, home: HomeStorage, group: str
+    ) -> dict[str, Any] | None:
+        """The chart's home claim (``{pvc_name}``) serves as this workspace.
+
+        So there is one claim, the one KubeSpawner creates and remembers in the user's
+        state, and no second mount at the same path; a workspace mounted elsewhere gets
+        a second mount of the same claim.
+        """
+        self.storage_pvc_ensure = True
+        if volume.storage_bytes:
+            self.storage_capacity = str(volume.storage_bytes)
+        if volume.storage_class:
+            self.storage_class = volume.storage_class
+        if normal_path(volume.mount_path) == home.mount_path:
+            return None
+        mount: dict[str, Any] = {
+            "name": home.volume_name,
+            "mountPath": literal(volume.mount_path),
+            "readOnly": volume.read_only,
+        }
+        if volume.sub_path:
+            user = self._expand_user_properties("{username}")
+            path = expand(volume.sub_path, username=user, group=object_name(group))
+            mount["subPath"] = literal(path)
+        return mount
+
     def _volume(self, volume: Volume, group: str) -> tuple[dict[str, Any], dict[str, Any]]:
         name = "eohub-" + object_name(volume.name, max_length=57)
         spec: dict[str, Any] = {"name": name}
@@ -244,7 +283,7 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
         user = self._expand_user_properties("{username}")
         group_slug = object_name(group)
         if volume.kind == "workspace":
-            claim = expand(volume.claim_name, username=user, group=group_slug)
+            claim = fill_claim_name(volume.claim_name, username=user, group=group_slug)
             if claim != self.pvc_name:
                 # A claim remembered from an earlier launch says nothing about this one.
                 self._pvc_exists = False
@@ -257,7 +296,7 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
             spec["persistentVolumeClaim"] = {"claimName": claim}
         elif volume.kind == "pvc":
             spec["persistentVolumeClaim"] = {
-                "claimName": volume.claim_name,
+                "claimName": fill_claim_name(volume.claim_name, username=user, group=group_slug),
                 "readOnly": volume.read_only,
             }
         elif volume.kind == "nfs":

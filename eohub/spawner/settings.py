@@ -3,11 +3,15 @@
 Admins write environments, sizes and volumes as plain data, in ``jupyterhub_config.py``
 or in a YAML file. :func:`load_launch_config` validates them once per distinct config
 (the hub builds a spawner per server) and :func:`check_hub_config` lets a config file
-fail the hub's start-up on a bad entry, naming the key, instead of the first spawn.
+fail the hub's start-up on a bad entry, naming the key, instead of the first spawn. On
+Kubernetes it also reads the KubeSpawner settings the Zero to JupyterHub chart makes
+(init containers, volumes and their mounts), which would otherwise fail every spawn.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
 import json
 import threading
 from collections.abc import Mapping
@@ -15,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from traitlets import Dict, Float, List, Unicode
+from traitlets import Dict, Float, List, TraitType, Unicode
 from traitlets.config import Config, Configurable
+from traitlets.config.loader import LazyConfigValue
 
 from eohub.domain.launch.config import (
     Backend,
@@ -24,6 +29,17 @@ from eohub.domain.launch.config import (
     LaunchConfigError,
     parse_launch_config,
 )
+from eohub.domain.launch.kube_storage import (
+    entries,
+    home_storage,
+    mount_conflicts,
+    normal_path,
+    privileged_init_containers,
+)
+from eohub.domain.launch.volumes import DEFAULT_CLAIM
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 FILE_KEYS = ("environments", "sizes", "volumes", "charge_groups")
 # The names setup.cfg registers under jupyterhub.spawners.
@@ -59,8 +75,10 @@ class LaunchSettings(Configurable):
         on first use), ``pvc`` (an existing claim), ``nfs`` or ``host_path``;
         ``mount_path``, ``sub_path``, ``read_only``, ``allowed_groups`` (empty:
         everyone) and ``optional`` (False: always mounted; True: the user ticks it).
-        The local backend supports ``workspace`` (with ``local_path``) and
-        ``host_path``.
+        ``claim_name``, ``sub_path`` and paths may use ``{username}`` and ``{group}``
+        (the group charged). The local backend supports ``workspace`` (with
+        ``local_path``) and ``host_path``. With the Zero to JupyterHub chart's home
+        storage, a ``workspace`` at the same mount path is the chart's claim.
         """,
     ).tag(config=True)
     charge_groups = List(
@@ -145,24 +163,192 @@ def load_launch_config(
 def check_hub_config(config: Any) -> LaunchConfig | None:
     """Validate the launch config of the hub's spawner class, as ``config`` sets it.
 
-    Does nothing (returns None) when the spawner is not an eohub spawner. Raises
+    Does nothing (returns None) when the spawner is not an eohub spawner. Logs one
+    warning per setting the spawner class does not have (a typo), and raises
     LaunchConfigError naming the bad key, which stops the hub's start-up.
     """
     spawner_class = _spawner_class(config.JupyterHub.get("spawner_class", None))
     if spawner_class is None:
         return None
-    # A spawner cannot be built outside a running hub; the settings alone can. They
-    # read the sections the spawner would, base classes first.
-    merged = Config()
-    for cls in reversed(spawner_class.mro()):
-        if isinstance(cls, type) and issubclass(cls, LaunchSettings) and cls.__name__ in config:
-            merged.LaunchSettings.merge(config[cls.__name__])
+    # A spawner cannot be built outside a running hub; its settings can, read from the
+    # sections the spawner would read, base classes first, as traitlets does.
+    values, sources = spawner_settings(config, spawner_class)
+    warn_unknown_settings(config, spawner_class)
+    own = set(_settings_of(LaunchSettings))
+    merged = Config({"LaunchSettings": {k: v for k, v in values.items() if k in own}})
     settings = LaunchSettings(config=merged)
     settings.backend = spawner_class.backend
     launch_config = settings.launch_config()
+    if launch_config.backend == "kube":
+        check_kube_settings(spawner_class, values, sources, launch_config)
+        from eohub.spawner.profile_list import check_profile_list
+
+        check_profile_list(spawner_class, values, launch_config.environments)
     if any(e.repository for e in launch_config.environments.values()):
         check_repo_settings(config, launch_config.backend)
     return launch_config
+
+
+def _settings_of(cls: type[Configurable]) -> dict[str, TraitType[Any, Any]]:
+    """The traits of ``cls`` and its bases that a config may set."""
+    return {n: t for n, t in cls.class_traits().items() if t.metadata.get("config")}
+
+
+def _sections(spawner_class: type) -> list[type]:
+    # traitlets' Configurable.section_names, as classes.
+    return [
+        c
+        for c in reversed(spawner_class.__mro__)
+        if isinstance(c, type) and issubclass(c, Configurable)
+    ]
+
+
+def spawner_settings(
+    config: Any, spawner_class: type[Configurable]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings a ``spawner_class`` object would load from ``config``.
+
+    Returns the values by trait name (append/extend from ``c.X.y.append(...)`` applied to
+    the trait's default) and, for each, the section that set it last.
+    """
+    merged = Config()
+    sources: dict[str, str] = {}
+    for cls in _sections(spawner_class):
+        section = config.get(cls.__name__) if cls.__name__ in config else None
+        if isinstance(section, Config):
+            merged.merge(copy.deepcopy(section))  # merge may change what it is given
+            sources.update((key, cls.__name__) for key in section)
+    traits = _settings_of(spawner_class)
+    values: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key in traits and isinstance(value, LazyConfigValue):
+            try:
+                value = value.get_value(traits[key].default())
+            except Exception:  # a default computed per object: what is seen is the change
+                value = value.to_dict()
+        values[key] = value
+    return values, sources
+
+
+def warn_unknown_settings(config: Any, spawner_class: type[Configurable]) -> None:
+    """Log one warning per key of a spawner section that is not a setting of the class."""
+    traits = sorted(_settings_of(spawner_class))
+    for cls in _sections(spawner_class):
+        section = config.get(cls.__name__) if cls.__name__ in config else None
+        if not isinstance(section, Config):
+            continue
+        for key, value in section.items():
+            # Capitalised keys and nested sections configure other classes.
+            if key in traits or key[:1].isupper() or isinstance(value, Config):
+                continue
+            close = difflib.get_close_matches(key, traits, n=1)
+            if close:
+                log.warning(
+                    "{section}.{key} is not a setting of {spawner} and is ignored;"
+                    " did you mean {suggestion}?",
+                    section=cls.__name__,
+                    key=key,
+                    spawner=spawner_class.__name__,
+                    suggestion=close[0],
+                )
+            else:
+                log.warning(
+                    "{section}.{key} is not a setting of {spawner} and is ignored",
+                    section=cls.__name__,
+                    key=key,
+                    spawner=spawner_class.__name__,
+                )
+
+
+def _api_shape(value: Any, model: str) -> Any:
+    """A KubeSpawner list or dict trait's entries as the API sees them: camelCase keys.
+
+    KubeSpawner accepts kubernetes models (the chart's init container is a V1Container)
+    and dicts with snake_case top-level keys; it sends nested dicts as written.
+    """
+    from kubernetes_asyncio import client
+
+    attribute_map: dict[str, str] = getattr(client, model).attribute_map
+
+    def entry(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            return {attribute_map.get(k, k): _serialised(v) for k, v in item.items()}
+        return _serialised(item)
+
+    if isinstance(value, Mapping):
+        return {k: entry(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [entry(v) for v in value]
+    return value
+
+
+def _serialised(value: Any) -> Any:
+    # ApiClient.sanitize_for_serialization, which needs an event loop to construct.
+    types = getattr(value, "openapi_types", None)
+    names = getattr(value, "attribute_map", None)
+    if isinstance(types, dict) and isinstance(names, dict):
+        fields = ((names[a], getattr(value, a, None)) for a in types)
+        return {k: _serialised(v) for k, v in fields if v is not None}
+    if isinstance(value, Mapping):
+        return {k: _serialised(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_serialised(v) for v in value]
+    return value
+
+
+def check_kube_settings(
+    spawner_class: type,
+    values: Mapping[str, Any],
+    sources: Mapping[str, str],
+    launch_config: LaunchConfig,
+) -> None:
+    """Raise LaunchConfigError for KubeSpawner settings that would fail every spawn.
+
+    Init containers that break the restricted Pod Security Standard (unless
+    ``allow_unrestricted_pods``), and a mount path used twice. eohub's ``workspace``
+    mounted where the chart's home claim is, is not a conflict: that claim is the
+    workspace.
+    """
+    problems: list[tuple[str, str]] = []
+    init = _api_shape(values.get("init_containers"), "V1Container")
+    if not values.get("allow_unrestricted_pods", False):
+        context = values.get("pod_security_context")
+        found = privileged_init_containers(init, context if isinstance(context, Mapping) else None)
+        where = f"{sources.get('init_containers', spawner_class.__name__)}.init_containers"
+        problems += [(where, message) for message in found]
+    volumes = _api_shape(values.get("volumes"), "V1Volume")
+    mounts = _api_shape(values.get("volume_mounts"), "V1VolumeMount")
+    home = home_storage(volumes, mounts, str(values.get("pvc_name_template") or ""))
+    section = sources.get("volume_mounts", spawner_class.__name__)
+    used = [
+        (f"{section}.volume_mounts{where} ({mount.get('name')})", str(mount.get("mountPath")))
+        for where, mount in entries(mounts)
+    ]
+    for volume in launch_config.volumes.values():
+        is_home = home is not None and normal_path(volume.mount_path) == home.mount_path
+        if not (is_home and volume.kind == "workspace"):
+            used.append((f"launch_volumes.{volume.name}", volume.mount_path))
+        elif volume.claim_name != DEFAULT_CLAIM:
+            log.warning(
+                "launch_volumes.{name}.claim_name {claim} is not used: the chart's home"
+                " claim (KubeSpawner.pvc_name_template) is the workspace at {path}",
+                name=volume.name,
+                claim=volume.claim_name,
+                path=volume.mount_path,
+            )
+    problems += [
+        (
+            f"{section}.volume_mounts",
+            f"{conflict}; the API server refuses a pod that mounts two volumes at one path,"
+            " so move one of them (for the chart: singleuser.storage.homeMountPath or"
+            " singleuser.storage.extraVolumeMounts)",
+        )
+        for conflict in mount_conflicts(used)
+    ]
+    if problems:
+        where, first = problems[0]
+        also = "".join(f"; and {w}: {m}" for w, m in problems[1:])
+        raise LaunchConfigError(where, first + also)
 
 
 def check_repo_settings(config: Any, backend: Backend) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,288 @@ def test_the_same_config_is_parsed_once() -> None:
     assert load_launch_config("local", {"sizes": dict(SIZES)}) is first
     assert load_launch_config("kube", data) is not first
     assert load_launch_config("local", data, 2.0) is not first
+
+
+# -- KubeSpawner settings as the Zero to JupyterHub chart makes them ----------------------
+# c.KubeSpawner as chart 4.4.0's jupyterhub_config.py sets it from the default values
+# before storage and init containers (trait table, image, scheduler, tolerations).
+_EMPTY_LISTS = """node_affinity_required node_affinity_preferred pod_affinity_required
+    pod_affinity_preferred pod_anti_affinity_required pod_anti_affinity_preferred
+    init_containers extra_containers profile_list"""
+_EMPTY_DICTS = """extra_annotations storage_extra_labels node_selector lifecycle_hooks
+    extra_resource_limits extra_resource_guarantees environment extra_pod_config"""
+_IPTABLES = """iptables --append OUTPUT --protocol tcp --destination 169.254.169.254
+    --destination-port 80 --jump DROP"""
+CHART_KUBESPAWNER: dict[str, Any] = {
+    **{key: [] for key in _EMPTY_LISTS.split()},
+    **{key: {} for key in _EMPTY_DICTS.split()},
+    "common_labels": {"app": "jupyterhub", "chart": "jupyterhub-4.4.0"},
+    "namespace": "jhub",
+    "start_timeout": 300,
+    "events_enabled": True,
+    "extra_labels": {"hub.jupyter.org/network-access-hub": "true"},
+    "uid": 1000,
+    "fs_gid": 100,
+    "mem_guarantee": "1G",
+    "image": "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0",
+    "allow_privilege_escalation": False,
+    "scheduler_name": "user-scheduler",
+    "tolerations": [
+        {"key": k, "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+        for k in ("hub.jupyter.org/dedicated", "hub.jupyter.org_dedicated")
+    ],
+}
+
+
+def chart_config(*, block_with_iptables: bool = True, storage: str = "dynamic") -> Config:
+    """The hub config chart 4.4.0 builds from its default values, as the hub admin gets it.
+
+    From jupyterhub/files/hub/jupyterhub_config.py with jupyterhub/values.yaml of
+    github.com/jupyterhub/zero-to-jupyterhub-k8s 4.4.0: the ``singleuser.*`` trait table
+    (values that are not null), the image, ``allow_privilege_escalation``, the user-pod
+    tolerations and node-purpose affinity (``.append`` on the config: a lazy value),
+    ``singleuser.storage`` and ``singleuser.cloudMetadata.blockWithIptables`` (a
+    kubernetes_asyncio ``V1Container``, appended to the list the table set). Then the
+    admin's ``hub.config``: the eohub spawner and its sizes.
+    """
+    from kubernetes_asyncio import client
+
+    c = Config()
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    c.Spawner.consecutive_failure_limit = 5
+    for trait, value in CHART_KUBESPAWNER.items():
+        c.KubeSpawner[trait] = copy.deepcopy(value)
+    selector = {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}
+    c.KubeSpawner.node_affinity_preferred.append(
+        {"weight": 100, "preference": {"matchExpressions": [selector]}}
+    )
+    if storage == "dynamic":
+        c.KubeSpawner.storage_pvc_ensure = True
+        c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+        c.KubeSpawner.storage_capacity = "10Gi"
+        c.KubeSpawner.volumes = [
+            {"name": "volume-{user_server}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+        ]
+        c.KubeSpawner.volume_mounts = [
+            {"mountPath": "/home/jovyan", "name": "volume-{user_server}", "subPath": None}
+        ]
+    elif storage == "static":
+        c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "nfs"}}]
+        c.KubeSpawner.volume_mounts = [
+            {"mountPath": "/home/jovyan", "name": "home", "subPath": "{username}"}
+        ]
+    c.KubeSpawner.volumes.extend([])  # singleuser.storage.extraVolumes
+    c.KubeSpawner.volume_mounts.extend([])
+    c.Spawner.cmd = "jupyterhub-singleuser"
+    if block_with_iptables:
+        c.KubeSpawner.init_containers.append(
+            client.V1Container(
+                name="block-cloud-metadata",
+                image="quay.io/jupyterhub/k8s-network-tools:4.4.0",
+                command=_IPTABLES.split(),
+                security_context=client.V1SecurityContext(
+                    privileged=True,
+                    run_as_user=0,
+                    capabilities=client.V1Capabilities(add=["NET_ADMIN"]),
+                ),
+                resources={},
+            )
+        )
+    c.JupyterHub.admin_access = True
+    c.JupyterHub.spawner_class = "eohub-kube"  # hub.config, applied after the above
+    c.QuotaKubeSpawner.launch_sizes = SIZES
+    return c
+
+
+WORKSPACE = {"kind": "workspace", "mount_path": "/home/jovyan", "storage": "10Gi"}
+
+
+def settings_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "eohub.spawner.settings"]
+
+
+def test_the_charts_defaults_stop_the_hub_with_the_fix(caplog: pytest.LogCaptureFixture) -> None:
+    config = chart_config()
+    config.QuotaKubeSpawner.launch_volumes = {"workspace": WORKSPACE}
+    with pytest.raises(LaunchConfigError) as refused:
+        check_hub_config(config)
+    assert refused.value.where == "KubeSpawner.init_containers"
+    message = str(refused.value)
+    for words in (
+        "block-cloud-metadata",
+        "singleuser.cloudMetadata.blockWithIptables: false",
+        "169.254.169.254",
+        "QuotaKubeSpawner.allow_unrestricted_pods",
+    ):
+        assert words in message
+    # The chart's home claim is the workspace: the same mount path is no conflict.
+    assert "mount path" not in message
+    assert settings_warnings(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "fix", ["blockWithIptables false", "allow_unrestricted_pods", "KubeSpawner section"]
+)
+def test_the_charts_defaults_with_the_fix_start(
+    fix: str, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    config = chart_config(block_with_iptables=fix != "blockWithIptables false")
+    if fix == "allow_unrestricted_pods":
+        config.QuotaKubeSpawner.allow_unrestricted_pods = True
+    elif fix == "KubeSpawner section":
+        config.KubeSpawner.allow_unrestricted_pods = True  # a trait of the class: applies
+    config.QuotaKubeSpawner.launch_volumes = {
+        "workspace": WORKSPACE,
+        "shared": {"kind": "pvc", "claim_name": "{group}-data", "mount_path": "/data"},
+    }
+    launch_config = check_hub_config(config)
+    assert launch_config is not None
+    assert set(launch_config.volumes) == {"workspace", "shared"}
+    # Every setting the chart makes is one of the spawner's: no warning of any kind.
+    assert settings_warnings(caplog) == []
+    assert not [w for w in recwarn if "not recognized" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("storage", "volumes", "where", "words"),
+    [
+        (
+            "static",
+            {"home": WORKSPACE},
+            "KubeSpawner.volume_mounts",
+            "mount path /home/jovyan is used twice: KubeSpawner.volume_mounts[0] (home) "
+            "and launch_volumes.home",
+        ),
+        (
+            "dynamic",
+            {"data": {"kind": "pvc", "claim_name": "data", "mount_path": "/home/jovyan"}},
+            "KubeSpawner.init_containers",
+            "; and KubeSpawner.volume_mounts: mount path /home/jovyan is used twice: "
+            "KubeSpawner.volume_mounts[0] (volume-{user_server}) and launch_volumes.data",
+        ),
+        (
+            "none",
+            {"home": WORKSPACE, "h2": {**WORKSPACE, "mount_path": "/home/jovyan/work"}},
+            None,
+            "",
+        ),
+    ],
+)
+def test_mount_paths_used_twice_stop_the_hub_naming_both(
+    storage: str, volumes: dict[str, Any], where: str | None, words: str
+) -> None:
+    # With the chart's default init container, its problem comes first, then the others.
+    config = chart_config(storage=storage, block_with_iptables=storage == "dynamic")
+    config.QuotaKubeSpawner.launch_volumes = volumes
+    if where is None:
+        config.QuotaKubeSpawner.allow_unrestricted_pods = True
+        assert check_hub_config(config) is not None
+        return
+    with pytest.raises(LaunchConfigError) as refused:
+        check_hub_config(config)
+    assert refused.value.where == where
+    assert words in str(refused.value)
+
+
+def test_a_workspace_claim_name_the_charts_home_replaces_is_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = chart_config(block_with_iptables=False)
+    config.QuotaKubeSpawner.launch_volumes = {
+        "workspace": {**WORKSPACE, "claim_name": "home-{username}"}
+    }
+    assert check_hub_config(config) is not None
+    assert settings_warnings(caplog) == [
+        "launch_volumes.workspace.claim_name home-{username} is not used: the chart's home"
+        " claim (KubeSpawner.pvc_name_template) is the workspace at /home/jovyan"
+    ]
+
+
+def test_extra_mounts_and_named_entries_are_checked_too() -> None:
+    config = chart_config(block_with_iptables=False)
+    config.QuotaKubeSpawner.volume_mounts = {
+        "b-scratch": {"mount_path": "/scratch/", "name": "scratch"},
+        "a-home": {"mountPath": "/home/jovyan", "name": "volume-{user_server}"},
+    }
+    config.QuotaKubeSpawner.volumes = {
+        "home": {
+            "name": "volume-{user_server}",
+            "persistentVolumeClaim": {"claimName": "{pvc_name}"},
+        }
+    }
+    config.QuotaKubeSpawner.launch_volumes = {
+        "workspace": WORKSPACE,
+        "scratch": {"kind": "pvc", "claim_name": "scratch", "mount_path": "/scratch"},
+    }
+    with pytest.raises(LaunchConfigError) as refused:
+        check_hub_config(config)
+    assert refused.value.where == "QuotaKubeSpawner.volume_mounts"
+    assert (
+        "mount path /scratch is used twice: QuotaKubeSpawner.volume_mounts['b-scratch'] "
+        "(scratch) and launch_volumes.scratch"
+    ) in str(refused.value)
+    assert "/home/jovyan" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("container", "words"),
+    [
+        (
+            {"name": "setup", "image": "busybox", "security_context": {"runAsUser": 0}},
+            "init container 'setup' runs as root (runAsUser 0)",
+        ),
+        (
+            {
+                "name": "perms",
+                "image": "busybox",
+                "securityContext": {
+                    "privileged": True,
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            },
+            "init container 'perms' is privileged",
+        ),
+    ],
+)
+def test_other_unrestricted_init_containers_are_named(
+    container: dict[str, Any], words: str
+) -> None:
+    config = chart_config(block_with_iptables=False)
+    config.QuotaKubeSpawner.init_containers.append(container)  # lazy: on the default []
+    with pytest.raises(LaunchConfigError) as refused:
+        check_hub_config(config)
+    assert refused.value.where == "QuotaKubeSpawner.init_containers"
+    assert words in str(refused.value)
+    assert "blockWithIptables" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "suggestion"),
+    [
+        ("KubeSpawner", "storage_capasity", "storage_capacity"),
+        ("QuotaKubeSpawner", "launch_size", "launch_sizes"),
+        ("Spawner", "xyzzy", None),
+    ],
+)
+def test_a_typo_warns_once_naming_the_section_and_the_closest_setting(
+    section: str, key: str, suggestion: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = chart_config(block_with_iptables=False)
+    config[section][key] = "10Gi"
+    assert check_hub_config(config) is not None
+    (message,) = settings_warnings(caplog)
+    assert message.startswith(f"{section}.{key} is not a setting of QuotaKubeSpawner")
+    if suggestion:
+        assert message.endswith(f"did you mean {suggestion}?")
+    else:
+        assert "did you mean" not in message
+
+
+def test_the_local_spawner_knows_its_own_settings(caplog: pytest.LogCaptureFixture) -> None:
+    config = settings_config(cmd=["jupyterhub-singleuser"], popen_kwargs={"cwd": "/tmp"})
+    config.Spawner.default_url = "/lab"
+    config.QuotaLocalSpawner.volumes = [{"name": "x"}]  # not a LocalProcessSpawner setting
+    assert check_hub_config(config) is not None
+    (message,) = settings_warnings(caplog)
+    assert message.startswith("QuotaLocalSpawner.volumes is not a setting of QuotaLocalSpawner")

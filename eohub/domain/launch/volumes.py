@@ -14,8 +14,12 @@ optional volumes, never describe one. Kinds:
 ``host_path``
     A directory of the node or the machine (``path``).
 
-Claim names and paths are templates that may use ``{username}`` and ``{group}`` (the
-group charged); :func:`expand` fills them in.
+Claim names, sub-paths and paths are templates that may use ``{username}`` and
+``{group}`` (the group charged), and nothing else; :func:`expand` fills them in, and
+:func:`fill_claim_name` a claim name. On Kubernetes the values are slugs (KubeSpawner's
+of the user name, at most :data:`MAX_USERNAME_SLUG` characters; a DNS-1123 label of the
+group, at most :data:`MAX_GROUP_SLUG`), and a claim name must stay a valid Kubernetes
+name with the longest of them, which start-up checks.
 """
 
 from __future__ import annotations
@@ -42,6 +46,14 @@ DEFAULT_CLAIM = "workspace-{username}"
 FORBIDDEN_MOUNTS = ("/proc", "/sys", "/dev", "/etc")
 # A DNS-1123 subdomain, as Kubernetes requires of claim and storage class names.
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+#: KubeSpawner's longest ``{username}`` slug, and the longest group slug the spawner uses.
+MAX_USERNAME_SLUG = 48
+MAX_GROUP_SLUG = 63
+MAX_NAME = 253
+_CLAIM_RULE = (
+    f"is not a valid Kubernetes name: at most {MAX_NAME} lowercase letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit"
+)
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.:-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
 _COMMON = frozenset(
     {
@@ -122,6 +134,18 @@ def expand(template: str, *, username: str, group: str = "") -> str:
     return template.format(username=username, group=group)
 
 
+def fill_claim_name(template: str, *, username: str, group: str = "") -> str:
+    """The claim name ``template`` names for this user and group, or ValueError.
+
+    ``username`` and ``group`` must be DNS-safe slugs (KubeSpawner's ``{username}``, a
+    DNS-1123 label of the group): the result must be a valid Kubernetes name.
+    """
+    name = expand(template, username=username, group=group)
+    if not _K8S_NAME.fullmatch(name):
+        raise ValueError(f"claim name {describe(name)} {_CLAIM_RULE}")
+    return name
+
+
 def _mount_path(entry: Entry) -> str:
     path = entry.absolute_path("mount_path", required=True)
     if path == "/" or any(path == p or path.startswith(p + "/") for p in FORBIDDEN_MOUNTS):
@@ -139,10 +163,29 @@ def _sub_path(entry: Entry) -> str:
     return value
 
 
-def _k8s_name(entry: Entry, key: str, default: str | None = None) -> str:
-    value = entry.template(key, default) or ""
-    if value and not _K8S_NAME.fullmatch(sample(value)):
-        entry.fail(key, f"{describe(value)} is not a valid Kubernetes name")
+def _claim_name(entry: Entry, default: str | None = None) -> str:
+    value = entry.template("claim_name", default) or ""
+    if not value:
+        return ""
+    filled = value.format(username="user", group="group")
+    if not _K8S_NAME.fullmatch(filled):
+        entry.fail("claim_name", f"{describe(value)}, filled in as {filled!r}, {_CLAIM_RULE}")
+    longest = len(value.format(username="u" * MAX_USERNAME_SLUG, group="g" * MAX_GROUP_SLUG))
+    if longest > MAX_NAME:
+        entry.fail(
+            "claim_name",
+            f"{describe(value)} is {longest} characters long with the longest user name and "
+            f"group slugs ({MAX_USERNAME_SLUG} and {MAX_GROUP_SLUG} characters); a claim "
+            f"name may have at most {MAX_NAME}",
+        )
+    return value
+
+
+def _storage_class(entry: Entry) -> str:
+    # Not a template: KubeSpawner sends the storage class as written.
+    value = entry.text("storage_class", "") or ""
+    if value and not _K8S_NAME.fullmatch(value):
+        entry.fail("storage_class", f"{describe(value)} {_CLAIM_RULE}")
     return value
 
 
@@ -167,17 +210,17 @@ def parse_volume(name: object, data: object, backend: str) -> Volume:
     claim = storage_class = server = path = local_path = ""
     storage: int | None = None
     if kind == "workspace" and backend == "kube":
-        claim = _k8s_name(entry, "claim_name", DEFAULT_CLAIM)
+        claim = _claim_name(entry, DEFAULT_CLAIM)
         storage = entry.byte_size("storage")
         if storage is None:
             entry.fail("storage", "is required: the size of each user's claim, like '10Gi'")
-        storage_class = _k8s_name(entry, "storage_class")
+        storage_class = _storage_class(entry)
     elif kind == "workspace":
         local_path = entry.absolute_path("local_path", required=True, template=True)
         if "{username}" not in local_path:
             entry.fail("local_path", "must use {username}: each user needs their own directory")
     elif kind == "pvc":
-        claim = _k8s_name(entry, "claim_name")
+        claim = _claim_name(entry)
         if not claim:
             entry.fail("claim_name", "is required: the name of the existing claim")
     elif kind == "nfs":
@@ -226,9 +269,12 @@ __all__ = [
     "DEFAULT_CLAIM",
     "FORBIDDEN_MOUNTS",
     "KINDS",
+    "MAX_GROUP_SLUG",
+    "MAX_USERNAME_SLUG",
     "Volume",
     "VolumeKind",
     "expand",
+    "fill_claim_name",
     "parse_volume",
     "parse_volumes",
 ]

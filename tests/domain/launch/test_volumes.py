@@ -11,8 +11,11 @@ from eohub.domain.launch.fields import LaunchConfigError
 from eohub.domain.launch.volumes import (
     DEFAULT_CLAIM,
     FORBIDDEN_MOUNTS,
+    MAX_GROUP_SLUG,
+    MAX_USERNAME_SLUG,
     Volume,
     expand,
+    fill_claim_name,
     parse_volume,
     parse_volumes,
 )
@@ -126,6 +129,36 @@ REFUSED: list[tuple[str, Any, str, str, str]] = [
     ("sub_path field", vol(sub_path="{home}"), "kube", "volumes.v.sub_path", "{username}"),
     ("claim name", vol(claim_name="Data_1"), "kube", "volumes.v.claim_name", "Kubernetes name"),
     ("pvc claim", vol(claim_name=None), "kube", "volumes.v.claim_name", "existing claim"),
+    ("unknown field", vol(claim_name="{servername}"), "kube", "volumes.v.claim_name", "{group}"),
+    ("conversion", vol(claim_name="c-{group!r}"), "kube", "volumes.v.claim_name", "only"),
+    ("attribute", vol(claim_name="{username.x}"), "kube", "volumes.v.claim_name", "only"),
+    ("brace", vol(claim_name="c-{group"), "kube", "volumes.v.claim_name", "not a valid template"),
+    ("upper case", vol(claim_name="Data-{group}"), "kube", "volumes.v.claim_name", "'Data-group'"),
+    ("underscore", vol(claim_name="{group}_data"), "kube", "volumes.v.claim_name", "253"),
+    ("leading dash", vol(claim_name="-{username}"), "kube", "volumes.v.claim_name", "starting"),
+    (
+        "too long with the longest slugs",
+        vol(claim_name="c" * 150 + "-{username}-{group}"),
+        "kube",
+        "volumes.v.claim_name",
+        f"is {150 + 2 + MAX_USERNAME_SLUG + MAX_GROUP_SLUG} characters long",
+    ),
+    ("just fits", vol(claim_name="c" * 140 + "-{username}-{group}"), "kube", "", ""),
+    (
+        "workspace claim",
+        {"kind": "workspace", "mount_path": "/h", "storage": "1G", "claim_name": "W-{username}"},
+        "kube",
+        "volumes.v.claim_name",
+        "Kubernetes name",
+    ),
+    (
+        "templated storage class",
+        {"kind": "workspace", "mount_path": "/h", "storage": "1G", "storage_class": "{group}"},
+        "kube",
+        "volumes.v.storage_class",
+        "Kubernetes name",
+    ),
+    ("sub_path unknown field", vol(sub_path="{servername}"), "kube", "volumes.v.sub_path", "only"),
     (
         "nfs host",
         {"kind": "nfs", "server": "a b", "path": "/x", "mount_path": "/x"},
@@ -186,3 +219,64 @@ def test_volumes_keep_the_admins_order() -> None:
     assert parse_volumes({}, "local") == {}
     with pytest.raises(LaunchConfigError, match=r"^volumes: must be a mapping"):
         parse_volumes([vol()], "kube")
+
+
+@pytest.mark.parametrize(
+    ("data", "claim", "sub_path"),
+    [
+        (vol(claim_name="{group}-data"), "{group}-data", ""),
+        (
+            vol(claim_name="data.{group}", sub_path="{group}/{username}"),
+            "data.{group}",
+            "{group}/{username}",
+        ),
+        (vol(claim_name="shared"), "shared", ""),
+        (
+            {
+                "kind": "workspace",
+                "mount_path": "/h",
+                "storage": "1G",
+                "claim_name": "ws-{group}-{username}",
+            },
+            "ws-{group}-{username}",
+            "",
+        ),
+    ],
+)
+def test_claim_names_and_sub_paths_keep_their_templates(
+    data: dict[str, Any], claim: str, sub_path: str
+) -> None:
+    volume = parse_volume("v", data, "kube")
+    assert (volume.claim_name, volume.sub_path) == (claim, sub_path)
+
+
+@pytest.mark.parametrize(
+    ("template", "username", "group", "expected"),
+    [
+        ("{group}-data", "alice", "climate", "climate-data"),
+        ("workspace-{username}", "alice", "", "workspace-alice"),
+        ("ws-{group}-{username}", "u" * MAX_USERNAME_SLUG, "g" * MAX_GROUP_SLUG, None),
+        ("shared", "Not A Slug", "", "shared"),
+    ],
+)
+def test_fill_claim_name(template: str, username: str, group: str, expected: str | None) -> None:
+    if expected is None:
+        expected = f"ws-{group}-{username}"
+    assert fill_claim_name(template, username=username, group=group) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "username", "group", "words"),
+    [
+        ("{group}-data", "alice", "", "group '' cannot be used"),
+        ("{group}-data", "alice", "Climate", "not a valid Kubernetes name"),
+        ("{group}-data", "alice", "eo_sci", "not a valid Kubernetes name"),
+        ("data-{username}", "a/b", "", "cannot be used in a path"),
+        ("c" * 250 + "{username}", "alice", "", "not a valid Kubernetes name"),
+    ],
+)
+def test_fill_claim_name_refuses_names_kubernetes_would(
+    template: str, username: str, group: str, words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        fill_claim_name(template, username=username, group=group)
