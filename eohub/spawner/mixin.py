@@ -34,7 +34,7 @@ from traitlets import default
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.fields import FieldErrors
 from eohub.domain.identity.profile import UserProfile
-from eohub.domain.launch.budget import Budget, size_fits
+from eohub.domain.launch.budget import Budget
 from eohub.domain.launch.options import (
     REPO_FIELDS,
     LaunchRequest,
@@ -49,13 +49,12 @@ from eohub.domain.launch.policy import (
     fallback,
     split_charged,
 )
-from eohub.domain.launch.profile_policy import ProfileParts, authorize_profile, wants_profile
+from eohub.domain.launch.profile_policy import ProfileParts, wants_profile
 from eohub.domain.launch.profile_selection import (
     ProfileSelection,
     option_keys,
     profile_form_to_options,
     saved_selection,
-    select_profile,
     visible_profiles,
 )
 from eohub.domain.launch.profiles import Profile
@@ -70,6 +69,7 @@ from eohub.spawner.context import (
     ask_budgets,
     request_origin,
 )
+from eohub.spawner.errors import options_error, user_error
 from eohub.spawner.form.render import INVALID_CONFIG, render, render_launch_form
 from eohub.spawner.ledger import SessionLedger
 from eohub.spawner.repo_launches import RepoLaunchError, shared_repo_launches
@@ -77,23 +77,6 @@ from eohub.spawner.repo_progress import RepoProgress
 from eohub.spawner.settings import LaunchSettings
 
 log = get_logger(__name__)
-
-
-def user_error(status: int, message: str, reason: str) -> web.HTTPError:
-    """An HTTPError whose message the spawn page and the REST API show as it is.
-
-    JupyterHub replaces a failed spawn's ``reason`` with "error" and prints the raw
-    exception on the spawn page, unless the error carries ``jupyterhub_message``.
-    """
-    error = web.HTTPError(status, message, reason=reason)
-    error.jupyterhub_message = message  # type: ignore[attr-defined]
-    return error
-
-
-def options_error(error: FieldErrors) -> web.HTTPError:
-    """A 400 whose message lists every bad field, as the form and REST clients show it."""
-    fields = "; ".join(f"{k}: {v}" for k, v in sorted(error.errors.items()))
-    return user_error(400, f"Invalid launch options ({fields})", "Invalid options")
 
 
 async def _apply_launch(spawner: QuotaSpawnerMixin, user_options: dict[str, Any]) -> None:
@@ -189,12 +172,18 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         except ValueError as e:
             raise InvalidLaunchConfig(str(e)) from e
         member = self.member()
+        profiles = await self.launch_profiles()
+        clash = next((p for p in profiles if p.slug in config.environments), None)
+        if clash is not None:
+            raise InvalidLaunchConfig(
+                f"{clash.path}.slug: {clash.slug!r} is also the name of an environment"
+            )
         context = LaunchContext(
             config,
             member,
             self.repo_rules(),
             server_name=self.name,  # type: ignore[attr-defined]
-            profiles=visible_profiles(await self.launch_profiles(), member.groups),
+            profiles=visible_profiles(profiles, member.groups),
         )
         return await self.form_context(context) if form else context
 
@@ -283,7 +272,7 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         if isinstance(raw, Mapping) and wants_profile(
             config, member, {**raw, **charged}, context.profiles
         ):
-            return await self._authorize_profile(context, raw, charged)
+            return await self.authorize_profile_launch(context, raw, charged)
         if isinstance(raw, Mapping) and "environment" not in raw and "profile" in charged:
             # ``profile`` names an environment as it names a profile: one namespace.
             raw = {**raw, "environment": charged["profile"]}
@@ -308,47 +297,21 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
                 launch = dataclasses.replace(launch, repo=repo)
         except FieldErrors as e:
             raise options_error(e) from None
-        self._approve(launch, answer)
+        self.approve(launch, answer)
         return launch
 
-    def _approve(self, launch: Launch, answer: QuotaAnswer) -> None:
+    def approve(self, launch: Launch, answer: QuotaAnswer) -> None:
+        """Keep ``launch`` as this spawn's and set the backend's traits from it."""
         self.launch, self.quota_answer = launch, answer
         self.repo_progress = RepoProgress()
         self.user_options = launch.user_options()
         self.apply_launch(launch)
 
-    async def _authorize_profile(
+    async def authorize_profile_launch(
         self, context: LaunchContext, raw: Mapping[str, Any], charged: dict[str, object]
     ) -> Launch:
-        """A ``profile_list`` launch: choices, eohub's part, the overrides, then quota."""
-        options = option_keys(raw)
-        if "image" in charged:
-            # In a profile launch ``image`` is usually an option, not the resolved image.
-            options["image"] = charged.pop("image")
-        slug = charged.get("profile")
-        try:
-            request = parse_options({k: v for k, v in raw.items() if k not in options})
-            selection = select_profile(context.profiles, slug, options)  # type: ignore[arg-type]
-            parts = authorize_profile(context.config, context.member, request, selection)
-            launch = self.profile_launch(selection, parts)
-            check_charged(charged, launch)
-        except FieldErrors as e:
-            raise options_error(e) from None
-        answer = await self.check_quota(launch)
-        if not answer.allowed:
-            raise user_error(403, answer.reason, "Quota")
-        if answer.budget_left and not size_fits(
-            launch.size, answer.budget_left, context.config.min_hours
-        ):
-            raise user_error(
-                403,
-                f"{launch.environment.display_name} ({launch.size.display_name}) does not fit "
-                f"the budget left of group {launch.group!r} for at least "
-                f"{float(context.config.min_hours):g} hours; choose a smaller option.",
-                "Quota",
-            )
-        self._approve(launch, answer)
-        return launch
+        """A ``profile_list`` launch (backends with profiles override this)."""
+        raise user_error(400, "This hub's spawner has no profile list.", "No profiles")
 
     def profile_launch(self, selection: ProfileSelection, parts: ProfileParts) -> Launch:
         """Apply a profile's overrides; the launch they make (backends with profiles)."""

@@ -17,7 +17,7 @@ inherit the previous launch's image or GPU.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from kubespawner.utils import recursive_update
@@ -27,14 +27,20 @@ from traitlets import Callable, Dict, List, TraitError, Union
 from traitlets.config import Configurable
 
 from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS
+from eohub.domain.fields import FieldErrors
+from eohub.domain.launch.budget import size_fits
 from eohub.domain.launch.config import Environment, Size
 from eohub.domain.launch.fields import LaunchConfigError
-from eohub.domain.launch.policy import Launch
-from eohub.domain.launch.profile_policy import ProfileParts
-from eohub.domain.launch.profile_selection import ProfileSelection
+from eohub.domain.launch.options import parse_options
+from eohub.domain.launch.pod_defaults import RESTRICTED_CONTAINER, RESTRICTED_POD, SECURE_TRAITS
+from eohub.domain.launch.policy import Launch, check_charged
+from eohub.domain.launch.profile_policy import ProfileParts, authorize_profile
+from eohub.domain.launch.profile_security import SECURITY_TRAITS, override_violations
+from eohub.domain.launch.profile_selection import ProfileSelection, option_keys, select_profile
 from eohub.domain.launch.profiles import Profile, parse_profile_list
 from eohub.logs import get_logger
-from eohub.spawner.context import InvalidLaunchConfig
+from eohub.spawner.context import InvalidLaunchConfig, LaunchContext
+from eohub.spawner.errors import options_error, user_error
 
 log = get_logger(__name__)
 
@@ -78,6 +84,43 @@ class ProfileListSupport(Configurable):
             return parse_profile_list(value, slugify, known_traits=frozenset(self.trait_names()))
         except LaunchConfigError as e:
             raise InvalidLaunchConfig(str(e)) from e
+
+    async def authorize_profile_launch(
+        self, context: LaunchContext, raw: Mapping[str, Any], charged: dict[str, object]
+    ) -> Launch:
+        """A ``profile_list`` launch: choices, eohub's part, the overrides, then quota.
+
+        Raises HTTPError 400 (bad choices, with field errors) or 403 (quota) before
+        anything is created.
+        """
+        spawner: Any = self  # a QuotaSpawnerMixin too: the quota check and approval
+        config = context.config
+        options = option_keys(raw)
+        if "image" in charged:
+            # In a profile launch ``image`` is usually an option, not the resolved image.
+            options["image"] = charged.pop("image")
+        slug = charged.get("profile")
+        try:
+            request = parse_options({k: v for k, v in raw.items() if k not in options})
+            selection = select_profile(context.profiles, slug, options)  # type: ignore[arg-type]
+            parts = authorize_profile(config, context.member, request, selection)
+            launch = self.profile_launch(selection, parts)
+            check_charged(charged, launch)
+        except FieldErrors as e:
+            raise options_error(e) from None
+        answer = await spawner.check_quota(launch)
+        if not answer.allowed:
+            raise user_error(403, answer.reason, "Quota")
+        if answer.budget_left and not size_fits(launch.size, answer.budget_left, config.min_hours):
+            raise user_error(
+                403,
+                f"{launch.environment.display_name} ({launch.size.display_name}) does not fit "
+                f"the budget left of group {launch.group!r} for at least "
+                f"{float(config.min_hours):g} hours; choose a smaller option.",
+                "Quota",
+            )
+        spawner.approve(launch, answer)
+        return launch
 
     # -- the admin's values, restored before each launch --------------------------------
 
@@ -190,3 +233,49 @@ def _admin_error(text: str) -> web.HTTPError:
     error = web.HTTPError(500, message, reason="Invalid profile")
     error.jupyterhub_message = message  # type: ignore[attr-defined]
     return error
+
+
+def check_profile_list(
+    spawner_class: type[Configurable],
+    values: Mapping[str, Any],
+    environments: Collection[str] = (),
+) -> tuple[Profile, ...] | None:
+    """Validate the profile list of ``spawner_class``'s settings ``values``, at start-up.
+
+    ``values`` are the settings by trait name, as the spawner would load them from the
+    hub's config (:func:`eohub.spawner.settings.spawner_settings`).
+
+    Raises LaunchConfigError naming the key path: an invalid list, a slug that is also
+    the name of one of ``environments``, or an override that makes a pod break the
+    restricted Pod Security Standard (unless ``allow_unrestricted_pods``). A callable
+    list is checked per user, at spawn time; None is returned for it.
+    """
+
+    value = values.get("profile_list") or []
+    if callable(value):
+        return None
+    known = frozenset(spawner_class.class_trait_names())
+    profiles = parse_profile_list(value, slugify, known_traits=known)
+    for profile in profiles:
+        if profile.slug in environments:
+            raise LaunchConfigError(
+                f"{profile.path}.slug",
+                f"{profile.slug!r} is also the name of an environment of launch_environments",
+            )
+    if values.get("allow_unrestricted_pods"):
+        return profiles
+    base = {
+        **SECURE_TRAITS,
+        "container_security_context": RESTRICTED_CONTAINER,
+        "pod_security_context": RESTRICTED_POD,
+    }
+    base.update({k: v for k, v in values.items() if k in SECURITY_TRAITS and not callable(v)})
+    problems = override_violations(base, profiles)
+    if problems:
+        where, _, message = problems[0].partition(": ")
+        raise LaunchConfigError(
+            where,
+            f"breaks the restricted Pod Security Standard ({message}); remove it, or set "
+            "QuotaKubeSpawner.allow_unrestricted_pods in a namespace whose policy admits it",
+        )
+    return profiles

@@ -15,8 +15,8 @@ from traitlets.config import Config
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.fields import FieldErrors
 from eohub.domain.identity.profile import AUTH_STATE_KEY, UserProfile
+from eohub.spawner.errors import options_error, user_error
 from eohub.spawner.local import QuotaLocalSpawner
-from eohub.spawner.mixin import options_error, user_error
 from eohub.spawner.repo_launches import RepoLaunches
 from tests.spawner.context_support import ENVIRONMENTS, SIZES
 from tests.support.kube_spawners import FakeAccounting

@@ -244,7 +244,7 @@ def _unlisted(entry: Entry, known: Collection[str] | None) -> Unlisted | None:
     overrides = _overrides(u, known)
     try:
         _fill(overrides, "value")
-    except (KeyError, IndexError, ValueError) as e:
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
         u.fail("kubespawner_override", f"may use only {{value}} as a placeholder ({e!r})")
     return Unlisted(
         path=u.where,
