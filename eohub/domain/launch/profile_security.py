@@ -16,11 +16,11 @@ does (``uid``, ``gid``, ``privileged``, ``allow_privilege_escalation``, ``fs_gid
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from eohub.domain.launch.overrides import merged
 from eohub.domain.launch.pod_security import restricted_violations
 from eohub.domain.launch.profiles import Overrides, Profile, fill_unlisted
 
@@ -91,33 +91,6 @@ def _items(value: object) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
-def merged(traits: Mapping[str, Any], overrides: Overrides) -> dict[str, Any]:
-    """``traits`` with ``overrides`` applied as KubeSpawner applies them (callables skipped)."""
-    result = copy.deepcopy(dict(traits))
-    for key, value in overrides.items():
-        if callable(value):
-            continue
-        current = result.get(key)
-        if isinstance(value, Mapping) and isinstance(current, Mapping | None):
-            # The dict traits default to {}: a missing one merges like an empty one.
-            result[key] = _recursive(dict(current or {}), value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
-
-
-def _recursive(target: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in new.items():
-        if isinstance(value, Mapping):
-            inner = target.get(key)
-            target[key] = _recursive(dict(inner) if isinstance(inner, Mapping) else {}, value)
-        elif value is None:
-            target.pop(key, None)
-        else:
-            target[key] = copy.deepcopy(value)
-    return target
-
-
 def _new_problems(base: Mapping[str, Any], path: str, overrides: Overrides) -> Iterator[str]:
     before = set(restricted_violations(sketch_pod(base)))
     for key, value in overrides.items():
@@ -150,4 +123,4 @@ def override_violations(base: Mapping[str, Any], profiles: Sequence[Profile]) ->
     return problems
 
 
-__all__ = ["SECURITY_TRAITS", "merged", "override_violations", "sketch_pod"]
+__all__ = ["SECURITY_TRAITS", "override_violations", "sketch_pod"]

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from eohub.domain.launch.overrides import merged
 from eohub.domain.launch.pod_security import restricted_violations
-from eohub.domain.launch.profile_security import merged, override_violations, sketch_pod
+from eohub.domain.launch.profile_security import override_violations, sketch_pod
 from eohub.domain.launch.profiles import parse_profile_list
 
 #: The spawner's own values, as QuotaKubeSpawner's defaults set them.
