@@ -79,7 +79,9 @@ class LaunchContext:
 
         With ``untrusted_link`` the form warns that the repository is not trusted.
         """
-        return dataclasses.replace(self, saved=request, messages=(), untrusted_link=untrusted_link)
+        return dataclasses.replace(
+            self, saved=request, saved_profile={}, messages=(), untrusted_link=untrusted_link
+        )
 
 
 @runtime_checkable

@@ -200,7 +200,8 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         if isinstance(last, Mapping) and wants_profile(
             context.config, context.member, last, context.profiles
         ):
-            saved_profile, messages = saved_selection(context.profiles, last)
+            saved_profile, dropped = saved_selection(context.profiles, last)
+            messages = [*messages, *dropped]
         return dataclasses.replace(
             context,
             saved=saved,

@@ -10,6 +10,14 @@ page build the context; JupyterHub puts the fragment inside its own spawn page's
 The form works without JavaScript: plain radios, checkboxes and inputs with the field
 names :mod:`eohub.domain.launch.options` reads. Its script only hides the sizes that the
 chosen environment does not offer or that do not fit the chosen group's budget.
+
+``profile_list`` profiles (QuotaKubeSpawner) are listed after the environments, in the
+same radio group, then named ``profile``
+(:attr:`~eohub.spawner.form.view.LaunchForm.choice_field`); their
+options are the fields of KubeSpawner's own form
+(:mod:`eohub.spawner.form.profile_view`). The script disables the fields of what is
+not chosen (other profiles' options, the sizes while a profile is chosen, a free-text
+value while its list is not on "Other..."), so the browser does not send them.
 """
 
 from __future__ import annotations
@@ -70,6 +78,8 @@ def render_launch_form(context: LaunchContext) -> str:
         server_name=context.server_name,
         repo=repo_section(context),
         repo_rules=context.rules,
+        profiles=context.profiles,
+        saved_profile=context.saved_profile,
     )
     return render(form)
 

@@ -32,7 +32,9 @@ from eohub.domain.launch.policy import (
     offered_sizes,
     visible_environments,
 )
+from eohub.domain.launch.profiles import Profile
 from eohub.domain.launch.repository import RepoRules
+from eohub.spawner.form.profile_view import ProfileView, build_profiles, chosen_profile
 from eohub.spawner.form.repo_view import RepoFormView
 
 UNKNOWN_BUDGET = "budget unknown: the accounting service did not answer"
@@ -117,6 +119,13 @@ class LaunchForm:
     notices: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     repo: RepoFormView | None = None
+    profiles: tuple[ProfileView, ...] = ()
+
+    @property
+    def choice_field(self) -> str:
+        """``profile`` names an environment or a profile (as the spawner reads it): with
+        profiles listed, one radio group keeps the choice single, without JavaScript too."""
+        return "profile" if self.profiles else "environment"
 
     @property
     def selected_group(self) -> GroupView | None:
@@ -360,7 +369,7 @@ def _volume_views(
     return tuple(optional), tuple(mounted)
 
 
-def _problems(visible: Sequence[Environment], groups: Sequence[str]) -> tuple[str, ...]:
+def _problems(visible: Sequence[object], groups: Sequence[str]) -> tuple[str, ...]:
     """Why the user cannot start anything, if they cannot."""
     problems = []
     if not visible:
@@ -382,12 +391,17 @@ def build_form(
     server_name: str = "",
     repo: RepoFormView | None = None,
     repo_rules: RepoRules | None = None,
+    profiles: Sequence[Profile] = (),
+    saved_profile: Mapping[str, object] | None = None,
 ) -> LaunchForm:
     """The launch form of ``member``, prefilled with ``saved`` (their last choices).
 
     ``messages`` say which saved choices no longer apply
     (:func:`eohub.domain.launch.policy.fallback`); ``answers`` are accounting's quota
     answers per chargeable group (a missing one reads as "budget unknown").
+    ``profiles`` are the ``profile_list`` profiles the user may see, listed after the
+    environments (:mod:`eohub.spawner.form.profile_view`); ``saved_profile`` the last
+    profile launch's choices that still hold.
     """
     visible = visible_environments(config, member)
     groups = chargeable_groups(config, member)
@@ -402,18 +416,21 @@ def build_form(
         launch.environment if launch else _default_environment(config, visible, saved.environment)
     )
     optional_volumes, mounted_volumes = _volume_views(config, member, saved)
+    profile = chosen_profile(config, member, profiles, saved, saved_profile or {})
+    checked = None if profile else env_default  # a preselected profile unchecks them
     return LaunchForm(
-        environments=_environment_views(config, visible, offered, env_default),
+        environments=_environment_views(config, visible, offered, checked),
         groups=_group_views(groups, answers, selected),
         sizes=_size_views(config, groups, fit, answers, selected, launch),
         optional_volumes=optional_volumes,
         mounted_volumes=mounted_volumes,
         urlpath=saved.urlpath or "",
-        urlpath_placeholder=env_default.default_urlpath if env_default else "",
+        urlpath_placeholder=checked.default_urlpath if checked else "",
         server_name=server_name,
         notices=tuple(messages),
-        problems=_problems(visible, groups),
+        problems=_problems([*visible, *profiles], groups),
         repo=repo if any(e.repository for e in visible) else None,
+        profiles=build_profiles(config, member, profiles, saved_profile or {}, profile),
     )
 
 

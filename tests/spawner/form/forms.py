@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from slugify import slugify
+
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.launch.config import LaunchConfig, parse_launch_config
+from eohub.domain.launch.profile_selection import visible_profiles
+from eohub.domain.launch.profiles import Profile, parse_profile_list
 
 SIZES: dict[str, Any] = {
     "small": {"display_name": "Small", "cpu": 1, "memory": "2G"},
@@ -130,6 +134,80 @@ VOLUMES: dict[str, Any] = {
 }
 CHARGE_GROUPS = ["climate", "ocean", "ml", "black-ops"]
 
+# A Zero to JupyterHub profileList, as KubeSpawner reads it, with 2i2c's allowed_groups.
+# Its overrides are admin-only too: SECRETS holds them.
+PROFILE_LIST: list[dict[str, Any]] = [
+    {
+        "display_name": "Data science",
+        "slug": "datasci",
+        "description": "Pick an image and the memory.\nRuns on shared nodes.",
+        "kubespawner_override": {"cpu_guarantee": 1, "node_selector": {"pool": "ds-pool-x"}},
+        "profile_options": {
+            "image": {
+                "display_name": "Image",
+                "choices": {
+                    "pangeo": {
+                        "display_name": "Pangeo",
+                        "description": "Xarray and Dask.",
+                        "kubespawner_override": {"image": "quay.io/pangeo/ds-image:1"},
+                    },
+                    "rocker": {
+                        "display_name": "R",
+                        "default": True,
+                        "kubespawner_override": {"image": "docker.io/rocker/ds-r:4"},
+                    },
+                    "cuda": {
+                        "display_name": "CUDA",
+                        "description": "For the ML group.",
+                        "allowed_groups": ["ml"],
+                        "kubespawner_override": {"image": "registry.internal/ds-cuda:12"},
+                    },
+                },
+                "unlisted_choice": {
+                    "enabled": True,
+                    "display_name": "Image of your own",
+                    "validation_regex": "quay\\.io/[a-z0-9\\-]+/[a-z0-9\\-]+:[a-z0-9\\-]+",
+                    "validation_message": "An image on quay.io, with a tag.",
+                    "kubespawner_override": {"image": "{value}"},
+                },
+            },
+            "ram": {
+                "display_name": "Memory",
+                "choices": {
+                    "4g": {
+                        "display_name": "4 GB",
+                        "kubespawner_override": {"mem_guarantee": "4G"},
+                    },
+                    "8g": {
+                        "display_name": "8 GB",
+                        "default": True,
+                        "kubespawner_override": {"mem_guarantee": "8G"},
+                    },
+                },
+            },
+        },
+    },
+    {
+        "display_name": "Tiny",
+        "description": "One core, for the climate group's budget.",
+        "kubespawner_override": {"cpu_guarantee": 0.5, "mem_guarantee": "1G"},
+        "eohub": {"charge_groups": ["climate"]},
+    },
+    {
+        "display_name": "Black ops GPU",
+        "slug": "black-ops-gpu",
+        "allowed_groups": ["black-ops"],
+        "kubespawner_override": {"image": "registry.internal/black-ops/gpu:1"},
+    },
+]
+PROFILE_SECRETS = ["ds-pool-x", "ds-image", "ds-r:4", "ds-cuda", "black-ops-gpu", "Black ops"]
+
+
+def profiles_for(groups: frozenset[str], data: Any = None) -> tuple[Profile, ...]:
+    """The profiles a member of ``groups`` sees, as the spawner filters them."""
+    parsed = parse_profile_list(PROFILE_LIST if data is None else data, slugify)
+    return visible_profiles(parsed, groups)
+
 
 def kube_config(**overrides: Any) -> LaunchConfig:
     settings: dict[str, Any] = {"backend": "kube", "charge_groups": CHARGE_GROUPS}
@@ -173,10 +251,31 @@ class Control:
 
 
 @dataclass
+class Select:
+    """A ``<select>``: its attributes, its options (value, label, selected), and whether
+    a browser would send it."""
+
+    attrs: dict[str, str]
+    hidden: bool
+    options: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.attrs.get("name", "")
+
+    @property
+    def selected(self) -> str:
+        """The value a browser sends: the selected option, else the first."""
+        chosen = [v for v, _, s in self.options if s] or [v for v, _, _ in self.options[:1]]
+        return chosen[-1] if chosen else ""
+
+
+@dataclass
 class Page(HTMLParser):
     """Inputs with their visibility, and the text a reader without JavaScript sees."""
 
     controls: list[Control] = field(default_factory=list)
+    selects: list[Select] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     stack: list[tuple[str, bool]] = field(default_factory=list)
 
@@ -200,6 +299,14 @@ class Page(HTMLParser):
         if tag == "input":
             gone = self._hidden or hidden or "disabled" in values
             self.controls.append(Control(values, gone))
+        if tag == "select":
+            gone = self._hidden or hidden or "disabled" in values
+            self.selects.append(Select(values, gone))
+        if tag == "option" and self.selects:
+            label = ""
+            self.selects[-1].options.append(
+                (values.get("value", label), label, "selected" in values)
+            )
         if tag not in VOID:
             self.stack.append((tag, hidden))
 
@@ -209,6 +316,9 @@ class Page(HTMLParser):
                 break
 
     def handle_data(self, data: str) -> None:
+        if self.stack and self.stack[-1][0] == "option" and self.selects:
+            value, _, selected = self.selects[-1].options[-1]
+            self.selects[-1].options[-1] = (value, data.strip(), selected)
         if not self._hidden and data.strip():
             self.texts.append(" ".join(data.split()))
 
@@ -233,5 +343,40 @@ class Page(HTMLParser):
             if c.name == name and not c.hidden and "checked" in c.attrs
         ]
 
+    def select(self, name: str) -> Select:
+        return next(s for s in self.selects if s.name == name)
+
+    def sent(self) -> dict[str, list[str]]:
+        """What a browser without JavaScript posts, untouched, as ``{name: [values]}``."""
+        data: dict[str, list[str]] = {}
+        for c in self.controls:
+            kind = c.attrs.get("type")
+            if (
+                c.hidden
+                or not c.name
+                or (kind in ("radio", "checkbox") and "checked" not in c.attrs)
+            ):
+                continue
+            data.setdefault(c.name, []).append(c.value)
+        for s in self.selects:
+            if not s.hidden and s.name:
+                data.setdefault(s.name, []).append(s.selected)
+        return data
+
     def control(self, name: str, value: str) -> Control:
         return next(c for c in self.controls if c.name == name and c.value == value)
+
+
+def read_form(formdata: dict[str, list[str]]) -> dict[str, Any]:
+    """``formdata`` read by :meth:`QuotaSpawnerMixin.read_form`, as JupyterHub calls it.
+
+    Reading a form needs no launch config, so a bare QuotaLocalSpawner does.
+    """
+    from types import SimpleNamespace
+
+    from eohub.spawner.local import QuotaLocalSpawner
+    from eohub.spawner.mixin import QuotaSpawnerMixin
+
+    orm = SimpleNamespace(name="", user_options=None, server=None, started=None)
+    spawner = QuotaLocalSpawner(user=SimpleNamespace(name="reader", groups=[]), orm_spawner=orm)
+    return QuotaSpawnerMixin.read_form(spawner, formdata)

@@ -7,6 +7,7 @@ the submitted page is read back by the spawner.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +21,19 @@ from eohub.domain.launch.policy import authorize
 from eohub.spawner.form.view import UNKNOWN_BUDGET
 from eohub.spawner.local import QuotaLocalSpawner
 from eohub.spawner.mixin import render_form
-from tests.spawner.form.forms import CHARGE_GROUPS, SIZES, Page, allowed, spent
+from tests.spawner.form.forms import (
+    CHARGE_GROUPS,
+    PROFILE_LIST,
+    PROFILE_SECRETS,
+    SIZES,
+    Page,
+    allowed,
+    read_form,
+    spent,
+)
+from tests.support.kube_api import fake_kubeconfig
+from tests.support.kube_spawners import NO_API
+from tests.support.kube_spawners import make_spawner as make_kube_spawner
 
 
 class FakeAccounting:
@@ -166,3 +179,31 @@ async def test_an_invalid_launch_config_renders_a_message_not_a_500() -> None:
     page = Page.of(html)
     assert "The hub's launch config is invalid; tell an admin." in page.text
     assert page.controls == []
+
+
+async def test_a_kube_spawners_profile_list_is_on_its_form(tmp_path: Path) -> None:
+    """QuotaKubeSpawner's profile_list, filtered by group, with the last profile launch."""
+    with fake_kubeconfig(tmp_path, NO_API):
+        spawner = await make_kube_spawner("carol", profile_list=PROFILE_LIST)
+    spawner.orm_spawner.user_options = {
+        "profile": "datasci",
+        "image": "cuda",  # carol is not in ml: dropped, with a notice
+        "ram": "4g",
+        "group": "climate",
+    }
+    html = await spawner.get_options_form()
+    page = Page.of(html)
+    assert page.visible("profile", "radio") == ["pangeo", "rstudio", "datasci", "tiny"]
+    assert page.checked("profile") == ["datasci"]
+    assert page.select("profile-option-datasci--image").selected == "rocker"
+    assert page.select("profile-option-datasci--ram").selected == "4g"
+    assert "Your last choice for Image, 'cuda', is no longer offered" in page.text
+    assert [s for s in PROFILE_SECRETS if s in html] == []
+    # What the page sends is what the spawn takes: KubeSpawner's user_options.
+    assert spawner.options_from_form(page.sent()) == read_form(page.sent())
+    assert read_form(page.sent()) == {
+        "profile": "datasci",
+        "image": "rocker",
+        "ram": "4g",
+        "group": "climate",
+    }
