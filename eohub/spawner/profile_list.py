@@ -17,6 +17,7 @@ inherit the previous launch's image or GPU.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -103,7 +104,19 @@ class ProfileListSupport(Configurable):
         try:
             request = parse_options({k: v for k, v in raw.items() if k not in options})
             selection = select_profile(context.profiles, slug, options)  # type: ignore[arg-type]
-            parts = authorize_profile(config, context.member, request, selection)
+            parts = authorize_profile(config, context.member, request, selection, context.rules)
+            if parts.repo is not None:
+                assert context.rules is not None  # authorize_profile refuses it otherwise
+                repo = await spawner.repo_launches.resolve(parts.repo, context.rules)
+                if repo.image is None:
+                    raise user_error(
+                        500,
+                        "Building images is not set up on this hub (no image prefix); "
+                        "tell an admin.",
+                        "Repository launches not set up",
+                    )
+                parts = dataclasses.replace(parts, repo=repo)
+                selection = selection.with_image(repo.image)
             launch = self.profile_launch(selection, parts)
             check_charged(charged, launch)
         except FieldErrors as e:
@@ -180,6 +193,7 @@ class ProfileListSupport(Configurable):
             volumes=parts.volumes,
             urlpath=urlpath,
             urlpath_chosen=parts.urlpath is not None,
+            repo=parts.repo,
             profile=selection,
         )
 

@@ -108,6 +108,8 @@ class Launch:
 
     def _profile_options(self, profile: ProfileSelection) -> dict[str, object]:
         options = profile.user_options()
+        if self.repo is not None:
+            options.update(self.repo.user_options())
         options[GROUP_KEY] = self.group
         options["volumes"] = [v.name for v in self.volumes if v.optional]
         options[CPU_KEYS[0]] = self.size.cpu

@@ -16,7 +16,9 @@ from eohub.domain.launch.options import REPO_FIELDS, LaunchRequest, OptionsError
 from eohub.domain.launch.policy import Member, pick_group, pick_volumes, visible_environments
 from eohub.domain.launch.profile_selection import ProfileSelection
 from eohub.domain.launch.profiles import Profile
+from eohub.domain.launch.repository import RepoLaunch, RepoRules, check_repository
 from eohub.domain.launch.volumes import Volume
+from eohub.domain.repos.specs import RepoError
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,16 @@ class ProfileParts:
     group: str
     volumes: tuple[Volume, ...]
     urlpath: str | None
+    #: The repository to build the image from, for a profile that builds images.
+    repo: RepoLaunch | None = None
 
 
 def authorize_profile(
-    config: LaunchConfig, member: Member, request: LaunchRequest, selection: ProfileSelection
+    config: LaunchConfig,
+    member: Member,
+    request: LaunchRequest,
+    selection: ProfileSelection,
+    repos: RepoRules | None = None,
 ) -> ProfileParts:
     """eohub's part of a ``profile_list`` launch, or :class:`OptionsError`.
 
@@ -38,9 +46,10 @@ def authorize_profile(
     are eohub's own launches; naming them here is an error, not silently ignored.
     """
     errors: dict[str, str | None] = {}
-    for key in ("environment", "size", *REPO_FIELDS):
+    for key in ("environment", "size"):
         if getattr(request, key) is not None:
             errors[key] = f"is not used by profile {selection.profile.display_name!r}"
+    repo = _repository(selection.profile, request, repos, errors)
     rules = selection.profile.rules
     scoped = replace(config, charge_groups=rules.charge_groups) if rules.charge_groups else config
     group, errors["group"] = pick_group(scoped, member, request.group)
@@ -50,7 +59,33 @@ def authorize_profile(
     problems = {k: v for k, v in errors.items() if v}
     if problems or group is None:
         raise OptionsError(problems or {"group": "no group can be charged"})
-    return ProfileParts(group, volumes, request.urlpath)
+    return ProfileParts(group, volumes, request.urlpath, repo)
+
+
+def _repository(
+    profile: Profile,
+    request: LaunchRequest,
+    repos: RepoRules | None,
+    errors: dict[str, str | None],
+) -> RepoLaunch | None:
+    """The repository to build from (fancy-profiles' ``dynamic_image_building``)."""
+    if not request.names_repository:
+        return None
+    if not profile.repository:
+        for key in REPO_FIELDS:
+            if getattr(request, key) is not None:
+                errors[key] = (
+                    f"is only for profiles that build images; {profile.display_name!r} does not"
+                )
+        return None
+    if repos is None:
+        errors["repo"] = "this hub has not set up building images from repositories"
+        return None
+    try:
+        return check_repository(repos, request)
+    except RepoError as e:
+        errors.update(e.errors)
+        return None
 
 
 def wants_profile(

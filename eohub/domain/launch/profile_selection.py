@@ -39,6 +39,10 @@ class Pick:
     option: ProfileOption
     choice: Choice | None = None
     unlisted: str | None = None
+    #: The value is the image built from the user's repository (fancy-profiles'
+    #: ``dynamic_image_building``): trusted because the builder made it for the spec,
+    #: and not stored, since the repository options are.
+    built: bool = False
 
     @property
     def label(self) -> str:
@@ -49,6 +53,10 @@ class Pick:
 
     def overrides(self) -> tuple[str, Overrides]:
         """The key path and the overrides this pick applies."""
+        if self.built:
+            assert self.unlisted is not None
+            if self.option.unlisted is None:
+                return f"{self.option.path}.dynamic_image_building", {"image": self.unlisted}
         if self.unlisted is not None:
             assert self.option.unlisted is not None
             text = self.unlisted
@@ -75,11 +83,21 @@ class ProfileSelection:
         """The choices as KubeSpawner stores them in ``user_options``."""
         options: dict[str, object] = {"profile": self.profile.slug}
         for pick in self.picks:
+            if pick.built:
+                continue
             if pick.unlisted is not None:
                 options[pick.option.name + UNLISTED_SUFFIX] = pick.unlisted
             elif pick.choice is not None:
                 options[pick.option.name] = pick.choice.slug
         return options
+
+    def with_image(self, image: str) -> ProfileSelection:
+        """This selection with ``image``, built from a repository, for the building option."""
+        picks = tuple(
+            Pick(p.option, unlisted=image, built=True) if p.option.builds_images else p
+            for p in self.picks
+        )
+        return ProfileSelection(self.profile, picks)
 
     def summary(self) -> str:
         """The choices in words, for progress messages and the form."""
