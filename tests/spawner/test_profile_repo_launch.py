@@ -8,7 +8,6 @@ registry, the BinderHub stand-in and the in-process Kubernetes API.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,10 +22,10 @@ from tests.spawner.test_repo_launch_kube import (
     repo_launches,
     start_following,
 )
-from tests.support.git_server import Repo, git_http_server, make_repo
+from tests.support.git_server import Repo
 from tests.support.kube_api import FakeKubeAPI
 from tests.support.kube_spawners import FakeAccounting, make_spawner
-from tests.support.registry import Registry, start_registry
+from tests.support.registry import Registry
 from tests.support.repo_services import NamingBinderHub
 
 PROFILES: list[dict[str, Any]] = [
@@ -53,20 +52,6 @@ PROFILES: list[dict[str, Any]] = [
     },
     {"display_name": "Plain", "kubespawner_override": {"image": "python:3.12"}},
 ]
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Repo]]:
-    root = tmp_path_factory.mktemp("git")
-    repo = make_repo(root, "demo.git")
-    with git_http_server(root) as url:
-        yield f"{url}/demo.git", repo
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with start_registry(tmp_path_factory.mktemp("registry")) as started:
-        yield started
 
 
 async def spawner_for(kube: FakeKubeAPI, launches: Any) -> tuple[Any, FakeAccounting]:

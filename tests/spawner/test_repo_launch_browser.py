@@ -27,7 +27,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.spawner.test_local_hub import ACCOUNTING_GROUPS, SIZES
-from tests.support.git_server import Repo, git_http_server, make_repo
+from tests.support.git_server import Repo
 from tests.support.hub import Hub
 from tests.support.repo_services import head_of, local_repo_hub_config, start_repo_hub
 
@@ -56,15 +56,6 @@ if (location.pathname.includes("/hub/spawn-pending/")) {
 }
 """
 REPO_NAME = "127.0.0.1/demo"  # host and path, as policy patterns and messages name it
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Repo]]:
-    """The URL of an (untrusted) repository served by git http-backend, and its commits."""
-    root = tmp_path_factory.mktemp("git")
-    repo = make_repo(root, "demo.git")
-    with git_http_server(root) as url:
-        yield f"{url}/demo.git", repo
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ and creates nothing in the cluster. The pod's image is always exactly
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -26,10 +25,10 @@ from tornado.web import HTTPError
 from eohub.domain.repos.images import repo_image_name
 from eohub.spawner.repo_launches import RepoLaunches
 from tests.support.binderhub_standin import BinderHubStandIn, build_path
-from tests.support.git_server import Repo, git_http_server, make_repo
+from tests.support.git_server import Repo
 from tests.support.kube_api import POD_IP, FakeKubeAPI
 from tests.support.kube_spawners import ENVIRONMENTS, FakeAccounting, make_spawner
-from tests.support.registry import Registry, start_registry
+from tests.support.registry import Registry
 from tests.support.repo_services import NamingBinderHub
 
 TOKEN = "binderhub-test-token"
@@ -43,21 +42,6 @@ REPO_ENVIRONMENTS = {
         "allowed_groups": ["eo-sci"],
     },
 }
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Repo]]:
-    """The URL of a repository served by git http-backend, and its commits."""
-    root = tmp_path_factory.mktemp("git")
-    repo = make_repo(root, "demo.git")
-    with git_http_server(root) as url:
-        yield f"{url}/demo.git", repo
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with start_registry(tmp_path_factory.mktemp("registry")) as started:
-        yield started
 
 
 def image_prefix(registry: Registry) -> str:

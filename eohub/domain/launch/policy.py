@@ -311,10 +311,21 @@ def _pick_repository(
                 f"is only for environments that launch a repository; {env.display_name!r} does not"
             )
         return None
+    unset = f"environment {env.name!r} launches repositories, which this hub has not set up"
+    return repository_of(request, repos, errors, "environment", unset)
+
+
+def repository_of(
+    request: LaunchRequest,
+    repos: RepoRules | None,
+    errors: dict[str, str | None],
+    field: str,
+    unset: str,
+) -> RepoLaunch | None:
+    """The repository ``request`` names, checked against ``repos``; problems go to
+    ``errors`` (``unset`` at ``field`` when the hub has no repository rules)."""
     if repos is None:
-        errors["environment"] = (
-            f"environment {env.name!r} launches repositories, which this hub has not set up"
-        )
+        errors[field] = unset
         return None
     try:
         return check_repository(repos, request)
@@ -397,6 +408,7 @@ __all__ = [
     "offered_sizes",
     "pick_group",
     "pick_volumes",
+    "repository_of",
     "size_fits",
     "split_charged",
     "visible_environments",

@@ -13,12 +13,17 @@ from dataclasses import dataclass, replace
 
 from eohub.domain.launch.config import LaunchConfig
 from eohub.domain.launch.options import REPO_FIELDS, LaunchRequest, OptionsError, urlpath_problem
-from eohub.domain.launch.policy import Member, pick_group, pick_volumes, visible_environments
+from eohub.domain.launch.policy import (
+    Member,
+    pick_group,
+    pick_volumes,
+    repository_of,
+    visible_environments,
+)
 from eohub.domain.launch.profile_selection import ProfileSelection
 from eohub.domain.launch.profiles import Profile
-from eohub.domain.launch.repository import RepoLaunch, RepoRules, check_repository
+from eohub.domain.launch.repository import RepoLaunch, RepoRules
 from eohub.domain.launch.volumes import Volume
-from eohub.domain.repos.specs import RepoError
 
 
 @dataclass(frozen=True)
@@ -78,14 +83,8 @@ def _repository(
                     f"is only for profiles that build images; {profile.display_name!r} does not"
                 )
         return None
-    if repos is None:
-        errors["repo"] = "this hub has not set up building images from repositories"
-        return None
-    try:
-        return check_repository(repos, request)
-    except RepoError as e:
-        errors.update(e.errors)
-        return None
+    unset = "this hub has not set up building images from repositories"
+    return repository_of(request, repos, errors, "repo", unset)
 
 
 def wants_profile(

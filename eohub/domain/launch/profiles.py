@@ -32,8 +32,16 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from eohub.domain.accounting.resources import (
+    CPU_KEYS,
+    GPU_KEYS,
+    GROUP_KEY,
+    MEMORY_KEYS,
+    PROFILE_KEY,
+)
 from eohub.domain.fields import describe
 from eohub.domain.launch.fields import MAX_DESCRIPTION, Entry, LaunchConfigError
+from eohub.domain.launch.options import FIELDS
 
 #: The key under which a profile carries eohub's own settings.
 EOHUB_KEY = "eohub"
@@ -42,26 +50,7 @@ UNLISTED_SUFFIX = "--unlisted-choice"
 #: What a session of a profile is charged for: the pod's requests or its limits.
 CHARGE_RULES = ("guarantee", "limit")
 #: Option names that eohub's own launch options (and the charged keys) already use.
-RESERVED_OPTIONS = frozenset(
-    {
-        "profile",
-        "environment",
-        "size",
-        "group",
-        "volumes",
-        "urlpath",
-        "provider",
-        "repo",
-        "ref",
-        "filepath",
-        "cpu",
-        "mem",
-        "memory",
-        "memory_bytes",
-        "gpu",
-        "gpus",
-    }
-)
+RESERVED_OPTIONS = frozenset({*FIELDS, PROFILE_KEY, GROUP_KEY, *CPU_KEYS, *MEMORY_KEYS, *GPU_KEYS})
 MAX_PROFILES = 1000
 MAX_SLUG = 255
 MAX_UNLISTED = 1024
