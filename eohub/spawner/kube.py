@@ -164,7 +164,17 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
         return await ProfileListSupport.launch_profiles(self)
 
     async def authorize_profile_launch(self, context: Any, raw: Any, charged: Any) -> Launch:
-        return await ProfileListSupport.authorize_profile_launch(self, context, raw, charged)
+        # Only what a launch may set: a deepcopy of every trait would copy bound methods.
+        names = {*LAUNCH_TRAITS, *(n for p in context.profiles for n in p.override_names)}
+        before = {n: copy.deepcopy(getattr(self, n)) for n in names}
+        try:
+            return await ProfileListSupport.authorize_profile_launch(self, context, raw, charged)
+        except BaseException:
+            # A refused launch leaves the spawner as it was: no override of it stays.
+            for name, value in before.items():
+                if getattr(self, name) != value:
+                    setattr(self, name, value)
+            raise
 
     def profile_launch(self, selection: Any, parts: Any) -> Launch:
         # The launch traits go back to the admin's values before the profile's apply.

@@ -56,8 +56,14 @@ def authorize_profile(
             errors[key] = f"is not used by profile {selection.profile.display_name!r}"
     repo = _repository(selection.profile, request, repos, errors)
     rules = selection.profile.rules
-    scoped = replace(config, charge_groups=rules.charge_groups) if rules.charge_groups else config
-    group, errors["group"] = pick_group(scoped, member, request.group)
+    allowed = rules.charge_groups
+    if allowed and config.charge_groups:
+        allowed = allowed & config.charge_groups  # narrows the hub's groups, never widens
+    if rules.charge_groups and not allowed:
+        group, errors["group"] = None, "none of your groups can be charged for a server"
+    else:
+        scoped = replace(config, charge_groups=allowed) if allowed else config
+        group, errors["group"] = pick_group(scoped, member, request.group)
     volumes, errors["volumes"] = pick_volumes(config, member, request.volumes)
     if request.urlpath is not None:
         errors["urlpath"] = urlpath_problem(request.urlpath)
@@ -101,7 +107,7 @@ def wants_profile(
         return False
     slug = raw.get("profile")
     if slug not in (None, ""):
-        return slug not in config.environments
+        return not isinstance(slug, str) or slug not in config.environments
     visible = visible_environments(config, member)
     if config.default_environment in visible:
         return False

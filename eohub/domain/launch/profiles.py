@@ -194,6 +194,17 @@ class Profile:
     def option(self, name: str) -> ProfileOption | None:
         return next((o for o in self.options if o.name == name), None)
 
+    @property
+    def override_names(self) -> frozenset[str]:
+        """Every trait this profile's overrides, or its options', may set."""
+        names = set(self.overrides)
+        for option in self.options:
+            for choice in option.choices:
+                names.update(choice.overrides)
+            if option.unlisted is not None:
+                names.update(option.unlisted.overrides)
+        return frozenset(names)
+
 
 def _groups(entry: Entry, key: str) -> frozenset[str] | None:
     """``allowed_groups`` casefolded; None when absent (everyone)."""
