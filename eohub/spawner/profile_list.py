@@ -27,7 +27,7 @@ from tornado import web
 from traitlets import Callable, Dict, List, TraitError, Union
 from traitlets.config import Configurable
 
-from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS
+from eohub.domain.accounting.resources import CHARGED_KEY, MAX_CPU, MAX_GPUS, PROFILE_KEY
 from eohub.domain.fields import FieldErrors
 from eohub.domain.launch.budget import size_fits
 from eohub.domain.launch.config import Environment, Size
@@ -97,9 +97,10 @@ class ProfileListSupport(Configurable):
         spawner: Any = self  # a QuotaSpawnerMixin too: the quota check and approval
         config = context.config
         options = option_keys(raw)
-        if "image" in charged:
-            # In a profile launch ``image`` is usually an option, not the resolved image.
-            options["image"] = charged.pop("image")
+        for key in [k for k in charged if k not in (PROFILE_KEY, CHARGED_KEY)]:
+            # In a profile launch ``image`` or ``cpu`` name its options: what it charged
+            # is stored apart, under CHARGED_KEY.
+            options[key] = charged.pop(key)
         slug = charged.get("profile")
         try:
             request = parse_options({k: v for k, v in raw.items() if k not in options})

@@ -175,7 +175,10 @@ async def test_the_quota_check_gets_what_the_merged_overrides_ask_for(
         {"user": "alice", "group": "eo-sci", "cpu": cpu, "memory_bytes": memory, "gpus": gpus}
     ]
     stored = launch.user_options()
-    assert (stored["cpu"], stored["mem"], stored["gpus"]) == (cpu, memory, gpus)
+    # Apart from the profile's options, which may be named cpu or memory themselves.
+    charged = stored["eohub_charged"]
+    assert (charged["cpu"], charged["mem"], charged["gpus"]) == (cpu, memory, gpus)
+    assert "cpu" not in stored
     pod = serialise(spawner, await spawner.get_pod_manifest())
     validate(pod)
     assert restricted_violations(pod) == []
@@ -203,7 +206,13 @@ LATE_REFUSALS = [
         "does not fit",
     ),
     # A stored charge that the overrides do not make: refused after they were applied.
-    ("wrong stored charge", None, {"profile": "gpu", "gpus": 0}, 400, "gpus: is set by"),
+    (
+        "wrong stored charge",
+        None,
+        {"profile": "gpu", "eohub_charged": {"cpu": 1, "mem": 1, "gpus": 0}},
+        400,
+        "eohub_charged: is set by",
+    ),
 ]
 
 
@@ -309,11 +318,17 @@ async def test_stored_options_restart_the_same_launch_and_cannot_change_the_char
     again = await spawner_with()
     assert (await again.authorize_launch(copy.deepcopy(stored))).user_options() == stored
     assert serialise(again, await again.get_pod_manifest()) == pod
-    for key, value in (("cpu", 64.0), ("gpus", 1), ("mem", 1)):
+    charged = stored["eohub_charged"]
+    for key, value in (("cpu", 64.0), ("gpus", 1), ("mem", 1), ("image", "evil:1")):
+        changed = {**stored, "eohub_charged": {**charged, key: value}}
         with pytest.raises(HTTPError) as raised:
-            await (await spawner_with()).authorize_launch({**stored, key: value})
+            await (await spawner_with()).authorize_launch(changed)
         assert raised.value.status_code == 400
-        assert f"{key}: is set by the environment and size" in raised.value.log_message
+        assert "eohub_charged: is set by the environment and size" in raised.value.log_message
+    # At the top level, cpu is not the charge but an option, which this profile lacks.
+    with pytest.raises(HTTPError) as raised:
+        await (await spawner_with()).authorize_launch({**stored, "cpu": 64.0})
+    assert "cpu: is not an option of profile 'CPU'" in raised.value.log_message
 
 
 async def test_stored_free_text_restarts_the_same_image() -> None:
@@ -480,3 +495,40 @@ async def test_a_spawn_link_is_read_with_or_without_opt(query: dict[str, list[st
     options = spawner.options_from_query(query)
     assert options == {"profile": "cpu", "image": "scipy"}
     assert notebook(await pod_of(spawner, options))["image"] == "quay.io/jupyter/scipy:1"
+
+
+async def test_options_may_be_named_like_the_charged_keys() -> None:
+    # cpu, memory and size are common option names in existing profile lists.
+    profiles = [
+        {
+            "display_name": "Sized",
+            "kubespawner_override": {"image": "quay.io/eohub/sized:1"},
+            "profile_options": {
+                name: {
+                    "display_name": name.title(),
+                    "choices": {
+                        "small": {"display_name": "S", "kubespawner_override": {trait: small}},
+                        "large": {"display_name": "L", "kubespawner_override": {trait: large}},
+                    },
+                }
+                for name, trait, small, large in (
+                    ("cpu", "cpu_guarantee", 1.0, 4.0),
+                    ("memory", "mem_guarantee", "1G", "8G"),
+                    ("size", "cpu_limit", 2.0, 8.0),
+                )
+            },
+        }
+    ]
+    accounting = FakeAccounting()
+    spawner = await spawner_with(profiles, accounting=accounting)
+    options = {"profile": "sized", "cpu": "large", "memory": "large", "size": "small"}
+    pod = await pod_of(spawner, options)
+    assert notebook(pod)["resources"]["requests"] == {"cpu": 4.0, "memory": 8 * GIB}
+    assert notebook(pod)["resources"]["limits"] == {"cpu": 2.0}
+    assert accounting.quota_checks[0]["cpu"] == 4.0
+    stored = spawner.user_options
+    assert {k: stored[k] for k in options} == options
+    assert stored["eohub_charged"]["mem"] == 8 * GIB
+    # Restarted from what was stored, the same launch.
+    again = await spawner_with(profiles)
+    assert (await again.authorize_launch(copy.deepcopy(stored))).user_options() == stored

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from eohub.domain.accounting.resources import (
+    CHARGED_KEY,
     CPU_KEYS,
     GPU_KEYS,
     GROUP_KEY,
@@ -315,9 +316,11 @@ def _number(value: object, maximum: float) -> float:
 
 
 def _option(options: Mapping[str, object], keys: tuple[str, ...]) -> tuple[str, object] | None:
-    for key in keys:
-        if options.get(key) not in (None, ""):
-            return key, options[key]
+    record = options.get(CHARGED_KEY)
+    for source in (record, options) if isinstance(record, Mapping) else (options,):
+        for key in keys:
+            if source.get(key) not in (None, ""):
+                return key, source[key]
     return None
 
 
@@ -338,7 +341,8 @@ def session_start(
     gpus = _charged_gpus(options, defaults, notes)
 
     def text(key: str) -> str:
-        value = options.get(key)
+        found = _option(options, (key,))
+        value = found[1] if found is not None else None
         return value if isinstance(value, str) and len(value) <= 255 else ""
 
     return SessionStart(

@@ -55,6 +55,9 @@ MEMORY_KEYS = ("mem", "memory", "memory_bytes")
 GPU_KEYS = ("gpus", "gpu")
 PROFILE_KEY = "profile"
 IMAGE_KEY = "image"
+#: Where a launch of a KubeSpawner profile keeps what it charged (the keys above but the
+#: group): apart from the profile's own options, which may be named ``cpu`` or ``image``.
+CHARGED_KEY = "eohub_charged"
 
 
 _BYTES = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?)?B?\s*$", re.IGNORECASE)

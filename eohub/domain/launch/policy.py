@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from eohub.domain.accounting.resources import (
+    CHARGED_KEY,
     CPU_KEYS,
     GPU_KEYS,
     GROUP_KEY,
@@ -84,7 +85,8 @@ class Launch:
         The start page is stored only when the user chose it, so that next time the
         environment's own default applies to whichever environment they pick. A
         profile launch stores KubeSpawner's keys (``profile`` and one per option), and
-        no ``image``, which is often the name of one of its options.
+        what it charged under ``eohub_charged``: its options may be named ``image``,
+        ``cpu`` or ``memory``.
         """
         if self.profile is not None:
             return self._profile_options(self.profile)
@@ -112,16 +114,21 @@ class Launch:
             options.update(self.repo.user_options())
         options[GROUP_KEY] = self.group
         options["volumes"] = [v.name for v in self.volumes if v.optional]
-        options[CPU_KEYS[0]] = self.size.cpu
-        options[MEMORY_KEYS[0]] = self.size.memory
-        options[GPU_KEYS[0]] = self.size.gpus
+        charged: dict[str, object] = {
+            CPU_KEYS[0]: self.size.cpu,
+            MEMORY_KEYS[0]: self.size.memory,
+            GPU_KEYS[0]: self.size.gpus,
+        }
+        if self.environment.image is not None:
+            charged[IMAGE_KEY] = self.environment.image
+        options[CHARGED_KEY] = charged
         if self.urlpath_chosen:
             options["urlpath"] = self.urlpath
         return options
 
 
 #: What :meth:`Launch.user_options` stores beyond the options schema, for accounting.
-CHARGED_KEYS = (CPU_KEYS[0], MEMORY_KEYS[0], GPU_KEYS[0], PROFILE_KEY, IMAGE_KEY)
+CHARGED_KEYS = (CPU_KEYS[0], MEMORY_KEYS[0], GPU_KEYS[0], PROFILE_KEY, IMAGE_KEY, CHARGED_KEY)
 
 
 def split_charged(raw: object) -> tuple[object, dict[str, object]]:

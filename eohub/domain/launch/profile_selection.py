@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from eohub.domain.fields import describe
-from eohub.domain.launch.options import FIELDS, OptionsError
+from eohub.domain.launch.options import REPO_FIELDS, OptionsError
 from eohub.domain.launch.profiles import (
     UNLISTED_SUFFIX,
     Choice,
@@ -163,9 +163,13 @@ def default_profile(profiles: Sequence[Profile]) -> Profile | None:
     return next((p for p in profiles if p.default), profiles[0] if profiles else None)
 
 
+#: eohub's own options in a profile launch; every other key is one of the profile's.
+PROFILE_LAUNCH_FIELDS = ("group", "volumes", "urlpath", *REPO_FIELDS)
+
+
 def option_keys(raw: Mapping[str, object]) -> dict[str, object]:
     """The keys of ``raw`` that are not eohub's own options: a profile's option choices."""
-    return {k: v for k, v in raw.items() if k not in FIELDS}
+    return {k: v for k, v in raw.items() if k not in PROFILE_LAUNCH_FIELDS}
 
 
 def form_profile_options(formdata: Mapping[str, object], slug: str) -> dict[str, object]:

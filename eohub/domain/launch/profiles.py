@@ -32,16 +32,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from eohub.domain.accounting.resources import (
-    CPU_KEYS,
-    GPU_KEYS,
-    GROUP_KEY,
-    MEMORY_KEYS,
-    PROFILE_KEY,
-)
+from eohub.domain.accounting.resources import CHARGED_KEY, GROUP_KEY, PROFILE_KEY
 from eohub.domain.fields import describe
 from eohub.domain.launch.fields import MAX_DESCRIPTION, Entry, LaunchConfigError
-from eohub.domain.launch.options import FIELDS
+from eohub.domain.launch.options import REPO_FIELDS
 
 #: The key under which a profile carries eohub's own settings.
 EOHUB_KEY = "eohub"
@@ -49,8 +43,12 @@ EOHUB_KEY = "eohub"
 UNLISTED_SUFFIX = "--unlisted-choice"
 #: What a session of a profile is charged for: the pod's requests or its limits.
 CHARGE_RULES = ("guarantee", "limit")
-#: Option names that eohub's own launch options (and the charged keys) already use.
-RESERVED_OPTIONS = frozenset({*FIELDS, PROFILE_KEY, GROUP_KEY, *CPU_KEYS, *MEMORY_KEYS, *GPU_KEYS})
+#: Option names a profile launch needs for eohub's own part: the group charged, the
+#: volumes, the start page and the repository to build from. ``environment`` names
+#: eohub's own environments instead of a profile.
+RESERVED_OPTIONS = frozenset(
+    {PROFILE_KEY, GROUP_KEY, CHARGED_KEY, "environment", "volumes", "urlpath", *REPO_FIELDS}
+)
 MAX_PROFILES = 1000
 MAX_SLUG = 255
 MAX_UNLISTED = 1024

@@ -220,6 +220,15 @@ KNOWN = {"climate", "unassigned"}
         ({"group": "climate", "cpu": 1, "mem": "lots"}, "climate", 1.0, 1024**3, 0, ["'mem'"]),
         ({"group": "climate", "cpu": 1, "gpus": 1.5}, "climate", 1.0, 1024**3, 0, ["whole"]),
         ({"group": "climate", "cpu": True}, "climate", 0.5, 1024**3, 0, ["'cpu'"]),
+        # A profile launch keeps its charge apart: its own options may be named cpu.
+        (
+            {"group": "climate", "cpu": "large", "eohub_charged": {"cpu": 4, "mem": 2**30}},
+            "climate",
+            4.0,
+            2**30,
+            0,
+            [],
+        ),
     ],
 )
 def test_session_start_reads_the_options(
@@ -246,6 +255,13 @@ def test_session_start_keeps_profile_and_image() -> None:
         hub(group="climate", cpu=1, profile="pangeo", image="quay.io/pangeo:1"), DEFAULTS, KNOWN
     )
     assert (start.profile, start.image) == ("pangeo", "quay.io/pangeo:1")
+    # A profile launch's image option names a choice; the image charged is kept apart.
+    start = session_start(
+        hub(group="climate", profile="py", image="scipy", eohub_charged={"image": "q.io/s:1"}),
+        DEFAULTS,
+        KNOWN,
+    )
+    assert (start.profile, start.image) == ("py", "q.io/s:1")
 
 
 @pytest.mark.parametrize(
