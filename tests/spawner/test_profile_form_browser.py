@@ -11,6 +11,7 @@ same form end to end through a real hub.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,12 +20,26 @@ import pytest
 from jupyterhub._data import DATA_FILES_PATH
 from playwright.sync_api import Browser, Page, Route, expect
 
-from eohub.domain.launch.options import LaunchRequest
+from eohub.domain.launch.config import parse_launch_config
+from eohub.domain.launch.options import LaunchRequest, parse_options
 from eohub.domain.launch.policy import Member
+from eohub.domain.launch.profile_policy import authorize_profile
 from eohub.domain.launch.profile_selection import option_keys, select_profile
 from eohub.spawner.context import LaunchContext
 from eohub.spawner.form.render import render_launch_form
-from tests.spawner.form.forms import allowed, kube_config, profiles_for, read_form
+from tests.spawner.form.forms import (
+    BUILDER,
+    CHARGE_GROUPS,
+    ENVIRONMENTS,
+    PROFILE_LIST,
+    RULES,
+    SIZES,
+    VOLUMES,
+    allowed,
+    kube_config,
+    profiles_for,
+    read_form,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -214,3 +229,162 @@ def test_a_profile_narrows_the_groups_it_can_be_charged_to(form: SpawnPage) -> N
     page.go_back()
     page.check("#eohub-environment-climate-r")
     expect(page.locator("input[name=group][value=ocean]")).to_be_enabled()
+
+
+# -- a profile that builds images: "Build from a repository" ------------------------------
+
+BUILD = "#eohub-profile-2-option-0"  # the builder's image option; its name comes and goes
+DEMO = "https://github.com/eohub/demo"
+
+
+def builder_context(**saved_profile: object) -> LaunchContext:
+    """Repository rules, no environment that builds, and a profile that does."""
+    return LaunchContext(
+        kube_config(),
+        EVE,
+        RULES,
+        saved=LaunchRequest(group="ocean") if saved_profile else LaunchRequest(),
+        budgets={"climate": allowed(12.0), "ocean": allowed()},
+        profiles=profiles_for(EVE.groups, [*PROFILE_LIST, BUILDER]),
+        saved_profile=saved_profile,
+    )
+
+
+def repository_launch(ctx: LaunchContext, options: dict[str, Any]) -> str | None:
+    """What the spawn builds of ``options``: the repository's name, or None."""
+    choices = option_keys({k: v for k, v in options.items() if k != "profile"})
+    selection = select_profile(ctx.profiles, options["profile"], choices)
+    rest = parse_options({k: v for k, v in options.items() if k not in choices and k != "profile"})
+    parts = authorize_profile(ctx.config, EVE, rest, selection, ctx.rules)
+    return parts.repo.spec.name if parts.repo else None
+
+
+def test_a_profile_builds_from_a_repository(page: Page, artifacts: Path) -> None:
+    ctx = builder_context()
+    form = SpawnPage(page, ctx)
+    section = page.locator("#eohub-repo")
+    # The default environment builds nothing: no repository section.
+    expect(section).to_be_hidden()
+    page.get_by_label("Build your own", exact=True).check()
+    expect(section).to_be_hidden()  # the list's default image
+    page.select_option(BUILD, label="Build from a repository")
+    expect(section).to_be_visible()
+    # The section moves into the option it stands for; the free text stays hidden.
+    expect(page.locator("[data-options-of='2'] #eohub-repo")).to_be_visible()
+    expect(page.locator(BUILD + "-unlisted")).to_be_hidden()
+    # A repository is needed: the browser refuses an empty one.
+    page.click("#spawn_form button[type=submit]")
+    assert page.locator("#eohub-repo-url").evaluate("e => e.validity.valueMissing") is True
+    page.fill("#eohub-repo-url", DEMO)
+    page.fill("#eohub-ref", "main")
+    link = page.locator("#eohub-link")
+    expect(link).to_have_value(f"{ORIGIN}/hub/eohub/launch/gh/eohub/demo/main")
+    page.screenshot(path=str(artifacts / "2-profile-repository.png"), full_page=True)
+
+    posted = form.submit()
+    assert len(form.posts) == 1
+    assert profile_fields(posted) == []  # neither the list nor the free text
+    options = read_form(posted)
+    assert options == {"profile": "builder", "repo": DEMO, "ref": "main", "group": "climate"}
+    assert repository_launch(ctx, options) == "github.com/eohub/demo"
+
+    # Back to a listed image: the repository is not sent, the list is.
+    page.goto(f"{ORIGIN}/hub/spawn-form")  # afresh: no form state restored
+    page.get_by_label("Build your own", exact=True).check()
+    page.select_option(BUILD, "pangeo")
+    expect(section).to_be_hidden()
+    posted = form.submit()
+    assert profile_fields(posted) == ["profile-option-builder--image"]
+    options = read_form(posted)
+    assert options == {"profile": "builder", "image": "pangeo", "group": "climate"}
+    assert repository_launch(ctx, options) is None
+
+
+def test_the_last_repository_launch_of_a_profile_is_selected_again(page: Page) -> None:
+    saved: dict[str, Any] = {"profile": "builder", "provider": "gh", "repo": "eohub/demo"}
+    ctx = builder_context(**saved, ref="v1")
+    form = SpawnPage(page, ctx)
+    expect(page.get_by_label("Build your own", exact=True)).to_be_checked()
+    expect(page.locator(BUILD)).to_have_value("")
+    expect(page.locator("[data-options-of='2'] #eohub-repo")).to_be_visible()
+    expect(page.locator("#eohub-provider")).to_have_value("gh")
+    expect(page.locator("#eohub-repo-url")).to_have_value("eohub/demo")
+    expect(page.locator("#eohub-ref")).to_have_value("v1")
+    expect(page.locator("#eohub-link")).to_have_value(
+        f"{ORIGIN}/hub/eohub/launch/gh/eohub/demo/v1"
+    )
+    options = read_form(form.submit())
+    assert options == {
+        "profile": "builder",
+        "provider": "gh",
+        "repo": "eohub/demo",
+        "ref": "v1",
+        "group": "ocean",
+    }
+    assert repository_launch(ctx, options) == "github.com/eohub/demo"
+
+
+def test_without_javascript_a_filled_repository_wins(browser: Browser, artifacts: Path) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        ctx = builder_context()
+        form = SpawnPage(context.new_page(), ctx)
+        page = form.page
+        # The section is always shown, and says that a filled repository wins.
+        expect(page.locator(".eohub-repo-wins")).to_contain_text(
+            "With a profile that builds images (Build your own): when the repository is "
+            "filled in, the image is built from it"
+        )
+        page.get_by_label("Build your own", exact=True).check()
+        page.select_option(BUILD, label="Build from a repository")
+        page.fill("#eohub-repo-url", DEMO)
+        page.screenshot(path=str(artifacts / "2-no-javascript-repository.png"), full_page=True)
+        posted = form.submit()
+        # The entry and the empty free text are sent empty, and dropped.
+        assert posted["profile-option-builder--image"] == [""]
+        options = read_form(posted)
+        assert options == {"profile": "builder", "repo": DEMO, "group": "climate"}
+        assert repository_launch(ctx, options) == "github.com/eohub/demo"
+
+        # A listed image with a filled repository: the repository wins.
+        page.goto(f"{ORIGIN}/hub/spawn-form")  # afresh: no form state restored
+        page.get_by_label("Build your own", exact=True).check()
+        page.select_option(BUILD, "pangeo")
+        page.fill("#eohub-repo-url", DEMO)
+        options = read_form(form.submit())
+        assert options == {
+            "profile": "builder",
+            "image": "pangeo",
+            "repo": DEMO,
+            "group": "climate",
+        }
+        assert repository_launch(ctx, options) == "github.com/eohub/demo"
+    finally:
+        context.close()
+
+
+def test_the_section_serves_a_repository_environment_and_a_profile(page: Page) -> None:
+    environments = {**ENVIRONMENTS, "binder": {"display_name": "Binder", "repository": True}}
+    config = parse_launch_config(
+        environments, SIZES, VOLUMES, backend="kube", charge_groups=CHARGE_GROUPS
+    )
+    ctx = dataclasses.replace(builder_context(), config=config)
+    form = SpawnPage(page, ctx)
+    home = page.locator("#eohub-repo-home #eohub-repo")
+    page.check("#eohub-environment-binder")
+    expect(home).to_be_visible()
+    page.fill("#eohub-repo-url", DEMO)
+    expect(page.locator("#eohub-link")).to_have_value(
+        f"{ORIGIN}/hub/eohub/launch/gh/eohub/demo/HEAD?environment=binder"
+    )
+    page.get_by_label("Build your own", exact=True).check()
+    expect(page.locator("#eohub-repo")).to_be_hidden()  # on the list's image
+    page.select_option(BUILD, label="Build from a repository")
+    expect(page.locator("[data-options-of='2'] #eohub-repo")).to_be_visible()
+    expect(page.locator("#eohub-repo-url")).to_have_value(DEMO)  # what was typed stays
+    page.check("#eohub-environment-pangeo")  # builds nothing: nothing sent
+    expect(page.locator("#eohub-repo")).to_be_hidden()
+    page.check("#eohub-environment-binder")
+    expect(home).to_be_visible()
+    options = read_form(form.submit())
+    assert options == {"profile": "binder", "repo": DEMO, "size": "medium", "group": "climate"}

@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from eohub.domain.fields import describe
-from eohub.domain.launch.options import REPO_FIELDS, OptionsError
+from eohub.domain.launch.options import FIELDS, REPO_FIELDS, OptionsError
 from eohub.domain.launch.profiles import (
     UNLISTED_SUFFIX,
     Choice,
@@ -297,6 +297,19 @@ def saved_selection(
                 )
                 continue
             kept[key] = text
+    if profile.repository:
+        # A launch that built its image saved the repository, not the image (Pick.built):
+        # the form prefills its repository section from these.
+        for key in REPO_FIELDS:
+            value = saved.get(key)
+            if value in (None, ""):
+                continue
+            try:
+                kept[key] = FIELDS[key].parse(value)
+            except ValueError:
+                messages.append(
+                    f"Your last choice of {key}, {describe(value)}, could not be used."
+                )
     return kept, messages
 
 

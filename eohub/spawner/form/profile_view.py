@@ -8,6 +8,12 @@ form names them, so that the spawner reads them with
 ``profile`` (the slug), ``profile-option-<slug>--<option>`` (a choice's slug, or
 ``unlisted-choice``) and ``profile-option-<slug>--<option>--unlisted-choice`` (the text).
 
+An option that builds images (fancy-profiles' ``dynamic_image_building``) gets one more
+entry, "Build from a repository", when the hub has repository rules: it stands for the
+form's repository section (:mod:`eohub.spawner.form.repo_view`), whose ``provider``,
+``repo``, ``ref`` and ``filepath`` fields the spawn reads for that option instead
+(:func:`eohub.domain.launch.profile_policy.authorize_profile`).
+
 Only what the page shows is held: names, descriptions and the unlisted choice's
 validation; never a ``kubespawner_override``.
 """
@@ -26,6 +32,10 @@ from eohub.domain.launch.profiles import UNLISTED_SUFFIX, Profile, ProfileOption
 
 #: The prefix of KubeSpawner's form fields of a profile's options.
 FIELD_PREFIX = "profile-option-"
+#: The value of an option's "Build from a repository" entry. Empty, because the spawn
+#: reads an empty field as not given: without JavaScript the entry is posted, and then
+#: means "no choice of this list", while the repository fields name the image.
+REPOSITORY_CHOICE = ""
 
 
 @dataclass(frozen=True)
@@ -61,10 +71,16 @@ class OptionView:
     display_name: str
     choices: tuple[ChoiceView, ...]
     unlisted: UnlistedView | None
+    builds: bool = False  # offers "Build from a repository" (the repository section)
+    building: bool = False  # that entry is selected: the last launch built a repository
 
     @property
     def described(self) -> bool:
         return any(c.description for c in self.choices)
+
+    @property
+    def repository_choice(self) -> str:
+        return REPOSITORY_CHOICE
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,11 @@ class ProfileView:
         # Slugs are the admin's text: ids are made from the position instead.
         return f"eohub-profile-{self.index}"
 
+    @property
+    def builds(self) -> bool:
+        """Whether an option of it builds its image from the repository section."""
+        return any(o.builds for o in self.options)
+
 
 def _text(value: object) -> str:
     if isinstance(value, list | tuple) and len(value) == 1:
@@ -92,9 +113,15 @@ def _text(value: object) -> str:
 
 
 def _option_view(
-    profile: Profile, index: int, position: int, option: ProfileOption, saved: Mapping[str, object]
+    profile: Profile,
+    index: int,
+    position: int,
+    option: ProfileOption,
+    saved: Mapping[str, object],
+    repositories: bool,
 ) -> OptionView:
-    """An option, preselected from ``saved`` (this profile's saved choices, or none)."""
+    """An option, preselected from ``saved`` (this profile's saved choices, or none);
+    ``repositories`` says whether the form has a repository section."""
     name = f"{FIELD_PREFIX}{profile.slug}--{option.name}"
     ident = f"eohub-profile-{index}-option-{position}"
     text = _text(saved.get(option.name + UNLISTED_SUFFIX))
@@ -102,7 +129,12 @@ def _option_view(
     if option.choice(chosen) is None:
         default = option.default_choice
         chosen = default.slug if default is not None else ""
-    other = option.unlisted is not None and (bool(text) or not option.choices)
+    builds = repositories and option.builds_images
+    # A repository launch saves the repository, not the built image (Pick.built).
+    building = builds and bool(_text(saved.get("repo")))
+    other = not building and option.unlisted is not None and (bool(text) or not option.choices)
+    if building:
+        chosen = ""
     choices = tuple(
         ChoiceView(c.slug, c.display_name, c.description, not other and c.slug == chosen)
         for c in option.choices
@@ -120,7 +152,7 @@ def _option_view(
             value=text,
             selected=other,
         )
-    return OptionView(name, ident, option.display_name, choices, unlisted)
+    return OptionView(name, ident, option.display_name, choices, unlisted, builds, building)
 
 
 def _narrowed_groups(config: LaunchConfig, member: Member, profile: Profile) -> tuple[str, ...]:
@@ -145,9 +177,11 @@ def chosen_profile(
     launch; with neither, the spawner's own rule for an empty request decides
     (:func:`wants_profile`), so that Start without changes launches what is shown.
     """
-    if saved.environment is not None or saved.repo is not None:
-        return None
     slug = saved_profile.get("profile")
+    # A repository the last profile launch built from is that launch's, not an
+    # environment's (the saved request keeps it when the default environment builds too).
+    if saved.environment is not None or saved.repo not in (None, saved_profile.get("repo")):
+        return None
     if any(p.slug == slug for p in profiles):
         return str(slug)
     if not wants_profile(config, member, {}, profiles):
@@ -162,12 +196,14 @@ def build_profiles(
     profiles: Sequence[Profile],
     saved: Mapping[str, object],
     checked: str | None,
+    repositories: bool = False,
 ) -> tuple[ProfileView, ...]:
     """The profiles' views; ``checked`` is the slug of the preselected one, if any.
 
     ``saved`` holds the last profile launch's choices that still hold (KubeSpawner's
     ``user_options`` shape); they preselect that profile's options, the others show
-    their default choice.
+    their default choice. With ``repositories`` (the form has a repository section),
+    an option that builds images offers to build from a repository.
     """
     views = []
     for index, profile in enumerate(profiles):
@@ -179,7 +215,8 @@ def build_profiles(
                 display_name=profile.display_name,
                 description=profile.description,
                 options=tuple(
-                    _option_view(profile, index, i, o, mine) for i, o in enumerate(profile.options)
+                    _option_view(profile, index, i, o, mine, repositories)
+                    for i, o in enumerate(profile.options)
                 ),
                 checked=profile.slug == checked,
                 charge_groups=_narrowed_groups(config, member, profile),
@@ -188,8 +225,34 @@ def build_profiles(
     return tuple(views)
 
 
+def saved_repository(
+    profiles: Sequence[Profile], saved: LaunchRequest, saved_profile: Mapping[str, object]
+) -> LaunchRequest:
+    """``saved`` with the repository of the last profile launch, when it built one.
+
+    The repository section prefills from it, whether an environment or a profile
+    that builds images is chosen; a launch link's repository (in ``saved``) comes first.
+    """
+    slug = saved_profile.get("profile")
+    builder = any(p.slug == slug and p.repository for p in profiles)
+    if saved.repo is not None or not builder or not _text(saved_profile.get("repo")):
+        return saved
+
+    def field(key: str) -> str | None:
+        return _text(saved_profile.get(key)) or None
+
+    return replace(
+        saved,
+        provider=field("provider"),
+        repo=field("repo"),
+        ref=field("ref"),
+        filepath=field("filepath"),
+    )
+
+
 __all__ = [
     "FIELD_PREFIX",
+    "REPOSITORY_CHOICE",
     "UNLISTED_MARKER",
     "ChoiceView",
     "OptionView",
@@ -197,4 +260,5 @@ __all__ = [
     "UnlistedView",
     "build_profiles",
     "chosen_profile",
+    "saved_repository",
 ]

@@ -17,7 +17,9 @@ same radio group, then named ``profile``
 options are the fields of KubeSpawner's own form
 (:mod:`eohub.spawner.form.profile_view`). The script disables the fields of what is
 not chosen (other profiles' options, the sizes while a profile is chosen, a free-text
-value while its list is not on "Other..."), so the browser does not send them.
+value while its list is not on "Other..."), so the browser does not send them. An
+option that builds images offers "Build from a repository": the repository section
+then stands in for its list, and only the repository fields are sent for it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 import jinja2
 
 from eohub.spawner.context import LaunchContext
+from eohub.spawner.form.profile_view import saved_repository
 from eohub.spawner.form.repo_view import RepoFormView, build_repo_form
 from eohub.spawner.form.view import LaunchForm, build_form
 
@@ -54,12 +57,17 @@ def render(form: LaunchForm | None, *, error: str = "") -> str:
 
 
 def repo_section(context: LaunchContext) -> RepoFormView | None:
-    """The repository section of ``context``'s form; None where it has none."""
-    if context.rules is None or not context.offers_repositories:
+    """The repository section of ``context``'s form; None where it has none.
+
+    It is shown for an environment with ``repository: true`` and for a profile that
+    builds images (fancy-profiles' ``dynamic_image_building``), given repository rules.
+    """
+    builds = any(p.repository for p in context.profiles)
+    if context.rules is None or not (context.offers_repositories or builds):
         return None
     return build_repo_form(
         context.rules,
-        context.saved,
+        saved_repository(context.profiles, context.saved, context.saved_profile),
         backend=context.config.backend,
         hub_prefix=context.hub_prefix,
         origin=context.origin,

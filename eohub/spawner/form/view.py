@@ -396,12 +396,11 @@ def build_form(
 ) -> LaunchForm:
     """The launch form of ``member``, prefilled with ``saved`` (their last choices).
 
-    ``messages`` say which saved choices no longer apply
-    (:func:`eohub.domain.launch.policy.fallback`); ``answers`` are accounting's quota
-    answers per chargeable group (a missing one reads as "budget unknown").
-    ``profiles`` are the ``profile_list`` profiles the user may see, listed after the
-    environments (:mod:`eohub.spawner.form.profile_view`); ``saved_profile`` the last
-    profile launch's choices that still hold.
+    ``messages`` say which saved choices no longer apply (``policy.fallback``);
+    ``answers``: accounting's quota answer per chargeable group (none: "budget unknown").
+    ``profiles``: the ``profile_list`` profiles the user may see, after the environments
+    (:mod:`~eohub.spawner.form.profile_view`); ``saved_profile``: the last profile launch's
+    choices that still hold. ``repo`` is for a repository environment or image builder.
     """
     visible = visible_environments(config, member)
     groups = chargeable_groups(config, member)
@@ -418,6 +417,7 @@ def build_form(
     optional_volumes, mounted_volumes = _volume_views(config, member, saved)
     profile = chosen_profile(config, member, profiles, saved, saved_profile or {})
     checked = None if profile else env_default  # a preselected profile unchecks them
+    views = build_profiles(config, member, profiles, saved_profile or {}, profile, bool(repo))
     return LaunchForm(
         environments=_environment_views(config, visible, offered, checked),
         groups=_group_views(groups, answers, selected),
@@ -429,8 +429,8 @@ def build_form(
         server_name=server_name,
         notices=tuple(messages),
         problems=_problems([*visible, *profiles], groups),
-        repo=repo if any(e.repository for e in visible) else None,
-        profiles=build_profiles(config, member, profiles, saved_profile or {}, profile),
+        repo=repo if any(e.repository for e in visible) or any(p.builds for p in views) else None,
+        profiles=views,
     )
 
 

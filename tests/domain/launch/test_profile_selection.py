@@ -567,3 +567,44 @@ def test_form_fields_read_as_kubespawner_reads_them() -> None:
     ours = {k: v[0] for k, v in profile_form_to_options(formdata).items()}
     theirs = KubeSpawner._options_from_form(KubeSpawner.__new__(KubeSpawner), formdata)
     assert ours == theirs
+
+
+BUILDING = parse_profile_list(
+    [
+        {
+            "display_name": "Builder",
+            "profile_options": {
+                "image": {
+                    "display_name": "Image",
+                    "dynamic_image_building": {"enabled": True},
+                    "choices": {"a": {"display_name": "A"}},
+                }
+            },
+        },
+        {"display_name": "Plain"},
+    ],
+    str.lower,
+)
+
+
+@pytest.mark.parametrize(
+    ("saved", "kept", "messages"),
+    [
+        (
+            {"profile": "builder", "repo": "https://github.com/o/r", "ref": "main"},
+            {"profile": "builder", "repo": "https://github.com/o/r", "ref": "main"},
+            [],
+        ),
+        (
+            {"profile": "builder", "repo": "https://github.com/o/r", "ref": "a b"},
+            {"profile": "builder", "repo": "https://github.com/o/r"},
+            ["Your last choice of ref, 'a b', could not be used."],
+        ),
+        # Only a profile that builds images keeps a repository.
+        ({"profile": "plain", "repo": "https://github.com/o/r"}, {"profile": "plain"}, []),
+    ],
+)
+def test_a_building_profiles_saved_repository_is_kept_for_the_form(
+    saved: dict[str, object], kept: dict[str, object], messages: list[str]
+) -> None:
+    assert saved_selection(BUILDING, saved) == (kept, messages)

@@ -18,6 +18,9 @@ from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.launch.config import LaunchConfig, parse_launch_config
 from eohub.domain.launch.profile_selection import visible_profiles
 from eohub.domain.launch.profiles import Profile, parse_profile_list
+from eohub.domain.launch.repository import RepoRules
+from eohub.domain.repos.policy import RepoPolicy
+from eohub.domain.repos.specs import RepoProviders
 
 SIZES: dict[str, Any] = {
     "small": {"display_name": "Small", "cpu": 1, "memory": "2G"},
@@ -201,6 +204,36 @@ PROFILE_LIST: list[dict[str, Any]] = [
     },
 ]
 PROFILE_SECRETS = ["ds-pool-x", "ds-image", "ds-r:4", "ds-cuda", "black-ops-gpu", "Black ops"]
+
+# A profile whose image option builds images (jupyterhub-fancy-profiles'
+# dynamic_image_building), listed for the climate group only.
+BUILDER: dict[str, Any] = {
+    "display_name": "Build your own",
+    "slug": "builder",
+    "allowed_groups": ["climate"],
+    "kubespawner_override": {"cpu_guarantee": 0.5, "mem_guarantee": "1G"},
+    "profile_options": {
+        "image": {
+            "display_name": "Image",
+            "dynamic_image_building": {"enabled": True},
+            "choices": {
+                "pangeo": {
+                    "display_name": "Pangeo",
+                    "default": True,
+                    "kubespawner_override": {"image": "quay.io/pangeo/ds-image:1"},
+                }
+            },
+            "unlisted_choice": {
+                "enabled": True,
+                "display_name": "Image of your own",
+                "validation_regex": "quay\\.io/.+",
+                "kubespawner_override": {"image": "{value}"},
+            },
+        }
+    },
+}
+#: The admin's repository rules: GitHub and GitLab, any public repository.
+RULES = RepoRules(RepoProviders.default(), RepoPolicy())
 
 
 def profiles_for(groups: frozenset[str], data: Any = None) -> tuple[Profile, ...]:

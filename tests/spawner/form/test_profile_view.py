@@ -19,13 +19,16 @@ from eohub.domain.launch.options import LaunchRequest, parse_options
 from eohub.domain.launch.policy import Member, authorize
 from eohub.domain.launch.profile_policy import authorize_profile, wants_profile
 from eohub.domain.launch.profile_selection import option_keys, select_profile
+from eohub.domain.launch.repository import RepoRules
 from eohub.spawner.context import LaunchContext
 from eohub.spawner.form.profile_view import chosen_profile
 from eohub.spawner.form.render import render_launch_form
 from tests.spawner.form.forms import (
+    BUILDER,
     ENVIRONMENTS,
     PROFILE_LIST,
     PROFILE_SECRETS,
+    RULES,
     SECRETS,
     SIZES,
     VOLUMES,
@@ -51,11 +54,13 @@ def context(
     saved_profile: Mapping[str, object] | None = None,
     messages: tuple[str, ...] = (),
     data: Any = None,
+    rules: RepoRules | None = None,
     **config: Any,
 ) -> LaunchContext:
     return LaunchContext(
         kube_config(**config),
         member,
+        rules,
         saved=LaunchRequest(**(saved or {})),
         messages=messages,
         budgets={g: allowed() for g in member.groups},
@@ -298,3 +303,128 @@ def test_without_javascript_a_profile_launch_is_valid(
     assert (selection.picks[0].unlisted or selection.picks[0].choice.slug) == (
         own or expected["image"]
     )  # type: ignore[union-attr]
+
+
+# -- a profile that builds images: "Build from a repository" ------------------------------
+
+BUILD = "profile-option-builder--image"
+OWN = "image--unlisted-choice"
+OWN_BUILD = f"{BUILD}--unlisted-choice"
+BUILD_ENTRY = ("", "Build from a repository", False)
+WITH_BUILDER = [*PROFILE_LIST, BUILDER]
+DEMO = "https://github.com/eohub/demo"
+WINS = "when the repository is filled in, the image is built from it"
+
+
+@pytest.mark.parametrize(
+    ("member", "rules", "data", "section"),
+    [
+        # Repository rules and a profile that builds images: the section and the entry,
+        # although no environment builds from a repository.
+        (BOB, RULES, WITH_BUILDER, True),
+        # The hub has no repository rules: neither; the profile's list remains.
+        (BOB, None, WITH_BUILDER, False),
+        # No profile builds images, and no environment: no section.
+        (BOB, RULES, PROFILE_LIST, False),
+        # The builder is listed for the climate group only.
+        (SPY, RULES, WITH_BUILDER, False),
+    ],
+)
+def test_the_repository_section_of_a_profile_that_builds_images(
+    member: Member, rules: RepoRules | None, data: Any, section: bool
+) -> None:
+    html = render_launch_form(context(member, rules=rules, data=data))
+    page = Page.of(html)
+    assert page.visible("repo") == ([""] if section else [])
+    assert page.visible("provider", None) == []  # a select, counted below
+    assert (WINS in page.text) == section  # said to readers without JavaScript
+    builders = [s for s in page.selects if s.name == BUILD]
+    if builders:
+        values = [v for v, _, _ in builders[0].options]
+        assert values == ["pangeo", "unlisted-choice", *([""] if section else [])]
+        assert (builders[0].options[-1] == BUILD_ENTRY) == section
+        assert builders[0].selected == "pangeo"  # the default, not the repository
+        assert ("data-builds" in builders[0].attrs) == section
+    else:
+        assert not section
+    assert "ds-image" not in html  # the builder's listed image, admin-only
+
+
+@pytest.mark.parametrize(
+    ("saved", "saved_profile", "checked", "image", "repo"),
+    [
+        # The last launch built a repository: its entry, and the section filled in.
+        (
+            {"group": "climate"},
+            {"profile": "builder", "provider": "gh", "repo": "eohub/demo", "ref": "main"},
+            "builder",
+            "",
+            ("gh", "eohub/demo", "main"),
+        ),
+        # The saved request keeps that repository when the default environment builds
+        # too: it is still the profile's.
+        (
+            {"group": "climate", "provider": "gh", "repo": "eohub/demo"},
+            {"profile": "builder", "provider": "gh", "repo": "eohub/demo"},
+            "builder",
+            "",
+            ("gh", "eohub/demo", ""),
+        ),
+        # It used a listed image: that image, and an empty section.
+        ({}, {"profile": "builder", "image": "pangeo"}, "builder", "pangeo", ("", "", "")),
+        # A launch link's repository is for an environment, over the last profile launch.
+        ({"repo": DEMO}, {}, "pangeo", "pangeo", ("", DEMO, "")),
+    ],
+)
+def test_the_last_repository_launch_of_a_profile_is_prefilled(
+    saved: dict[str, Any],
+    saved_profile: dict[str, object],
+    checked: str,
+    image: str,
+    repo: tuple[str, str, str],
+) -> None:
+    ctx = context(BOB, rules=RULES, data=WITH_BUILDER, saved=saved, saved_profile=saved_profile)
+    html = render_launch_form(ctx)
+    page = Page.of(html)
+    assert page.checked("profile") == [checked]
+    assert page.select(BUILD).selected == image
+    assert (page.select("provider").selected, *page.visible("repo"), *page.visible("ref")) == repo
+    if repo[0]:
+        assert f'value="/hub/eohub/launch/gh/eohub/demo/{repo[2] or "HEAD"}"' in html
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected", "built"),
+    [
+        # "Build from a repository" and a repository: the repository fields, no choice.
+        ({BUILD: [""], "repo": [DEMO], "ref": ["main"]}, {"repo": DEMO, "ref": "main"}, True),
+        # A listed image and a repository: the repository wins, as the page says.
+        ({"repo": [DEMO]}, {"image": "pangeo", "repo": DEMO}, True),
+        (
+            {OWN_BUILD: ["quay.io/me/x:1"], "repo": [DEMO]},
+            {"image": "pangeo", OWN: "quay.io/me/x:1", "repo": DEMO},
+            True,
+        ),
+        # Empty repository fields are dropped: the listed image.
+        ({}, {"image": "pangeo"}, False),
+        # The entry, and no repository: the option's default.
+        ({BUILD: [""]}, {}, False),
+    ],
+)
+def test_without_javascript_a_filled_repository_wins(
+    changes: dict[str, list[str]], expected: dict[str, str], built: bool
+) -> None:
+    ctx = context(BOB, rules=RULES, data=WITH_BUILDER)
+    sent = page_of(ctx).sent()
+    assert (sent[BUILD], sent["repo"], sent[OWN_BUILD]) == (["pangeo"], [""], [""])
+    options = read_form({**sent, "profile": ["builder"], **changes})
+    assert options == {"profile": "builder", "group": "climate", **expected}
+    choices = option_keys({k: v for k, v in options.items() if k != "profile"})
+    selection = select_profile(ctx.profiles, "builder", choices)
+    rest = parse_options({k: v for k, v in options.items() if k not in choices and k != "profile"})
+    parts = authorize_profile(ctx.config, BOB, rest, selection, RULES)
+    assert (parts.repo.spec.name if parts.repo else None) == (
+        "github.com/eohub/demo" if built else None
+    )
+    if built:  # the built image replaces the list's value and is not stored
+        assert selection.with_image("x/built:1").user_options() == {"profile": "builder"}
