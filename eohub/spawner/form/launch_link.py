@@ -36,6 +36,8 @@ from eohub.domain.launch.options import (
     parse_options,
 )
 from eohub.domain.launch.policy import authorize, visible_environments
+from eohub.domain.launch.profile_policy import authorize_profile
+from eohub.domain.launch.profile_selection import select_profile
 from eohub.domain.launch.repository import (
     BADGE_PATH,
     LAUNCH_PREFIX,
@@ -46,7 +48,16 @@ from eohub.spawner.context import LaunchContext, context_source
 from eohub.spawner.form.render import render_launch_form
 
 #: Query arguments a link may carry; ``labpath`` is BinderHub's name for ``filepath``.
-LINK_QUERY = ("environment", "size", "group", "urlpath", "filepath", "labpath", "server")
+LINK_QUERY = (
+    "environment",
+    "profile",
+    "size",
+    "group",
+    "urlpath",
+    "filepath",
+    "labpath",
+    "server",
+)
 
 BADGE_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="118" height="20" role="img" \
 aria-label="launch: eohub"><title>launch: eohub</title><rect width="52" height="20" \
@@ -85,7 +96,7 @@ def link_request(
     except FieldErrors as e:
         raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
     raw: dict[str, Any] = form_to_options(
-        {k: v for k, v in query.items() if k not in ("server", "labpath")}
+        {k: v for k, v in query.items() if k not in ("server", "labpath", "profile")}
     )
     if "labpath" in query and "filepath" not in query:
         raw.update(form_to_options({"filepath": query["labpath"]}))
@@ -96,10 +107,14 @@ def link_request(
         raise web.HTTPError(400, f"This launch link is not valid: {_error_text(e)}") from None
 
 
-def check_link(context: LaunchContext, request: LaunchRequest) -> tuple[LaunchRequest, bool]:
+def check_link(
+    context: LaunchContext, request: LaunchRequest, profile: str = ""
+) -> tuple[LaunchRequest, bool]:
     """The request with its environment; refuse (403) what the policy refuses.
 
-    Also says whether the repository is outside the trusted list.
+    Also says whether the repository is outside the trusted list. ``profile`` names a
+    ``profile_list`` profile that builds images, to launch the repository with instead
+    of a repository environment.
     """
     config, member, rules = context.config, context.member, context.rules
     assert rules is not None  # link_request refuses a hub without repository launches
@@ -107,6 +122,9 @@ def check_link(context: LaunchContext, request: LaunchRequest) -> tuple[LaunchRe
         repo = check_repository(rules, request)
     except FieldErrors as e:
         raise web.HTTPError(403, f"This repository cannot be launched: {_error_text(e)}") from None
+    if profile:
+        check_profile_link(context, request, profile)
+        return request, not repo.trusted
     repo_envs = [e for e in visible_environments(config, member) if e.repository]
     if not repo_envs:
         raise web.HTTPError(403, "You may not launch repositories on this hub.")
@@ -122,6 +140,31 @@ def check_link(context: LaunchContext, request: LaunchRequest) -> tuple[LaunchRe
                 403, f"This launch link cannot be used: {_error_text(OptionsError(problems))}"
             ) from None
     return request, not repo.trusted
+
+
+def check_profile_link(context: LaunchContext, request: LaunchRequest, profile: str) -> None:
+    """Refuse (403) a link to a profile this user may not build with."""
+    building = [p for p in context.profiles if p.repository]
+    if request.environment is not None or request.size is not None:
+        raise web.HTTPError(400, "A launch link names an environment or a profile, not both.")
+    try:
+        selection = select_profile(building, profile, {})
+        authorize_profile(context.config, context.member, request, selection, context.rules)
+    except FieldErrors as e:
+        problems = {k: v for k, v in e.errors.items() if k != "group" or request.group}
+        if problems:
+            raise web.HTTPError(
+                403, f"This launch link cannot be used: {_error_text(OptionsError(problems))}"
+            ) from None
+
+
+def link_profile_prefill(request: LaunchRequest, profile: str) -> dict[str, object]:
+    """The form's profile choices for a link to ``profile``: it builds the link's repository."""
+    if not profile:
+        return {}
+    prefill: dict[str, object] = {"profile": profile}
+    prefill.update(request.to_user_options())
+    return prefill
 
 
 class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
@@ -155,9 +198,15 @@ class LaunchLinkHandler(BaseHandler):  # type: ignore[misc]
         # The link is checked against the user's policy before accounting is asked for
         # the form's budgets.
         context = await source.launch_context(form=False)
-        request, untrusted = check_link(context, request)
+        profile = self.get_argument("profile", "")
+        request, untrusted = check_link(context, request, profile)
         context = await source.form_context(context)
-        form = render_launch_form(context.prefilled(request, untrusted_link=untrusted))
+        prefilled = context.prefilled(request, untrusted_link=untrusted)
+        if profile:
+            prefilled = dataclasses.replace(
+                prefilled, saved_profile=link_profile_prefill(request, profile)
+            )
+        form = render_launch_form(prefilled)
         spawn_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name, server_name)
         html = await self.render_template(
             "spawn.html",

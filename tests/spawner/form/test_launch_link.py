@@ -9,6 +9,8 @@ from tornado import web
 
 from eohub.domain.launch.options import LaunchRequest
 from eohub.domain.launch.policy import Member
+from eohub.domain.launch.profile_selection import visible_profiles
+from eohub.domain.launch.profiles import parse_profile_list
 from eohub.domain.launch.repository import BADGE_PATH, LAUNCH_PREFIX
 from eohub.spawner.context import LaunchContext
 from eohub.spawner.form.launch_link import (
@@ -17,6 +19,7 @@ from eohub.spawner.form.launch_link import (
     check_link,
     check_query,
     launch_link_handlers,
+    link_profile_prefill,
     link_request,
 )
 from tests.spawner.context_support import ADA, BOB, config, context
@@ -137,3 +140,79 @@ def test_the_handlers_serve_links_under_the_launch_prefix_and_the_badge() -> Non
     badge = next(p for p, h in routes.items() if h is BadgeHandler)
     assert re.fullmatch(badge, f"/{BADGE_PATH}")
     assert not re.fullmatch(badge, f"/{BADGE_PATH.replace('.', 'x')}")
+
+
+# -- a link to a profile_list profile that builds images -------------------------------------
+
+BUILDERS = parse_profile_list(
+    [
+        {
+            "display_name": "Builder",
+            "allowed_groups": ["builders"],
+            "eohub": {"charge_groups": ["builders"]},
+            "profile_options": {
+                "image": {
+                    "display_name": "Image",
+                    "dynamic_image_building": {"enabled": True},
+                    "choices": {"a": {"display_name": "A"}},
+                }
+            },
+        },
+        {"display_name": "Plain"},
+    ],
+    str.lower,
+)
+
+
+def profile_context(member: Member) -> LaunchContext:
+    return context(member, profiles=visible_profiles(BUILDERS, member.groups))
+
+
+def test_a_link_to_a_building_profile_checks_it_and_prefills_it() -> None:
+    request = link_request(
+        context().rules, "gh/eohub/demo/main", q(profile="builder", urlpath="/lab")
+    )
+    assert request == LaunchRequest(urlpath="/lab", provider="gh", repo="eohub/demo", ref="main")
+    # The profile, not a repository environment, is what the link launches.
+    assert check_link(profile_context(ADA), request, "builder") == (request, False)
+    assert link_profile_prefill(request, "builder") == {
+        "profile": "builder",
+        "urlpath": "/lab",
+        "provider": "gh",
+        "repo": "eohub/demo",
+        "ref": "main",
+    }
+    assert link_profile_prefill(request, "") == {}
+
+
+@pytest.mark.parametrize(
+    ("member", "profile", "request_", "status", "words"),
+    [
+        # Hidden from bob's groups: the same answer as a profile that does not exist.
+        (BOB, "builder", LaunchRequest(provider="gh", repo="o/r"), 403, "no profile 'builder'"),
+        (ADA, "nope", LaunchRequest(provider="gh", repo="o/r"), 403, "no profile 'nope'"),
+        # A profile that builds nothing cannot launch a repository.
+        (ADA, "plain", LaunchRequest(provider="gh", repo="o/r"), 403, "no profile 'plain'"),
+        (
+            ADA,
+            "builder",
+            LaunchRequest(provider="gh", repo="o/r", group="climate"),
+            403,
+            "group 'climate' cannot be charged",
+        ),
+        (
+            ADA,
+            "builder",
+            LaunchRequest(environment="lab", provider="gh", repo="o/r"),
+            400,
+            "an environment or a profile, not both",
+        ),
+    ],
+)
+def test_a_link_to_a_profile_is_refused_as_the_spawn_would(
+    member: Member, profile: str, request_: LaunchRequest, status: int, words: str
+) -> None:
+    with pytest.raises(web.HTTPError) as refused:
+        check_link(profile_context(member), request_, profile)
+    assert refused.value.status_code == status
+    assert words in str(refused.value.log_message)
