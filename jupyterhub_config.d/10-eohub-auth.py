@@ -3,7 +3,9 @@
 # Pick the authenticator and its directory or provider settings in your own file
 # (see the how-to pages for OpenLDAP, Active Directory, Keycloak and EGI Check-in);
 # these settings make the group model work whichever you choose.
-c = get_config()
+# The Zero to JupyterHub chart runs drop-ins in its own config file's globals, where `c`
+# is already set and `get_config` is the chart's z2jh.get_config(key).
+c = globals().get("c") or get_config()
 
 # Groups, PIs, uid/gid and the git identity are kept in auth_state, which JupyterHub
 # encrypts: set JUPYTERHUB_CRYPT_KEY in the hub's environment (`openssl rand -hex 32`).

@@ -11,6 +11,9 @@ import secrets
 import sys
 from pathlib import Path
 
+import jupyterhub
+from traitlets.config import LazyConfigValue
+
 from eohub.accounting.scopes import (
     ACCESS,
     ADMIN,
@@ -21,7 +24,9 @@ from eohub.accounting.scopes import (
     admins_role,
 )
 
-c = get_config()
+# The Zero to JupyterHub chart runs drop-ins in its own config file's globals, where `c`
+# is already set and `get_config` is the chart's z2jh.get_config(key).
+c = globals().get("c") or get_config()
 
 accounting_url = os.environ.get("EOHUB_ACCOUNTING_URL", "http://127.0.0.1:10101").rstrip("/")
 
@@ -99,8 +104,45 @@ c.JupyterHub.load_roles.extend(
 #                                   "services": ["report-tool"]})
 c.JupyterHub.load_roles.append(admins_role())
 
+
+def _roles_so_far() -> list[dict[str, object]]:
+    """The ``load_roles`` entries set so far with this ``c`` (this file's among them).
+
+    The list holds them once a file assigned it; until then traitlets keeps what files
+    appended or prepended in a lazy value, which holds the same dicts.
+    """
+    roles = c.JupyterHub.load_roles
+    if not isinstance(roles, LazyConfigValue):
+        return list(roles)
+    pending = roles.to_dict()
+    inserted = [role for _, role in pending.get("inserts", [])]
+    return [*pending.get("prepend", []), *inserted, *pending.get("extend", [])]
+
+
+def _grant_every_user(scopes: list[str]) -> None:
+    """Add ``scopes`` to JupyterHub's ``user`` role, which every user holds.
+
+    JupyterHub 6 has ``extra_user_scopes`` for this. JupyterHub 5 (the Zero to
+    JupyterHub 4.x chart's) ignores that setting with a warning, so there the scopes go
+    into a ``user`` entry in ``load_roles``: the one set before this file with the same
+    ``c`` (the chart's ``hub.config``), else a new one with JupyterHub's default scope
+    ``self``. JupyterHub 5 refuses two ``user`` entries, so a site's own ``user`` role
+    must come before this file, not after (docs/how-to/drop-in-config.md).
+    """
+    if jupyterhub.version_info >= (6,):
+        c.JupyterHub.extra_user_scopes.update(scopes)
+        return
+    for role in _roles_so_far():
+        if role.get("name") == "user":
+            # An entry without scopes keeps the default role's (JupyterHub merges them).
+            held = list(role.get("scopes", ["self"]))
+            role["scopes"] = held + [scope for scope in scopes if scope not in held]
+            return
+    c.JupyterHub.load_roles.append({"name": "user", "scopes": ["self", *scopes]})
+
+
 # Every user may open the service's pages and read their own usage.
-c.JupyterHub.extra_user_scopes.add(ACCESS)
+_grant_every_user([ACCESS])
 
 c.AccountingClient.url = f"{accounting_url}/services/{SERVICE_NAME}/"
 c.AccountingClient.api_token = _hub_client_token()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The one test command: install what the tests need, then run tox's py, lint and docs
-# environments, and print how long each phase took.
+# The one test command: install what the tests need, then run tox's py, z2jh, lint and
+# docs environments, and print how long each phase took. py tests on the latest
+# releases; z2jh runs the real-hub, spawner and accounting tests again on the Zero to
+# JupyterHub chart's (JupyterHub 5.5, KubeSpawner 7.0.0: ci/constraints/).
 #
 #   scripts/test.sh [pytest args...]     e.g. scripts/test.sh -k slapd -x
 #
 # Extra arguments go to pytest (the py environment). Set EOHUB_TOX_ENVS to run other
-# tox environments (default: py,lint,docs).
+# tox environments (default: py,z2jh,lint,docs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +34,7 @@ phase "bootstrap: apt" scripts/bootstrap.sh apt || exit 1
 phase "bootstrap: npm" scripts/bootstrap.sh node || exit 1
 phase "bootstrap: tox" scripts/bootstrap.sh tox || exit 1
 
-IFS=, read -r -a ENVS <<< "${EOHUB_TOX_ENVS:-py,lint,docs}"
+IFS=, read -r -a ENVS <<< "${EOHUB_TOX_ENVS:-py,z2jh,lint,docs}"
 for env in "${ENVS[@]}"; do
   if [ "$env" = py ]; then
     phase "tox -e py" .venv-tox/bin/tox -e py -- "$@"

@@ -144,6 +144,12 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
     def _default_options_form(self) -> Any:
         return render_form
 
+    # JupyterHub 5 sets a REST body that is not an object on this trait as it is, before
+    # its spawn's error handling starts: Spawner's Dict trait would fail there with a
+    # TraitError, a 500 and a half-made server. Any value is kept here, and the launch
+    # policy refuses it with a 400 as any bad options (JupyterHub 6 refuses it itself).
+    user_options = AnyTrait({})
+
     # -- who is asking ---------------------------------------------------------
 
     async def run_auth_state_hook(self, auth_state: Any) -> None:

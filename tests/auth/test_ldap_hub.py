@@ -16,7 +16,7 @@ from eohub.domain.launch.policy import Member, visible_environments
 from eohub.spawner.settings import load_launch_config
 from tests.auth.ldap_support import ldap_hub_config
 from tests.auth.test_ldap import admin_modify
-from tests.support.hub import Hub
+from tests.support.hub import Hub, add_user_scopes
 from tests.support.process import ServiceProcess
 from tests.support.slapd import Directory
 
@@ -223,8 +223,7 @@ def test_a_withdrawn_user_cannot_start_a_server_with_a_kept_token(
         + "c.Authenticator.auth_refresh_age = 3600\n"
         + "c.Authenticator.refresh_pre_spawn = True\n"
         # Users may share their servers, with users they name.
-        + "c.JupyterHub.load_roles.append("
-        + '{"name": "user", "scopes": ["self", "shares!user", "read:users:name"]})\n'
+        + add_user_scopes("shares!user", "read:users:name")
     )
     hub.login("bob", "bob-pw")
     hub.login("carol", "carol-pw")

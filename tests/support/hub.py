@@ -68,6 +68,31 @@ def base_config(
         """)
 
 
+def add_user_scopes(*scopes: str) -> str:
+    """Config source, for after the drop-ins, that adds ``scopes`` to the ``user`` role.
+
+    JupyterHub 6 takes them in ``extra_user_scopes``. JupyterHub 5 refuses a second
+    ``user`` entry in ``load_roles``, and drop-in 30 adds one there, so on 5 they go
+    into that entry (which the parent config holds in a lazy value after
+    ``load_subconfig``).
+    """
+    return textwrap.dedent(f"""\
+        import jupyterhub as _jupyterhub
+        from traitlets.config import LazyConfigValue as _Lazy
+        _scopes = {list(scopes)!r}
+        if _jupyterhub.version_info >= (6,):
+            c.JupyterHub.extra_user_scopes.update(_scopes)
+        else:
+            _roles = c.JupyterHub.load_roles
+            _roles = _roles.to_dict().get("extend", []) if isinstance(_roles, _Lazy) else _roles
+            _user = [r for r in _roles if r["name"] == "user"]
+            if _user:
+                _user[0]["scopes"] = [*_user[0].get("scopes", ["self"]), *_scopes]
+            else:  # no drop-ins
+                c.JupyterHub.load_roles.append({{"name": "user", "scopes": ["self", *_scopes]}})
+        """)
+
+
 @dataclass
 class Hub:
     """A running hub: its public URL, an API token with admin scopes, and its process."""

@@ -18,7 +18,11 @@ aiohttp with the semantics KubeSpawner's reflectors rely on, written down:
 - a kubelet reports events for each pod (Scheduled, Pulling, then Pulled, Created,
   Started) and marks it Running with a pod IP after ``kubelet_delay`` seconds, or never
   when it is ``None``;
-- deleting a pod or claim removes it at once (a DELETED watch event).
+- deleting a pod or claim removes it at once (a DELETED watch event);
+- with a ``pod_network`` (:class:`PodNetwork`), each pod gets its own IP from it, where
+  something listens when the pod turns Running, released when the pod is deleted:
+  a hub in another process can then reach the "server" (the default is one
+  :data:`POD_IP` for all, with nothing listening).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes_validate
 import pytest
@@ -51,6 +55,18 @@ NODE = "fake-node-1"
 POD_IP = "127.0.0.1"
 SCHEMA_VERSION = kubernetes_validate.latest_version()
 STOP = object()  # ends every open watch when the fake shuts down
+
+
+class PodNetwork(Protocol):
+    """Where pods' servers listen, for :class:`FakeKubeAPI` (``pod_network=``)."""
+
+    def start(self, pod: Mapping[str, Any]) -> str:
+        """Make ``pod``'s server listen; its IP, set as the pod's ``podIP``."""
+        ...
+
+    def stop(self, pod: Mapping[str, Any]) -> None:
+        """Stop ``pod``'s server (the pod was deleted); nothing if it has none."""
+        ...
 
 
 def now_text() -> str:
@@ -118,9 +134,16 @@ class FakeKubeAPI:
     with the reason, and ``requests`` each (method, path) served.
     """
 
-    def __init__(self, *, kubelet_delay: float | None = 0.2, validate: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        kubelet_delay: float | None = 0.2,
+        validate: bool = True,
+        pod_network: PodNetwork | None = None,
+    ) -> None:
         self.kubelet_delay = kubelet_delay
         self.validate = validate
+        self.pod_network = pod_network
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.created: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.rejected: list[tuple[dict[str, Any], str]] = []
@@ -248,6 +271,8 @@ class FakeKubeAPI:
         if obj is not None:
             obj["metadata"]["deletionTimestamp"] = now_text()[:19] + "Z"
             self._change("DELETED", plural, obj)
+            if plural == "pods" and self.pod_network is not None:
+                self.pod_network.stop(obj)
         return obj
 
     def _delete(self, plural: str, namespace: str, name: str) -> web.Response:
@@ -282,10 +307,11 @@ class FakeKubeAPI:
         self.add_event(current, "Created", "Created container notebook")
         self.add_event(current, "Started", "Started container notebook")
         started = now_text()[:19] + "Z"
+        ip = POD_IP if self.pod_network is None else self.pod_network.start(current)
         current["spec"]["nodeName"] = NODE
         current["status"] = {
             "phase": "Running",
-            "podIP": POD_IP,
+            "podIP": ip,
             "hostIP": POD_IP,
             "startTime": started,
             "qosClass": "Burstable",

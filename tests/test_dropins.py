@@ -1,0 +1,126 @@
+"""The drop-ins in jupyterhub_config.d/ build the right config on JupyterHub 5 and 6.
+
+Drop-in 30 lets every user open the accounting pages: through ``extra_user_scopes`` on
+JupyterHub 6, through the ``user`` role in ``load_roles`` on JupyterHub 5 (the Zero to
+JupyterHub 4.x chart's), which ignores ``extra_user_scopes``. The table runs the real
+files as the chart does, under each version number; the last test loads them with
+``load_subconfig`` and hands the config to the JupyterHub installed here (``tox -e
+z2jh`` installs 5.5).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import jupyterhub
+import pytest
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config, LazyConfigValue, PyFileConfigLoader
+
+from eohub.accounting.scopes import ACCESS
+from tests.support.tools import DROPIN_DIR
+
+V5 = (5, 5, 0, "", "")
+V6 = (6, 1, 1, "", "")
+
+
+def load_dropins(before: str = "") -> Config:
+    """Run ``before``, then every drop-in with the same ``c``, as the Zero to JupyterHub
+    chart's jupyterhub_config.py runs the files in its jupyterhub_config.d/."""
+    config = Config()
+    namespace: dict[str, Any] = {"c": config, "get_config": lambda: config}
+    # The chart exec()s each file in its own namespace; so do we, to load them alike.
+    exec(compile(textwrap.dedent(before), "before.py", "exec"), namespace)  # noqa: S102
+    for path in sorted(DROPIN_DIR.glob("*.py")):
+        exec(compile(path.read_text(), path.name, "exec"), namespace)  # noqa: S102
+    return config
+
+
+def load_subconfigs(workdir: Path) -> Config:
+    """Load every drop-in with ``load_subconfig``, as the test harness and the how-to do."""
+    dropins = sorted(str(p) for p in DROPIN_DIR.glob("*.py"))
+    config_file = workdir / "jupyterhub_config.py"
+    config_file.write_text(f"for path in {dropins!r}:\n    load_subconfig(path)  # noqa: F821\n")
+    return PyFileConfigLoader(config_file.name, path=str(workdir)).load_config()
+
+
+def resolved(config: Config, name: str, empty: Any) -> Any:
+    """A JupyterHub setting's value, with appended entries applied to ``empty``."""
+    value = config.JupyterHub.get(name, empty)
+    return value.get_value(empty) if isinstance(value, LazyConfigValue) else value
+
+
+def user_roles(config: Config) -> list[dict[str, Any]]:
+    return [r for r in resolved(config, "load_roles", []) if r["name"] == "user"]
+
+
+@pytest.fixture(autouse=True)
+def hub_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Drop-in 30 writes its hub token file in the working directory unless given one.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EOHUB_ACCOUNTING_HUB_TOKEN", "dropin-test-token")
+    return tmp_path
+
+
+# (case, version, the site's config before the drop-ins, the user roles after them)
+USER_ROLE_CASES = [
+    ("6: extra_user_scopes, no user role", V6, "", []),
+    ("5: a new user role keeps self", V5, "", [["self", ACCESS]]),
+    (
+        "5: a site's earlier user role is extended",
+        V5,
+        'c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "read:groups"]}]',
+        [["self", "read:groups", ACCESS]],
+    ),
+    (
+        "5: an appended user role without scopes gets self",
+        V5,
+        'c.JupyterHub.load_roles.append({"name": "user", "description": "Site users"})',
+        [["self", ACCESS]],
+    ),
+    (
+        "5: a user role that already grants access is left alone",
+        V5,
+        f'c.JupyterHub.load_roles.append({{"name": "user", "scopes": [{ACCESS!r}]}})',
+        [[ACCESS]],
+    ),
+    (
+        "6: a site's own user role stays as it is",
+        V6,
+        'c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "read:groups"]}]',
+        [["self", "read:groups"]],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("version", "before", "scopes"),
+    [case[1:] for case in USER_ROLE_CASES],
+    ids=[case[0] for case in USER_ROLE_CASES],
+)
+def test_every_user_may_open_the_accounting_pages(
+    monkeypatch: pytest.MonkeyPatch,
+    version: tuple[Any, ...],
+    before: str,
+    scopes: list[list[str]],
+) -> None:
+    monkeypatch.setattr(jupyterhub, "version_info", version)
+    config = load_dropins(before)
+    assert [role["scopes"] for role in user_roles(config)] == scopes
+    extra = resolved(config, "extra_user_scopes", set())
+    # JupyterHub 5 warns about a setting it does not know; the drop-ins set none.
+    assert extra == ({ACCESS} if version >= (6,) else set())
+
+
+def test_the_installed_hub_grants_access_to_every_user(hub_workdir: Path) -> None:
+    # Whatever JupyterHub this environment has, its own traits carry the grant.
+    app = JupyterHub(config=load_subconfigs(hub_workdir))
+    users = [role for role in app.load_roles if role["name"] == "user"]
+    if jupyterhub.version_info >= (6,):
+        assert ACCESS in app.extra_user_scopes
+        assert users == []
+    else:
+        assert "extra_user_scopes" not in app.config.JupyterHub
+        assert [role["scopes"] for role in users] == [["self", ACCESS]]
