@@ -24,7 +24,7 @@ from typing import Any
 from kubespawner.utils import recursive_update
 from slugify import slugify
 from tornado import web
-from traitlets import Callable, Dict, List, TraitError, Union
+from traitlets import Callable, Dict, List, Union
 from traitlets.config import Configurable
 
 from eohub.domain.accounting.resources import CHARGED_KEY, MAX_CPU, MAX_GPUS, PROFILE_KEY
@@ -163,7 +163,9 @@ class ProfileListSupport(Configurable):
                     setattr(self, name, current)
                 else:
                     setattr(self, name, value)
-            except (TraitError, TypeError, ValueError) as e:
+            except web.HTTPError:
+                raise  # a callable's own answer to the user, as a callable list may give
+            except Exception as e:  # the admin's value or callable: name it, not a traceback
                 log.error(
                     "The profile override {where} cannot be applied: {error}", where=where, error=e
                 )

@@ -426,15 +426,32 @@ async def test_a_typod_override_is_an_invalid_config_naming_the_path(
     assert "profile_list[0].kubespawner_override.imagee" in caplog.text
 
 
+def _broken(spawner: Any) -> Any:
+    return {}["missing"]  # an admin's callable with a bug in it
+
+
+def _refusing(spawner: Any) -> Any:
+    raise HTTPError(403, "Only for the GPU course.")
+
+
+@pytest.mark.parametrize("value", ["lots", _broken], ids=["refused value", "failing callable"])
 async def test_an_override_value_the_trait_refuses_is_a_500_naming_the_path(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, value: Any
 ) -> None:
-    profiles = [{"display_name": "X", "kubespawner_override": {"cpu_guarantee": "lots"}}]
+    profiles = [{"display_name": "X", "kubespawner_override": {"cpu_guarantee": value}}]
     spawner = await spawner_with(profiles)
     with pytest.raises(HTTPError) as raised:
         await spawner.authorize_launch({"profile": "x"})
     assert raised.value.status_code == 500
     assert "profile_list[0].kubespawner_override.cpu_guarantee" in caplog.text
+    assert "tell an admin" in raised.value.log_message.lower()
+
+
+async def test_a_callable_override_may_refuse_the_user_itself() -> None:
+    profiles = [{"display_name": "X", "kubespawner_override": {"image": _refusing}}]
+    with pytest.raises(HTTPError) as raised:
+        await (await spawner_with(profiles)).authorize_launch({"profile": "x"})
+    assert raised.value.status_code == 403
 
 
 async def test_a_callable_profile_list_refusing_the_user_is_a_403() -> None:
