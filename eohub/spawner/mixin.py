@@ -57,7 +57,7 @@ from eohub.domain.launch.profile_selection import (
     saved_selection,
     visible_profiles,
 )
-from eohub.domain.launch.profiles import Profile
+from eohub.domain.launch.profiles import UNLISTED_SUFFIX, Profile
 from eohub.domain.launch.repository import RepoRules
 from eohub.domain.repos.specs import RepoError
 from eohub.logs import attach, get_logger
@@ -246,6 +246,15 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
                 "A repository launch starts only after you review it and click Start: "
                 "use the launch link (/hub/eohub/launch/<provider>/<spec>) or the form.",
                 "Repository launch needs confirmation",
+            )
+        typed = sorted(k for k in options if k.endswith(UNLISTED_SUFFIX))
+        if typed:
+            # Nor an image (or any value of a profile's free-text box) the user never saw.
+            raise user_error(
+                400,
+                f"A value of your own ({typed[0]}) is used only after you review it and "
+                "click Start on the form; a link can pick only the listed choices.",
+                "Own value needs confirmation",
             )
         return options
 

@@ -27,12 +27,18 @@ from tornado import web
 from traitlets import Callable, Dict, List, Union
 from traitlets.config import Configurable
 
-from eohub.domain.accounting.resources import CHARGED_KEY, MAX_CPU, MAX_GPUS, PROFILE_KEY
+from eohub.domain.accounting.resources import (
+    CHARGED_KEY,
+    MAX_CPU,
+    MAX_GPUS,
+    MAX_MEMORY_BYTES,
+    PROFILE_KEY,
+)
 from eohub.domain.fields import FieldErrors
 from eohub.domain.launch.budget import size_fits
 from eohub.domain.launch.config import Environment, Size
 from eohub.domain.launch.fields import LaunchConfigError
-from eohub.domain.launch.options import parse_options
+from eohub.domain.launch.options import OptionsError, parse_options
 from eohub.domain.launch.pod_defaults import RESTRICTED_CONTAINER, RESTRICTED_POD, SECURE_TRAITS
 from eohub.domain.launch.policy import Launch, check_charged
 from eohub.domain.launch.profile_policy import ProfileParts, authorize_profile
@@ -104,7 +110,12 @@ class ProfileListSupport(Configurable):
         slug = charged.get("profile")
         try:
             request = parse_options({k: v for k, v in raw.items() if k not in options})
-            selection = select_profile(context.profiles, slug, options)  # type: ignore[arg-type]
+            selection = select_profile(
+                context.profiles,
+                slug,  # type: ignore[arg-type]
+                options,
+                building=request.names_repository,
+            )
             parts = authorize_profile(config, context.member, request, selection, context.rules)
             if parts.repo is not None:
                 assert context.rules is not None  # authorize_profile refuses it otherwise
@@ -149,8 +160,15 @@ class ProfileListSupport(Configurable):
         if name not in self._profile_admin:
             self._profile_admin[name] = copy.deepcopy(getattr(self, name))
 
-    def apply_overrides(self, path: str, overrides: Mapping[str, Any]) -> None:
-        """Apply one ``kubespawner_override`` as KubeSpawner's ``_apply_overrides`` does."""
+    def apply_overrides(
+        self, path: str, overrides: Mapping[str, Any], typed_by: str | None = None
+    ) -> None:
+        """Apply one ``kubespawner_override`` as KubeSpawner's ``_apply_overrides`` does.
+
+        ``typed_by`` names the option whose free text the user typed into these overrides
+        (``{value}``): a value the setting refuses is then the user's 400, not the
+        admin's 500.
+        """
         for name, raw in overrides.items():
             where = f"{path}.{name}"
             self._remember(name)
@@ -166,6 +184,10 @@ class ProfileListSupport(Configurable):
             except web.HTTPError:
                 raise  # a callable's own answer to the user, as a callable list may give
             except Exception as e:  # the admin's value or callable: name it, not a traceback
+                if typed_by is not None:
+                    raise options_error(
+                        OptionsError({typed_by: "is not a value this profile can use"})
+                    ) from None
                 log.error(
                     "The profile override {where} cannot be applied: {error}", where=where, error=e
                 )
@@ -176,9 +198,20 @@ class ProfileListSupport(Configurable):
     def profile_launch(self, selection: ProfileSelection, parts: ProfileParts) -> Launch:
         """Apply ``selection``'s overrides onto the admin's values; the launch they make."""
         self.restore_profile_traits()
+        typed = {
+            p.overrides()[0]: p.option.name
+            for p in selection.picks
+            if p.unlisted is not None and not p.built
+        }
         for path, overrides in selection.overrides():
-            self.apply_overrides(path, overrides)
-        size = self._charged_size(selection)
+            self.apply_overrides(path, overrides, typed.get(path))
+        try:
+            size = self._charged_size(selection)
+        except web.HTTPError:
+            if typed:  # the user's own value made the size: theirs to change
+                problem = "asks for more than this hub allows"
+                raise options_error(OptionsError(dict.fromkeys(typed.values(), problem))) from None
+            raise
         profile = selection.profile
         urlpath = parts.urlpath or getattr(self, "default_url", "") or ""
         environment = Environment(
@@ -211,7 +244,12 @@ class ProfileListSupport(Configurable):
             # Kubernetes requests what is limited when only a limit is set.
             cpu, memory = cpu_guarantee or cpu_limit, mem_guarantee or mem_limit
         gpus = self._gpus()
-        if not 0 <= float(cpu or 0) <= MAX_CPU or not 0 <= gpus <= MAX_GPUS:
+        impossible = (
+            not 0 <= float(cpu or 0) <= MAX_CPU
+            or not 0 <= int(memory or 0) <= MAX_MEMORY_BYTES
+            or not 0 <= gpus <= MAX_GPUS
+        )
+        if impossible:
             raise _admin_error(f"profile {selection.profile.path} asks for an impossible size")
         names = [p.choice.slug if p.choice is not None else "custom" for p in selection.picks]
         return Size(

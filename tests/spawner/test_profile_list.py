@@ -514,6 +514,24 @@ async def test_a_spawn_link_is_read_with_or_without_opt(query: dict[str, list[st
     assert notebook(await pod_of(spawner, options))["image"] == "quay.io/jupyter/scipy:1"
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"opt-profile": ["cpu"], "opt-image--unlisted-choice": ["quay.io/me/img:4"]},
+        {"profile": ["cpu"], "profile-option-cpu--image--unlisted-choice": ["quay.io/x/y:1"]},
+    ],
+)
+async def test_a_spawn_link_cannot_carry_a_value_of_the_users_own(
+    query: dict[str, list[str]],
+) -> None:
+    # /hub/spawn?... starts a server at once: a crafted link must not choose the image.
+    spawner = await spawner_with()
+    with pytest.raises(HTTPError) as raised:
+        spawner.options_from_query(query)
+    assert raised.value.status_code == 400
+    assert "only after you review it" in raised.value.log_message
+
+
 async def test_options_may_be_named_like_the_charged_keys() -> None:
     # cpu, memory and size are common option names in existing profile lists.
     profiles = [
@@ -549,3 +567,37 @@ async def test_options_may_be_named_like_the_charged_keys() -> None:
     # Restarted from what was stored, the same launch.
     again = await spawner_with(profiles)
     assert (await again.authorize_launch(copy.deepcopy(stored))).user_options() == stored
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("lots", "ram: is not a value this profile can use"),
+        ("9000T", "ram: asks for more than this hub allows"),
+    ],
+)
+async def test_the_users_own_value_that_the_pod_cannot_take_is_their_400(
+    typed: str, message: str
+) -> None:
+    profiles = [
+        {
+            "display_name": "Own memory",
+            "kubespawner_override": {"image": "quay.io/eohub/own:1"},
+            "profile_options": {
+                "ram": {
+                    "display_name": "Memory",
+                    "unlisted_choice": {
+                        "enabled": True,
+                        "kubespawner_override": {"mem_guarantee": "{value}"},
+                    },
+                }
+            },
+        }
+    ]
+    spawner = await spawner_with(profiles)
+    with pytest.raises(HTTPError) as raised:
+        await spawner.authorize_launch({"profile": "own-memory", "ram--unlisted-choice": typed})
+    assert raised.value.status_code == 400
+    assert message in raised.value.log_message
+    pod = await pod_of(spawner, {"profile": "own-memory", "ram--unlisted-choice": "2G"})
+    assert notebook(pod)["resources"]["requests"]["memory"] == 2 * GIB

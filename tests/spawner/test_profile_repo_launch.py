@@ -51,6 +51,22 @@ PROFILES: list[dict[str, Any]] = [
         },
     },
     {"display_name": "Plain", "kubespawner_override": {"image": "python:3.12"}},
+    {
+        # fancy-profiles' "bring your own image": free text only, or a build.
+        "display_name": "Own image",
+        "kubespawner_override": {"cpu_guarantee": 0.25, "mem_guarantee": "1G"},
+        "profile_options": {
+            "image": {
+                "display_name": "Image",
+                "dynamic_image_building": {"enabled": True},
+                "unlisted_choice": {
+                    "enabled": True,
+                    "validation_regex": "quay[.]io/.*",
+                    "kubespawner_override": {"image": "{value}"},
+                },
+            }
+        },
+    },
 ]
 
 
@@ -90,6 +106,23 @@ async def test_the_built_image_is_the_profiles_image_and_the_repository_is_store
     assert pod_images(kube) == [image]
     assert [s["image"] for s in accounting.starts] == [image]
     assert accounting.quota_checks[0]["cpu"] == 0.5
+    await spawner.stop()
+
+
+async def test_an_option_with_only_free_text_builds_from_the_repository(
+    kube: FakeKubeAPI, served: tuple[str, Repo], registry: Registry
+) -> None:
+    url, repo = served
+    async with NamingBinderHub(token=TOKEN, prefix=image_prefix(registry)) as binderhub:
+        launches = repo_launches(registry, binderhub.url)
+        image = expected_image(launches, url, repo.main)
+        registry.push_image(*in_registry(image))
+        spawner, _ = await spawner_for(kube, launches)
+        options = {"profile": "own-image", "repo": url, "ref": "main"}
+        await spawner.apply_user_options(spawner, options)
+        result, _ = await start_following(spawner)
+    assert result.startswith("http://")
+    assert pod_images(kube) == [image]
     await spawner.stop()
 
 

@@ -55,11 +55,8 @@ def authorize_profile(
         if getattr(request, key) is not None:
             errors[key] = f"is not used by profile {selection.profile.display_name!r}"
     repo = _repository(selection.profile, request, repos, errors)
-    rules = selection.profile.rules
-    allowed = rules.charge_groups
-    if allowed and config.charge_groups:
-        allowed = allowed & config.charge_groups  # narrows the hub's groups, never widens
-    if rules.charge_groups and not allowed:
+    allowed = profile_charge_groups(config, selection.profile)
+    if allowed is not None and not allowed:
         group, errors["group"] = None, "none of your groups can be charged for a server"
     else:
         scoped = replace(config, charge_groups=allowed) if allowed else config
@@ -71,6 +68,15 @@ def authorize_profile(
     if problems or group is None:
         raise OptionsError(problems or {"group": "no group can be charged"})
     return ProfileParts(group, volumes, request.urlpath, repo)
+
+
+def profile_charge_groups(config: LaunchConfig, profile: Profile) -> frozenset[str] | None:
+    """The groups ``profile`` may be charged to, when its ``eohub.charge_groups`` narrow
+    the launch config's (never widen them); None when it sets none."""
+    own = profile.rules.charge_groups
+    if not own:
+        return None
+    return own & config.charge_groups if config.charge_groups else own
 
 
 def _repository(
@@ -116,4 +122,4 @@ def wants_profile(
     return not visible
 
 
-__all__ = ["ProfileParts", "authorize_profile", "wants_profile"]
+__all__ = ["ProfileParts", "authorize_profile", "profile_charge_groups", "wants_profile"]

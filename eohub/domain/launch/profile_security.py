@@ -87,8 +87,21 @@ def sketch_pod(traits: Mapping[str, Any]) -> dict[str, Any]:
 
 def _items(value: object) -> list[Any]:
     if isinstance(value, Mapping):  # KubeSpawner takes named entries as a dict too
-        return [value[k] for k in sorted(value)]
-    return list(value) if isinstance(value, list | tuple) else []
+        value = [value[k] for k in sorted(value)]
+    if not isinstance(value, list | tuple):
+        return []
+    # KubeSpawner reads containers and volumes in either case (get_k8s_model).
+    return [_camel_entry(item) for item in value]
+
+
+def _camel_entry(item: object) -> object:
+    if not isinstance(item, Mapping):
+        return item
+    entry = {_camel(str(k)): v for k, v in item.items()}
+    context = entry.get("securityContext")
+    if isinstance(context, Mapping):
+        entry["securityContext"] = {_camel(str(k)): v for k, v in context.items()}
+    return entry
 
 
 def _new_problems(base: Mapping[str, Any], path: str, overrides: Overrides) -> Iterator[str]:

@@ -54,7 +54,8 @@ class Pick:
     def overrides(self) -> tuple[str, Overrides]:
         """The key path and the overrides this pick applies."""
         if self.built:
-            assert self.unlisted is not None
+            if self.unlisted is None:  # the image is not built yet: nothing to apply
+                return f"{self.option.path}.dynamic_image_building", {}
             if self.option.unlisted is None:
                 return f"{self.option.path}.dynamic_image_building", {"image": self.unlisted}
         if self.unlisted is not None:
@@ -230,14 +231,20 @@ def _pick(option: ProfileOption, choice: str | None, unlisted: str | None) -> Pi
 
 
 def select_profile(
-    profiles: Sequence[Profile], slug: str | None, options: Mapping[str, object]
+    profiles: Sequence[Profile],
+    slug: str | None,
+    options: Mapping[str, object],
+    *,
+    building: bool = False,
 ) -> ProfileSelection:
     """Check a profile launch; raise :class:`OptionsError` naming every bad field.
 
     ``profiles`` are the ones the user may see (:func:`visible_profiles`); a hidden
     profile or choice gets the same answer as one that does not exist. ``options``
     are the option keys of the request (:func:`option_keys`). Options left out get
-    their default choice, as in KubeSpawner.
+    their default choice, as in KubeSpawner. With ``building`` (the request names a
+    repository), the options that build images wait for the built image
+    (:meth:`ProfileSelection.with_image`) instead of taking a choice.
     """
     profile = default_profile(profiles) if slug is None else None
     if slug is not None:
@@ -253,6 +260,9 @@ def select_profile(
             errors[key] = f"is not an option of profile {profile.display_name!r}"
     picks = []
     for option in profile.options:
+        if building and option.builds_images:
+            picks.append(Pick(option, built=True))
+            continue
         try:
             choice = _text(options.get(option.name))
             unlisted = _text(options.get(option.name + UNLISTED_SUFFIX))

@@ -379,8 +379,6 @@ def parse_profile_list(
             raise LaunchConfigError(
                 f"{path}.slug", f"{profile.slug!r} is also the slug of {clash.path}"
             )
-        if profile.default and any(p.default for p in profiles):
-            raise LaunchConfigError(f"{path}.default", "another profile is already the default")
         profiles.append(profile)
     return tuple(profiles)
 

@@ -148,7 +148,7 @@ def check_profile_link(context: LaunchContext, request: LaunchRequest, profile: 
     if request.environment is not None or request.size is not None:
         raise web.HTTPError(400, "A launch link names an environment or a profile, not both.")
     try:
-        selection = select_profile(building, profile, {})
+        selection = select_profile(building, profile, {}, building=True)
         authorize_profile(context.config, context.member, request, selection, context.rules)
     except FieldErrors as e:
         problems = {k: v for k, v in e.errors.items() if k != "group" or request.group}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from eohub.domain.launch.config import LaunchConfig
 from eohub.domain.launch.options import LaunchRequest
 from eohub.domain.launch.policy import Member, chargeable_groups
-from eohub.domain.launch.profile_policy import wants_profile
+from eohub.domain.launch.profile_policy import profile_charge_groups, wants_profile
 from eohub.domain.launch.profile_selection import UNLISTED_MARKER, default_profile
 from eohub.domain.launch.profiles import UNLISTED_SUFFIX, Profile, ProfileOption
 
@@ -156,11 +156,11 @@ def _option_view(
 
 
 def _narrowed_groups(config: LaunchConfig, member: Member, profile: Profile) -> tuple[str, ...]:
-    if not profile.rules.charge_groups:
+    # The groups the spawn would let this profile charge (its own within the hub's).
+    allowed = profile_charge_groups(config, profile)
+    if not allowed:
         return ()
-    return tuple(
-        chargeable_groups(replace(config, charge_groups=profile.rules.charge_groups), member)
-    )
+    return tuple(chargeable_groups(replace(config, charge_groups=allowed), member))
 
 
 def chosen_profile(

@@ -149,3 +149,20 @@ def test_overrides_merge_as_kubespawner_merges_them(
     before = repr(traits)
     assert merged(traits, overrides) == expected
     assert repr(traits) == before  # the admin's value is not changed
+
+
+def test_containers_and_volumes_are_read_in_either_case_as_kubespawner_reads_them() -> None:
+    restricted = {
+        "allow_privilege_escalation": False,
+        "run_as_non_root": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+    fine = {"init_containers": [{"name": "x", "image": "busybox", "security_context": restricted}]}
+    assert override_violations(BASE, parse_profile_list(one_choice(fine), str.lower)) == []
+    bad = {
+        "init_containers": [{"name": "x", "image": "b", "security_context": {"privileged": True}}]
+    }
+    [problem] = override_violations(BASE, parse_profile_list(one_choice(bad), str.lower))
+    assert problem.startswith(f"{CHOICE}.init_containers: ")
+    assert "privileged" in problem

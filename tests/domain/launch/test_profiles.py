@@ -85,6 +85,10 @@ def _lists() -> list[tuple[str, Any]]:
         ("first choice is the default", choices),
         ("marked choice is the default", marked_choice),
         ("first marked choice wins", two_marked),
+        (
+            "first marked profile wins",
+            [{"display_name": "A", "default": True}, {"display_name": "B", "default": True}],
+        ),
         ("explicit slugs", [{"display_name": "X", "slug": "x-1"}, {"display_name": "X"}]),
     ]
 
@@ -362,12 +366,6 @@ ERRORS: list[tuple[str, object, str, str]] = [
         [{"display_name": "GPU"}, {"display_name": "Other", "slug": "gpu"}],
         "profile_list[1].slug",
         "is also the slug of profile_list[0]",
-    ),
-    (
-        "two default profiles",
-        [{"display_name": "A", "default": True}, {"display_name": "B", "default": True}],
-        "profile_list[1].default",
-        "another profile is already the default",
     ),
     (
         "dict form path",
