@@ -110,7 +110,8 @@ def _values(value: Any) -> list[Any]:
     return list(value or [])
 
 
-class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # type: ignore[misc]
+# The profile list comes first: its launches replace the mixin's "no profiles" defaults.
+class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner with eohub's launch form, policy, quota and accounting."""
 
     backend = "kube"
@@ -160,15 +161,12 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
             self._admin_traits = {n: copy.deepcopy(getattr(self, n)) for n in LAUNCH_TRAITS}
         return copy.deepcopy(self._admin_traits)
 
-    async def launch_profiles(self) -> Any:
-        return await ProfileListSupport.launch_profiles(self)
-
     async def authorize_profile_launch(self, context: Any, raw: Any, charged: Any) -> Launch:
         # Only what a launch may set: a deepcopy of every trait would copy bound methods.
         names = {*LAUNCH_TRAITS, *(n for p in context.profiles for n in p.override_names)}
         before = {n: copy.deepcopy(getattr(self, n)) for n in names}
         try:
-            return await ProfileListSupport.authorize_profile_launch(self, context, raw, charged)
+            return await super().authorize_profile_launch(context, raw, charged)
         except BaseException:
             # A refused launch leaves the spawner as it was: no override of it stays.
             for name, value in before.items():
@@ -180,7 +178,7 @@ class QuotaKubeSpawner(QuotaSpawnerMixin, ProfileListSupport, KubeSpawner):  # t
         # The launch traits go back to the admin's values before the profile's apply.
         for name, value in self._admin().items():
             setattr(self, name, value)
-        return ProfileListSupport.profile_launch(self, selection, parts)
+        return super().profile_launch(selection, parts)
 
     def apply_launch(self, launch: Launch) -> None:
         if launch.profile is None:

@@ -49,9 +49,8 @@ from eohub.domain.launch.policy import (
     fallback,
     split_charged,
 )
-from eohub.domain.launch.profile_policy import ProfileParts, wants_profile
+from eohub.domain.launch.profile_policy import wants_profile
 from eohub.domain.launch.profile_selection import (
-    ProfileSelection,
     option_keys,
     profile_form_to_options,
     saved_selection,
@@ -298,9 +297,7 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
             check_charged(charged, first)
         except FieldErrors as e:
             raise options_error(e) from None
-        answer = await self.check_quota(first)
-        if not answer.allowed:
-            raise user_error(403, answer.reason, "Quota")
+        answer = await self.allowed_quota(first)
         budgets: dict[str, Budget] = (
             {first.group: dict(answer.budget_left)} if answer.budget_left else {}
         )
@@ -329,10 +326,6 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         """A ``profile_list`` launch (backends with profiles override this)."""
         raise user_error(400, "This hub's spawner has no profile list.", "No profiles")
 
-    def profile_launch(self, selection: ProfileSelection, parts: ProfileParts) -> Launch:
-        """Apply a profile's overrides; the launch they make (backends with profiles)."""
-        raise user_error(400, "This hub's spawner has no profile list.", "No profiles")
-
     def repo_rules(self) -> RepoRules | None:
         """The admin's repository rules; None (no repository launches) when invalid."""
         try:
@@ -345,6 +338,13 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
     async def prepare_repository(self, launch: Launch) -> None:
         """Make the repository of ``launch`` ready to start: each backend overrides."""
         raise NotImplementedError
+
+    async def allowed_quota(self, launch: Launch) -> QuotaAnswer:
+        """Accounting's answer for ``launch``; a 403 with its reason when it refuses."""
+        answer = await self.check_quota(launch)
+        if not answer.allowed:
+            raise user_error(403, answer.reason, "Quota")
+        return answer
 
     async def check_quota(self, launch: Launch) -> QuotaAnswer:
         resources = launch.size.charged

@@ -42,6 +42,7 @@ from eohub.domain.launch.options import OptionsError, parse_options
 from eohub.domain.launch.pod_defaults import RESTRICTED_CONTAINER, RESTRICTED_POD, SECURE_TRAITS
 from eohub.domain.launch.policy import Launch, check_charged
 from eohub.domain.launch.profile_policy import ProfileParts, authorize_profile
+from eohub.domain.launch.profile_reading import describe_size, is_gpu, requested
 from eohub.domain.launch.profile_security import SECURITY_TRAITS, override_violations
 from eohub.domain.launch.profile_selection import ProfileSelection, option_keys, select_profile
 from eohub.domain.launch.profiles import Profile, parse_profile_list
@@ -133,9 +134,7 @@ class ProfileListSupport(Configurable):
             check_charged(charged, launch)
         except FieldErrors as e:
             raise options_error(e) from None
-        answer = await spawner.check_quota(launch)
-        if not answer.allowed:
-            raise user_error(403, answer.reason, "Quota")
+        answer = await spawner.allowed_quota(launch)
         if answer.budget_left and not size_fits(launch.size, answer.budget_left, config.min_hours):
             raise user_error(
                 403,
@@ -238,11 +237,9 @@ class ProfileListSupport(Configurable):
         cpu_limit = getattr(self, "cpu_limit", None)
         mem_guarantee = getattr(self, "mem_guarantee", None)
         mem_limit = getattr(self, "mem_limit", None)
-        if selection.profile.rules.charge == "limit":
-            cpu, memory = cpu_limit or cpu_guarantee, mem_limit or mem_guarantee
-        else:
-            # Kubernetes requests what is limited when only a limit is set.
-            cpu, memory = cpu_guarantee or cpu_limit, mem_guarantee or mem_limit
+        charge = selection.profile.rules.charge
+        cpu = requested(cpu_guarantee, cpu_limit, charge)
+        memory = requested(mem_guarantee, mem_limit, charge)
         gpus = self._gpus()
         impossible = (
             not 0 <= float(cpu or 0) <= MAX_CPU
@@ -254,7 +251,7 @@ class ProfileListSupport(Configurable):
         names = [p.choice.slug if p.choice is not None else "custom" for p in selection.picks]
         return Size(
             name="+".join([selection.profile.slug, *names]),
-            display_name=_describe_size(float(cpu or 0), int(memory or 0), gpus),
+            display_name=describe_size({"cpu": cpu or 0, "memory": memory or 0, "gpus": gpus}),
             cpu=float(cpu or 0),
             memory=int(memory or 0),
             cpu_limit=cpu_limit,
@@ -268,19 +265,12 @@ class ProfileListSupport(Configurable):
         guarantees = dict(getattr(self, "extra_resource_guarantees", {}) or {})
         total = 0
         for key in {*limits, *guarantees}:
-            if key == name or key.endswith("/gpu"):
+            if is_gpu(key, name):
                 try:
                     total += int(str(limits.get(key, guarantees.get(key))))
                 except ValueError:
                     raise _admin_error(f"the GPU count {key} is not a whole number") from None
         return total
-
-
-def _describe_size(cpu: float, memory: int, gpus: int) -> str:
-    parts = [f"{cpu:g} CPU", f"{memory / 1024**3:.3g} GiB"]
-    if gpus:
-        parts.append(f"{gpus} GPU")
-    return ", ".join(parts)
 
 
 def _admin_error(text: str) -> web.HTTPError:

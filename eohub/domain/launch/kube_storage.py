@@ -35,8 +35,6 @@ from eohub.domain.launch.pod_security import restricted_violations
 PVC_NAME = "{pvc_name}"
 #: The chart's init container that runs iptables as root with NET_ADMIN.
 CLOUD_METADATA_CONTAINER = "block-cloud-metadata"
-#: The pod security context QuotaKubeSpawner sets unless the admin sets another.
-RESTRICTED_POD_CONTEXT: Mapping[str, Any] = RESTRICTED_POD
 CLOUD_METADATA_FIX = (
     "init container 'block-cloud-metadata' of the Zero to JupyterHub chart runs iptables "
     "as root, privileged, with NET_ADMIN, which the restricted Pod Security Standard "
@@ -141,12 +139,13 @@ def privileged_init_containers(
     """Why these init containers break the "restricted" Pod Security Standard.
 
     Each is checked as part of a pod with ``pod_security_context`` (by default
-    QuotaKubeSpawner's, :data:`RESTRICTED_POD_CONTEXT`), because KubeSpawner sends init
-    containers as written, without its container security context. The chart's
+    QuotaKubeSpawner's, :data:`~eohub.domain.launch.pod_defaults.RESTRICTED_POD`), because
+    KubeSpawner sends init containers as written, without its container security
+    context. The chart's
     ``block-cloud-metadata`` gets one message with the chart value that removes it;
     any other gets the reasons, each naming the container and what it sets.
     """
-    context = RESTRICTED_POD_CONTEXT if pod_security_context is None else pod_security_context
+    context = RESTRICTED_POD if pod_security_context is None else pod_security_context
     messages = []
     for _, container in entries(init_containers):
         pod = {"spec": {"securityContext": context, "initContainers": [container]}}
@@ -165,7 +164,6 @@ __all__ = [
     "CLOUD_METADATA_CONTAINER",
     "CLOUD_METADATA_FIX",
     "PVC_NAME",
-    "RESTRICTED_POD_CONTEXT",
     "HomeStorage",
     "entries",
     "home_storage",

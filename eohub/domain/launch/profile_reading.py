@@ -64,6 +64,19 @@ def byte_count(value: object) -> int | None:
     return result if result > 0 else None
 
 
+def is_gpu(resource: object, gpu_resource: str) -> bool:
+    """Whether an extra resource counts as GPUs: ``gpu_resource`` or any ``*/gpu``."""
+    return isinstance(resource, str) and (resource == gpu_resource or resource.endswith("/gpu"))
+
+
+def requested(guarantee: Any, limit: Any, charge: str = "guarantee") -> Any:
+    """What is charged of a guarantee and a limit: the guarantee (with ``charge: limit``,
+    the limit), else the other. KubeSpawner's ``make_pod`` sends no request for a
+    guarantee of 0 or None, and Kubernetes then requests what is limited."""
+    first, second = (limit, guarantee) if charge == "limit" else (guarantee, limit)
+    return first or second
+
+
 def _plain(value: Any) -> Any:
     # 2.0 reads better as 2 in YAML; memory stays as the admin wrote it.
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -113,8 +126,7 @@ def read_size(
         ("cpu", "cpu_guarantee", "cpu_limit", NO_CPU, cores),
         ("memory", "mem_guarantee", "mem_limit", NO_MEMORY, byte_count),
     ):
-        # Kubernetes requests what is limited when only a limit is set.
-        data[what] = amounts.get(given, amounts.get(limit))
+        data[what] = requested(amounts.get(given), amounts.get(limit))
         if data[what] is None:
             warn(
                 where,
@@ -146,7 +158,7 @@ def read_gpus(
     total = 0
     for key in sorted({*limits, *guarantees}, key=str):
         path = f"{where}.kubespawner_override.extra_resource_limits.{key}"
-        if not isinstance(key, str) or not (key == gpu_resource or key.endswith("/gpu")):
+        if not is_gpu(key, gpu_resource):
             if any(key in (own.get(k) or {}) for k in _EXTRA):
                 warn(path, "only GPUs are converted; set it on QuotaKubeSpawner if all need it")
             continue

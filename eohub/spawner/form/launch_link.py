@@ -133,13 +133,18 @@ def check_link(
     try:
         authorize(config, member, request, None, rules)
     except FieldErrors as e:
-        # Which group to charge is the user's choice on the form.
-        problems = {k: v for k, v in e.errors.items() if k != "group" or request.group}
-        if problems:
-            raise web.HTTPError(
-                403, f"This launch link cannot be used: {_error_text(OptionsError(problems))}"
-            ) from None
+        _refuse_link(e, request)
     return request, not repo.trusted
+
+
+def _refuse_link(error: FieldErrors, request: LaunchRequest) -> None:
+    """403 with the policy's reasons, unless only the group is missing: which group to
+    charge is the user's choice on the form."""
+    problems = {k: v for k, v in error.errors.items() if k != "group" or request.group}
+    if problems:
+        raise web.HTTPError(
+            403, f"This launch link cannot be used: {_error_text(OptionsError(problems))}"
+        ) from None
 
 
 def check_profile_link(context: LaunchContext, request: LaunchRequest, profile: str) -> None:
@@ -151,11 +156,7 @@ def check_profile_link(context: LaunchContext, request: LaunchRequest, profile: 
         selection = select_profile(building, profile, {}, building=True)
         authorize_profile(context.config, context.member, request, selection, context.rules)
     except FieldErrors as e:
-        problems = {k: v for k, v in e.errors.items() if k != "group" or request.group}
-        if problems:
-            raise web.HTTPError(
-                403, f"This launch link cannot be used: {_error_text(OptionsError(problems))}"
-            ) from None
+        _refuse_link(e, request)
 
 
 def link_profile_prefill(request: LaunchRequest, profile: str) -> dict[str, object]:

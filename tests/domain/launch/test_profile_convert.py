@@ -18,7 +18,7 @@ from eohub.domain.launch.profile_convert import (
     convert_profiles,
     group_spellings,
 )
-from eohub.domain.launch.profile_reading import NO_CPU, NO_MEMORY, merge
+from eohub.domain.launch.profile_reading import NO_CPU, NO_MEMORY, merge, requested
 from eohub.domain.launch.profiles import parse_profile_list
 from tests.domain.launch.profile_convert_cases import (
     CONVERTS,
@@ -175,3 +175,21 @@ def test_merge_applies_overrides_as_kubespawner_does(
     base: dict[str, Any], overrides: list[dict[str, Any]], expected: dict[str, Any]
 ) -> None:
     assert merge(base, [(f"o{i}", o) for i, o in enumerate(overrides)]) == expected
+
+
+@pytest.mark.parametrize(
+    ("guarantee", "limit", "charge", "expected"),
+    [
+        (1, 2, "guarantee", 1),
+        (1, 2, "limit", 2),
+        (None, 2, "guarantee", 2),
+        # KubeSpawner sends no request for a guarantee of 0: Kubernetes requests the limit.
+        (0, 2, "guarantee", 2),
+        (1, None, "limit", 1),
+        (None, None, "guarantee", None),
+    ],
+)
+def test_what_is_charged_of_a_guarantee_and_a_limit(
+    guarantee: object, limit: object, charge: str, expected: object
+) -> None:
+    assert requested(guarantee, limit, charge) == expected
