@@ -55,10 +55,12 @@ UNLIMITED = Limits()
 
 @dataclass(frozen=True)
 class Running:
-    """Servers running now, and the millicores they hold."""
+    """Servers running now, and what they hold."""
 
     servers: int = 0
     millicores: int = 0
+    memory_bytes: int = 0
+    gpus: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,16 +72,25 @@ class Standing:
     used: Usage = field(default_factory=Usage)
     running: Running = field(default_factory=Running)
     storage_bytes: int = 0
+    member: bool = False  # the user's own row (named, or each member's), not the group's
 
 
 @dataclass(frozen=True)
 class Decision:
+    """The answer, and the standing it was measured against (see :func:`standing_json`)."""
+
     allowed: bool
     reason: str
     budget_left: dict[str, float | None]
+    standing: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"allowed": self.allowed, "reason": self.reason, "budget_left": self.budget_left}
+        return {
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "budget_left": self.budget_left,
+            "standing": self.standing,
+        }
 
 
 def _hours(value: Fraction) -> str:
@@ -104,6 +115,43 @@ def budget_left(standings: list[Standing]) -> dict[str, float | None]:
     return result
 
 
+def room(standing: Standing) -> dict[str, Any]:
+    """What one scope has left and what it runs, in whole units, ``None`` where unlimited.
+
+    The hub's client keeps this to decide on its own while the service is unreachable
+    (:mod:`eohub.domain.accounting.last_known`).
+    """
+    lim, used, run = standing.limits, standing.used, standing.running
+
+    def hours(limit: Fraction | None, spent: Fraction) -> float | None:
+        return None if limit is None else round(float(limit - spent), 6)
+
+    return {
+        "servers_left": None if lim.max_servers is None else lim.max_servers - run.servers,
+        "millicores_left": (
+            None if lim.max_cores is None else int(lim.max_cores * 1000) - run.millicores
+        ),
+        "core_hours_left": hours(lim.core_hours, used.core_hours),
+        "gpu_hours_left": hours(lim.gpu_hours, used.gpu_hours),
+        "memory_gib_hours_left": hours(lim.memory_gib_hours, used.memory_gib_hours),
+        "storage_over": lim.storage_bytes is not None
+        and standing.storage_bytes > lim.storage_bytes,
+        "running": {
+            "servers": run.servers,
+            "millicores": run.millicores,
+            "memory_bytes": run.memory_bytes,
+            "gpus": run.gpus,
+        },
+    }
+
+
+def standing_json(standings: list[Standing]) -> dict[str, Any]:
+    """The room of the group's row and of the user's row; ``None`` where no row applies."""
+    group = next((room(s) for s in standings if not s.member), None)
+    member = next((room(s) for s in standings if s.member), None)
+    return {"group": group, "member": member}
+
+
 def decide(request: Resources, standings: list[Standing]) -> Decision:
     """Allow the request only if every scope has budget left and room to run it.
 
@@ -111,6 +159,7 @@ def decide(request: Resources, standings: list[Standing]) -> Decision:
     request for GPUs, so CPU work goes on when the GPU hours are gone.
     """
     left = budget_left(standings)
+    standing = standing_json(standings)
     for s in standings:
         lim = s.limits
         checks: list[tuple[Fraction | None, Fraction, str, bool]] = [
@@ -125,6 +174,7 @@ def decide(request: Resources, standings: list[Standing]) -> Decision:
                     f"The {what} budget of {s.scope} is spent: {_hours(used)} of "
                     f"{_hours(limit)} used this period.",
                     left,
+                    standing,
                 )
         if lim.storage_bytes is not None and s.storage_bytes > lim.storage_bytes:
             return Decision(
@@ -132,6 +182,7 @@ def decide(request: Resources, standings: list[Standing]) -> Decision:
                 f"{s.scope.capitalize()} stores {s.storage_bytes / 1024**3:.1f} GiB, over its "
                 f"quota of {lim.storage_bytes / 1024**3:.1f} GiB. Free some space first.",
                 left,
+                standing,
             )
         if lim.max_servers is not None and s.running.servers + 1 > lim.max_servers:
             return Decision(
@@ -139,6 +190,7 @@ def decide(request: Resources, standings: list[Standing]) -> Decision:
                 f"{s.scope.capitalize()} already runs {s.running.servers} of at most "
                 f"{lim.max_servers} servers at once. Stop one to start another.",
                 left,
+                standing,
             )
         if lim.max_cores is not None:
             wanted = Fraction(s.running.millicores + request.millicores, 1000)
@@ -149,5 +201,6 @@ def decide(request: Resources, standings: list[Standing]) -> Decision:
                     f"at once; {s.running.millicores / 1000:g} are in use and "
                     f"{request.millicores / 1000:g} more were asked for.",
                     left,
+                    standing,
                 )
-    return Decision(True, "Within quota.", left)
+    return Decision(True, "Within quota.", left, standing)

@@ -68,23 +68,36 @@ def tally_open_sessions(
     """Add the group's open sessions to the closed usage of the window.
 
     Every open session counts for the group, and also for ``user`` when it is theirs:
-    its usage within ``window`` up to ``now``, one running server and its millicores.
+    its usage within ``window`` up to ``now``, one running server and what it holds.
     Returns the group's tally, then the user's.
     """
-    group_servers = group_mcores = user_servers = user_mcores = 0
+    group = _Counts()
+    mine = _Counts()
     for who, resources, started in sessions:
         piece = usage_in_window(resources, started, now, window)
         group_used += piece
-        group_servers += 1
-        group_mcores += resources.millicores
+        group.add(resources)
         if who == user:
             user_used += piece
-            user_servers += 1
-            user_mcores += resources.millicores
-    return (
-        Tally(group_used, Running(group_servers, group_mcores)),
-        Tally(user_used, Running(user_servers, user_mcores)),
-    )
+            mine.add(resources)
+    return Tally(group_used, group.running()), Tally(user_used, mine.running())
+
+
+@dataclass
+class _Counts:
+    servers: int = 0
+    millicores: int = 0
+    memory_bytes: int = 0
+    gpus: int = 0
+
+    def add(self, resources: Resources) -> None:
+        self.servers += 1
+        self.millicores += resources.millicores
+        self.memory_bytes += resources.memory_bytes
+        self.gpus += resources.gpus
+
+    def running(self) -> Running:
+        return Running(self.servers, self.millicores, self.memory_bytes, self.gpus)
 
 
 def standings_of(
@@ -105,7 +118,11 @@ def standings_of(
     if quotas.member is not None:
         found.append(
             Standing(
-                f"user {user} in group {group_name}", quotas.member, member.used, member.running
+                f"user {user} in group {group_name}",
+                quotas.member,
+                member.used,
+                member.running,
+                member=True,
             )
         )
     return found

@@ -161,6 +161,41 @@ def test_concurrent_limits_per_group_and_member(store, clock) -> None:  # type: 
     assert "1 of at most 1 servers" in second.reason
 
 
+def test_the_quota_answer_carries_each_rows_room_alike_on_every_database(store, clock) -> None:  # type: ignore[no-untyped-def]
+    store.put_group(
+        "climate",
+        quotas={
+            "": Limits(max_cores=Fraction(3), core_hours=Fraction(10)),
+            "*": Limits(max_servers=2),
+        },
+    )
+    at = clock.now - timedelta(hours=2)
+    store.ingest(parse_batch(start(user="bob", at=at, cpu=2, memory_bytes=3 * GIB, gpus=1)))
+    store.ingest(parse_batch(start(user="alice", server="a", at=at, cpu=0.5)))
+    standing = store.check_quota("alice", "climate", Resources.from_cpu(0.5)).standing
+    assert standing == {
+        "group": {
+            "servers_left": None,
+            "millicores_left": 500,
+            "core_hours_left": 5.0,
+            "gpu_hours_left": None,
+            "memory_gib_hours_left": None,
+            "storage_over": False,
+            "running": {"servers": 2, "millicores": 2500, "memory_bytes": 3 * GIB, "gpus": 1},
+        },
+        "member": {
+            "servers_left": 1,
+            "millicores_left": None,
+            "core_hours_left": None,
+            "gpu_hours_left": None,
+            "memory_gib_hours_left": None,
+            "storage_over": False,
+            "running": {"servers": 1, "millicores": 500, "memory_bytes": 0, "gpus": 0},
+        },
+    }
+    assert store.check_quota("erin", "ghosts", Resources.from_cpu(1)).standing == {}
+
+
 def test_rolling_allocation_sums_daily_buckets(store, clock) -> None:  # type: ignore[no-untyped-def]
     store.put_group(
         "climate",

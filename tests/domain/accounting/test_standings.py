@@ -135,14 +135,28 @@ USER_TALLY = Tally(core_hours(2), Running(1, 1000))
         (
             "member row, never the storage",
             ApplicableQuotas(None, EACH),
-            [Standing("user alice in group climate", EACH, core_hours(2), Running(1, 1000))],
+            [
+                Standing(
+                    "user alice in group climate",
+                    EACH,
+                    core_hours(2),
+                    Running(1, 1000),
+                    member=True,
+                )
+            ],
         ),
         (
             "both, group first",
             ApplicableQuotas(GROUP, ALICE),
             [
                 Standing("group climate", GROUP, core_hours(7), Running(3, 2500), 123),
-                Standing("user alice in group climate", ALICE, core_hours(2), Running(1, 1000)),
+                Standing(
+                    "user alice in group climate",
+                    ALICE,
+                    core_hours(2),
+                    Running(1, 1000),
+                    member=True,
+                ),
             ],
         ),
     ],
