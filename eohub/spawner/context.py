@@ -133,6 +133,7 @@ async def ask_budgets(
                     cpu=charged.millicores / 1000,
                     memory_bytes=charged.memory_bytes,
                     gpus=0,
+                    for_spawn=False,
                 )
                 for g in groups
             )

@@ -8,11 +8,13 @@ state, so that a hub restarted in between still records the stop, with the same 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from eohub.domain.launch.policy import Launch
 from eohub.logs import get_logger
+from eohub.spawner.metrics import timed
 
 log = get_logger(__name__)
 
@@ -90,36 +92,59 @@ class SessionLedger:
         self._spawn_started_at = started
         return started
 
+    def _begin_start_record(self) -> None:
+        """Record the start, queueing it in the background: the backend has started the
+        server (JupyterHub still waits for it to answer), and the user need not wait for
+        the outbox's disk sync as well. A stop waits for it, so the
+        outbox always holds a server's start before its stop; if the hub dies before
+        the start is queued, the reconcile loop opens the session from the hub's list of
+        servers."""
+        self._recording = asyncio.ensure_future(self._queue_start(*self._note_start()))
+
     async def _record_start(self) -> None:
+        await self._queue_start(*self._note_start())
+
+    def _note_start(self) -> tuple[Launch, datetime]:
+        """Keep the open session in the state now, for a hub that restarts."""
         launch = self.launch
         assert launch is not None
         started_at = self._started_at()
+        self._eohub_session = {"started_at": started_at.isoformat(), "group": launch.group}
+        # The form prefills the last choices that started a server; JupyterHub's own
+        # saved options are the last ones asked for, refused or not.
+        self._eohub_last_options = dict(self.user_options)  # type: ignore[attr-defined]
+        return launch, started_at
+
+    async def _queue_start(self, launch: Launch, started_at: datetime) -> None:
         resources = launch.size.charged
-        session = {"started_at": started_at.isoformat(), "group": launch.group}
         try:
-            await self.accounting.record_start(
-                user=self.user.name,  # type: ignore[attr-defined]
-                server=self.name,  # type: ignore[attr-defined]
-                started_at=started_at,
-                group=launch.group,
-                cpu=resources.millicores / 1000,
-                memory_bytes=resources.memory_bytes,
-                gpus=resources.gpus,
-                profile=launch.environment.name,
-                image=launch.environment.image or (launch.repo and launch.repo.image) or "",
-            )
+            with timed("record"):
+                await self.accounting.record_start(
+                    user=self.user.name,  # type: ignore[attr-defined]
+                    server=self.name,  # type: ignore[attr-defined]
+                    started_at=started_at,
+                    group=launch.group,
+                    cpu=resources.millicores / 1000,
+                    memory_bytes=resources.memory_bytes,
+                    gpus=resources.gpus,
+                    profile=launch.environment.name,
+                    image=launch.environment.image or (launch.repo and launch.repo.image) or "",
+                )
         except Exception:
             # The reconcile loop opens the session from the hub's list of servers.
             log.exception(
                 "Could not queue the accounting start of {server}",
                 server=self._log_name,  # type: ignore[attr-defined]
             )
-        self._eohub_session = session
-        # The form prefills the last choices that started a server; JupyterHub's own
-        # saved options are the last ones asked for, refused or not.
-        self._eohub_last_options = dict(self.user_options)  # type: ignore[attr-defined]
+
+    async def start_recorded(self) -> None:
+        """Wait until the start of the server is queued (or failed to be, and logged)."""
+        recording: asyncio.Future[None] | None = getattr(self, "_recording", None)
+        if recording is not None:
+            await asyncio.shield(recording)
 
     async def _record_stop(self, reason: str) -> None:
+        await self.start_recorded()
         session = self._session
         if session is None:
             return

@@ -24,6 +24,7 @@ starts a server the policy did not approve.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -71,6 +72,8 @@ from eohub.spawner.context import (
 from eohub.spawner.errors import options_error, user_error
 from eohub.spawner.form.render import INVALID_CONFIG, render, render_launch_form
 from eohub.spawner.ledger import SessionLedger
+from eohub.spawner.metrics import SPAWN_STEP_SECONDS
+from eohub.spawner.quota import QuotaCheck
 from eohub.spawner.repo_launches import RepoLaunchError, shared_repo_launches
 from eohub.spawner.repo_progress import RepoProgress
 from eohub.spawner.settings import LaunchSettings
@@ -105,7 +108,7 @@ async def render_form(
     return render_launch_form(context)
 
 
-class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
+class QuotaSpawnerMixin(SessionLedger, QuotaCheck, LaunchSettings):
     """The launch form, policy, quota and accounting; mix in before a JupyterHub Spawner."""
 
     launch: Launch | None = None
@@ -276,6 +279,15 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         Raises HTTPError 400 (bad options, with field errors) or 403 (quota), before
         anything is created.
         """
+        began = time.perf_counter()
+        self._quota_seconds = 0.0
+        try:
+            return await self._authorize_launch(user_options)
+        finally:
+            policy = time.perf_counter() - began - self._quota_seconds
+            SPAWN_STEP_SECONDS.labels(step="policy").observe(max(policy, 0.0))
+
+    async def _authorize_launch(self, user_options: Mapping[str, Any]) -> Launch:
         try:
             context = await self.launch_context(form=False)
         except InvalidLaunchConfig as e:
@@ -339,24 +351,6 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         """Make the repository of ``launch`` ready to start: each backend overrides."""
         raise NotImplementedError
 
-    async def allowed_quota(self, launch: Launch) -> QuotaAnswer:
-        """Accounting's answer for ``launch``; a 403 with its reason when it refuses."""
-        answer = await self.check_quota(launch)
-        if not answer.allowed:
-            raise user_error(403, answer.reason, "Quota")
-        return answer
-
-    async def check_quota(self, launch: Launch) -> QuotaAnswer:
-        resources = launch.size.charged
-        answer: QuotaAnswer = await self.accounting.check_quota(
-            user=self.user.name,  # type: ignore[attr-defined]
-            group=launch.group,
-            cpu=resources.millicores / 1000,
-            memory_bytes=resources.memory_bytes,
-            gpus=resources.gpus,
-        )
-        return answer
-
     def apply_launch(self, launch: Launch) -> None:
         """Set the backend's traits from an approved launch (each backend overrides)."""
         raise NotImplementedError
@@ -387,7 +381,7 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
         if self.launch.repo is not None:
             await self._prepare_repository(self.launch)
         result = await super().start()  # type: ignore[misc]
-        await self._record_start()
+        self._begin_start_record()
         return result
 
     async def _prepare_repository(self, launch: Launch) -> None:
@@ -421,8 +415,8 @@ class QuotaSpawnerMixin(SessionLedger, LaunchSettings):
             f"Launching {launch.environment.display_name}, size {launch.size.display_name}, "
             f"charged to {launch.group}."
         ]
-        if answer is not None and answer.source != "service":
-            lines.append(f"Quota not checked: {answer.reason}")
+        if answer is not None and answer.decided_by == "policy":
+            lines.append(f"Quota decided without the accounting service: {answer.reason}")
         elif answer is not None:
             left = answer.budget_left.get("core_hours") if answer.budget_left else None
             budget = "no core-hour limit" if left is None else f"{left:.1f} core-hours left"

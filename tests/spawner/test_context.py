@@ -126,7 +126,14 @@ class Accounting:
         self.asked: list[tuple[str, str, float, int]] = []
 
     async def check_quota(
-        self, *, user: str, group: str, cpu: float, memory_bytes: int = 0, gpus: int = 0
+        self,
+        *,
+        user: str,
+        group: str,
+        cpu: float,
+        memory_bytes: int = 0,
+        gpus: int = 0,
+        **_: Any,
     ) -> QuotaAnswer:
         self.asked.append((user, group, cpu, gpus))
         if self.error is not None:

@@ -46,6 +46,7 @@ async def start_with_progress(spawner: Any) -> tuple[str, list[dict[str, Any]]]:
     await asyncio.sleep(0)  # the hub asks for progress once the start is under way
     events = asyncio.ensure_future(progress())
     url = await start
+    await spawner.start_recorded()  # queued in the background once the server is up
     return url, await events
 
 
@@ -108,6 +109,7 @@ async def test_a_pod_gone_behind_the_hubs_back_is_recorded_as_stopped_by_poll(
     spawner = await make_spawner("bob", accounting=accounting, api_url=kube.url)
     await spawner.apply_user_options(spawner, {"group": "eo-ml"})
     await spawner.start()
+    await spawner.start_recorded()
     assert len(accounting.starts) == 1
 
     kube.delete("pods", NAMESPACE, spawner.pod_name)  # evicted, or deleted by an admin

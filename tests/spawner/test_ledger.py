@@ -6,6 +6,7 @@ A tiny backend stands in for the spawner classes, so each rule is seen on its ow
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -162,3 +163,29 @@ async def test_an_accounting_outage_is_logged_and_the_session_still_kept(
     assert spawner._session is None
     assert "Could not queue the accounting start of ada's server" in caplog.text
     assert "Could not queue the accounting stop of ada's server" in caplog.text
+
+
+class SlowDisk(Accounting):
+    """The outbox's disk sync takes a while: the start is queued once ``synced`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.synced = asyncio.Event()
+
+    async def record_start(self, **fields: Any) -> None:
+        await self.synced.wait()
+        await super().record_start(**fields)
+
+
+async def test_the_start_is_queued_off_the_spawn_path_and_always_before_its_stop() -> None:
+    accounting = SlowDisk()
+    spawner = Spawner(accounting, STARTED)
+    spawner._begin_start_record()  # what start() does once the server is up
+    # The spawn goes on at once; the state already holds the session, for a restart.
+    assert spawner.get_state()[STATE_KEY]["started_at"] == STARTED.isoformat()
+    stopping = asyncio.ensure_future(spawner.stop())
+    await asyncio.sleep(0.01)
+    assert accounting.calls == []  # the stop waits for its start
+    accounting.synced.set()
+    await stopping
+    assert [kind for kind, _ in accounting.calls] == ["start", "stop"]

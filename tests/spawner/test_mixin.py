@@ -122,7 +122,7 @@ async def test_an_unchecked_quota_is_said_in_the_progress() -> None:
     spawner = make_spawner({"climate"}, answer)
     await spawner.authorize_launch({})
     assert spawner.launch_messages()[1] == (
-        "Quota not checked: the accounting service did not answer"
+        "Quota decided without the accounting service: the accounting service did not answer"
     )
 
 

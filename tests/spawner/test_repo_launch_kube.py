@@ -102,9 +102,11 @@ async def start_following(spawner: Any) -> tuple[Any, list[str]]:
     await asyncio.sleep(0)  # the hub asks for progress once the start is under way
     messages = [e["message"] async for e in iterate_until(start, spawner.progress())]
     try:
-        return await start, messages
+        url = await start
     except Exception as e:
         return e, messages
+    await spawner.start_recorded()  # queued in the background once the server is up
+    return url, messages
 
 
 def pod_images(kube: FakeKubeAPI) -> list[str]:

@@ -109,7 +109,14 @@ class FakeAccounting:
         self.stops: list[dict[str, Any]] = []
 
     async def check_quota(
-        self, *, user: str, group: str, cpu: float, memory_bytes: int = 0, gpus: int = 0
+        self,
+        *,
+        user: str,
+        group: str,
+        cpu: float,
+        memory_bytes: int = 0,
+        gpus: int = 0,
+        **_: Any,
     ) -> QuotaAnswer:
         self.quota_checks.append(
             {"user": user, "group": group, "cpu": cpu, "memory_bytes": memory_bytes, "gpus": gpus}

@@ -14,24 +14,29 @@ already has is only counted as a duplicate.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient
 from traitlets import Enum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from eohub import logs
+from eohub.accounting.client.addresses import (
+    DEFAULT_SERVICE_ROOT,
+    DEFAULT_URL,
+    SERVICE_PREFIX,
+    hub_spawn_limit,
+    service_url,
+)
 from eohub.accounting.client.http import NoAnswer, Reply, post_json
 from eohub.accounting.client.outbox import DeadLetter, Outbox
-from eohub.accounting.client.replies import QuotaAnswer, delivery, quota_answer
+from eohub.accounting.client.outbox_thread import OutboxThread
+from eohub.accounting.client.quota_checks import QuotaChecks, QuotaSettings
+from eohub.accounting.client.replies import QuotaAnswer, delivery
 from eohub.accounting.client.sender import Delivery, OutboxSender
-from eohub.accounting.scopes import SERVICE_NAME
 from eohub.domain.accounting.events import (
     MAX_BATCH,
     parse_event,
@@ -42,12 +47,6 @@ from eohub.domain.accounting.requests import parse_quota_request
 from eohub.logs import get_logger
 
 log = get_logger(__name__)
-
-T = TypeVar("T")
-
-DEFAULT_SERVICE_ROOT = "http://127.0.0.1:10101"
-SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
-DEFAULT_URL = DEFAULT_SERVICE_ROOT + SERVICE_PREFIX
 
 
 class AccountingClient(LoggingConfigurable):
@@ -82,19 +81,42 @@ class AccountingClient(LoggingConfigurable):
         "",
         help="PEM file of the CA for an ``https://`` url. Empty: the system's trust store.",
     ).tag(config=True)
-    quota_timeout = Float(
+    quota_connect_timeout = Float(
         2.0,
         help="""
-        Seconds a quota check may take, connecting included. A user waits this long at
-        most before ``quota_failure_policy`` decides.
+        Seconds a quota check may take to connect to the service. Time a check waits
+        inside the hub for a free connection (``quota_max_connections``) is not counted.
+        """,
+    ).tag(config=True)
+    quota_timeout = Float(
+        5.0,
+        help="""
+        Seconds a quota check may take in all, connecting included, once it has a
+        connection; it may wait as long again for a free connection (only when more
+        checks than ``quota_max_connections`` are in flight). Then ``quota_failure_policy``
+        decides. A healthy service answers in milliseconds; the margin is for the hub's
+        own event loop, which runs late while a class starts its servers at once.
+        """,
+    ).tag(config=True)
+    quota_max_connections = Int(
+        0,
+        min=0,
+        help="""
+        Most quota checks in flight at once, each on its own connection; more wait in
+        the hub for a free one. 0 (default): the hub's ``JupyterHub.concurrent_spawn_limit``
+        (Zero to JupyterHub's ``hub.concurrentSpawnLimit``, 64), or 64 when that is
+        unlimited, so every spawn in flight can ask at once. Events are sent on
+        connections of their own.
         """,
     ).tag(config=True)
     quota_failure_policy = Enum(
-        ["open", "closed"],
+        ["open", "closed", "last_known"],
         "open",
         help="""
         What a quota check answers when the accounting service cannot (down, slow,
-        failing, or refusing the hub's token).
+        failing, or refusing the hub's token). Each such answer is counted in the hub's
+        ``eohub_quota_checks_by_policy_total`` metric, and an outage is logged once as a
+        warning when it begins, not once per check.
 
         ``open`` (default): start the server anyway. Its start and stop are still
         recorded in the outbox and charged once the service is back, so an outage lets
@@ -105,6 +127,31 @@ class AccountingClient(LoggingConfigurable):
         ``closed``: refuse to start, telling the user to try again later. Choose it when
         budgets are hard limits, e.g. paid cloud credits or scarce GPUs; an accounting
         outage then stops all new servers.
+
+        ``last_known``: decide from the service's last answer to this user in this group,
+        if it is at most ``quota_last_known_max_age`` old, conservatively: the servers
+        started since count against the group's and the user's limits, running servers
+        keep burning hours, stopped ones are not given back, and a last refusal stays a
+        refusal. Without such an answer (a user not seen since the hub started, or an
+        outage longer than the age limit), ``quota_last_known_fallback`` decides. The
+        standings live in the hub's memory: a hub restarted during an outage has none.
+        Choose it to keep hard limits mostly held through short outages without
+        stopping everyone's work.
+        """,
+    ).tag(config=True)
+    quota_last_known_max_age = Float(
+        900.0,
+        help="""
+        Seconds a standing from the service is used for by the ``last_known`` policy.
+        The older it is, the more it guesses: servers stopped since are not given back.
+        """,
+    ).tag(config=True)
+    quota_last_known_fallback = Enum(
+        ["open", "closed"],
+        "open",
+        help="""
+        The policy the ``last_known`` policy falls back to when it has no standing of
+        the user in the group that is recent enough; see ``quota_failure_policy``.
         """,
     ).tag(config=True)
     request_timeout = Float(
@@ -137,7 +184,7 @@ class AccountingClient(LoggingConfigurable):
     @default("url")
     def _url_default(self) -> str:
         # traitlets does not validate defaults, so the environment's value is checked here.
-        return _service_url(os.environ.get("EOHUB_ACCOUNTING_URL", DEFAULT_SERVICE_ROOT))
+        return service_url(os.environ.get("EOHUB_ACCOUNTING_URL", DEFAULT_SERVICE_ROOT))
 
     @default("api_token")
     def _api_token_default(self) -> str:
@@ -145,9 +192,16 @@ class AccountingClient(LoggingConfigurable):
 
     @validate("url")
     def _validate_url(self, proposal: dict[str, Any]) -> str:
-        return _service_url(str(proposal["value"]))
+        return service_url(str(proposal["value"]))
 
-    @validate("quota_timeout", "request_timeout", "retry_initial_delay", "retry_max_delay")
+    @validate(
+        "quota_timeout",
+        "quota_connect_timeout",
+        "quota_last_known_max_age",
+        "request_timeout",
+        "retry_initial_delay",
+        "retry_max_delay",
+    )
     def _validate_positive(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
         if not value > 0:
@@ -165,11 +219,9 @@ class AccountingClient(LoggingConfigurable):
         super().__init__(**kwargs)
         # The hub's logger (the parent's, or the one passed as ``log``) shows our lines.
         logs.attach(self.log)
-        self._outbox: Outbox | None = None
-        # One worker thread: outbox calls run one at a time, and never on the event loop.
-        self._executor: ThreadPoolExecutor | None = None
-        self._open_lock = asyncio.Lock()
+        self._outbox = OutboxThread(lambda: self.outbox_path)
         self._http: AsyncHTTPClient | None = None
+        self._quota: QuotaChecks | None = None
         self._sender: OutboxSender | None = None
         self._stopped = False
         self._token_refused = False
@@ -177,14 +229,24 @@ class AccountingClient(LoggingConfigurable):
     # -- quota -------------------------------------------------------------------
 
     async def check_quota(
-        self, *, user: str, group: str, cpu: float, memory_bytes: int = 0, gpus: int = 0
+        self,
+        *,
+        user: str,
+        group: str,
+        cpu: float,
+        memory_bytes: int = 0,
+        gpus: int = 0,
+        server: str = "",
+        for_spawn: bool = True,
     ) -> QuotaAnswer:
         """Ask the service whether ``user`` may start a server of this size for ``group``.
 
         Raises ValueError (an :class:`~eohub.domain.accounting.events.EventError`) for
         a request the service would refuse, e.g. ``cpu=0``, since no policy should
         answer that. Every failure of the service becomes an answer by
-        ``quota_failure_policy``.
+        ``quota_failure_policy``. ``server`` names the server to be started, so that
+        the ``last_known`` policy knows when the service has counted it;
+        ``for_spawn=False`` asks without starting anything (the launch form's budgets).
         """
         body = {
             "user": user,
@@ -194,44 +256,15 @@ class AccountingClient(LoggingConfigurable):
             "gpus": gpus,
         }
         parse_quota_request(body)  # the service's own rules
-        try:
-            reply = await self._post("api/quota/check", body, self.quota_timeout)
-        except NoAnswer as e:
-            return self._quota_fallback(user, group, e.problem, e.detail)
-        if reply.code == 200:
-            answer = quota_answer(reply.body)
-            if answer is not None:
-                return answer
-            problem = "The accounting service sent an answer eohub cannot read"
-        elif reply.code in (401, 403):
-            self._log_token_refused(reply.code)
-            problem = "The accounting service refused the hub's token"
-        else:
-            problem = "The accounting service failed"
-        return self._quota_fallback(user, group, problem, f"HTTP {reply.code}")
-
-    def _quota_fallback(self, user: str, group: str, problem: str, detail: str) -> QuotaAnswer:
-        if self.quota_failure_policy == "open":
-            answer = QuotaAnswer(True, f"{problem}; starting anyway (fail-open).", {}, "fail-open")
-        else:
-            answer = QuotaAnswer(
-                False,
-                f"{problem}, so the quota cannot be checked and no server is started "
-                "(fail-closed). Try again in a few minutes; if this persists, tell the "
-                "platform's admins.",
-                {},
-                "fail-closed",
-            )
-        log.warning(
-            "Quota check of {user} for group {group} decided by the {policy} policy: "
-            "{problem} ({detail})",
-            user=user,
-            group=group,
-            policy=answer.source,
-            problem=problem,
-            detail=detail,
+        return await self._quota_checks().check(
+            QuotaSettings.of(self), body, server if for_spawn else None
         )
-        return answer
+
+    def _quota_checks(self) -> QuotaChecks:
+        if self._quota is None:
+            connections = self.quota_max_connections or hub_spawn_limit(self.config)
+            self._quota = QuotaChecks(connections, self._log_token_refused)
+        return self._quota
 
     # -- events ------------------------------------------------------------------
 
@@ -266,7 +299,10 @@ class AccountingClient(LoggingConfigurable):
             profile=profile,
             image=image,
         )
-        return await self._record(event)
+        queued = await self._record(event)
+        if self._quota is not None:
+            self._quota.queued(user, server)
+        return queued
 
     async def record_stop(
         self,
@@ -285,7 +321,7 @@ class AccountingClient(LoggingConfigurable):
 
     async def _record(self, event: dict[str, Any]) -> str:
         parse_event(event)
-        if not await self._io(lambda o: o.put([event])):
+        if not await self._outbox.put(event):
             log.debug("Accounting event {event} was queued already", event=event["id"])
         # Never started: start sending on first use. After stop(): events still go to
         # the outbox, for the next start.
@@ -298,7 +334,7 @@ class AccountingClient(LoggingConfigurable):
     async def start(self) -> None:
         """Open the outbox (raising OutboxError if it cannot be used) and send its events."""
         self._stopped = False
-        await self._open_outbox()
+        await self._outbox.open()
         if not self.api_token:
             log.warning(
                 "AccountingClient has no api_token: set c.AccountingClient.api_token "
@@ -331,26 +367,22 @@ class AccountingClient(LoggingConfigurable):
         if self._http is not None:
             self._http.close()
             self._http = None
-        async with self._open_lock:
-            outbox, self._outbox = self._outbox, None
-            executor, self._executor = self._executor, None
-            if outbox is not None and executor is not None:
-                await asyncio.get_running_loop().run_in_executor(executor, outbox.close)
-            if executor is not None:
-                executor.shutdown(wait=False)
+        if self._quota is not None:
+            self._quota.close()
+        await self._outbox.close()
         return empty
 
     async def pending(self) -> int:
         """How many events wait to be sent."""
-        return await self._io(Outbox.count)
+        return await self._outbox.run(Outbox.count)
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The oldest events the service refused for good, with its field errors."""
-        return await self._io(lambda o: o.dead_letters(limit))
+        return await self._outbox.run(lambda o: o.dead_letters(limit))
 
     async def requeue_dead_letters(self, rowids: list[int] | None = None) -> int:
         """Queue dead letters (all, or ``rowids``) again, e.g. after a service upgrade."""
-        count = await self._io(lambda o: o.requeue_dead_letters(rowids))
+        count = await self._outbox.run(lambda o: o.requeue_dead_letters(rowids))
         if not self._stopped:
             self._ensure_sender().notify()
         return count
@@ -358,7 +390,7 @@ class AccountingClient(LoggingConfigurable):
     def _ensure_sender(self) -> OutboxSender:
         if self._sender is None:
             self._sender = OutboxSender(
-                io=self._io,
+                io=self._outbox.run,
                 send=self._send_batch,
                 batch_size=self.batch_size,
                 retry_initial_delay=self.retry_initial_delay,
@@ -374,6 +406,8 @@ class AccountingClient(LoggingConfigurable):
             return Delivery("retry", problem=f"{e.problem} ({e.detail})")
         if reply.code == 200:
             self._token_refused = False
+            if self._quota is not None:
+                self._quota.delivered(events)
             counts = reply.body if isinstance(reply.body, dict) else {}
             log.debug(
                 "Accounting events delivered: {accepted} accepted, {duplicates} duplicates",
@@ -396,25 +430,11 @@ class AccountingClient(LoggingConfigurable):
 
     # -- I/O boundaries -----------------------------------------------------------
 
-    async def _open_outbox(self) -> tuple[Outbox, ThreadPoolExecutor]:
-        async with self._open_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="eohub-outbox")
-            if self._outbox is None:
-                self._outbox = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, Outbox, self.outbox_path
-                )
-            return self._outbox, self._executor
-
-    async def _io(self, call: Callable[[Outbox], T], /) -> T:
-        outbox, executor = await self._open_outbox()
-        return await asyncio.get_running_loop().run_in_executor(executor, call, outbox)
-
     async def _post(self, path: str, body: Mapping[str, Any], seconds: float) -> Reply:
         """POST JSON and return the reply, whatever its status; or raise NoAnswer."""
         if self._http is None:
-            # Our own client: a hanging service must not take the connection slots of
-            # the hub's shared AsyncHTTPClient, which it needs to talk to the proxy.
+            # Events' own client: a hanging service must not take the connection slots of
+            # the hub's shared AsyncHTTPClient (the proxy's) or of the quota checks.
             self._http = AsyncHTTPClient(force_instance=True)
         return await post_json(
             self._http,
@@ -426,19 +446,5 @@ class AccountingClient(LoggingConfigurable):
         )
 
 
-def _service_url(url: str) -> str:
-    """The API base that paths are appended to; TraitError if ``url`` cannot be one."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-        raise TraitError(
-            "AccountingClient.url must be an http:// or https:// URL without a query, "
-            f"like {DEFAULT_URL}; got {url!r}"
-        )
-    if parts.path in ("", "/"):
-        # The service's own address: JupyterHub serves a service under its prefix.
-        return url.rstrip("/") + SERVICE_PREFIX
-    return url if url.endswith("/") else url + "/"
-
-
 # QuotaAnswer is what quota_check returns: the spawners import it from here.
-__all__ = ["DEFAULT_URL", "AccountingClient", "QuotaAnswer"]
+__all__ = ["DEFAULT_URL", "AccountingClient", "QuotaAnswer", "hub_spawn_limit"]

@@ -28,12 +28,14 @@ class Reply:
 
 
 class NoAnswer(Exception):
-    """No HTTP answer at all: ``problem`` is a sentence for users, ``detail`` for logs."""
+    """No HTTP answer at all: ``problem`` is a sentence for users, ``detail`` for logs;
+    ``kind`` says why: ``timeout``, ``refused`` (the connection), or ``error``."""
 
-    def __init__(self, problem: str, detail: str) -> None:
+    def __init__(self, problem: str, detail: str, *, kind: str = "error") -> None:
         super().__init__(problem)
         self.problem = problem
         self.detail = detail
+        self.kind = kind
 
 
 async def post_json(
@@ -43,10 +45,12 @@ async def post_json(
     *,
     token: str,
     seconds: float,
+    connect_seconds: float | None = None,
     ca_file: str = "",
 ) -> Reply:
-    """POST ``body`` as JSON to ``url`` within ``seconds``; raise :class:`NoAnswer` if
-    nothing answers. The token goes in the header only, and never into a message."""
+    """POST ``body`` as JSON to ``url`` within ``seconds`` (connecting within
+    ``connect_seconds``, default ``seconds``); raise :class:`NoAnswer` if nothing
+    answers. The token goes in the header only, and never into a message."""
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if token:
         headers["Authorization"] = f"token {token}"
@@ -55,7 +59,7 @@ async def post_json(
         method="POST",
         headers=headers,
         body=json.dumps(body),
-        connect_timeout=seconds,
+        connect_timeout=seconds if connect_seconds is None else connect_seconds,
         request_timeout=seconds,
         ca_certs=ca_file or None,
     )
@@ -67,10 +71,18 @@ async def post_json(
     except (HTTPClientError, OSError) as e:
         # simple_httpclient raises HTTPTimeoutError; curl_httpclient a 599 saying so.
         if isinstance(e, HTTPTimeoutError) or "timed out" in str(e).lower():
-            problem = f"The accounting service did not answer within {seconds:g} s"
+            kind, problem = (
+                "timeout",
+                f"The accounting service did not answer within {seconds:g} s",
+            )
         else:
+            # curl_httpclient (JupyterHub's with pycurl) says so in a 599's message.
+            refused = isinstance(e, ConnectionRefusedError) or any(
+                words in str(e) for words in ("Connection refused", "Failed to connect")
+            )
+            kind = "refused" if refused else "error"
             problem = "The accounting service cannot be reached"
-        raise NoAnswer(problem, f"POST {endpoint}: {e}") from None
+        raise NoAnswer(problem, f"POST {endpoint}: {e}", kind=kind) from None
     try:
         parsed = json.loads(response.body) if response.body else None
     except ValueError:

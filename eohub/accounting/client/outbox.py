@@ -9,9 +9,9 @@ field errors, where an admin can read it and requeue it.
 
 Durability: WAL journal with ``synchronous=FULL``. In WAL mode ``NORMAL`` already
 survives a killed hub, but the last commits may roll back when the machine or the
-Kubernetes node loses power; ``FULL`` syncs the WAL on every commit. Starts and stops
-are a few per second at most, so one fsync each costs nothing that matters, and a lost
-start would leave a running server uncharged.
+Kubernetes node loses power; ``FULL`` syncs the WAL on every commit. The events of
+concurrent spawns share one commit (:mod:`.outbox_thread`), so even a class starting at
+once costs a few fsyncs, and a lost start would leave a running server uncharged.
 
 Every call is one short transaction, so two :class:`Outbox` objects on one file (two
 clients in one hub, or a hub restarting while the old one still exits) wait for each
@@ -164,6 +164,10 @@ class Outbox:
         An event whose ``id`` is already queued is skipped: the service keeps the first
         event of an id too, so the copy could change nothing.
         """
+        return len(self.put_new(events))
+
+    def put_new(self, events: Iterable[Mapping[str, Any]]) -> set[str]:
+        """:meth:`put`, returning the ids of the events that were new."""
         now = _now()
         rows = []
         for event in events:
@@ -171,14 +175,18 @@ class Outbox:
             if not isinstance(event_id, str) or not event_id:
                 raise ValueError("an outbox event needs a non-empty string 'id'")
             rows.append((event_id, json.dumps(event, separators=(",", ":")), now))
+        new: set[str] = set()
         if not rows:
-            return 0
+            return new
         with self._transaction() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO outbox (event_id, body, queued_at) VALUES (?, ?, ?)", rows
-            )
-            return db.total_changes - before
+            for row in rows:
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO outbox (event_id, body, queued_at) VALUES (?, ?, ?)",
+                    row,
+                )
+                if inserted.rowcount:
+                    new.add(row[0])
+        return new
 
     def peek(self, limit: int) -> list[tuple[int, Any]]:
         """The oldest ``limit`` events as ``(rowid, event)``; they stay queued."""

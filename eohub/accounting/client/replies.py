@@ -14,7 +14,10 @@ from typing import Any, Literal
 from eohub.accounting.client.http import Reply
 from eohub.accounting.client.sender import Delivery
 
-QuotaSource = Literal["service", "fail-open", "fail-closed"]
+QuotaSource = Literal["service", "last-known", "fail-open", "fail-closed"]
+#: Why the service did not decide: no answer in time; the connection or the hub's token
+#: refused; any other failure (an HTTP error, an unreadable answer, a network error).
+PolicyReason = Literal["", "timeout", "refused", "error"]
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,23 @@ class QuotaAnswer:
         Hours left per budget (``core_hours``, ``gpu_hours``, ``memory_gib_hours``);
         ``None`` where no budget limits it. Empty when the service did not answer.
     source
-        ``"service"`` when the service decided; ``"fail-open"`` or ``"fail-closed"``
-        when it could not, and ``quota_failure_policy`` did.
+        ``"service"`` when the service decided. When it could not, how the hub's
+        ``quota_failure_policy`` did: ``"last-known"`` from the service's last standing,
+        ``"fail-open"`` or ``"fail-closed"``.
+    outage
+        Why the service did not decide (:data:`PolicyReason`); empty when it did.
     """
 
     allowed: bool
     reason: str
     budget_left: Mapping[str, float | None] = field(default_factory=dict)
     source: QuotaSource = "service"
+    outage: PolicyReason = ""
+
+    @property
+    def decided_by(self) -> Literal["service", "policy"]:
+        """Who decided: the accounting service, or the hub's failure policy."""
+        return "service" if self.source == "service" else "policy"
 
 
 def delivery(reply: Reply, token_refused: Callable[[int], None]) -> Delivery:
@@ -92,4 +104,4 @@ def quota_answer(body: Any) -> QuotaAnswer | None:
     return QuotaAnswer(allowed, reason, budget, "service")
 
 
-__all__ = ["QuotaAnswer", "QuotaSource", "delivery", "quota_answer"]
+__all__ = ["PolicyReason", "QuotaAnswer", "QuotaSource", "delivery", "quota_answer"]

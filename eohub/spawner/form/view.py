@@ -146,8 +146,8 @@ def number(value: float) -> str:
 
 
 def budget_text(answer: QuotaAnswer | None) -> str:
-    """The budget left of a group in words, or "no limit"; empty when refused outright."""
-    if answer is None or (not answer.budget_left and answer.source != "service"):
+    """Budget left in words, "no limit", or empty if refused; a policy's estimates: unknown."""
+    if answer is None or answer.decided_by == "policy":
         return UNKNOWN_BUDGET
     left = answer.budget_left
     parts = [

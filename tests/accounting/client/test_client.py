@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 from traitlets import TraitError
+from traitlets.config import Config
 
-from eohub.accounting.client.client import DEFAULT_URL, AccountingClient, QuotaAnswer
+from eohub.accounting.client.client import (
+    DEFAULT_URL,
+    AccountingClient,
+    QuotaAnswer,
+    hub_spawn_limit,
+)
 from eohub.domain.accounting.events import EventError
 from tests.accounting.client.client_support import (
     FakeService,
@@ -35,6 +41,24 @@ def test_url_and_token_default_to_the_environment(monkeypatch: pytest.MonkeyPatc
     client = AccountingClient()
     assert client.url == "http://accounting:10101/services/eohub-accounting/"
     assert client.api_token == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("hub", "client", "connections"),
+    [
+        ({}, {}, 64),  # no hub setting: Zero to JupyterHub's concurrentSpawnLimit
+        ({"concurrent_spawn_limit": 200}, {}, 200),
+        ({"concurrent_spawn_limit": 0}, {}, 64),  # unlimited spawns: still a bounded pool
+        ({"concurrent_spawn_limit": 200}, {"quota_max_connections": 16}, 16),
+    ],
+)
+def test_quota_checks_get_a_pool_as_large_as_the_hubs_spawn_limit(
+    hub: dict[str, Any], client: dict[str, Any], connections: int
+) -> None:
+    config = Config({"JupyterHub": hub, "AccountingClient": client})
+    made = AccountingClient(config=config)
+    assert made._quota_checks().connections == connections
+    assert hub_spawn_limit(Config()) == 64
 
 
 @pytest.mark.parametrize(
@@ -61,7 +85,11 @@ def test_a_url_without_a_path_gets_the_service_prefix(given: str, used: str | No
         ("batch_size", 0, "from 1 to 5000"),
         ("batch_size", 5001, "from 1 to 5000"),
         ("quota_timeout", 0, "quota_timeout must be above 0"),
-        ("quota_failure_policy", "maybe", r"any of \['open', 'closed'\]"),
+        ("quota_failure_policy", "maybe", r"any of \['open', 'closed', 'last_known'\]"),
+        ("quota_last_known_fallback", "last_known", r"any of \['open', 'closed'\]"),
+        ("quota_connect_timeout", -1, "quota_connect_timeout must be above 0"),
+        ("quota_last_known_max_age", 0, "quota_last_known_max_age must be above 0"),
+        ("quota_max_connections", -1, "should not be less than 0"),
     ],
 )
 def test_bad_settings_fail_with_the_trait_named(trait: str, value: Any, message: str) -> None:

@@ -45,7 +45,14 @@ class FakeAccounting:
         self.asked: list[tuple[str, str, float]] = []
 
     async def check_quota(
-        self, *, user: str, group: str, cpu: float, memory_bytes: int = 0, gpus: int = 0
+        self,
+        *,
+        user: str,
+        group: str,
+        cpu: float,
+        memory_bytes: int = 0,
+        gpus: int = 0,
+        **_: Any,
     ) -> QuotaAnswer:
         self.asked.append((user, group, cpu))
         if self.error is not None:

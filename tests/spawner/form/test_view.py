@@ -22,6 +22,8 @@ from tests.spawner.form.forms import UNLIMITED, allowed, kube_config
     [
         (None, UNKNOWN_BUDGET),
         (QuotaAnswer(True, "fail-open", {}, "fail-open"), UNKNOWN_BUDGET),
+        # The last known standing's projection is an estimate: not shown as known.
+        (QuotaAnswer(True, "estimate", {"core_hours": 3.0}, "last-known"), UNKNOWN_BUDGET),
         (allowed(), "no limit"),
         (allowed(12.25), "12.2 core-hours left"),
         (allowed(1234.5, gpu_hours=0.5), "1,234.5 core-hours left, 0.5 GPU-hours left"),
