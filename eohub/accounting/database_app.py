@@ -11,7 +11,8 @@ import logging
 import os
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from traitlets import Unicode, default
 from traitlets.config import Application
 
@@ -52,6 +53,16 @@ class DatabaseApp(Application):
     @default("log_level")
     def _log_level_default(self) -> int:
         return logging.INFO
+
+    # JupyterHub's own line prefix (level, time, logger), so that the service's lines read
+    # like the hub's in the hub's log, where a managed service writes.
+    @default("log_format")
+    def _log_format_default(self) -> str:
+        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
+
+    @default("log_datefmt")
+    def _log_datefmt_default(self) -> str:
+        return "%Y-%m-%d %H:%M:%S"
 
     config_file = Unicode(
         help="The config file to load (Python, like jupyterhub_config.py): "
@@ -95,7 +106,16 @@ class DatabaseApp(Application):
             raise  # exit() returns only where a test replaced sys.exit
 
     def safe_url(self) -> str:
-        """The database URL as the log shows it: passwords masked, SQLite paths intact."""
+        """The database URL as the log shows it: passwords masked, and a relative SQLite
+        path made absolute, so the log says which file it is."""
+        try:
+            url = make_url(self.db_url)
+        except (ArgumentError, ValueError):  # not echoed: it may hold a password
+            return loggable_url(self.db_url)
+        path = url.database or ""
+        relative = path not in ("", ":memory:") and not path.startswith("file:")
+        if url.get_backend_name() == "sqlite" and relative and not os.path.isabs(path):
+            return loggable_url(url.set(database=os.path.abspath(path)))
         return loggable_url(self.db_url)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import subprocess
 import time
@@ -164,40 +165,57 @@ def test_a_bad_export_setting_stops_start_up_naming_it(
 # -- the command ------------------------------------------------------------
 
 
-def test_the_service_logs_the_url_without_its_password(tmp_path: Path) -> None:
+def first_lines(tmp_path: Path, *args: str) -> tuple[str, list[str]]:
+    """Start the service with ``args`` in ``tmp_path``; its log up to "listening on"."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "EOHUB_"))}
     env["JUPYTERHUB_API_TOKEN"] = "unused"
     env["JUPYTERHUB_API_URL"] = "http://127.0.0.1:9/hub/api"  # no hub: the loops just warn
+    proc = subprocess.Popen(
+        [*COMMAND, *args, f"--url=http://127.0.0.1:{port}"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "listening on" in line:
+                break
+    finally:
+        proc.terminate()
+        lines.extend(proc.communicate(timeout=30)[1].splitlines(keepends=True))
+    return "".join(lines), [line for line in lines if "listening on" in line]
+
+
+def test_the_service_logs_the_url_without_its_password(tmp_path: Path) -> None:
     with postgres_database() as plain:
-        proc = subprocess.Popen(
-            [*COMMAND, f"--db-url={with_password(plain)}", f"--url=http://127.0.0.1:{port}"],
-            cwd=tmp_path,
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stderr is not None
-        lines = []
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                line = proc.stderr.readline()
-                if not line:
-                    break
-                lines.append(line)
-                if "listening on" in line:
-                    break
-        finally:
-            proc.terminate()
-            lines.extend(proc.communicate(timeout=30)[1].splitlines(keepends=True))
-    log = "".join(lines)
-    listening = [line for line in lines if "listening on" in line]
+        log, listening = first_lines(tmp_path, f"--db-url={with_password(plain)}")
     assert listening, log
     assert f"(database {plain.replace('postgres@', 'postgres:***@')})" in listening[0], log
     assert "w0rd-42" not in log
+
+
+def test_the_services_lines_have_a_time_and_the_database_file_its_real_path(
+    tmp_path: Path,
+) -> None:
+    log, listening = first_lines(tmp_path)  # the default: a SQLite file, relative
+    assert listening, log
+    real = tmp_path / "eohub-accounting.sqlite"
+    assert f"(database sqlite:///{real})" in listening[0], log
+    assert real.exists()
+    # As the hub's lines: level, date and time, logger.
+    stamp = r"^\[I \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} eohub\.accounting\.app\] "
+    assert re.match(stamp, listening[0]), listening[0]
 
 
 def test_start_against_an_outdated_schema_names_the_upgrade_command(tmp_path: Path) -> None:

@@ -19,7 +19,9 @@ UNPARSEABLE = "(a database URL that does not parse)"
 
 # (URL as configured, as logged, the secret that must not appear or "")
 CASES = [
-    ("sqlite:///eohub-accounting.sqlite", "sqlite:///eohub-accounting.sqlite", ""),
+    # A relative file is shown by its absolute path (the tests run in /, see below).
+    ("sqlite:///eohub-accounting.sqlite", "sqlite:////eohub-accounting.sqlite", ""),
+    ("sqlite:///data/acct.sqlite", "sqlite:////data/acct.sqlite", ""),
     ("sqlite:////srv/hub/accounting.sqlite", "sqlite:////srv/hub/accounting.sqlite", ""),
     ("sqlite:///:memory:", "sqlite:///:memory:", ""),
     ("sqlite://", "sqlite://", ""),
@@ -53,7 +55,10 @@ CASES = [
 
 
 @pytest.mark.parametrize(("url", "logged", "secret"), CASES)
-def test_the_logged_url(url: str, logged: str, secret: str) -> None:
+def test_the_logged_url(
+    url: str, logged: str, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir("/")
     shown = DatabaseApp(db_url=url).safe_url()
     assert shown == logged
     if secret:
