@@ -9,6 +9,7 @@ LDAPAuthenticator. Usage: python demo/run.py [--port N] [--state-dir DIR]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -61,19 +62,30 @@ def chp_command() -> str:
     return str(chp)
 
 
-def wait_until_up(url: str, hub: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_until_up(env: dict[str, str], hub: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the proxy routes ``/`` to the hub, asking the proxy's API.
+
+    Polling the public URL instead would hit the proxy before the hub's route exists:
+    each poll a 404, and a "Failed to get custom error page" in the log.
+    """
+    api = f"http://127.0.0.1:{env['EOHUB_DEMO_PROXY_API_PORT']}/api/routes"
+    request = urllib.request.Request(
+        api, headers={"Authorization": f"token {env['CONFIGPROXY_AUTH_TOKEN']}"}
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if hub.poll() is not None:
             raise SystemExit(f"the hub exited with code {hub.returncode}; see its log above")
         try:
             # The URL is ours: http on 127.0.0.1, never a user-supplied scheme.
-            with urllib.request.urlopen(f"{url}/hub/api/", timeout=1):  # noqa: S310
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
+            with urllib.request.urlopen(request, timeout=1) as answer:  # noqa: S310
+                if "/" in json.load(answer):
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.2)
     hub.terminate()
-    raise SystemExit(f"the hub did not answer on {url} within {timeout:.0f}s")
+    raise SystemExit(f"the hub did not start within {timeout:.0f}s")
 
 
 def ldap_env(directory: Directory) -> dict[str, str]:
@@ -132,6 +144,8 @@ def hub_env(state: Path, port: int, directory: Directory) -> dict[str, str]:
         EOHUB_DEMO_PORT=str(port),
         EOHUB_DEMO_HUB_PORT=str(free_port()),
         EOHUB_DEMO_PROXY_API_PORT=str(free_port()),
+        # The hub passes it to the proxy it starts; the demo asks the proxy for its routes.
+        CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(32),
         EOHUB_DEMO_CHP=chp_command(),
         **ldap_env(directory),
         JUPYTERHUB_CRYPT_KEY=crypt_key(state),
@@ -166,7 +180,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     link = f"{url}/hub/eohub/launch/git/{quote(repo_url, safe='')}/main?filepath=intro.ipynb"
     try:
-        wait_until_up(url, hub)
+        wait_until_up(env, hub)
         print(
             f"\n  eohub demo hub: {url}/\n"
             f"  usage pages:    {url}/services/eohub-accounting/\n"

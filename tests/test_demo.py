@@ -38,6 +38,8 @@ def _accounting_groups(url: str, token: str) -> dict[str, Any]:
 
 def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
     env = dict(os.environ)
+    log_path = tmp_path / "demo.log"
+    log_file = log_path.open("w")
     demo = subprocess.Popen(
         [
             sys.executable,
@@ -48,7 +50,7 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
             str(tmp_path),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log_file,
         text=True,
         env=env,
         start_new_session=True,
@@ -153,6 +155,12 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a person stops it
         demo.wait(30)
+        log_file.close()
+    # Waiting for the hub asked the proxy's API: no 404 from the proxy while it started
+    # (each would fetch the hub's error page, or fail to while the hub is not up yet).
+    log = log_path.read_text(errors="replace")
+    assert "Failed to get custom error page" not in log
+    assert "/hub/error/404?url=%2Fhub%2Fapi" not in log, log[:3000]
     # The demo directory stops with the demo.
     slapd_pid = int(re.search(r"slapd, pid (\d+)", text)[1])  # type: ignore[index]
     deadline = time.monotonic() + 10
