@@ -57,6 +57,10 @@ from eohub.logs import get_logger
 
 log = get_logger(__name__)
 
+#: Seconds a stopping service gives the requests under way: well within the 10 s that
+#: JupyterHub gives a managed service between its SIGINT and its SIGTERM.
+STOP_GRACE_SECONDS = 5
+
 
 class AccountingService(DatabaseApp):
     """The accounting service: REST API, pages, metrics, reconcile and enforcement loops."""
@@ -379,6 +383,14 @@ class AccountingService(DatabaseApp):
         await stopping.wait()
         log.info("Stopping eohub-accounting")
         server.stop()
+        # The requests under way (a batch being applied) are answered before the database
+        # closes: cut off, they would be 500s, and the hub's client would log a failure.
+        if not await context.in_flight.drained(STOP_GRACE_SECONDS):
+            log.warning(
+                "Stopping with {count} requests unanswered after {seconds} s",
+                count=context.in_flight.count,
+                seconds=STOP_GRACE_SECONDS,
+            )
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)

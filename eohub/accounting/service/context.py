@@ -8,8 +8,10 @@ its traits while serving, or writes onto it: the context is all they know of it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +24,39 @@ from eohub.domain.accounting.enforcement import Mode
 
 #: The key of the context in ``tornado.web.Application.settings``.
 CONTEXT_SETTING = "eohub_context"
+
+
+@dataclass
+class InFlight:
+    """The requests the service has begun and not yet answered.
+
+    On SIGTERM the service stops listening, then waits for these before it closes the
+    database: a batch being applied is answered, not cut off with a 500.
+    """
+
+    count: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    def begin(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def end(self) -> None:
+        self.count -= 1
+        if self.count <= 0:
+            self.count = 0
+            self._idle.set()
+
+    # Not asyncio.timeout(): requests still running after it are an answer, not an error.
+    async def drained(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until no request is in flight (True), or ``timeout`` seconds (False)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        return self._idle.is_set()
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,8 @@ class ServiceContext:
         The hub's REST API, when a loop needs it and the environment names it.
     enforcer
         The enforcement worker, when there is a hub API; the pages show its warnings.
+    in_flight
+        The requests begun and not yet answered, which a stopping service waits for.
     """
 
     store: AccountingStore
@@ -101,6 +138,7 @@ class ServiceContext:
     loops: LoopSettings = LoopSettings()
     hub: HubAPI | None = None
     enforcer: Enforcer | None = None
+    in_flight: InFlight = field(default_factory=InFlight)
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -112,4 +150,4 @@ class ServiceContext:
         return {"now": self.clock(), "max_clock_skew": self.max_clock_skew}
 
 
-__all__ = ["CONTEXT_SETTING", "LoopSettings", "ServiceContext"]
+__all__ = ["CONTEXT_SETTING", "InFlight", "LoopSettings", "ServiceContext"]

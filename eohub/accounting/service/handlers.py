@@ -118,6 +118,8 @@ class BaseHandler(AppHubAuth, HubOAuthenticated, web.RequestHandler):  # type: i
         return context
 
     async def prepare(self) -> None:
+        self._in_flight = True
+        self.context.in_flight.begin()
         model = await self.hub_auth.get_user(self, sync=False)
         if model:
             name = str(model["name"])
@@ -127,6 +129,11 @@ class BaseHandler(AppHubAuth, HubOAuthenticated, web.RequestHandler):  # type: i
             # The token's own scopes, as the hub reported them: a narrowed token of a
             # hub admin holds only what it was narrowed to.
             self.caller = Caller(name, kind, frozenset(model.get("scopes", [])), frozenset(pi_of))
+
+    def on_finish(self) -> None:
+        if getattr(self, "_in_flight", False):
+            self._in_flight = False
+            self.context.in_flight.end()
 
     def get_current_user(self) -> Caller | None:
         return self.caller

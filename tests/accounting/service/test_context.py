@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from tornado import web
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-from eohub.accounting.service.context import CONTEXT_SETTING, LoopSettings
+from eohub.accounting.service.context import CONTEXT_SETTING, InFlight, LoopSettings
 from eohub.accounting.service.handlers import APIHandler
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.domain.accounting.enforcement import Mode
@@ -88,3 +89,17 @@ def test_the_service_package_loads_without_the_application() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+async def test_in_flight_requests_are_waited_for_with_a_limit() -> None:
+    in_flight = InFlight()
+    assert await in_flight.drained(0.01)
+    in_flight.begin()
+    in_flight.begin()
+    assert not await in_flight.drained(0.01)
+    in_flight.end()
+    assert in_flight.count == 1
+    asyncio.get_running_loop().call_later(0.02, in_flight.end)
+    assert await in_flight.drained(5)
+    in_flight.end()  # one end too many never goes below nothing
+    assert in_flight.count == 0
