@@ -23,6 +23,7 @@ from eohub.accounting.scopes import (
     SERVICE_NAME,
     admins_role,
 )
+from eohub.spawner.accounting import start_with_the_hub
 
 # The Zero to JupyterHub chart runs drop-ins in its own config file's globals, where `c`
 # is already set and `get_config` is the chart's z2jh.get_config(key).
@@ -146,3 +147,6 @@ _grant_every_user([ACCESS])
 
 c.AccountingClient.url = f"{accounting_url}/services/{SERVICE_NAME}/"
 c.AccountingClient.api_token = _hub_client_token()
+
+# Send what the last run of the hub left in its accounting outbox as soon as it starts.
+start_with_the_hub()
