@@ -68,6 +68,9 @@ c.JupyterHub.services.extend(
             # The pages' OAuth tokens carry these scopes when the user holds them (besides
             # the access scope); the service authorises by the token's scopes alone.
             "oauth_client_allowed_scopes": [ADMIN, READ],
+            # The hub's own service: logging in to its pages asks no confirmation
+            # (JupyterHub logs at start-up that it allows this).
+            "oauth_no_confirm": True,
         },
         # The hub's own client (eohub.accounting.client.client): posts events, asks quota checks.
         {"name": "eohub-accounting-hub", "api_token": _hub_client_token()},

@@ -46,7 +46,8 @@ class Accounting:
         return token
 
     def browser_login(self, name: str, password: str) -> requests.Session:
-        """Log in through the hub's form and the service's OAuth consent, as a browser.
+        """Log in through the hub's form and the service's OAuth login, as a browser
+        (answering a consent page, which the drop-in's ``oauth_no_confirm`` avoids).
 
         The session then holds the service's login cookie, and the ``_xsrf`` cookie a
         page view sets (see :meth:`xsrf`).

@@ -235,6 +235,7 @@ def test_the_accounting_service_gets_its_token_from_the_charts_secret(
     assert "command" not in accounting  # its own Deployment, not a process in the hub pod
     assert accounting["url"] == values["hub"]["extraEnv"]["EOHUB_ACCOUNTING_URL"]
     assert set(accounting["oauth_client_allowed_scopes"]) == {ADMIN, READ}
+    assert accounting["oauth_no_confirm"] is True
     assert all("apiToken" not in values["hub"]["services"][name] for name in services)
     # The hub's client posts with the token the chart registered for eohub-accounting-hub.
     env = hub_environment(values, secret)

@@ -211,6 +211,23 @@ def test_a_user_sees_only_their_own_usage(hub: Hub, browser: Browser, artifacts:
     shoot(page, artifacts, "alice-usage-days")
 
 
+def test_the_first_visit_asks_no_consent(hub: Hub, browser: Browser, artifacts: Path) -> None:
+    """The hub's own service: its OAuth login shows no "Authorize access" page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    shown: list[str] = []
+    page.on("framenavigated", lambda frame: shown.append(frame.url))
+    page.goto(f"{hub.url}/hub/login?next={quote(SERVICE + 'usage')}")
+    page.fill("#username_input", "frank")  # never logged in before
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url(f"{hub.url}{SERVICE}usage*")
+    expect(page.locator("h1")).to_have_text("My usage")
+    assert not [url for url in shown if "/oauth2/authorize" in url], shown
+    shoot(page, artifacts, "frank-first-visit")
+    context.close()
+
+
 def test_a_new_user_sees_empty_pages(hub: Hub, browser: Browser, artifacts: Path) -> None:
     page = log_in(browser, hub, "dave")
     expect(page.locator("#usage-chart svg text.empty")).to_have_text("No usage in this range")
