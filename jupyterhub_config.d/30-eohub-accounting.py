@@ -23,6 +23,7 @@ from eohub.accounting.scopes import (
     SERVICE_NAME,
     admins_role,
 )
+from eohub.hub import use_eohub_templates
 from eohub.spawner.accounting import start_with_the_hub
 
 # The Zero to JupyterHub chart runs drop-ins in its own config file's globals, where `c`
@@ -61,7 +62,11 @@ c.JupyterHub.services.extend(
         {
             "name": SERVICE_NAME,
             "display": True,
-            "info": {"description": "Your compute usage, your groups' budgets, and reports."},
+            "info": {
+                # The name in the hub's Services menu (eohub's page.html shows it).
+                "display_name": "Usage",
+                "description": "Your compute usage, your groups' budgets, and reports.",
+            },
             "url": accounting_url,
             "command": [sys.executable, "-m", "eohub.accounting"],
             "environment": service_environment,
@@ -150,6 +155,9 @@ _grant_every_user([ACCESS])
 
 c.AccountingClient.url = f"{accounting_url}/services/{SERVICE_NAME}/"
 c.AccountingClient.api_token = _hub_client_token()
+
+# The hub's pages, as eohub extends them: the Services menu says "Usage".
+use_eohub_templates(c)
 
 # Send what the last run of the hub left in its accounting outbox as soon as it starts.
 start_with_the_hub()

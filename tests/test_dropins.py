@@ -20,6 +20,7 @@ from jupyterhub.app import JupyterHub
 from traitlets.config import Config, LazyConfigValue, PyFileConfigLoader
 
 from eohub.accounting.scopes import ACCESS
+from eohub.hub import TEMPLATE_DIR, use_eohub_templates
 from tests.support.tools import DROPIN_DIR
 
 V5 = (5, 5, 0, "", "")
@@ -124,3 +125,20 @@ def test_the_installed_hub_grants_access_to_every_user(hub_workdir: Path) -> Non
     else:
         assert "extra_user_scopes" not in app.config.JupyterHub
         assert [role["scopes"] for role in users] == [["self", ACCESS]]
+
+
+@pytest.mark.parametrize(
+    ("before", "paths"),
+    [
+        ("", [TEMPLATE_DIR]),  # JupyterHub adds its own folder last to a set list
+        ('c.JupyterHub.template_paths = ["/site"]', ["/site", TEMPLATE_DIR]),
+        ('c.JupyterHub.template_paths.append("/site")', ["/site", TEMPLATE_DIR]),
+    ],
+)
+def test_the_hubs_pages_use_eohubs_templates_after_the_sites(
+    before: str, paths: list[str]
+) -> None:
+    config = load_dropins(before)
+    assert config.JupyterHub.template_paths == paths
+    use_eohub_templates(config)  # twice (the kit and a drop-in): once in the list
+    assert config.JupyterHub.template_paths == paths

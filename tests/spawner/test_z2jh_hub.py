@@ -502,3 +502,11 @@ def test_a_link_mixing_plain_and_opt_names_starts_nothing_it_did_not_name(
     assert "Invalid launch options (image: is not a launch option" in response.text
     assert chart.hub.server("bob") is None
     assert chart.pod_count() == before
+
+
+def test_the_kits_hub_names_the_usage_pages_in_its_services_menu(chart: ChartHub) -> None:
+    session = chart.hub.login("bob", "any password")
+    home = session.get(f"{chart.hub.url}/hub/home", timeout=30)
+    assert home.status_code == 200
+    item = r'<a class="dropdown-item" href="/services/eohub-accounting/">\s*Usage'
+    assert re.search(item, home.text), home.text[-3000:]

@@ -228,6 +228,19 @@ def test_the_first_visit_asks_no_consent(hub: Hub, browser: Browser, artifacts: 
     context.close()
 
 
+def test_the_hubs_services_menu_says_usage(hub: Hub, browser: Browser, artifacts: Path) -> None:
+    page = log_in(browser, hub, "alice")
+    page.goto(f"{hub.url}/hub/home")
+    page.get_by_role("button", name="Services").or_(page.locator("a", has_text="Services")).click()
+    item = page.locator(".dropdown-menu a.dropdown-item", has_text="Usage")
+    expect(item).to_be_visible()
+    assert item.get_attribute("href") == SERVICE
+    expect(page.locator(".dropdown-menu")).not_to_contain_text("eohub-accounting")
+    shoot(page, artifacts, "services-menu")
+    item.click()
+    page.wait_for_url(f"{hub.url}{SERVICE}usage*")
+
+
 def test_a_new_user_sees_empty_pages(hub: Hub, browser: Browser, artifacts: Path) -> None:
     page = log_in(browser, hub, "dave")
     expect(page.locator("#usage-chart svg text.empty")).to_have_text("No usage in this range")
