@@ -17,6 +17,8 @@ log = get_logger(__name__)
 
 _client: AccountingClient | None = None
 _lock = threading.Lock()
+# The event loop keeps only weak references to tasks: these are kept until they end.
+_starting: set[asyncio.Task[None]] = set()
 
 
 def shared_client(config: Any) -> AccountingClient:
@@ -40,8 +42,14 @@ def start_with_the_hub(delay: float = 1.0) -> bool:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return False
-    loop.call_later(delay, lambda: asyncio.ensure_future(_start_shared_client()))
+    loop.call_later(delay, _begin_start)
     return True
+
+
+def _begin_start() -> None:
+    task = asyncio.ensure_future(_start_shared_client())
+    _starting.add(task)
+    task.add_done_callback(_starting.discard)
 
 
 async def _start_shared_client() -> None:

@@ -30,7 +30,7 @@ CONTEXT_SETTING = "eohub_context"
 class InFlight:
     """The requests the service has begun and not yet answered.
 
-    On SIGTERM the service stops listening, then waits for these before it closes the
+    On SIGTERM or SIGINT the service stops listening, then waits for these before it closes the
     database: a batch being applied is answered, not cut off with a 500.
     """
 
