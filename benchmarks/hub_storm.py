@@ -54,7 +54,7 @@ Output
 Progress goes to stderr. The last line on stdout is one JSON object::
 
     {"users": N, "baseline": {"spawn_p50_s", "spawn_p99_s", "probe_p99_ms", "failed"},
-     "eohub": {..., "quota_by_policy": k, "quota_by_policy_source": ..},
+     "eohub": {..., "quota_by_policy": k},
      "ratio_p50", "ratio_p99", "lost_events", "duplicated_events",
      "targets": {..}, "met": bool, "runs": [..], "config": {..}}
 
@@ -273,7 +273,7 @@ def eohub_run(
             result = storm.run()
             injected = faults.join() if faults else []
             tally = tally_accounting(hub, db_url, result.spawned)
-            by_policy, source = quota_by_policy(hub)
+            by_policy = quota_by_policy(hub)
             steps = spawn_steps_ms(hub)
             service_ms = service_quota_ms(hub)
         finally:
@@ -281,7 +281,6 @@ def eohub_run(
     return {
         **result.summary(),
         "quota_by_policy": by_policy,
-        "quota_by_policy_source": source,
         "spawn_steps_mean_ms": steps,
         "service_quota_check_ms": service_ms,
         "lost_events": tally.lost_events,
@@ -362,8 +361,6 @@ def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
     eohub: dict[str, Any] = {k: _median(runs, "eohub", k) for k in TIMINGS}
     for key in COUNTS:
         eohub[key] = max(r["eohub"][key] for r in runs)
-    sources = {r["eohub"]["quota_by_policy_source"] for r in runs}
-    eohub["quota_by_policy_source"] = "/".join(sorted(sources))
     ratio_p50 = _ratio(eohub["spawn_p50_s"], baseline["spawn_p50_s"])
     ratio_p99 = _ratio(eohub["spawn_p99_s"], baseline["spawn_p99_s"])
     checks = {

@@ -101,9 +101,6 @@ class SessionLedger:
         servers."""
         self._recording = asyncio.ensure_future(self._queue_start(*self._note_start()))
 
-    async def _record_start(self) -> None:
-        await self._queue_start(*self._note_start())
-
     def _note_start(self) -> tuple[Launch, datetime]:
         """Keep the open session in the state now, for a hub that restarts."""
         launch = self.launch

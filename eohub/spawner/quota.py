@@ -8,7 +8,7 @@ from typing import Any
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.launch.policy import Launch
 from eohub.spawner.errors import user_error
-from eohub.spawner.metrics import timed
+from eohub.spawner.metrics import SPAWN_STEP_SECONDS
 
 
 class QuotaCheck:
@@ -27,7 +27,7 @@ class QuotaCheck:
     async def check_quota(self, launch: Launch) -> QuotaAnswer:
         resources = launch.size.charged
         began = time.perf_counter()
-        with timed("quota"):
+        try:
             answer: QuotaAnswer = await self.accounting.check_quota(
                 user=self.user.name,  # type: ignore[attr-defined]
                 group=launch.group,
@@ -36,7 +36,11 @@ class QuotaCheck:
                 gpus=resources.gpus,
                 server=self.name,  # type: ignore[attr-defined]
             )
-        self._quota_seconds += time.perf_counter() - began
+        finally:
+            # authorize_launch subtracts it from the policy step's time.
+            spent = time.perf_counter() - began
+            self._quota_seconds += spent
+            SPAWN_STEP_SECONDS.labels(step="quota").observe(spent)
         return answer
 
 

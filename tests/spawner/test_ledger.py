@@ -76,6 +76,12 @@ class Spawner(SessionLedger, Backend):
         )
 
 
+async def record_start(spawner: SessionLedger) -> None:
+    """What start() does once the backend started the server, waited for."""
+    spawner._begin_start_record()
+    await spawner.start_recorded()
+
+
 @pytest.fixture(autouse=True)
 def now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ledger, "utcnow", lambda: NOW)
@@ -84,7 +90,7 @@ def now(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_a_start_then_a_stop_are_one_session() -> None:
     accounting = Accounting()
     spawner = Spawner(accounting, STARTED)
-    await spawner._record_start()
+    await record_start(spawner)
     assert spawner.get_state() == {
         "backend": 1,
         STATE_KEY: {"started_at": STARTED.isoformat(), "group": "climate"},
@@ -117,7 +123,7 @@ async def test_a_start_then_a_stop_are_one_session() -> None:
 async def test_a_poll_that_finds_the_server_gone_records_a_failure() -> None:
     accounting = Accounting()
     spawner = Spawner(accounting, STARTED)
-    await spawner._record_start()
+    await record_start(spawner)
     assert await spawner.poll() is None  # running
     spawner.status = 1
     assert await spawner.poll() == 1
@@ -128,7 +134,7 @@ async def test_a_poll_that_finds_the_server_gone_records_a_failure() -> None:
 async def test_a_restarted_hub_stops_the_session_from_the_state() -> None:
     accounting = Accounting()
     before = Spawner(accounting, STARTED)
-    await before._record_start()
+    await record_start(before)
     after = Spawner(accounting)
     after.load_state(before.get_state())
     await after.stop()
@@ -157,7 +163,7 @@ async def test_an_accounting_outage_is_logged_and_the_session_still_kept(
 ) -> None:
     spawner = Spawner(Accounting(RuntimeError("outbox full")), STARTED)
     with caplog.at_level(logging.ERROR, logger="eohub.spawner.ledger"):
-        await spawner._record_start()
+        await record_start(spawner)
         assert spawner._session is not None
         await spawner.stop()
     assert spawner._session is None

@@ -433,7 +433,7 @@ def tally_accounting(hub: Hub, db_url: str, spawned: Sequence[str], timeout: flo
 QUOTA_METRIC = "eohub_quota_checks_by_policy"
 
 
-def quota_by_policy(hub: Hub) -> tuple[int, str]:
+def quota_by_policy(hub: Hub) -> int:
     """Quota checks a failure policy answered (not the service): the hub's
     ``eohub_quota_checks_by_policy_total`` samples. A hub without them fails the storm:
     no count must pass for zero."""
@@ -446,4 +446,4 @@ def quota_by_policy(hub: Hub) -> tuple[int, str]:
     for line in response.text.splitlines():
         if line.startswith(f"{QUOTA_METRIC}_total"):
             total += float(line.rsplit(" ", 1)[1])
-    return int(total), "metrics"
+    return int(total)
