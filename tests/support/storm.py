@@ -379,16 +379,17 @@ def _read_ledger(engine: Any, users: Sequence[str]) -> tuple[list[Any], list[Any
 
     from eohub.adapters.accounting_db.models import Event, PendingStop, Session
 
+    # Events first: a stop and its session's close commit together; sessions read later agree.
     with engine.connect() as db:
-        sessions = db.execute(
-            select(Session.id, Session.user, Session.stopped_at, Session.end_reason).where(
-                Session.user.in_(users)
-            )
-        ).all()
         events = db.execute(
             select(Session.user, Event.kind)
             .join(Session, Event.session_id == Session.id)
             .where(Session.user.in_(users))
+        ).all()
+        sessions = db.execute(
+            select(Session.id, Session.user, Session.stopped_at, Session.end_reason).where(
+                Session.user.in_(users)
+            )
         ).all()
         pending = db.execute(
             select(func.count()).select_from(PendingStop).where(PendingStop.user.in_(users))
