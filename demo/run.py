@@ -26,7 +26,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the demo directory is started by the test harness's code
 
-from tests.support.git_server import git, git_http_server  # noqa: E402
+from tests.support.git_server import GIT_ENV, git, git_http_server  # noqa: E402
 from tests.support.slapd import Directory, start_slapd  # noqa: E402
 from tests.support.tools import DATA_DIR  # noqa: E402
 
@@ -44,6 +44,8 @@ def free_port(preferred: int = 0) -> int:
     """``preferred`` if it is free on 127.0.0.1, else any free port."""
     for port in (preferred, 0) if preferred else (0,):
         with socket.socket() as s:
+            # As the servers do: a port left in TIME_WAIT by the last run is free to them.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
@@ -106,6 +108,14 @@ def crypt_key(state: Path) -> str:
     return path.read_text().strip()
 
 
+#: The demo repository's one commit has fixed dates, so the same files give the same
+#: commit on every run: clones and launch links from earlier runs still match.
+COMMIT_DATES = {
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00",
+}
+
+
 def demo_repository(state: Path) -> Path:
     """A bare repository of demo/example-repo, made afresh each run; its served root."""
     root = state / "git"
@@ -114,9 +124,30 @@ def demo_repository(state: Path) -> Path:
     shutil.copytree(ROOT / "demo/example-repo", work)
     git("init", "-q", "-b", "main", cwd=work)
     git("add", ".", cwd=work)
-    git("commit", "-q", "-m", "The demo repository", cwd=work)
+    subprocess.run(
+        ["git", "commit", "-q", "-m", "The demo repository"],
+        cwd=work,
+        env={**os.environ, **GIT_ENV, **COMMIT_DATES},
+        check=True,
+    )
     git("clone", "-q", "--bare", str(work), str(root / DEMO_REPO), cwd=root)
     return root
+
+
+def git_port(state: Path) -> int:
+    """The demo git server's port: the one of earlier runs (kept in the state dir), so
+    that the launch links they printed keep working; a new one only if it is taken."""
+    path = state / "git-port"
+    kept = int(path.read_text()) if path.exists() and path.read_text().strip().isdigit() else 0
+    port = free_port(kept) if kept else free_port()
+    if kept and port != kept:
+        print(
+            f"  note: port {kept} of the demo git server is taken; launch links printed by "
+            f"earlier runs no longer work (the new port is {port})",
+            file=sys.stderr,
+        )
+    path.write_text(f"{port}\n")
+    return port
 
 
 def parse_args() -> argparse.Namespace:
@@ -166,7 +197,7 @@ def main() -> int:
     slapd_dir = state / "slapd"
     shutil.rmtree(slapd_dir, ignore_errors=True)  # a fresh directory every run
     slapd, directory = start_slapd(slapd_dir, sorted(DATA_DIR.glob("*.ldif")))
-    served = git_http_server(demo_repository(state))
+    served = git_http_server(demo_repository(state), git_port(state))
     git_url = served.__enter__()
     repo_url = f"{git_url}/{DEMO_REPO}"
     env = hub_env(state, port, directory)

@@ -36,36 +36,40 @@ def _accounting_groups(url: str, token: str) -> dict[str, Any]:
     return {g["name"]: g for g in response.json()["groups"]}
 
 
-def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    log_path = tmp_path / "demo.log"
-    log_file = log_path.open("w")
+def _start_demo(state: Path, port: int, log_file: Any) -> tuple[subprocess.Popen[str], str]:
+    """Run the README's demo launcher; return it and what it printed up to "stop with Ctrl-C"."""
+    command = [sys.executable, str(REPO_ROOT / "demo/run.py"), "--port", str(port)]
     demo = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO_ROOT / "demo/run.py"),
-            "--port",
-            str(free_port()),
-            "--state-dir",
-            str(tmp_path),
-        ],
+        [*command, "--state-dir", str(state)],
         stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,
-        env=env,
+        env=dict(os.environ),
         start_new_session=True,
     )
-    text = ""
+    assert demo.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = demo.stdout.readline()
+        lines.append(line)
+        if "stop with Ctrl-C" in line or demo.poll() is not None:
+            break
+    return demo, "".join(lines)
+
+
+def _stop_demo(demo: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a person stops it
+    demo.wait(30)
+
+
+def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
+    log_path = tmp_path / "demo.log"
+    log_file = log_path.open("w")
+    port = free_port()
+    demo, text = _start_demo(tmp_path, port, log_file)
     try:
-        assert demo.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = demo.stdout.readline()
-            lines.append(line)
-            if "stop with Ctrl-C" in line or demo.poll() is not None:
-                break
-        text = "".join(lines)
         url = re.search(r"eohub demo hub: (http://127\.0\.0\.1:\d+)/", text)
         assert url, text
         assert "alice / alice-pw" in text
@@ -152,9 +156,7 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
         assert (clone / "intro.ipynb").exists()
         requests.delete(f"{url[1]}/hub/api/users/alice/server", headers=api, timeout=60)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a person stops it
-        demo.wait(30)
+        _stop_demo(demo)
         log_file.close()
     # Waiting for the hub asked the proxy's API: no 404 from the proxy while it started
     # (each would fetch the hub's error page, or fail to while the hub is not up yet).
@@ -167,3 +169,45 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
     while Path(f"/proc/{slapd_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{slapd_pid}").exists()
+
+
+def test_launch_links_keep_working_across_demo_restarts(tmp_path: Path) -> None:
+    port = free_port()
+    links, commits = [], []
+    with (tmp_path / "demo.log").open("w") as log_file:
+        for _ in range(2):
+            demo, text = _start_demo(tmp_path, port, log_file)
+            try:
+                link = re.search(r"launch link:\s+(\S+)", text)
+                assert link, text
+                links.append(link[1])
+                commits.append(_demo_commit(tmp_path))
+                url = re.search(r"eohub demo hub: (http://127\.0\.0\.1:\d+)/", text)
+                assert url, text
+                session = requests.Session()
+                session.get(f"{url[1]}/hub/login", timeout=10)
+                session.post(
+                    f"{url[1]}/hub/login",
+                    data={"username": "bob", "password": "bob-pw"}
+                    | {"_xsrf": session.cookies["_xsrf"]},
+                    timeout=30,
+                )
+                # The first run's link, opened on this run: the form names the repository.
+                page = session.get(links[0], timeout=30)
+                assert page.status_code == 200, page.text
+                assert "eohub-demo.git" in page.text
+            finally:
+                _stop_demo(demo)
+    assert links[0] == links[1]
+    # The same files give the same commit on every run: earlier clones still match.
+    assert commits[0] == commits[1]
+
+
+def _demo_commit(state: Path) -> str:
+    bare = state / "git" / "eohub-demo.git"
+    return subprocess.run(
+        ["git", "--git-dir", str(bare), "rev-parse", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()

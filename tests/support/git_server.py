@@ -112,10 +112,11 @@ class _Backend(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def git_http_server(root: Path) -> Iterator[str]:
-    """Serve the bare repositories in ``root``; yield the base URL."""
+def git_http_server(root: Path, port: int = 0) -> Iterator[str]:
+    """Serve the bare repositories in ``root`` on ``port`` (0: any free one); yield the
+    base URL."""
     handler = type("Backend", (_Backend,), {"root": root})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
