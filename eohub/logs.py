@@ -27,20 +27,34 @@ Levels
     line at INFO or WARNING, without a traceback. An unexpected error is logged once,
     with its traceback, by :meth:`FieldLogger.exception` where it is handled, never
     again where it is re-raised.
+
+Expected refusals in the host's log
+    JupyterHub logs a failed spawn with its traceback in several places, whatever the
+    cause. An exception marked as an expected refusal (its ``eohub_expected_refusal``
+    attribute is true: :class:`eohub.spawner.errors.ExpectedRefusal`) loses that
+    traceback, and an ERROR about it becomes a WARNING: :class:`QuietRefusals`, which
+    :func:`attach` puts on the application's handlers. The line itself is kept, so the
+    reason is still in the log. Any other exception's traceback is written once, even
+    where JupyterHub and tornado both log it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import string
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 #: Record attributes that a structured formatter reads.
 FIELDS_ATTR = "eohub_fields"
 EVENT_ATTR = "eohub_event"
+
+#: The attribute that marks an exception as an expected refusal (see the docstring).
+EXPECTED_REFUSAL_ATTR = "eohub_expected_refusal"
 
 #: Field names whose values are never written, whatever the caller passes.
 SECRET_FIELDS = frozenset({"password", "token", "secret", "authorization", "cookie", "api_key"})
@@ -66,6 +80,7 @@ def attach(application_log: logging.Logger) -> None:
     the root logger, so without this a module's INFO line would go nowhere. The first
     application to attach wins: a hub has one.
     """
+    quiet_expected_refusals(application_log)
     root = logging.getLogger("eohub")
     if application_log.name == "eohub" or getattr(root, "_eohub_attached", False):
         return
@@ -75,6 +90,66 @@ def attach(application_log: logging.Logger) -> None:
     # level again clears that memory, or a line logged before attaching would keep
     # INFO off for good.
     root.setLevel(root.level)
+
+
+def is_expected_refusal(error: BaseException | None) -> bool:
+    """Whether ``error`` refuses what a user asked for, rather than a fault."""
+    return error is not None and getattr(error, EXPECTED_REFUSAL_ATTR, False) is True
+
+
+class QuietRefusals(logging.Filter):
+    """Keep every record's line; drop the tracebacks an operator does not need.
+
+    - An expected refusal's traceback goes, and an ERROR about one (with the refusal
+      attached, or logged while it is being handled) becomes a WARNING.
+    - An unexpected exception's traceback is written once: JupyterHub logs a failed
+      spawn's, then tornado logs it again as it answers the request ("Uncaught
+      exception"); the second line keeps its text only.
+    - An empty traceback goes (``exc_info`` with no exception: JupyterHub 5 logs a
+      failed spawn with ``log.exception`` outside an ``except``: "NoneType: None").
+
+    Never drops a record. Each record is judged once, whichever handler sees it first.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _JUDGED_ATTR, False):
+            return True
+        setattr(record, _JUDGED_ATTR, True)
+        error = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        if is_expected_refusal(error) and record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        if not record.exc_info:
+            return True
+        if error is None or is_expected_refusal(error) or _traceback_written(error):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_JUDGED_ATTR = "_eohub_judged"
+_WRITTEN_ATTR = "_eohub_traceback_written"
+
+
+def _traceback_written(error: BaseException) -> bool:
+    """Whether ``error``'s traceback was logged before; marks it as logged now."""
+    if getattr(error, _WRITTEN_ATTR, False):
+        return True
+    with contextlib.suppress(AttributeError):  # an exception without a __dict__
+        setattr(error, _WRITTEN_ATTR, True)
+    return False
+
+
+def quiet_expected_refusals(logger: logging.Logger) -> None:
+    """Put :class:`QuietRefusals` on every handler ``logger``'s records reach, once each.
+
+    On the handlers, not the logger: a logger's filters do not see the records that its
+    children (tornado's loggers, under JupyterHub's) pass up to it.
+    """
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if not any(isinstance(f, QuietRefusals) for f in handler.filters):
+                handler.addFilter(QuietRefusals())
+        current = current.parent if current.propagate else None
 
 
 def fields_of(record: logging.LogRecord) -> Mapping[str, object]:

@@ -24,7 +24,7 @@ from eohub.accounting.scopes import (
     admins_role,
 )
 from eohub.hub import use_eohub_templates
-from eohub.spawner.accounting import start_with_the_hub
+from eohub.spawner.accounting import start_with_the_hub, stop_servers_before_services
 
 # The Zero to JupyterHub chart runs drop-ins in its own config file's globals, where `c`
 # is already set and `get_config` is the chart's z2jh.get_config(key).
@@ -161,3 +161,8 @@ use_eohub_templates(c)
 
 # Send what the last run of the hub left in its accounting outbox as soon as it starts.
 start_with_the_hub()
+
+# On Ctrl-C or SIGTERM, stop the users' servers (where c.JupyterHub.cleanup_servers is
+# on, the default) and deliver their stops before the hub stops this service; JupyterHub
+# alone would stop the service first, and the stops would wait for the next start.
+stop_servers_before_services()

@@ -227,3 +227,69 @@ def test_the_convention_check_catches_each_old_style(source: str, problem: str) 
 )
 def test_every_module_logs_the_one_way(path: Path) -> None:
     assert convention_problems(path.read_text()) == []
+
+
+# -- expected refusals in the host application's log -----------------------------------
+
+
+class _Refused(Exception):
+    eohub_expected_refusal = True
+
+
+def _quiet_log(name: str) -> tuple[logging.Logger, list[str]]:
+    """A logger whose handler formats what it gets (tracebacks too), filtered as a hub's."""
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
+    logger.handlers = [handler]
+    logs.quiet_expected_refusals(logger)
+    logs.quiet_expected_refusals(logger)  # once is enough: no second filter
+    assert len(handler.filters) == 1
+    return logger, lines
+
+
+def test_an_expected_refusal_is_one_warning_line_without_traceback() -> None:
+    logger, lines = _quiet_log("eohub-test-refusals")
+    try:
+        raise _Refused("over quota")
+    except _Refused:
+        logger.exception("Exception applying user_options for dave")
+        logger.error("Error starting dave's server: over quota")  # while it is handled
+    assert lines == [
+        "WARNING Exception applying user_options for dave",
+        "WARNING Error starting dave's server: over quota",
+    ]
+
+
+def test_an_unexpected_error_keeps_one_traceback() -> None:
+    logger, lines = _quiet_log("eohub-test-faults")
+    try:
+        raise RuntimeError("disk on fire")
+    except RuntimeError:
+        logger.exception("Unhandled error starting erin's server")
+        logger.exception("Uncaught exception POST /hub/api/users/erin/server")
+    assert lines[0].startswith("ERROR Unhandled error starting erin's server\nTraceback")
+    assert "RuntimeError: disk on fire" in lines[0]
+    assert lines[1] == "ERROR Uncaught exception POST /hub/api/users/erin/server"
+
+
+def test_an_empty_traceback_is_dropped() -> None:
+    logger, lines = _quiet_log("eohub-test-empty")
+    # Outside an except, as JupyterHub 5 does.
+    logger.exception("Error starting server dave")  # noqa: LOG004
+    assert lines == ["ERROR Error starting server dave"]
+
+
+def test_the_spawners_errors_are_expected_refusals() -> None:
+    from eohub.domain.launch.options import OptionsError
+    from eohub.spawner.errors import ExpectedRefusal, options_error, user_error
+
+    assert logs.is_expected_refusal(user_error(403, "spent", "Quota"))
+    assert logs.is_expected_refusal(options_error(OptionsError({"size": "too big"})))
+    assert getattr(ExpectedRefusal, logs.EXPECTED_REFUSAL_ATTR) is True
+    assert not logs.is_expected_refusal(RuntimeError("fault"))
+    assert not logs.is_expected_refusal(None)

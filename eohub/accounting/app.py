@@ -145,7 +145,10 @@ class AccountingService(DatabaseApp):
     reconcile_open_after = Integer(
         120,
         help="Seconds a server must have run before reconcile opens a session for it, so "
-        "the hub's own start event (with the real group and size) arrives first.",
+        "the hub's own start event (with the real group and size) arrives first; also "
+        "how long a server must have been missing before reconcile closes its session, "
+        "so the hub's own stop event (with the real stop time) arrives first, even from "
+        "the hub's outbox after the service was down.",
     ).tag(config=True)
 
     enforcement_interval = Integer(

@@ -13,6 +13,9 @@ re-exported here for the service's handlers and the drop-in.
 
 from __future__ import annotations
 
+import logging
+import re
+
 from eohub.domain.accounting.access import (
     ACCESS,
     ACCESS_SCOPES,
@@ -101,6 +104,49 @@ CUSTOM_SCOPES: dict[str, dict[str, str | list[str]]] = {
     },
 }
 
+#: The scopes the service's login asks for, which only some users hold.
+LOGIN_SCOPES = frozenset({ADMIN, READ})
+
+# JupyterHub's warning when an OAuth login grants fewer scopes than the client asked for
+# (apihandlers/auth.py, the same text in JupyterHub 5 and 6).
+_FEWER_SCOPES = re.compile(
+    r"Service (?P<client>.*) requested scopes (?P<requested>\S*) for user .*,"
+    r" granting only (?P<granted>\S*)\.",
+    re.DOTALL,
+)
+
+
+class ServiceLoginScopes(logging.Filter):
+    """Drop the hub's warning that a login to the service got fewer scopes than asked.
+
+    The service's OAuth login asks for no scope in particular, so the hub offers its
+    ``oauth_client_allowed_scopes`` (:data:`LOGIN_SCOPES`) and grants each user those
+    they hold: admins and readers get theirs, everyone else the access scope alone.
+    That is the design, yet the hub warns at every login of a user without them; the
+    service cannot ask for less, since it does not know the user before the login.
+    Only warnings about this service whose missing scopes are all in
+    :data:`LOGIN_SCOPES` are dropped; any other is kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or not isinstance(record.msg, str):
+            return True
+        if "granting only" not in record.msg:
+            return True
+        found = _FEWER_SCOPES.match(record.getMessage())
+        if found is None or not found["client"].endswith(f"service {SERVICE_NAME}"):
+            return True
+        missing = set(found["requested"].split(",")) - set(found["granted"].split(","))
+        return not missing <= LOGIN_SCOPES
+
+
+def quiet_service_logins(logger: logging.Logger) -> None:
+    """Put :class:`ServiceLoginScopes` on ``logger``'s handlers (the hub's), once each."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, ServiceLoginScopes) for f in handler.filters):
+            handler.addFilter(ServiceLoginScopes())
+
+
 __all__ = [
     "ACCESS",
     "ACCESS_SCOPES",
@@ -108,11 +154,14 @@ __all__ = [
     "ADMINS_ROLE",
     "CUSTOM_SCOPES",
     "INGEST",
+    "LOGIN_SCOPES",
     "PREFIX",
     "READ",
     "SERVICE_NAME",
     "Caller",
     "HubAdmins",
     "Kind",
+    "ServiceLoginScopes",
     "admins_role",
+    "quiet_service_logins",
 ]

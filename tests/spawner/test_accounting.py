@@ -17,3 +17,8 @@ def test_every_spawner_shares_the_first_client(monkeypatch: pytest.MonkeyPatch) 
     assert isinstance(first, AccountingClient)
     assert first.api_token == "from-this-config"
     assert accounting.shared_client(Config()) is first  # later configs change nothing
+
+
+def test_outside_a_running_hub_the_shutdown_order_is_left_alone() -> None:
+    # A config check, or a test: there is no hub instance whose cleanup could be wrapped.
+    assert accounting.stop_servers_before_services() is False

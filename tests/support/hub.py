@@ -250,6 +250,8 @@ def start_hub(
     env = {
         **os.environ,
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+        # The hub hands it to the proxy it starts; the harness asks the proxy's API with it.
+        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
         # The accounting drop-in's managed service gets a free port of its own.
         "EOHUB_ACCOUNTING_URL": f"http://127.0.0.1:{free_port()}",
         **(env or {}),
@@ -264,13 +266,18 @@ def start_hub(
         env=env,
         cwd=workdir,
     )
-    url = f"http://127.0.0.1:{port}"
+    proxy_routes = f"http://127.0.0.1:{proxy_api_port}/api/routes"
+    proxy_auth = {"Authorization": f"token {env['CONFIGPROXY_AUTH_TOKEN']}"}
 
-    def answers() -> bool:
+    # Ready once the proxy routes "/" to the hub, asked through the proxy's API as the
+    # demo does: polling the public URL earlier gets 404s, each logged by the proxy with
+    # "Failed to get custom error page", which start-up log tests must not see.
+    def routed() -> bool:
         try:
-            return requests.get(f"{url}/hub/api/", timeout=1).status_code == 200
-        except requests.RequestException:
+            answer = requests.get(proxy_routes, headers=proxy_auth, timeout=1)
+            return answer.status_code == 200 and "/" in answer.json()
+        except (requests.RequestException, ValueError):
             return False
 
-    process.wait_until(answers, timeout=60, what="answering on its public URL")
-    return Hub(url=url, token=token, workdir=workdir, process=process)
+    process.wait_until(routed, timeout=60, what="routed by its proxy")
+    return Hub(url=f"http://127.0.0.1:{port}", token=token, workdir=workdir, process=process)

@@ -6,8 +6,10 @@ Each round reads the open sessions, then lists the hub's servers, and applies th
 - a session whose server still runs is touched (its last-seen time moves to the round's
   time, which bounds what a later missed stop can cost);
 - a session whose server is gone is closed at its last-seen time with the end reason
-  ``reconciled``; if the hub's own stop event arrives later, the ledger replaces that
-  estimate with the real stop time;
+  ``reconciled``, once it has been missing for ``close_after`` seconds (the hub's own
+  stop event, with the real time, may wait in the hub's outbox while the service was
+  down); if the hub's stop event arrives later still, the ledger replaces that estimate
+  with the real stop time;
 - a running server with no session is opened from the hub's start time, charged as its
   ``user_options`` say, else to the configured fallback group.
 
@@ -37,6 +39,7 @@ from eohub.domain.accounting.reconcile import (
     plan_reconcile,
     session_start,
 )
+from eohub.domain.accounting.reconcile_grace import hold_closes
 from eohub.logs import get_logger
 
 log = get_logger(__name__)
@@ -88,6 +91,10 @@ class Reconciler:
     open_after
         Seconds a server must have run before it is opened here; the hub's own start
         event usually arrives first, with the group and size the user chose.
+    close_after
+        Seconds a session's server must have been missing before the session is closed
+        here (default: ``open_after``); the hub's own stop event usually arrives first,
+        with the real stop time, even when it waited in the hub's outbox.
     slack
         Seconds the clocks of the hub and the service may differ by.
     """
@@ -102,6 +109,7 @@ class Reconciler:
         default_memory_bytes: int = 0,
         default_gpus: int = 0,
         open_after: float = 120.0,
+        close_after: float | None = None,
         slack: float = 60.0,
     ) -> None:
         self.store = store
@@ -110,6 +118,9 @@ class Reconciler:
             fallback_group, default_cpu, default_memory_bytes, default_gpus
         )
         self.open_after = timedelta(seconds=open_after)
+        self.close_after = timedelta(seconds=open_after if close_after is None else close_after)
+        # Sessions whose servers the hub no longer lists, and since when (hold_closes).
+        self._missing_since: dict[int, datetime] = {}
         self.slack = timedelta(seconds=slack)
         # Servers already reported as impossible to open: warn once per server's life.
         self._reported: set[tuple[str, str, datetime | None]] = set()
@@ -130,6 +141,7 @@ class Reconciler:
             sessions, servers, now=now, open_after=self.open_after, slack=self.slack
         )
         plan = await self._confirm_gone(plan, {(s.user, s.name) for s in servers})
+        plan = self._hold_closes(plan)
 
         touched = [t.session.id for t in plan.touch]
         if touched:
@@ -183,6 +195,17 @@ class Reconciler:
             close.extend(again.close)
             touch.extend(again.touch)
         return ReconcilePlan(plan.seen_at, tuple(close), tuple(touch), plan.open, plan.skip)
+
+    def _hold_closes(self, plan: ReconcilePlan) -> ReconcilePlan:
+        """Only the closes that are due; the others wait for the hub's own stop."""
+        due, self._missing_since = hold_closes(plan, self._missing_since, self.close_after)
+        for session_id, since in self._missing_since.items():
+            log.debug(
+                "Reconcile waits for the hub's stop of session {session}, missing since {since}",
+                session=session_id,
+                since=since.isoformat(),
+            )
+        return due
 
     async def _close(self, item: Close) -> bool:
         s = item.session

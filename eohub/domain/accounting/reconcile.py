@@ -12,7 +12,9 @@ before that server did: then it is an earlier life of the server, which has ende
 session that lost its server is closed at the last time the loop saw the server running
 (never later), so a missed stop is never charged beyond what was observed; the hub's
 real stop event, should it arrive later, replaces that estimate (see
-:mod:`eohub.domain.accounting.ingest_rules`).
+:mod:`eohub.domain.accounting.ingest_rules`). A session is closed only once its server
+has been missing for a while (:mod:`.reconcile_grace`): the hub's own stop may still be on
+its way, in the hub's outbox while the service was down, and it carries the real time.
 """
 
 from __future__ import annotations

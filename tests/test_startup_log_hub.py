@@ -1,0 +1,46 @@
+"""A hub started with eohub's drop-ins and a demo-like config logs no spurious warning.
+
+Like the demo: QuotaLocalSpawner with ``switch_user = False``, charge groups, the
+accounting service from drop-in 30; the harness waits for the hub through the proxy's
+API, as the demo does.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.accounting.service_support import Accounting
+from tests.spawner.test_local_hub import ACCOUNTING_GROUPS, hub_config
+from tests.support.hub import start_hub
+
+pytestmark = pytest.mark.hub
+
+SPURIOUS = (
+    "not recognized",  # a setting on a class that lacks it (switch_user, say)
+    "404 GET",  # readiness polls before the hub's route exists
+    "Failed to get custom error page",
+    "Traceback",
+    "is deprecated",
+)
+
+
+def test_the_start_up_log_has_no_spurious_warning(tmp_path: Path) -> None:
+    workdir = tmp_path / "hub"
+    workdir.mkdir()
+    (workdir / "eohub_accounting_config.py").write_text(
+        f"c.AccountingService.groups = {ACCOUNTING_GROUPS!r}\n"
+    )
+    hub = start_hub(workdir, hub_config(workdir))
+    try:
+        Accounting(hub).wait_ready(timeout=60)
+        time.sleep(2)  # the hub's accounting client starts a moment after the hub
+    finally:
+        hub.process.stop(timeout=20)
+    log = (workdir / "jupyterhub.log").read_text()
+    for text in SPURIOUS:
+        assert text not in log, f"{text!r} in the start-up log:\n{log}"
+    assert not re.search(r"^\[E ", log, re.M), log
