@@ -1,9 +1,11 @@
 """A thin client of JupyterHub's REST API: list running servers, stop one.
 
-Only what the accounting service's loops need, with JupyterHub's own HTTP stack
-(tornado's ``AsyncHTTPClient``). Listing pages through ``GET /users?state=active``; an
-``asyncio.Semaphore`` bounds how many requests run at once, so a large hub is never
-flooded (the approach of jupyterhub-idle-culler). Every request has a timeout.
+Only what the accounting service's loops and pages need (a PI sees their members'
+servers with their idle time, ``last_activity``, and may stop one), with JupyterHub's
+own HTTP stack (tornado's ``AsyncHTTPClient``). Listing pages through
+``GET /users?state=active``; an ``asyncio.Semaphore`` bounds how many requests run at
+once, so a large hub is never flooded (the approach of jupyterhub-idle-culler). Every
+request has a timeout.
 
 Errors are translated here, once, into :class:`HubAPIError`. The token is sent in the
 ``Authorization`` header only: it never appears in a URL, a log line or an error.
@@ -215,13 +217,17 @@ class HubAPI:
 
     async def server(self, user: str, name: str = "") -> HubServer | None:
         """One user's active server ``name``, or None when it does not run (or no user)."""
-        code, data = await self._request("GET", f"/users/{quote(user, safe='')}", ok=(200, 404))
-        if code == 404 or not isinstance(data, dict):
-            return None
-        for server in servers_of(data):
+        for server in await self.user_servers(user):
             if server.name == name:
                 return server
         return None
+
+    async def user_servers(self, user: str) -> list[HubServer]:
+        """One user's active servers, with their start and last activity (none: no user)."""
+        code, data = await self._request("GET", f"/users/{quote(user, safe='')}", ok=(200, 404))
+        if code == 404 or not isinstance(data, dict):
+            return []
+        return servers_of(data)
 
     async def stop_server(self, user: str, name: str = "") -> StopOutcome:
         """Ask the hub to stop a server. See :class:`StopOutcome` for the answers."""

@@ -127,6 +127,25 @@ async def test_one_server_and_stops(hub: tuple[FakeHub, str]) -> None:
     assert fake.requests[-1] == ("DELETE", "/hub/api/users/a%2Fb/servers/x%20y")
 
 
+async def test_one_users_servers_with_their_last_activity(hub: tuple[FakeHub, str]) -> None:
+    fake, url = hub
+    fake.users.append(
+        user_model(
+            "dee",
+            **{
+                "": {"started": STARTED, "ready": True, "last_activity": "2026-04-01T11:30:00Z"},
+                "old": {"started": STARTED, "stopped": True},
+            },
+        )
+    )
+    api = HubAPI(url, TOKEN)
+    (server,) = await api.user_servers("dee")
+    assert (server.user, server.name) == ("dee", "")
+    assert server.last_activity == datetime(2026, 4, 1, 11, 30, tzinfo=UTC)
+    assert await api.user_servers("nobody") == []  # 404: no such user
+    assert fake.requests[-2:] == [("GET", "/hub/api/users/dee"), ("GET", "/hub/api/users/nobody")]
+
+
 async def test_errors_name_the_request_but_never_the_token(hub: tuple[FakeHub, str]) -> None:
     _, url = hub
     api = HubAPI(url, "wrong-token")

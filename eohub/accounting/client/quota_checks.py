@@ -80,7 +80,9 @@ class QuotaChecks:
         request = Resources.from_cpu(body["cpu"], int(body["memory_bytes"]), int(body["gpus"]))
         self.last_known.max_age = settings.last_known_max_age
         try:
-            reply, asked_at = await self._post(settings, body)
+            # A check that starts nothing says so: the service counts only spawns' denials.
+            path = "api/quota/check" if server is not None else "api/quota/check?purpose=form"
+            reply, asked_at = await self._post(settings, body, path)
         except NoAnswer as e:
             why = (e.kind, e.problem, e.detail)
             return self._by_policy(settings, user, group, server, request, why)
@@ -130,7 +132,9 @@ class QuotaChecks:
             self._http = None
         self._slots = None
 
-    async def _post(self, settings: QuotaSettings, body: Mapping[str, Any]) -> tuple[Reply, float]:
+    async def _post(
+        self, settings: QuotaSettings, body: Mapping[str, Any], path: str
+    ) -> tuple[Reply, float]:
         if self._http is None or self._slots is None:
             # Tornado would time a request queued for a connection against its timeout:
             # the semaphore queues it here instead, and Tornado's own queue stays empty.
@@ -152,7 +156,7 @@ class QuotaChecks:
             asked_at = time.monotonic()
             reply = await post_json(
                 http,
-                settings.url + "api/quota/check",
+                settings.url + path,
                 body,
                 token=settings.token,
                 seconds=settings.timeout,

@@ -41,6 +41,7 @@ def session_json(s: SessionRecord, now: datetime) -> dict[str, Any]:
         "server": s.server,
         "group": s.group,
         "profile": s.profile,
+        "profile_name": s.profile_name,
         "image": s.image,
         "cpu": s.resources.millicores / 1000,
         "memory_bytes": s.resources.memory_bytes,
@@ -48,6 +49,7 @@ def session_json(s: SessionRecord, now: datetime) -> dict[str, Any]:
         "started_at": format_time(s.started_at),
         "stopped_at": format_time(s.stopped_at) if s.stopped_at else None,
         "end_reason": s.end_reason,
+        "stopped_by": s.stopped_by,
         **s.usage(now).as_hours(),
     }
 
@@ -88,7 +90,9 @@ class QuotaCheckHandler(APIHandler):
         decision = await self.context.store.quota_check(
             request.user, request.group, request.resources
         )
-        if not decision.allowed:
+        # The launch form's and home page's checks (purpose=form) start nothing: only a
+        # spawn's denial is counted.
+        if not decision.allowed and self.get_query_argument("purpose", "spawn") != "form":
             self.context.metrics.quota_denials.labels(group=request.group).inc()
         self.write_json(decision.to_json())
 

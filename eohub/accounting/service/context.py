@@ -72,6 +72,8 @@ class LoopSettings:
         between rounds when reconcile is off.
     fallback_group, default_cpu, default_memory_bytes, default_gpus, open_after
         How reconcile charges a running server that has no session.
+    close_after
+        Seconds a server must have been missing before reconcile closes its session.
     hub_api_concurrency, hub_api_timeout
         Requests in flight at once, and the timeout of each, on the hub's API.
     """
@@ -85,6 +87,7 @@ class LoopSettings:
     default_memory_bytes: int = 0
     default_gpus: int = 0
     open_after: int = 120
+    close_after: int = 120
     hub_api_concurrency: int = 10
     hub_api_timeout: float = 30.0
 

@@ -128,7 +128,15 @@ class BaseHandler(AppHubAuth, HubOAuthenticated, web.RequestHandler):  # type: i
             pi_of = await store.read(store.pi_groups, name) if kind is Kind.USER else set()
             # The token's own scopes, as the hub reported them: a narrowed token of a
             # hub admin holds only what it was narrowed to.
-            self.caller = Caller(name, kind, frozenset(model.get("scopes", [])), frozenset(pi_of))
+            groups = model.get("groups") if kind is Kind.USER else None
+            self.caller = Caller(
+                name,
+                kind,
+                frozenset(model.get("scopes", [])),
+                frozenset(pi_of),
+                # The hub groups the user is in: the usage page shows their budgets.
+                frozenset(str(g) for g in groups) if isinstance(groups, list) else frozenset(),
+            )
 
     def on_finish(self) -> None:
         if getattr(self, "_in_flight", False):

@@ -48,7 +48,7 @@ class Metrics:
         self.registry.register(LedgerCollector(store))
         self.quota_denials = Counter(
             "eohub_accounting_quota_denials",
-            "Quota checks answered with a denial, per group.",
+            "Spawns' quota checks answered with a denial, per group (not the form's).",
             ["group"],
             registry=self.registry,
         )

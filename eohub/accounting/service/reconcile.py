@@ -93,7 +93,7 @@ class Reconciler:
         event usually arrives first, with the group and size the user chose.
     close_after
         Seconds a session's server must have been missing before the session is closed
-        here (default: ``open_after``); the hub's own stop event usually arrives first,
+        here; the hub's own stop event usually arrives first,
         with the real stop time, even when it waited in the hub's outbox.
     slack
         Seconds the clocks of the hub and the service may differ by.
@@ -109,7 +109,7 @@ class Reconciler:
         default_memory_bytes: int = 0,
         default_gpus: int = 0,
         open_after: float = 120.0,
-        close_after: float | None = None,
+        close_after: float = 120.0,
         slack: float = 60.0,
     ) -> None:
         self.store = store
@@ -118,7 +118,7 @@ class Reconciler:
             fallback_group, default_cpu, default_memory_bytes, default_gpus
         )
         self.open_after = timedelta(seconds=open_after)
-        self.close_after = timedelta(seconds=open_after if close_after is None else close_after)
+        self.close_after = timedelta(seconds=close_after)
         # Sessions whose servers the hub no longer lists, and since when (hold_closes).
         self._missing_since: dict[int, datetime] = {}
         self.slack = timedelta(seconds=slack)

@@ -48,21 +48,24 @@ async def run_periodically(steps: Sequence[Step], interval: float) -> None:
 def connect_hub(
     store: AccountingStore, loops: LoopSettings
 ) -> tuple[HubAPI | None, Enforcer | None]:
-    """The hub's API and the enforcer, if a loop is on and the environment names the hub.
+    """The hub's API (also for the PIs' pages: idle times, stops) and, if a loop is on,
+    the enforcer.
 
-    ``(None, None)`` when both loops are off, or (logged) when the hub cannot be
-    reached for want of its URL or token: the loops are then off.
+    ``(None, None)`` (logged where a loop needs it) when the environment does not name
+    the hub's URL and token, as outside a hub.
     """
-    if not loops.any_on:
-        return None, None
     try:
         hub = HubAPI.from_env(
             concurrency=loops.hub_api_concurrency, request_timeout=loops.hub_api_timeout
         )
     except HubAPIError as e:
-        log.error("Reconcile and enforcement are off: {error}", error=e)
+        if loops.any_on:
+            log.error("Reconcile and enforcement are off: {error}", error=e)
         return None, None
-    return hub, Enforcer(store, hub, loops.enforcement, loops.grace_period)
+    enforcer = (
+        Enforcer(store, hub, loops.enforcement, loops.grace_period) if loops.any_on else None
+    )
+    return hub, enforcer
 
 
 def start_workers(context: ServiceContext) -> list[asyncio.Task[None]]:
@@ -80,6 +83,7 @@ def start_workers(context: ServiceContext) -> list[asyncio.Task[None]]:
             default_memory_bytes=loops.default_memory_bytes,
             default_gpus=loops.default_gpus,
             open_after=loops.open_after,
+            close_after=loops.close_after,
         )
         steps.append(("reconcile", reconciler.run_once))
     if context.enforcer is not None and loops.enforcement is not Mode.OFF:

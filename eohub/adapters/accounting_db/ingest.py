@@ -28,6 +28,7 @@ from eohub.domain.accounting.ingest_rules import (
     plan_ingest,
 )
 from eohub.domain.accounting.ledger import Resources
+from eohub.domain.accounting.session_record import stop_was_requested, stopped_too_late
 
 # Values per IN (...) list: every database takes this many, and more is rarely faster.
 CHUNK = 1000
@@ -179,6 +180,7 @@ def _session_row(state: SessionState) -> dict[str, Any]:
         "server": key.server,
         "group": state.group,
         "profile": start.profile,
+        "profile_name": start.profile_name or None,
         "image": start.image,
         "millicores": r.millicores,
         "memory_bytes": r.memory_bytes,
@@ -237,6 +239,7 @@ def _write_postgresql(connection: Connection, plan: IngestPlan, now: datetime) -
         postgresql_batch.close_sessions(
             connection, {i: _close_values(s) for i, s in plan.closed.items()}
         )
+        drop_late_attributions(connection, list(plan.closed))
     if plan.applied:
         postgresql_batch.insert_events(connection, _event_rows(plan), now)
 
@@ -262,6 +265,7 @@ def _write_portable(connection: Connection, plan: IngestPlan, now: datetime) -> 
             ),
             [{"session_id": i, **_close_values(s)} for i, s in plan.closed.items()],
         )
+        drop_late_attributions(connection, list(plan.closed))
     if plan.applied:
         connection.execute(
             insert(Event),
@@ -296,6 +300,61 @@ def close_session(
         stopped_at,
     )
     apply_totals(connection, delta.rows())
+    drop_late_attributions(connection, [session_id])
+    return True
+
+
+def drop_late_attributions(connection: Connection, session_ids: list[int]) -> None:
+    """Forget who asked for the stop of these just-closed sessions, where the server
+    stopped too long after the request for it to be theirs (see
+    :func:`~eohub.domain.accounting.session_record.stopped_too_late`)."""
+    late: list[int] = []
+    for chunk in _chunks(session_ids):
+        rows = connection.execute(
+            select(Session.id, Session.stop_requested_at, Session.stopped_at).where(
+                Session.id.in_(chunk), Session.stop_requested_at.is_not(None)
+            )
+        )
+        late.extend(
+            r.id
+            for r in rows
+            if r.stopped_at is not None and stopped_too_late(r.stop_requested_at, r.stopped_at)
+        )
+    for chunk in _chunks(late):
+        connection.execute(
+            update(Session)
+            .where(Session.id.in_(chunk))
+            .values(stopped_by=None, stop_requested_at=None)
+        )
+
+
+def record_stopped_by(
+    connection: Connection, session_id: int, who: str, requested_at: datetime
+) -> bool:
+    """``who`` (a PI, an admin) asked the hub, at ``requested_at``, to stop the session's
+    server, and the hub accepted: name them on the session. False if there is no such
+    session.
+
+    The session is not closed here: the hub's own stop event closes it with the real
+    stop time (or reconcile does, if that event never comes), and a close long after the
+    request drops the name again (:func:`drop_late_attributions`). If the hub's stop
+    event came first, the session only gains the name, when its stop fits the request.
+    A name already recorded stays.
+    """
+    row = connection.execute(
+        select(Session.stopped_at, Session.stopped_by).where(Session.id == session_id)
+    ).first()
+    if row is None:
+        return False
+    if row.stopped_by is not None:
+        return True
+    if row.stopped_at is not None and not stop_was_requested(requested_at, row.stopped_at):
+        return True  # it stopped on its own before the request: not theirs
+    connection.execute(
+        update(Session)
+        .where(Session.id == session_id, Session.stopped_by.is_(None))
+        .values(stopped_by=who, stop_requested_at=requested_at)
+    )
     return True
 
 
@@ -309,4 +368,11 @@ def touch_sessions(connection: Connection, session_ids: list[int], seen_at: date
         )
 
 
-__all__ = ["IngestResult", "close_session", "ingest_events", "touch_sessions"]
+__all__ = [
+    "IngestResult",
+    "close_session",
+    "drop_late_attributions",
+    "ingest_events",
+    "record_stopped_by",
+    "touch_sessions",
+]

@@ -160,6 +160,12 @@ class Session(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_reason: Mapped[str | None] = mapped_column(String(32))
+    # The environment's display name, as the hub sent it (NULL: it sent none).
+    profile_name: Mapped[str | None] = mapped_column(Name)
+    # Who asked the hub to stop the server from the pages (a PI or an admin), and when;
+    # NULL for any other stop. Dropped if the session closes long after the request.
+    stopped_by: Mapped[str | None] = mapped_column(Name)
+    stop_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (

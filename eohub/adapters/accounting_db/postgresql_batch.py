@@ -45,6 +45,7 @@ _INSERTED = (
     ("server", "text"),
     ("group", "text"),
     ("profile", "text"),
+    ("profile_name", "text"),
     ("image", "text"),
     ("millicores", "integer"),
     ("memory_bytes", "bigint"),

@@ -108,6 +108,9 @@ def record(row: Row[Any]) -> SessionRecord:
         end_reason=row.end_reason,
         profile=row.profile,
         image=row.image,
+        stopped_by=row.stopped_by,
+        profile_name=row.profile_name or "",
+        stop_requested_at=row.stop_requested_at,
     )
 
 

@@ -34,6 +34,7 @@ from eohub.adapters.accounting_db.ingest import (
     IngestResult,
     close_session,
     ingest_events,
+    record_stopped_by,
     touch_sessions,
 )
 from eohub.adapters.accounting_db.models import Session
@@ -268,7 +269,7 @@ class AccountingStore:
                     budget_left([]),
                 )
             standings = self._standings(connection, user, group, now)
-        return decide(request, standings)
+        return decide(request, standings, group.display_name)
 
     def _quota_group(self, connection: Connection, name: str) -> GroupInfo | None:
         cached = self._group_cache.get(name)
@@ -301,10 +302,15 @@ class AccountingStore:
         users: set[str] | None = None,
         groups: set[str] | None = None,
         open_only: bool = False,
+        stopped_by_someone: bool = False,
         before_id: int | None = None,
         limit: int = 100,
     ) -> list[SessionRecord]:
-        """Newest first, ``limit`` at a time; page on with the last record's id."""
+        """Newest first, ``limit`` at a time; page on with the last record's id.
+
+        ``stopped_by_someone`` keeps only the closed sessions that a person stopped from
+        the pages (an open one with a stop asked for is still running).
+        """
         query = select(Session).order_by(Session.id.desc()).limit(limit)
         if users is not None and groups is not None:
             query = query.where(or_(Session.user.in_(users), Session.group.in_(groups)))
@@ -314,6 +320,8 @@ class AccountingStore:
             query = query.where(Session.group.in_(groups))
         if open_only:
             query = query.where(Session.stopped_at.is_(None))
+        if stopped_by_someone:
+            query = query.where(Session.stopped_by.is_not(None), Session.stopped_at.is_not(None))
         if before_id is not None:
             query = query.where(Session.id < before_id)
         with self.engine.connect() as connection:
@@ -359,6 +367,18 @@ class AccountingStore:
     def close_session(self, session_id: int, stopped_at: datetime, reason: str) -> bool:
         with self.engine.begin() as connection:
             return close_session(connection, session_id, stopped_at, reason)
+
+    def session(self, session_id: int) -> SessionRecord | None:
+        """One session by id, or None."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(Session).where(Session.id == session_id)).first()
+            return None if row is None else queries.record(row)
+
+    def stop_by(self, session_id: int, who: str, requested_at: datetime) -> bool:
+        """Record that ``who`` asked the hub to stop the session's server at
+        ``requested_at`` (see :func:`record_stopped_by`); the session stays as it is."""
+        with self.engine.begin() as connection:
+            return record_stopped_by(connection, session_id, who, requested_at)
 
     def touch_sessions(self, session_ids: list[int], seen_at: datetime) -> None:
         with self.engine.begin() as connection:

@@ -71,6 +71,7 @@ class Op(StrEnum):
     PAGE_USAGE = "GET usage (page)"
     PAGE_GROUPS = "GET groups (page)"
     PAGE_ALL = "GET all (page)"
+    STOP_SERVER = "POST groups/stop (page)"
 
 
 #: The export operation of each export file name.
@@ -116,6 +117,8 @@ TABLE: dict[Op, tuple[Grant, ...]] = {
     Op.PAGE_USAGE: (Grant(None, USERS, Reach.OWN),),
     Op.PAGE_GROUPS: _reads(own=Reach.PI),
     Op.PAGE_ALL: (Grant(READ, ANY, Reach.ALL),),
+    # Stopping changes things: reading everything is not enough, only the admin scope.
+    Op.STOP_SERVER: (Grant(ADMIN, ANY, Reach.ALL), Grant(None, USERS, Reach.PI)),
 }
 
 
@@ -133,13 +136,15 @@ class Caller:
 
     ``scopes`` are the token's own scopes (JupyterHub's ``/api/user`` answer for it);
     ``pi_of`` the groups the accounting store lists the user as PI of (always empty
-    for services).
+    for services); ``groups`` the hub groups the user is a member of (the model's
+    ``groups``), which the usage page shows the budgets of.
     """
 
     name: str
     kind: Kind
     scopes: frozenset[str]
     pi_of: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
 
     def holds(self, scope: str) -> bool:
         return scope in self.scopes or any(
@@ -262,6 +267,19 @@ def may_read_group(caller: Caller | None, op: Op, group: str) -> bool:
     except Forbidden:
         return False
     return groups is None or group in groups
+
+
+def may_stop_some_server(caller: Caller | None) -> bool:
+    """Whether the caller may stop any server at all: leads a group, or is an admin.
+
+    Asked before a session is looked up, so that nobody else learns which exist.
+    """
+    return caller is not None and (caller.is_admin or bool(caller.groups_led))
+
+
+def may_stop_server(caller: Caller | None, group: str) -> bool:
+    """Whether ``caller`` may stop a server charged to ``group``: its PI, or an admin."""
+    return may_read_group(caller, Op.STOP_SERVER, group)
 
 
 # -- the table, as the reference docs show it ----------------------------------------

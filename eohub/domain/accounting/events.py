@@ -65,6 +65,7 @@ class StartEvent:
     resources: Resources
     profile: str = ""
     image: str = ""
+    profile_name: str = ""  # the environment's display name, for the pages
 
 
 @dataclass(frozen=True)
@@ -214,11 +215,11 @@ def parse_event(data: object, prefix: str = "", *, latest: datetime | None = Non
         resources = read_resources(f)
         profile = f.text("profile", NAME, required=False)
         image = f.text("image", NAME, required=False)
+        profile_name = f.text("profile_name", NAME, required=False)
         if f.errors or started_at is None or resources is None:
             raise EventError(f.errors)
-        return StartEvent(
-            event_id, SessionKey(user, server, started_at), group, resources, profile, image
-        )
+        key = SessionKey(user, server, started_at)
+        return StartEvent(event_id, key, group, resources, profile, image, profile_name)
     stopped_at = f.time("stopped_at", latest) if kind == "stop" else None
     reason = f.text("reason", NAME, required=False, default="stopped")
     if reason not in END_REASONS:
@@ -232,7 +233,8 @@ def parse_event(data: object, prefix: str = "", *, latest: datetime | None = Non
 
 _COMMON = {"id", "kind", "user", "server", "started_at"}
 _ALLOWED = {
-    "start": _COMMON | {"group", "cpu", "memory_bytes", "gpus", "profile", "image"},
+    "start": _COMMON
+    | {"group", "cpu", "memory_bytes", "gpus", "profile", "image", "profile_name"},
     "stop": _COMMON | {"stopped_at", "reason"},
 }
 
@@ -294,8 +296,13 @@ def start_event_json(
     gpus: int = 0,
     profile: str = "",
     image: str = "",
+    profile_name: str = "",
 ) -> dict[str, Any]:
-    """The JSON of a start event, with its idempotency key."""
+    """The JSON of a start event, with its idempotency key.
+
+    ``profile_name`` (the environment's display name) is sent only when there is one, so
+    events of hubs that do not know it read as before.
+    """
     return {
         "id": event_key("start", user, server, started_at),
         "kind": "start",
@@ -308,6 +315,7 @@ def start_event_json(
         "gpus": gpus,
         "profile": profile,
         "image": image,
+        **({"profile_name": profile_name} if profile_name else {}),
     }
 
 

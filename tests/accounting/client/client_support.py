@@ -35,6 +35,7 @@ class FakeService:
         self.stored: dict[str, dict[str, Any]] = {}  # in arrival order
         self.duplicates = 0
         self.quota_requests: list[dict[str, Any]] = []
+        self.quota_purposes: list[str] = []  # the ?purpose= of each check ("" for none)
         self.quota_reply: dict[str, Any] = {
             "allowed": True,
             "reason": "Within quota.",
@@ -131,6 +132,7 @@ class EventsHandler(FakeHandler):
 class QuotaHandler(FakeHandler):
     def post(self) -> None:
         self.service.quota_requests.append(json.loads(self.request.body))
+        self.service.quota_purposes.append(self.get_query_argument("purpose", ""))
         self.finish(self.service.quota_reply)
 
 

@@ -116,6 +116,18 @@ async def test_a_quota_check_returns_the_service_answer(
     assert service.quota_requests == [
         {"user": "alice", "group": "climate", "cpu": 2, "memory_bytes": 1024**3, "gpus": 1}
     ]
+    assert service.quota_purposes == [""]
+
+
+async def test_a_check_that_starts_nothing_says_so(
+    service: FakeService, make_client: MakeClient
+) -> None:
+    """The form's and home page's budget questions: the service does not count their
+    denials as spawns refused."""
+    client = make_client(service.url)
+    await client.check_quota(user="alice", group="climate", cpu=1, for_spawn=False)
+    await client.check_quota(user="alice", group="climate", cpu=1, server="lab")
+    assert service.quota_purposes == ["form", ""]
 
 
 async def test_a_denial_is_passed_on_with_its_reason(

@@ -64,6 +64,11 @@ def test_users_see_only_their_own_rows(accounting: Accounting) -> None:
     assert not accounting.call("POST", "api/quota/check", accounting.hub_token, json=quota).json()[
         "allowed"
     ]
+    # The form's checks start nothing: their denials are not counted.
+    form_check = "api/quota/check?purpose=form"
+    for _ in range(3):
+        answer = accounting.call("POST", form_check, accounting.hub_token, json=quota)
+        assert answer.json()["allowed"] is False
     metrics = accounting.call("GET", "metrics", admin).text
     assert "eohub_accounting_open_sessions 1.0" in metrics
     # bob's closed 0.5 core-hours, and alice's open session so far (a little over 0.5)

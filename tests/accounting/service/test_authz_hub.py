@@ -163,6 +163,9 @@ MATRIX: list[tuple[Op, str, str, Any, set[str]]] = [
     (Op.PAGE_GROUPS, "GET", "groups", None, USERS),
     (Op.PAGE_GROUPS, "GET", "groups?group=climate", None, PI | READERS),
     (Op.PAGE_ALL, "GET", "all", None, READERS),
+    # The stop's confirmation page, for alice's (climate) and bob's (ocean) closed sessions.
+    (Op.STOP_SERVER, "GET", "groups/stop?session=1", None, PI | ADMINS),
+    (Op.STOP_SERVER, "GET", "groups/stop?session=2", None, ADMINS),
 ]
 
 
@@ -183,6 +186,10 @@ def test_every_caller_at_every_endpoint(
                 ok = r.status_code in (200, 201)
             elif page and token in (None, "f" * 64):
                 ok = r.status_code == 302 and "/oauth2/authorize" in r.headers["Location"]
+            elif path.startswith("groups/stop") and caller in PI:
+                # A PI asking about another group's session gets the answer for one
+                # that does not exist: the stop page never tells which sessions exist.
+                ok = r.status_code == 404
             else:
                 ok = r.status_code == 403
             if not ok:

@@ -168,6 +168,7 @@ services = c.JupyterHub.services.get_value([])  # the drop-ins extend the list
 for service in services:
     if service["name"] == "eohub-accounting":
         service["command"] = [*service["command"], "--reconcile-interval=1",
+                              "--AccountingService.reconcile_close_after=0",
                               "--enforcement=stop",
                               "--AccountingService.enforcement_grace_period=0"]
 c.JupyterHub.services = services

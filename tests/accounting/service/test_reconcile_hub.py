@@ -140,7 +140,7 @@ async def test_a_killed_server_is_closed_when_last_seen(
 ) -> None:
     server = spawn(hub, "kim", "lab")
     session = record_start(store, "kim", server, group="climate")
-    reconciler = Reconciler(store, hub_api(hub), open_after=0)
+    reconciler = Reconciler(store, hub_api(hub), open_after=0, close_after=0)
     clock.now = datetime.now(UTC)  # after the spawn
 
     report = await reconciler.run_once()
@@ -220,7 +220,7 @@ async def test_a_server_without_a_known_group_is_only_logged(
     try:
         spawn(hub, "vic", group="astro")
         clock.now = datetime.now(UTC)
-        reconciler = Reconciler(store, hub_api(hub), open_after=0)
+        reconciler = Reconciler(store, hub_api(hub), open_after=0, close_after=0)
         with caplog.at_level(logging.DEBUG, logger=LOG.name):
             first = await reconciler.run_once()
             await reconciler.run_once()
@@ -242,7 +242,7 @@ async def test_a_server_stopped_normally_needs_nothing(
     server = spawn(hub, "nia")
     clock.now = datetime.now(UTC)
     session = record_start(store, "nia", server, group="climate")
-    reconciler = Reconciler(store, hub_api(hub), open_after=0)
+    reconciler = Reconciler(store, hub_api(hub), open_after=0, close_after=0)
     await reconciler.run_once()
 
     hub.stop("nia")

@@ -28,12 +28,24 @@ def store(sqlite_url: str) -> Iterator[AccountingStore]:
     s.engine.dispose()
 
 
-def test_no_hub_api_is_made_when_every_loop_is_off(
-    store: AccountingStore, monkeypatch: pytest.MonkeyPatch
+def test_with_every_loop_off_the_hub_api_serves_the_pages_and_nothing_enforces(
+    store: AccountingStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused")
+    hub, enforcer = connect_hub(store, LoopSettings(reconcile_interval=0))
+    assert hub is not None  # the PIs' pages ask it for idle times and stop servers
+    assert enforcer is None
+    loops_off = LoopSettings(reconcile_interval=0)
+    assert start_workers(make_context(store, hub=hub, loops=loops_off)) == []
+
+
+def test_with_every_loop_off_and_no_hub_nothing_is_logged(
+    store: AccountingStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("JUPYTERHUB_API_URL", raising=False)
     assert connect_hub(store, LoopSettings(reconcile_interval=0)) == (None, None)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_without_the_hubs_address_the_loops_are_off_and_say_so(

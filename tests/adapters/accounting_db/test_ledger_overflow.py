@@ -33,6 +33,7 @@ from eohub.domain.accounting.ledger import Resources
 from eohub.domain.accounting.periods import Allocation
 from eohub.domain.accounting.quota import Limits
 from eohub.domain.accounting.requests import MAX_HOURS
+from eohub.domain.wording import number_text
 from tests.support.accounting import Clock, three_stores
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -156,4 +157,4 @@ def test_quota_windows_that_sum_past_64_bits_stay_exact(
     assert len({repr(d) for d in decisions.values()}) == 1, decisions
     used = Fraction(2 * (MAX - 7), 1000 * 3_600_000)  # mcore-ms to core-hours
     assert decisions["sqlite"]["allowed"] is False
-    assert f"spent: {float(used):.2f} of" in decisions["sqlite"]["reason"]
+    assert f"spent: {number_text(float(used))} of" in decisions["sqlite"]["reason"]

@@ -62,11 +62,16 @@ def test_record_builds_a_session_record() -> None:
         end_reason=None,
         profile="lab",
         image="jupyter/base",
+        stopped_by="carol",
+        profile_name="Python lab",
+        stop_requested_at=AWARE,
     )
     found = record(row)  # type: ignore[arg-type]
     assert (found.id, found.user, found.server, found.group) == (7, "ada", "gpu", "climate")
     assert found.resources == Resources(500, 2**30, 1)
     assert (found.started_at, found.stopped_at, found.profile) == (AWARE, None, "lab")
+    assert (found.stopped_by, found.profile_name) == ("carol", "Python lab")
+    assert found.stop_requested_at == AWARE
 
 
 def total(

@@ -158,12 +158,13 @@ def test_concurrent_limits_per_group_and_member(store, clock) -> None:  # type: 
     assert "at most 3 cores" in decision.reason
     second = store.check_quota("bob", "climate", Resources.from_cpu(0.5))
     assert not second.allowed
-    assert "1 of at most 1 servers" in second.reason
+    assert "1 of at most 1 server at once" in second.reason
 
 
 def test_the_quota_answer_carries_each_rows_room_alike_on_every_database(store, clock) -> None:  # type: ignore[no-untyped-def]
     store.put_group(
         "climate",
+        display_name="Climate modelling",
         quotas={
             "": Limits(max_cores=Fraction(3), core_hours=Fraction(10)),
             "*": Limits(max_servers=2),
@@ -192,6 +193,9 @@ def test_the_quota_answer_carries_each_rows_room_alike_on_every_database(store, 
             "storage_over": False,
             "running": {"servers": 1, "millicores": 500, "memory_bytes": 0, "gpus": 0},
         },
+        # What the budgets left are out of, and the name the form shows for the group.
+        "budget_limit": {"core_hours": 10.0, "gpu_hours": None, "memory_gib_hours": None},
+        "display_name": "Climate modelling",
     }
     assert store.check_quota("erin", "ghosts", Resources.from_cpu(1)).standing == {}
 

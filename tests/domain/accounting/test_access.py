@@ -19,6 +19,8 @@ from eohub.domain.accounting.access import (
     Selection,
     authorise,
     grant_for,
+    may_stop_server,
+    may_stop_some_server,
     readable_groups,
     select,
     table_markdown,
@@ -64,6 +66,8 @@ EXPECTED: dict[Op, set[str]] = {
     Op.PAGE_USAGE: USERS,
     Op.PAGE_GROUPS: USERS | READERS,
     Op.PAGE_ALL: READERS,
+    # every user may ask; only PIs and admins get a group (see may_stop_server below)
+    Op.STOP_SERVER: USERS,
 }
 
 
@@ -151,3 +155,31 @@ def test_the_reference_docs_show_the_table_the_code_uses() -> None:
     found = re.search(r"<!-- authorisation table -->\n(.*?)<!-- end -->", text, re.S)
     assert found, "the authorisation table markers are missing from the reference docs"
     assert found.group(1) == table_markdown()
+
+
+# (caller, the group a server is charged to) -> may they stop it?
+STOPS = [
+    ("pi", "climate", True),
+    ("pi", "ocean", False),  # a PI of another group
+    ("user", "climate", False),
+    ("reader", "climate", False),  # reading everything is not changing anything
+    ("reader service", "climate", False),
+    ("admin", "ocean", True),
+    ("narrowed hub admin", "climate", False),
+    ("service like a user", "climate", False),
+    ("anonymous", "climate", False),
+]
+
+
+@pytest.mark.parametrize(("who", "group", "allowed"), STOPS)
+def test_who_may_stop_a_members_server(who: str, group: str, allowed: bool) -> None:
+    assert may_stop_server(CALLERS[who], group) is allowed
+
+
+# Who may ask to stop any server at all (checked before a session is looked up).
+STOPPERS = {"pi", "admin"}
+
+
+@pytest.mark.parametrize("who", sorted(CALLERS))
+def test_only_pis_and_admins_may_stop_some_server(who: str) -> None:
+    assert may_stop_some_server(CALLERS[who]) is (who in STOPPERS)

@@ -42,6 +42,19 @@ def test_good_events_parse() -> None:
     assert stop.session == start.session
 
 
+def test_the_environments_display_name_is_sent_only_when_there_is_one() -> None:
+    assert "profile_name" not in START
+    named = start_event_json(
+        user="alice", server="", started_at=T0, group="climate", cpu=1, profile_name="Lab"
+    )
+    (event,) = parse_batch(named)
+    assert isinstance(event, StartEvent)
+    assert event.profile_name == "Lab"
+    (plain,) = parse_batch(START)
+    assert isinstance(plain, StartEvent)
+    assert plain.profile_name == ""
+
+
 def test_keys_are_stable_and_distinct() -> None:
     assert event_key("start", "a", "", T0) == event_key("start", "a", "", T0.astimezone())
     assert event_key("start", "a", "", T0) != event_key("stop", "a", "", T0)
@@ -224,6 +237,9 @@ SIZES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("whole float", {**START, "memory_bytes": 1024.0}, set()),
     ("null server", {**START, "server": None}, {"server"}),
     ("null profile", {**START, "profile": None}, {"profile"}),
+    ("profile name", {**START, "profile_name": "Python lab (CPU)"}, set()),
+    ("profile name too long", {**START, "profile_name": "x" * 256}, {"profile_name"}),
+    ("profile name with a newline", {**START, "profile_name": "a\nb"}, {"profile_name"}),
 ]
 
 

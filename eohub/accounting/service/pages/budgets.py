@@ -17,6 +17,7 @@ from eohub.adapters.accounting_db.store import AccountingStore
 from eohub.domain.accounting.enforcement import WarningInfo
 from eohub.domain.accounting.periods import Allocation
 from eohub.domain.accounting.quota import WHOLE_GROUP, Standing, budget_left
+from eohub.domain.reports.wording import hours_text, possessive, quantity
 
 #: A budget this far used (percent) earns a warning on the pages.
 WARN_PERCENT = 80
@@ -114,7 +115,8 @@ def scope_budget(s: Standing, label: str) -> ScopeBudget:
     )
 
 
-def _notices(group: str, scopes: Iterable[ScopeBudget], when: str) -> list[Notice]:
+def _notices(charged: str, scopes: Iterable[ScopeBudget], when: str) -> list[Notice]:
+    """Warnings for budgets nearly or wholly spent; ``charged`` names the group for people."""
     notes = []
     for scope in scopes:
         for m in scope.limited:
@@ -122,20 +124,29 @@ def _notices(group: str, scopes: Iterable[ScopeBudget], when: str) -> list[Notic
                 notes.append(
                     Notice(
                         "danger",
-                        f"The {m.what} budget of {scope.scope} is spent ({m.used:.2f} of "
-                        f"{m.limit:.2f} used {when}): new servers charged to {group} are "
-                        "refused until it renews.",
+                        f"{_sentence(scope.scope)} is spent: {hours_text(m.used)} of "
+                        f"{quantity(m.limit, m.what)} used {when}. New servers charged to "
+                        f"{charged} are refused until it renews.",
                     )
                 )
             elif m.level == "warning":
                 notes.append(
                     Notice(
                         "warning",
-                        f"{scope.scope[0].upper()}{scope.scope[1:]} has used "
-                        f"{m.percent:.0f}% of its {m.what} budget {when}.",
+                        f"{_sentence(scope.scope)} is {m.percent:.0f}% used: "
+                        f"{hours_text(m.used)} of {quantity(m.limit, m.what)} {when}.",
                     )
                 )
     return notes
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def group_label(name: str, display_name: str) -> str:
+    """How a group is named in sentences: its display name, else its name."""
+    return display_name or name
 
 
 def _when(allocation: Allocation) -> str:
@@ -147,15 +158,20 @@ def _when(allocation: Allocation) -> str:
 def group_budget(
     store: AccountingStore, user: str, group: GroupInfo, now: datetime, *, as_member: bool
 ) -> GroupBudget:
-    """The budgets that apply to ``user`` in ``group`` (``as_member``) or the group's own."""
+    """The budgets that apply to ``user`` in ``group`` (``as_member``) or the group's own.
+
+    Scopes are worded for people: "the group's budget" (``Climate modelling's budget``)
+    and "your share" of it.
+    """
     standings = store.standings(user, group, now)
     whole = f"group {group.name}"
+    label = group_label(group.name, group.display_name)
     scopes = []
     for s in standings:
         if s.scope == whole:
-            scopes.append(scope_budget(s, whole))
+            scopes.append(scope_budget(s, f"{possessive(label)} budget"))
         elif as_member:
-            scopes.append(scope_budget(s, f"your share of {group.name}"))
+            scopes.append(scope_budget(s, f"your share of {possessive(label)} budget"))
     if not as_member:
         standings = [s for s in standings if s.scope == whole]
     return GroupBudget(
@@ -166,7 +182,7 @@ def group_budget(
         group.allocation.window(now),
         tuple(scopes),
         budget_left(standings),
-        tuple(_notices(group.name, scopes, _when(group.allocation))),
+        tuple(_notices(label, scopes, _when(group.allocation))),
     )
 
 
@@ -215,6 +231,7 @@ __all__ = [
     "describe_allocation",
     "enforcement_notices",
     "group_budget",
+    "group_label",
     "group_standing",
     "num",
     "undefined_budget",

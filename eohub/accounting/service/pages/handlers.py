@@ -19,177 +19,35 @@ back, as JupyterHub requires of cookie-authenticated requests.
 
 from __future__ import annotations
 
-import functools
-import http
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from tornado import web
 
-from eohub._version import __version__
-from eohub.accounting.scopes import Caller
-from eohub.accounting.service.handlers import BaseHandler
 from eohub.accounting.service.pages import views
-from eohub.accounting.service.pages.budgets import describe_allocation, enforcement_notices
+from eohub.accounting.service.pages.budgets import enforcement_notices
+from eohub.accounting.service.pages.page_base import (
+    DASH,
+    HALF,
+    STATIC,
+    WIDE,
+    PageHandler,
+    environment,
+    render,
+)
+from eohub.accounting.service.pages.servers import hub_servers, running_servers, stop_note
+from eohub.accounting.service.pages.stop_handler import StopServerHandler
 from eohub.adapters.accounting_db.store import UnknownGroupError
-from eohub.domain.accounting.access import Op, grant_for, may_read_group
-from eohub.domain.accounting.enforcement import WarningInfo
+from eohub.domain.accounting.access import Op, grant_for, may_read_group, may_stop_server
 from eohub.domain.accounting.events import NAME
-from eohub.domain.accounting.ledger import GIB
 from eohub.domain.accounting.periods import PeriodKind, next_period_start, period_start
-from eohub.domain.reports.charts import Frame, format_number
-
-HERE = Path(__file__).parent
-TEMPLATES = HERE / "templates"
-STATIC = HERE / "static"
 
 #: How many periods the history charts show, per granularity.
 HISTORY_LENGTH = {PeriodKind.DAY: 31, PeriodKind.MONTH: 12}
 #: The longest range the admin page charts per day (beyond it, per month), and per month.
 MAX_DAYS = 62
 MAX_MONTHS = 60
-DASH = "\u2013"  # shown for "none" and "unlimited"
-WIDE = Frame(width=960, height=280)
-HALF = Frame(width=560, height=260)
-
-
-@functools.cache
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["hours"] = lambda v: DASH if v is None else format_number(round(float(v), 2))
-    env.filters["when"] = lambda t: DASH if t is None else t.strftime("%Y-%m-%d %H:%M")
-    env.filters["day"] = lambda t: t.strftime("%Y-%m-%d")
-    env.filters["gib"] = lambda b: DASH if b is None else f"{b / GIB:,.1f} GiB"
-    env.filters["percent"] = lambda v: DASH if v is None else f"{v:.0f}%"
-    env.filters["sentence"] = lambda text: text[:1].upper() + text[1:]
-    env.filters["renews"] = describe_allocation
-    return env
-
-
-def render(
-    template: str,
-    *,
-    caller: Caller | None,
-    prefix: str,
-    hub_prefix: str,
-    notes: list[str] | None = None,
-    xsrf: str = "",
-    **context: Any,
-) -> str:
-    """Render a page template with what every page needs (the nav bar, the links)."""
-    return (
-        environment()
-        .get_template(template)
-        .render(
-            caller=caller,
-            prefix=prefix,
-            hub_prefix=hub_prefix,
-            static=lambda path: f"{prefix}static/{path}?v={__version__}",
-            hub_static=lambda path: f"{hub_prefix}static/{path}",
-            notes=notes or [],
-            xsrf=xsrf,
-            active=template.removesuffix(".html"),
-            urlencode=urlencode,
-            **context,
-        )
-    )
-
-
-class PageHandler(BaseHandler):
-    """Renders templates with the hub's look; errors are HTML pages, not tracebacks."""
-
-    notes: list[str]
-
-    def initialize(self) -> None:
-        self.notes = []
-
-    @property
-    def prefix(self) -> str:
-        return self.context.prefix
-
-    def render_page(self, template: str, **context: Any) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.finish(self.render_text(template, **context))
-
-    def render_text(self, template: str, **context: Any) -> str:
-        return render(
-            template,
-            caller=self.caller,
-            prefix=self.prefix,
-            hub_prefix=self.hub_auth.hub_prefix,
-            notes=self.notes,
-            # Reading the token sets the _xsrf cookie on page views, as JupyterHub does.
-            xsrf=self.xsrf_token.decode("ascii") if self.caller is not None else "",
-            **context,
-        )
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        message = ""
-        exc_info = kwargs.get("exc_info")
-        error = exc_info[1] if exc_info else None
-        if isinstance(error, web.HTTPError) and error.log_message:
-            message = error.log_message % error.args if error.args else error.log_message
-        if status_code >= 500:
-            message = "Something went wrong on our side; the service log has the details."
-        try:
-            reason = http.HTTPStatus(status_code).phrase
-        except ValueError:
-            reason = self._reason
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.finish(
-            self.render_text("error.html", status_code=status_code, reason=reason, message=message)
-        )
-
-    def enforcement_warnings(self, groups: Iterable[str]) -> list[WarningInfo]:
-        """Warnings in force for ``groups`` (none while enforcement is off)."""
-        enforcer = self.context.enforcer
-        if enforcer is None:
-            return []
-        by_group = enforcer.warnings()
-        return [w for g in sorted(set(groups)) for w in by_group.get(g, ())]
-
-    # -- forgiving query parameters --------------------------------------------------
-    def int_argument(self, name: str) -> int | None:
-        value = self.get_argument(name, "")
-        if not value:
-            return None
-        # isdigit() alone takes digits int() refuses, such as superscripts.
-        if not (value.isascii() and value.isdigit()) or len(value) > 18:
-            self.notes.append(f"Ignored {name}={value[:40]!r}: not a whole number.")
-            return None
-        return int(value)
-
-    def kind_argument(self, allowed: tuple[PeriodKind, ...]) -> PeriodKind:
-        value = self.get_argument("period", "")
-        for kind in allowed:
-            if value == kind.value:
-                return kind
-        if value:
-            self.notes.append(f"Ignored period={value[:40]!r}: use day or month.")
-        return PeriodKind.MONTH
-
-    def date_argument(self, name: str) -> datetime | None:
-        value = self.get_argument(name, "")
-        if not value:
-            return None
-        try:
-            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
-        except ValueError:
-            day = None
-        if day is None or not 2000 <= day.year <= 2199:
-            self.notes.append(f"Ignored {name}={value[:40]!r}: use a date like 2026-01-31.")
-            return None
-        return day
 
 
 class UsagePageHandler(PageHandler):
@@ -205,7 +63,9 @@ class UsagePageHandler(PageHandler):
         now = self.context.store.clock()
         rng = views.recent_range(kind, now, HISTORY_LENGTH[kind])
         store = self.context.store
-        page = await store.read(views.my_usage, store, caller.name, rng, before, WIDE)
+        page = await store.read(
+            views.my_usage, store, caller.name, caller.groups, rng, before, WIDE
+        )
         warnings = [
             w
             for w in self.enforcement_warnings(b.group for b in page.budgets)
@@ -255,12 +115,22 @@ class GroupsPageHandler(PageHandler):
             for r in reports
         }
         warnings = self.enforcement_warnings(r.info.name for r in reports)
+        stopped = self.int_argument("stopped")
+        if stopped is not None:
+            note = await stop_note(store, caller, stopped, self.get_argument("result", ""))
+            if note:
+                self.notes.append(note)
+        listed = await hub_servers(self.context.hub, (s.user for r in reports for s in r.running))
+        now = store.clock()
         self.render_page(
             "groups.html",
             reports=reports,
             reports_json=charts,
             period=kind.value,
             focus=wanted,
+            servers={r.info.name: running_servers(r.running, listed, now) for r in reports},
+            may_stop={r.info.name: may_stop_server(caller, r.info.name) for r in reports},
+            hub_known=listed is not None,
             enforcement={
                 r.info.name: enforcement_notices(w for w in warnings if w.group == r.info.name)
                 for r in reports
@@ -316,8 +186,9 @@ def page_routes(prefix: str) -> list[Any]:
         (prefix + "usage", UsagePageHandler),
         (prefix + "groups", GroupsPageHandler),
         (prefix + "all", AllPageHandler),
+        (prefix + "groups/stop", StopServerHandler),
         (prefix + "static/(.*)", web.StaticFileHandler, {"path": str(STATIC)}),
     ]
 
 
-__all__ = ["page_routes", "render"]
+__all__ = ["DASH", "HALF", "WIDE", "PageHandler", "environment", "page_routes", "render"]

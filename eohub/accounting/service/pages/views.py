@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -21,13 +21,15 @@ from eohub.accounting.service.pages.budgets import (
     Meter,
     Notice,
     group_budget,
+    group_label,
     group_standing,
     num,
     undefined_budget,
 )
+from eohub.accounting.service.pages.session_view import SessionRow, session_row
 from eohub.adapters.accounting_db.groups import GroupInfo
 from eohub.adapters.accounting_db.store import AccountingStore, UsageRow
-from eohub.domain.accounting.ledger import GIB, Usage
+from eohub.domain.accounting.ledger import Usage
 from eohub.domain.accounting.periods import (
     PeriodKind,
     next_period_start,
@@ -35,7 +37,6 @@ from eohub.domain.accounting.periods import (
     periods_between,
 )
 from eohub.domain.accounting.quota import EACH_MEMBER, WHOLE_GROUP, Limits
-from eohub.domain.accounting.session_record import SessionRecord
 from eohub.domain.reports.charts import (
     BarChart,
     Frame,
@@ -47,8 +48,7 @@ from eohub.domain.reports.charts import (
     stacked_bars,
 )
 
-SESSIONS_PER_PAGE = 25
-TOP_USERS = 10
+SESSIONS_PER_PAGE, TOP_USERS = 25, 10
 
 
 # -- ranges and labels -------------------------------------------------------------
@@ -130,43 +130,6 @@ def history(
     return History(rng, labels, tuple(series), dict(totals), stacked_bars(labels, series, frame))
 
 
-# -- sessions ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class SessionRow:
-    id: int
-    user: str
-    server: str
-    group: str
-    profile: str
-    cores: float
-    memory_gib: float
-    gpus: int
-    started_at: datetime
-    stopped_at: datetime | None
-    end_reason: str
-    hours: float  # wall-clock duration so far
-    core_hours: float
-
-
-def session_row(s: SessionRecord, now: datetime) -> SessionRow:
-    end = s.stopped_at or now
-    return SessionRow(
-        s.id,
-        s.user,
-        s.server,
-        s.group,
-        s.profile,
-        s.resources.millicores / 1000,
-        s.resources.memory_bytes / GIB,
-        s.resources.gpus,
-        s.started_at,
-        s.stopped_at,
-        s.end_reason or "",
-        max(0.0, (end - s.started_at).total_seconds() / 3600),
-        float(s.usage(now).core_hours),
-    )
-
-
 # -- my usage --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UsagePage:
@@ -176,6 +139,7 @@ class UsagePage:
     sessions: tuple[SessionRow, ...]
     next_before: int | None
     before: int | None
+    labels: dict[str, str] = field(default_factory=dict)  # group -> its display name
 
     @property
     def notices(self) -> list[Notice]:
@@ -183,22 +147,32 @@ class UsagePage:
 
 
 def my_usage(
-    store: AccountingStore, user: str, rng: Range, before: int | None, frame: Frame
+    store: AccountingStore,
+    user: str,
+    member_of: Iterable[str],
+    rng: Range,
+    before: int | None,
+    frame: Frame,
 ) -> UsagePage:
+    """``user``'s usage, and the budgets of the groups they may charge or have charged.
+
+    Of ``member_of`` (the user's hub groups), those with an allocation are chargeable:
+    their budgets show before any use. A group charged without one shows with a warning.
+    """
     now = store.clock()
     rows = store.usage(rng.kind, rng.start, rng.end, user=user)
     hist = history(rows, rng, lambda r: r.group, frame)
-    # Budgets of every group charged this range, or running a server of the user now.
     used = set(hist.totals)
     used |= {s.group for s in store.sessions(users={user}, open_only=True, limit=100)}
-    defined = {g.name: g for g in store.groups(used)}
+    records = store.sessions(users={user}, before_id=before, limit=SESSIONS_PER_PAGE)
+    defined = {g.name: g for g in store.groups(used | set(member_of) | {s.group for s in records})}
+    shown = used | (set(member_of) & set(defined))
     budgets = tuple(
         group_budget(store, user, defined[name], now, as_member=True)
         if name in defined
         else undefined_budget(name)
-        for name in sorted(used)
+        for name in sorted(shown, key=lambda n: (_label(defined, n), n))
     )
-    records = store.sessions(users={user}, before_id=before, limit=SESSIONS_PER_PAGE)
     return UsagePage(
         user,
         hist,
@@ -206,7 +180,12 @@ def my_usage(
         tuple(session_row(s, now) for s in records),
         records[-1].id if len(records) == SESSIONS_PER_PAGE else None,
         before,
+        {name: info.display_name for name, info in defined.items() if info.display_name},
     )
+
+
+def _label(defined: dict[str, GroupInfo], name: str) -> str:
+    return group_label(name, defined[name].display_name if name in defined else "")
 
 
 # -- a PI's group ------------------------------------------------------------------
@@ -247,6 +226,12 @@ class GroupReport:
     history: History
     quotas: tuple[QuotaRow, ...]
     running: tuple[SessionRow, ...]
+    stopped: tuple[SessionRow, ...] = ()  # recent servers a PI or an admin stopped
+
+    @property
+    def label(self) -> str:
+        """The group's name for people: its display name, else its name."""
+        return group_label(self.info.name, self.info.display_name)
 
     @property
     def has_limit(self) -> bool:
@@ -340,6 +325,10 @@ def group_report(
         history(months, rng, lambda r: r.user, frames[0]),
         tuple(QuotaRow(o, lim) for o, lim in sorted(group.quotas.items())),
         tuple(session_row(s, now) for s in running),
+        tuple(
+            session_row(s, now)
+            for s in store.sessions(groups={group.name}, stopped_by_someone=True, limit=10)
+        ),
     )
 
 
@@ -413,10 +402,12 @@ __all__ = [
     "GroupReport",
     "History",
     "Range",
+    "SessionRow",
     "UsagePage",
     "all_groups",
     "group_report",
     "my_usage",
     "period_label",
     "recent_range",
+    "session_row",
 ]

@@ -190,7 +190,7 @@ def test_a_user_sees_only_their_own_usage(hub: Hub, browser: Browser, artifacts:
 
     sessions = page.locator("#sessions tbody tr")
     expect(sessions).to_have_count(5)
-    expect(page.locator("#sessions")).to_contain_text("climate")
+    expect(page.locator("#sessions")).to_contain_text("Climate modelling")
     body = page.locator("main").inner_text()
     for other in ("bob", "erin", "ocean", "alert"):
         assert other not in body
@@ -203,7 +203,9 @@ def test_a_user_sees_only_their_own_usage(hub: Hub, browser: Browser, artifacts:
     expect(page.locator("#usage-chart svg title").first).to_have_text(
         "Your core-hours per month, by group"
     )
-    expect(page.locator(".budget[data-group='climate']")).to_contain_text("Your share of climate")
+    expect(page.locator(".budget[data-group='climate']")).to_contain_text(
+        "Your share of Climate modelling's budget"
+    )
     shoot(page, artifacts, "alice-usage")
 
     page.click("text=Last 31 days")
@@ -281,7 +283,9 @@ def test_a_pi_sees_their_groups_members(hub: Hub, browser: Browser, artifacts: P
     expect(report.locator("table.quotas")).to_contain_text("Each member")
     # The burn-down: budget left, the even pace and the limit, with data points.
     burn = report.locator("svg").first
-    expect(burn.locator("title").first).to_contain_text("Core-hours left in climate")
+    expect(burn.locator("title").first).to_contain_text(
+        "Core-hours left in Climate modelling's budget"
+    )
     left = burn.locator("path.line-left")
     assert int(left.get_attribute("data-points") or 0) >= 2
     expect(burn.locator("path.line-limit")).to_have_count(1)

@@ -97,20 +97,23 @@ def test_a_members_budget_holds_the_group_and_their_share(store: AccountingStore
     assert (budget.group, budget.display_name, budget.defined) == ("climate", "Climate", True)
     assert budget.allocation == "monthly"
     assert budget.window is not None
-    assert [s.scope for s in budget.scopes] == ["group climate", "your share of climate"]
+    assert [s.scope for s in budget.scopes] == [
+        "Climate's budget",
+        "your share of Climate's budget",
+    ]
     group, share = budget.scopes
     assert [(m.what, m.used, m.limit) for m in group.limited] == [("core-hours", 18.0, 100.0)]
     assert (share.servers, share.cores) == (1, 1.0)
     assert budget.left["core_hours"] == 2  # the share runs out first
     assert [n.text for n in budget.notices] == [
-        "Your share of climate has used 90% of its core-hours budget this month."
+        "Your share of Climate's budget is 90% used: 18 of 20 core-hours this month."
     ]
 
 
 def test_the_groups_own_budget_leaves_the_members_shares_out(store: AccountingStore) -> None:
     (climate,) = store.groups({"climate"})
     budget = group_budget(store, "carol", climate, NOW, as_member=False)
-    assert [s.scope for s in budget.scopes] == ["group climate"]
+    assert [s.scope for s in budget.scopes] == ["Climate's budget"]
     assert budget.left["core_hours"] == 82
     assert budget.notices == ()
 

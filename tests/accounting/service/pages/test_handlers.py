@@ -39,6 +39,7 @@ def test_page_routes() -> None:
         "/services/x/usage",
         "/services/x/groups",
         "/services/x/all",
+        "/services/x/groups/stop",
         "/services/x/static/(.*)",
     ]
 
@@ -54,7 +55,12 @@ def test_the_root_redirects_to_my_usage() -> None:
     [
         ("hours", None, DASH),
         ("hours", 2.0, "2"),
-        ("hours", 1234.5678, "1,235"),
+        ("hours", 1234.5678, "1,234.6"),
+        ("hours", 16.25, "16.2"),
+        ("hours", 0.01, "< 0.1"),
+        ("duration", 7500, "2 h 05 min"),
+        ("duration", 30, "under 1 min"),
+        ("possessive", "researchers", "researchers'"),
         ("when", None, DASH),
         ("when", datetime(2026, 3, 5, 9, 7, tzinfo=UTC), "2026-03-05 09:07"),
         ("day", datetime(2026, 3, 5, 9, 7, tzinfo=UTC), "2026-03-05"),
@@ -166,3 +172,12 @@ def test_errors_are_pages_that_hide_server_details(
     assert shown in html
     assert "secret detail" not in html
     assert handler._headers["Content-Type"] == "text/html; charset=UTF-8"
+
+
+def test_pages_may_not_be_framed_by_other_sites() -> None:
+    """Clickjacking: no other site may frame a page (a stop confirmation above all)."""
+    handler = page()
+    assert handler._headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    assert handler._headers["X-Frame-Options"] == "SAMEORIGIN"
+    handler.clear()  # as Tornado does before it writes an error page
+    assert handler._headers["Content-Security-Policy"] == "frame-ancestors 'self'"

@@ -16,9 +16,11 @@ import pytest
 from eohub.accounting.scopes import ACCESS, ADMIN, Caller, Kind
 from eohub.accounting.service.pages import views
 from eohub.accounting.service.pages.budgets import enforcement_notices
-from eohub.accounting.service.pages.handlers import WIDE, render
+from eohub.accounting.service.pages.handlers import HALF, WIDE, render
+from eohub.accounting.service.pages.servers import running_servers
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.domain.accounting.enforcement import WarningInfo
+from eohub.domain.accounting.reconcile import HubServer
 from tests.accounting.service.pages.pages_support import EVIL, NOW, month_range, pages_store
 
 ALICE = Caller("alice", Kind.USER, frozenset({ACCESS}))
@@ -36,7 +38,7 @@ def store(tmp_path: Path) -> AccountingStore:
 def test_the_usage_page_shows_enforcement_warnings_and_flags_servers(
     store: AccountingStore,
 ) -> None:
-    page = views.my_usage(store, "alice", month_range(), None, WIDE)
+    page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
     running = page.sessions[0].id
     warning = WarningInfo(
         "climate", "alice", "The budget is spent.", NOW, NOW + timedelta(minutes=15), (running,)
@@ -121,3 +123,53 @@ def test_pages_carry_the_xsrf_token_for_their_scripts() -> None:
         **NO_REPORTS,
     )
     assert '<meta name="eohub-xsrf" content="2|ab&#34;cd|ef">' in html
+
+
+def test_the_usage_page_names_groups_and_environments_for_people(
+    store: AccountingStore,
+) -> None:
+    page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
+    html = render(
+        "usage.html",
+        caller=ALICE,
+        **LINKS,
+        page=page,
+        period="month",
+        enforcement=[],
+        flagged=set(),
+    )
+    legend = re.findall(r'aria-hidden="true"></span>([^<]*)</li>', html)
+    assert legend == ["Climate"]  # the display name, in the chart's legend as in the tables
+    assert "Your share of Climate&#39;s budget" in html
+    assert "18 of 20 core-hours" in html
+
+
+def test_a_pi_sees_a_stop_button_only_for_servers_the_hub_runs(store: AccountingStore) -> None:
+    (group,) = store.groups({"climate"})
+    report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
+    (row,) = report.running
+    listed = {"alice": [HubServer("alice", "", row.started_at, last_activity=NOW)]}
+
+    def page(listed: dict[str, list[HubServer]] | None, may_stop: bool) -> str:
+        return render(
+            "groups.html",
+            caller=CAROL,
+            **LINKS,
+            reports=[report],
+            reports_json={},
+            period="month",
+            focus="",
+            enforcement={"climate": []},
+            flagged=set(),
+            servers={"climate": running_servers(report.running, listed, NOW)},
+            may_stop={"climate": may_stop},
+            hub_known=listed is not None,
+        )
+
+    html = page(listed, True)
+    assert f'href="/services/eohub-accounting/groups/stop?session={row.id}"' in html
+    assert '<td class="text-end text-nowrap idle">under 1 min</td>' in html
+    assert "groups/stop" not in page(listed, False)  # a reader who may not stop
+    unknown = page(None, True)
+    assert "groups/stop" not in unknown
+    assert "The hub did not say how long these servers have been idle" in unknown

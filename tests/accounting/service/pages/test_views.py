@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,11 @@ import pytest
 from eohub.accounting.service.pages import views
 from eohub.accounting.service.pages.handlers import HALF, WIDE
 from eohub.adapters.accounting_db import AccountingStore
+from eohub.domain.accounting.events import parse_batch, stop_event_json
 from eohub.domain.accounting.ledger import MS_PER_HOUR, Usage
-from eohub.domain.accounting.periods import PeriodKind
+from eohub.domain.accounting.periods import Allocation, PeriodKind
 from eohub.domain.accounting.quota import Limits
-from eohub.domain.accounting.session_record import UsageRow
+from eohub.domain.accounting.session_record import PI_STOP_WINDOW, UsageRow
 from tests.accounting.service.pages.pages_support import EVIL, NOW, month_range, pages_store, run
 
 
@@ -121,27 +123,101 @@ def test_a_member_row_meters_core_hours_against_the_members_limit() -> None:
 
 
 def test_my_usage_warns_when_a_share_is_nearly_spent(store: AccountingStore) -> None:
-    page = views.my_usage(store, "alice", month_range(), None, WIDE)
+    page = views.my_usage(store, "alice", {"climate"}, month_range(), None, WIDE)
     assert page.history.labels[-1] == "Mar 2026"
     assert page.history.series[0].name == "climate"
     assert page.history.series[0].values[-1] == 18
     (budget,) = page.budgets
-    assert [s.scope for s in budget.scopes] == ["group climate", "your share of climate"]
+    assert [s.scope for s in budget.scopes] == [
+        "Climate's budget",
+        "your share of Climate's budget",
+    ]
     assert budget.left["core_hours"] == 2
     (notice,) = page.notices
     assert notice.level == "warning"
-    assert notice.text == "Your share of climate has used 90% of its core-hours budget this month."
+    assert notice.text == (
+        "Your share of Climate's budget is 90% used: 18 of 20 core-hours this month."
+    )
     assert [s.server for s in page.sessions] == ["", ""]
     assert page.sessions[0].stopped_at is None
     assert page.next_before is None
+    assert page.labels == {"climate": "Climate"}
 
 
 def test_my_usage_says_when_a_budget_is_spent(store: AccountingStore) -> None:
     run(store, "alice", "climate", datetime(2026, 3, 3, 9, tzinfo=UTC), 2, 2)
-    page = views.my_usage(store, "alice", month_range(), None, WIDE)
+    page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
     (notice,) = page.notices
     assert notice.level == "danger"
-    assert notice.text.startswith("The core-hours budget of your share of climate is spent")
+    assert notice.text == (
+        "Your share of Climate's budget is spent: 22 of 20 core-hours used this month. "
+        "New servers charged to Climate are refused until it renews."
+    )
+
+
+# (the user's hub groups) -> the groups whose budgets the usage page shows, in the order
+# of their display names ("All researchers", "Climate")
+MEMBER_BUDGETS = [
+    # dave never ran anything: his chargeable groups show all the same
+    ("dave", {"climate", "researchers"}, ["researchers", "climate"]),
+    # a hub group without an allocation in accounting is not chargeable: not shown
+    ("dave", {"hub-admins"}, []),
+    # alice charged climate, and is in researchers too
+    ("alice", {"researchers"}, ["researchers", "climate"]),
+    ("alice", set(), ["climate"]),
+]
+
+
+@pytest.mark.parametrize(("user", "member_of", "shown"), MEMBER_BUDGETS)
+def test_my_usage_shows_every_chargeable_groups_budget(
+    store: AccountingStore, user: str, member_of: set[str], shown: list[str]
+) -> None:
+    store.put_group(
+        "researchers",
+        display_name="All researchers",
+        allocation=Allocation.parse("rolling:30"),
+        quotas={"*": Limits(core_hours=Fraction(50))},
+    )
+    page = views.my_usage(store, user, member_of, month_range(), None, WIDE)
+    assert [b.group for b in page.budgets] == shown
+    for budget in page.budgets:
+        assert budget.defined
+    if "researchers" in shown:
+        (researchers,) = [b for b in page.budgets if b.group == "researchers"]
+        assert [s.scope for s in researchers.scopes] == ["your share of All researchers' budget"]
+        assert researchers.left["core_hours"] == 50
+
+
+def test_a_session_stopped_by_a_person_says_who(store: AccountingStore) -> None:
+    (running,) = store.sessions(users={"alice"}, open_only=True)
+    assert store.stop_by(running.id, "carol", NOW)
+    (group,) = store.groups({"climate"})
+    # Asked, not stopped yet: still running, "stopping, asked by carol".
+    report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
+    assert [(s.id, s.stop_asked_by) for s in report.running] == [(running.id, "carol")]
+    assert report.stopped == ()
+    page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
+    assert (page.sessions[0].stopped_at, page.sessions[0].stop_asked_by) == (None, "carol")
+    # A request the hub never carried out is not shown as under way for ever.
+    (record,) = store.sessions(users={"alice"}, open_only=True)
+    late = NOW + PI_STOP_WINDOW + timedelta(seconds=1)
+    assert views.session_row(record, late).stop_asked_by == ""
+    # The hub's stop closes it, at its own time.
+    stopped = NOW + timedelta(seconds=3)
+    store.ingest(
+        parse_batch(
+            stop_event_json(
+                user="alice", server="", started_at=running.started_at, stopped_at=stopped
+            )
+        )
+    )
+    page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
+    assert page.sessions[0].stopped_by == "carol"
+    assert page.sessions[0].stopped_at == stopped
+    assert page.sessions[0].stop_asked_by == ""
+    report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
+    assert report.running == ()
+    assert [(s.user, s.stopped_by) for s in report.stopped] == [("alice", "carol")]
 
 
 def test_a_group_report_burns_down_its_budget(store: AccountingStore) -> None:
