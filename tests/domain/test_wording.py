@@ -1,0 +1,146 @@
+"""How eohub words quantities: tables of values and the words people read."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from eohub.domain.wording import (
+    BUDGET_UNKNOWN,
+    budget_left_text,
+    duration_text,
+    limit_text,
+    number_text,
+    possessive,
+    quantity_text,
+    runs_for_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (200, "200"),
+        (200.0, "200"),
+        (12.5, "12.5"),
+        (12.54, "12.5"),
+        (0.04, "0"),
+        (-0.01, "0"),
+        (1250, "1,250"),
+        (1234567.89, "1,234,567.9"),
+        (math.inf, "∞"),
+        (math.nan, "0"),
+    ],
+)
+def test_numbers(value: float, text: str) -> None:
+    assert number_text(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (200, "200 core-hours"),
+        (1, "1 core-hour"),
+        (1.0, "1 core-hour"),
+        (1.04, "1 core-hour"),  # as it is shown
+        (0.5, "0.5 core-hours"),
+        (0, "0 core-hours"),
+    ],
+)
+def test_quantities_agree_with_their_number(value: float, text: str) -> None:
+    assert quantity_text(value, "core-hour", "core-hours") == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "under 1 min"),
+        (0, "under 1 min"),
+        (59.9, "under 1 min"),
+        (60, "1 min"),
+        (5 * 60 + 59, "5 min"),
+        (3599, "59 min"),
+        (3600, "1 h"),
+        (2 * 3600 + 5 * 60, "2 h 05 min"),
+        (2 * 3600 + 45 * 60, "2 h 45 min"),
+        (8 * 3600, "8 h"),
+        (23 * 3600 + 59 * 60, "23 h 59 min"),
+        (86400, "1 d"),
+        (3 * 86400 + 4 * 3600 + 59 * 60, "3 d 4 h"),
+        (400 * 86400, "400 d"),
+    ],
+)
+def test_durations(seconds: float, text: str) -> None:
+    assert duration_text(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("alice", "alice's"),
+        ("researchers", "researchers'"),
+        ("Climate Researchers", "Climate Researchers'"),
+        ("EO SCIENTISTS", "EO SCIENTISTS'"),
+        ("geo-lab", "geo-lab's"),
+        ("James", "James'"),
+        ("", ""),
+    ],
+)
+def test_possessives(name: str, text: str) -> None:
+    assert possessive(name) == text
+
+
+@pytest.mark.parametrize(
+    ("budget", "text"),
+    [
+        (None, BUDGET_UNKNOWN),
+        ({}, "no limit"),
+        ({"core_hours": None}, "no limit"),
+        ({"core_hours": 200.0}, "200 core-hours left"),
+        ({"core_hours": 1.0}, "1 core-hour left"),
+        ({"core_hours": -3.2}, "0 core-hours left"),
+        (
+            {"memory_gib_hours": 10.0, "gpu_hours": 2.5, "core_hours": 99.96},
+            "100 core-hours left, 2.5 GPU-hours left, 10 GiB-hours of memory left",
+        ),
+        ({"gpu_hours": 1.0, "core_hours": None}, "1 GPU-hour left"),
+    ],
+)
+def test_budgets_left(budget: dict[str, float | None] | None, text: str) -> None:
+    assert budget_left_text(budget) == text
+
+
+@pytest.mark.parametrize(
+    ("hours", "text"),
+    [
+        (None, ""),
+        (0, "spent"),
+        (-1, "spent"),
+        (0.001, "enough for about 1 min more"),
+        (25 / 60, "enough for about 25 min more"),
+        (0.999, "enough for about 1 h more"),
+        (40.2, "enough for about 1 d 16 h more"),
+        (47.4, "enough for about 1 d 23 h more"),
+        (20.4, "enough for about 20 h more"),
+        (200, "enough for about 8 d more"),
+    ],
+)
+def test_how_long_a_budget_runs_a_server(hours: float | None, text: str) -> None:
+    assert runs_for_text(hours) == text
+
+
+@pytest.mark.parametrize(
+    ("limit", "running", "text"),
+    [
+        (None, 100, ""),
+        (0, 100, ""),
+        (8 * 3600, 5 * 60, "8 h (ends in 7 h 55 min)"),
+        (8 * 3600, 8 * 3600 - 30, "8 h (ends any moment)"),
+        (8 * 3600, 9 * 3600, "8 h (ends any moment)"),
+        (86400, 0, "1 d (ends in 1 d)"),
+        (5400, 0, "1 h 30 min (ends in 1 h 30 min)"),
+    ],
+)
+def test_session_limits(limit: int | None, running: float, text: str) -> None:
+    assert limit_text(limit, running) == text
