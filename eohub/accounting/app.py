@@ -145,10 +145,15 @@ class AccountingService(DatabaseApp):
     reconcile_open_after = Integer(
         120,
         help="Seconds a server must have run before reconcile opens a session for it, so "
-        "the hub's own start event (with the real group and size) arrives first; also "
-        "how long a server must have been missing before reconcile closes its session, "
-        "so the hub's own stop event (with the real stop time) arrives first, even from "
-        "the hub's outbox after the service was down.",
+        "the hub's own start event (with the real group and size) arrives first.",
+    ).tag(config=True)
+
+    reconcile_close_after = Integer(
+        120,
+        help="Seconds a server must have been missing from the hub (counted from the first "
+        "round that missed it) before reconcile closes its session, so that the hub's own "
+        "stop event, with the real stop time, arrives first, even from the hub's outbox "
+        "after the service was down. 0 closes at the first round that misses it.",
     ).tag(config=True)
 
     enforcement_interval = Integer(
@@ -286,6 +291,7 @@ class AccountingService(DatabaseApp):
             default_memory_bytes=int(self.reconcile_default_memory or 0),
             default_gpus=self.reconcile_default_gpus,
             open_after=self.reconcile_open_after,
+            close_after=self.reconcile_close_after,
             hub_api_concurrency=self.hub_api_concurrency,
             hub_api_timeout=self.hub_api_timeout,
         )

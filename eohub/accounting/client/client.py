@@ -280,8 +280,10 @@ class AccountingClient(LoggingConfigurable):
         gpus: int = 0,
         profile: str = "",
         image: str = "",
+        profile_name: str = "",
     ) -> str:
-        """Queue the start of a server durably; return the event's id.
+        """Queue the start of a server durably; return the event's id. ``profile_name``
+        is the environment's display name, which the usage pages show.
 
         Raises ValueError (an :class:`~eohub.domain.accounting.events.EventError`
         naming each bad field) for an event the service would refuse; nothing is
@@ -298,6 +300,7 @@ class AccountingClient(LoggingConfigurable):
             gpus=gpus,
             profile=profile,
             image=image,
+            profile_name=profile_name,
         )
         queued = await self._record(event)
         if self._quota is not None:
@@ -411,8 +414,7 @@ class AccountingClient(LoggingConfigurable):
             counts = reply.body if isinstance(reply.body, dict) else {}
             log.debug(
                 "Accounting events delivered: {accepted} accepted, {duplicates} duplicates",
-                accepted=counts.get("accepted"),
-                duplicates=counts.get("duplicates"),
+                **{key: counts.get(key) for key in ("accepted", "duplicates")},
             )
             return Delivery("accepted")
         return delivery(reply, self._log_token_refused)
