@@ -33,9 +33,9 @@ Expected refusals in the host's log
     cause. An exception marked as an expected refusal (its ``eohub_expected_refusal``
     attribute is true: :class:`eohub.spawner.errors.ExpectedRefusal`) loses that
     traceback, and an ERROR about it becomes a WARNING: :class:`QuietRefusals`, which
-    :func:`attach` puts on the application's handlers. The line itself is kept, so the
-    reason is still in the log. Any other exception's traceback is written once, even
-    where JupyterHub and tornado both log it.
+    :func:`attach` puts on the application's handlers. One line about it is kept, so the
+    reason is still in the log; a JupyterHub line that only repeats it goes. Any other
+    exception's traceback is written once, even where JupyterHub and tornado both log it.
 """
 
 from __future__ import annotations
@@ -98,24 +98,34 @@ def is_expected_refusal(error: BaseException | None) -> bool:
 
 
 class QuietRefusals(logging.Filter):
-    """Keep every record's line; drop the tracebacks an operator does not need.
+    """Keep one line per refusal; drop the tracebacks an operator does not need.
 
     - An expected refusal's traceback goes, and an ERROR about one (with the refusal
       attached, or logged while it is being handled) becomes a WARNING.
+    - JupyterHub's line "Exception applying user_options for ..." about an expected
+      refusal goes: the spawn's own "Error starting" line says it again (JupyterHub 6).
+      That line about any other exception stays.
     - An unexpected exception's traceback is written once: JupyterHub logs a failed
       spawn's, then tornado logs it again as it answers the request ("Uncaught
       exception"); the second line keeps its text only.
     - An empty traceback goes (``exc_info`` with no exception: JupyterHub 5 logs a
       failed spawn with ``log.exception`` outside an ``except``: "NoneType: None").
 
-    Never drops a record. Each record is judged once, whichever handler sees it first.
+    Drops no other record. Each record is judged once, whichever handler sees it
+    first, and every handler follows that verdict.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, _JUDGED_ATTR, False):
-            return True
-        setattr(record, _JUDGED_ATTR, True)
+        verdict: bool | None = getattr(record, _JUDGED_ATTR, None)
+        if verdict is None:
+            verdict = self._judge(record)
+            setattr(record, _JUDGED_ATTR, verdict)
+        return verdict
+
+    def _judge(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        if is_expected_refusal(error) and _repeats_a_refusal(record):
+            return False
         if is_expected_refusal(error) and record.levelno > logging.WARNING:
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         if not record.exc_info:
@@ -123,6 +133,15 @@ class QuietRefusals(logging.Filter):
         if error is None or is_expected_refusal(error) or _traceback_written(error):
             record.exc_info, record.exc_text = None, None
         return True
+
+
+#: JupyterHub's messages (the format, before its arguments) that only repeat what its
+#: "Error starting" line says about a refused spawn.
+REPEATED_REFUSAL_LINES = frozenset({"Exception applying user_options for %s"})
+
+
+def _repeats_a_refusal(record: logging.LogRecord) -> bool:
+    return isinstance(record.msg, str) and record.msg in REPEATED_REFUSAL_LINES
 
 
 _JUDGED_ATTR = "_eohub_judged"

@@ -257,12 +257,33 @@ def test_an_expected_refusal_is_one_warning_line_without_traceback() -> None:
     try:
         raise _Refused("over quota")
     except _Refused:
-        logger.exception("Exception applying user_options for dave")
+        # JupyterHub's own line, as its spawner logs it: it only repeats the next one.
+        logger.exception("Exception applying user_options for %s", "dave:second")
         logger.error("Error starting dave's server: over quota")  # while it is handled
-    assert lines == [
-        "WARNING Exception applying user_options for dave",
-        "WARNING Error starting dave's server: over quota",
-    ]
+    assert lines == ["WARNING Error starting dave's server: over quota"]
+
+
+def test_only_the_repeated_line_about_an_expected_refusal_is_dropped() -> None:
+    logger, lines = _quiet_log("eohub-test-repeats")
+    second: list[str] = []
+    other = logging.Handler()
+    other.emit = lambda record: second.append(record.getMessage())  # type: ignore[method-assign]
+    logs.quiet_expected_refusals(logger)
+    logger.addHandler(other)
+    logs.quiet_expected_refusals(logger)
+    try:
+        raise RuntimeError("the hook broke")
+    except RuntimeError:
+        logger.exception("Exception applying user_options for %s", "erin")
+    try:
+        raise _Refused("over quota")
+    except _Refused:
+        logger.exception("Exception applying user_options for %s", "dave")
+        logger.exception("Something else about %s", "dave")
+    assert lines[0].startswith("ERROR Exception applying user_options for erin\nTraceback")
+    assert lines[1:] == ["WARNING Something else about dave"]
+    # The other handler follows the first one's verdict.
+    assert second == ["Exception applying user_options for erin", "Something else about dave"]
 
 
 def test_an_unexpected_error_keeps_one_traceback() -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from eohub.accounting.client.client import QuotaAnswer
+from eohub.domain.accounting.ledger import Resources
 from eohub.domain.launch.config import LaunchConfig
 from eohub.domain.launch.options import LaunchRequest
 from eohub.domain.launch.policy import Member, chargeable_groups
@@ -52,6 +53,11 @@ class LaunchContext:
     ``profiles`` are the ``profile_list`` profiles this user may see (QuotaKubeSpawner),
     and ``saved_profile`` the last profile launch's choices that still hold, in
     KubeSpawner's ``user_options`` shape.
+
+    ``enforces_read_only`` is False where the backend cannot make a read-only volume
+    read-only (the form says so). ``start_blocked`` says why no choice can start this
+    server (it runs already, or the named-server limit is reached); the form disables
+    Start with it, and the hub still checks.
     """
 
     config: LaunchConfig
@@ -66,6 +72,8 @@ class LaunchContext:
     untrusted_link: bool = False
     profiles: tuple[Profile, ...] = ()
     saved_profile: Mapping[str, object] = field(default_factory=dict)
+    enforces_read_only: bool = True
+    start_blocked: str = ""
 
     @property
     def offers_repositories(self) -> bool:
@@ -116,14 +124,19 @@ async def ask_budgets(
     """Accounting's quota answer for each group ``member`` may charge, asked in parallel.
 
     The question is the smallest size, so that a group's answer says whether it can
-    start anything at all. Empty when accounting cannot be asked: the form still
-    works, and the spawn's own quota check decides.
+    start anything at all; without sizes (a hub of ``profile_list`` profiles only), one
+    millicore, so that every group still gets its budget and refusal on the form. A
+    group with no quota row gets "no limit", one accounting does not know its refusal.
+    Empty when accounting cannot be asked: the form still works ("budget unknown"), and
+    the spawn's own quota check decides.
     """
     groups = chargeable_groups(config, member)
-    if not groups or not config.sizes:
+    if not groups:
         return {}
-    smallest = min(config.sizes.values(), key=lambda s: (s.gpus, s.cpu, s.memory))
-    charged = smallest.charged
+    charged = Resources.from_cpu(0.001)
+    if config.sizes:
+        smallest = min(config.sizes.values(), key=lambda s: (s.gpus, s.cpu, s.memory))
+        charged = smallest.charged
     try:
         answers = await asyncio.gather(
             *(
@@ -144,6 +157,37 @@ async def ask_budgets(
     return dict(zip(groups, answers, strict=True))
 
 
+async def server_limit_reason(spawner: Any) -> str:
+    """Why ``spawner``'s server cannot be started whatever the form says, else "".
+
+    It runs (or is starting or stopping) already; or it is a new named server that the
+    hub's ``named_server_limit_per_user`` would not let exist besides the user's others.
+    The hub limits only new names: a server that exists may start whatever the count
+    (an admin may have lowered the limit since). The hub checks again on Start: this
+    only saves a click that cannot work.
+    """
+    name = getattr(spawner, "name", "") or ""
+    if getattr(spawner, "active", False):
+        which = f"Your server {name!r}" if name else "Your server"
+        return f"{which} is already running: stop it before you start it again."
+    handler = getattr(spawner, "handler", None)
+    limit_of = getattr(handler, "get_current_user_named_server_limit", None)
+    if not name or limit_of is None or name in spawner.user.orm_spawners:
+        return ""
+    try:
+        limit = await limit_of()
+    except Exception:
+        log.exception("Could not read the named-server limit of {user}", user=spawner.user.name)
+        return ""
+    others = {n for n in spawner.user.orm_spawners if n}
+    if isinstance(limit, int) and limit > 0 and len(others) >= limit:
+        return (
+            f"You already have the maximum of {limit} named servers: delete one on the "
+            "hub's home page before you start another."
+        )
+    return ""
+
+
 def request_origin(handler: object) -> str:
     """``scheme://host`` of ``handler``'s request (JupyterHub sets the spawner's
     ``handler`` before it asks for the form); empty without one."""
@@ -161,4 +205,5 @@ __all__ = [
     "ask_budgets",
     "context_source",
     "request_origin",
+    "server_limit_reason",
 ]

@@ -37,6 +37,7 @@ from eohub.domain.launch.kube_storage import HomeStorage, home_storage, normal_p
 from eohub.domain.launch.pod_defaults import RESTRICTED_CONTAINER, RESTRICTED_POD, SECURE_TRAITS
 from eohub.domain.launch.pod_security import restricted_violations
 from eohub.domain.launch.policy import Launch
+from eohub.domain.launch.progress import Step
 from eohub.domain.launch.repository import repo_urlpath
 from eohub.domain.launch.volumes import Volume, expand, fill_claim_name
 from eohub.logs import get_logger
@@ -327,11 +328,8 @@ class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # t
 
     # -- the spawn ----------------------------------------------------------------------
 
-    def launch_messages(self) -> list[str]:
-        lines = super().launch_messages()
-        if self.launch is not None and self.launch.environment.image:
-            lines.append(f"Starting the image {self.launch.environment.image}.")
-        return lines
+    def start_message(self) -> str:
+        return f"Starting the image {self.image}."
 
     async def prepare_repository(self, launch: Launch) -> None:
         """Find the repository's image in the registry, or have BinderHub build it."""
@@ -339,11 +337,15 @@ class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # t
         assert repo is not None
         if rules is None:
             raise RepoLaunchError("The hub's repository settings are invalid; tell an admin.")
-        image = await self.repo_launches.find_or_build(repo, rules, self.repo_progress.report)
+        progress = self.launch_progress
+
+        def report(stage: str, message: str) -> None:
+            progress.report(Step.BUILD, message, stage)
+
+        image = await self.repo_launches.find_or_build(repo, rules, report)
         if image != self.image:
             # BuildClient refuses another name already; the pod must never differ.
             raise RepoLaunchError(f"The builder's image {image} is not the one checked.")
-        self.repo_progress.report(f"Starting the image {image}.")
 
     async def load_user_options(self) -> None:
         # KubeSpawner applies its profile_list here; the launch is already applied. The

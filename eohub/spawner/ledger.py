@@ -125,6 +125,7 @@ class SessionLedger:
                     memory_bytes=resources.memory_bytes,
                     gpus=resources.gpus,
                     profile=launch.environment.name,
+                    profile_name=launch.environment.display_name,
                     image=launch.environment.image or (launch.repo and launch.repo.image) or "",
                 )
         except Exception:

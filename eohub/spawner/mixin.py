@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tornado import web
@@ -58,6 +58,7 @@ from eohub.domain.launch.profile_selection import (
     visible_profiles,
 )
 from eohub.domain.launch.profiles import UNLISTED_SUFFIX, Profile
+from eohub.domain.launch.progress import Step
 from eohub.domain.launch.repository import RepoRules
 from eohub.domain.repos.specs import RepoError
 from eohub.logs import attach, get_logger
@@ -68,14 +69,15 @@ from eohub.spawner.context import (
     LaunchContext,
     ask_budgets,
     request_origin,
+    server_limit_reason,
 )
 from eohub.spawner.errors import options_error, user_error
 from eohub.spawner.form.render import INVALID_CONFIG, render, render_launch_form
+from eohub.spawner.launch_progress import LaunchProgress, SpawnProgress, decided_steps
 from eohub.spawner.ledger import SessionLedger
 from eohub.spawner.metrics import SPAWN_STEP_SECONDS
 from eohub.spawner.quota import QuotaCheck
 from eohub.spawner.repo_launches import RepoLaunchError, shared_repo_launches
-from eohub.spawner.repo_progress import RepoProgress
 from eohub.spawner.settings import LaunchSettings
 
 log = get_logger(__name__)
@@ -108,13 +110,14 @@ async def render_form(
     return render_launch_form(context)
 
 
-class QuotaSpawnerMixin(SessionLedger, QuotaCheck, LaunchSettings):
+class QuotaSpawnerMixin(SessionLedger, QuotaCheck, SpawnProgress, LaunchSettings):
     """The launch form, policy, quota and accounting; mix in before a JupyterHub Spawner."""
 
     launch: Launch | None = None
     profile: UserProfile | None = None
     quota_answer: QuotaAnswer | None = None
-    repo_progress: RepoProgress = RepoProgress.closed()
+    #: Whether the backend makes a read-only volume read-only; the form says when not.
+    enforces_read_only: bool = True
 
     accounting = AnyTrait(
         help="""The AccountingClient to use. Default: one client per hub process,
@@ -129,6 +132,7 @@ class QuotaSpawnerMixin(SessionLedger, QuotaCheck, LaunchSettings):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         attach(self.log)  # type: ignore[attr-defined]
+        self.launch_progress = LaunchProgress()
 
     @default("accounting")
     def _default_accounting(self) -> Any:
@@ -192,6 +196,7 @@ class QuotaSpawnerMixin(SessionLedger, QuotaCheck, LaunchSettings):
             self.repo_rules(),
             server_name=self.name,  # type: ignore[attr-defined]
             profiles=visible_profiles(profiles, member.groups),
+            enforces_read_only=self.enforces_read_only,
         )
         return await self.form_context(context) if form else context
 
@@ -218,12 +223,17 @@ class QuotaSpawnerMixin(SessionLedger, QuotaCheck, LaunchSettings):
             budgets=await ask_budgets(self.accounting, context.config, context.member),
             hub_prefix=getattr(getattr(self, "hub", None), "base_url", None) or DEFAULT_HUB_PREFIX,
             origin=request_origin(getattr(self, "handler", None)),
+            start_blocked=await server_limit_reason(self),
         )
 
     def _last_options(self) -> Any:
-        """The options of the last launch that started, else the last ones asked for."""
-        saved = getattr(self, "_eohub_last_options", None)
-        return saved or self.orm_spawner.user_options or {}  # type: ignore[attr-defined]
+        """The options of the last launch that started (kept in the spawner's state).
+
+        Never JupyterHub's ``orm_spawner.user_options``: the hub saves those before the
+        spawn is checked, so a refused launch (an untrusted or denied repository, a
+        spent budget) would come back prefilled on the next plain ``/hub/spawn``.
+        """
+        return getattr(self, "_eohub_last_options", None) or {}
 
     # -- options: read the request, without side effects -------------------------
 
@@ -328,7 +338,9 @@ class QuotaSpawnerMixin(SessionLedger, QuotaCheck, LaunchSettings):
     def approve(self, launch: Launch, answer: QuotaAnswer) -> None:
         """Keep ``launch`` as this spawn's and set the backend's traits from it."""
         self.launch, self.quota_answer = launch, answer
-        self.repo_progress = RepoProgress()
+        progress = self.spawn_progress()
+        for step, message in decided_steps(launch, answer):
+            progress.report(step, message)
         self.user_options = launch.user_options()
         self.apply_launch(launch)
 
@@ -378,22 +390,26 @@ class QuotaSpawnerMixin(SessionLedger, QuotaCheck, LaunchSettings):
             # apply_user_options was replaced by the admin: the policy still decides.
             await self.authorize_launch(self.user_options)
         assert self.launch is not None
-        if self.launch.repo is not None:
-            await self._prepare_repository(self.launch)
+        progress = self.launch_progress
+        progress.begin()
+        try:
+            if self.launch.repo is not None:
+                await self._prepare_repository(self.launch)
+            progress.report(Step.START, self.start_message())
+        finally:
+            # From here the backend's own progress follows (:meth:`backend_progress`).
+            progress.close()
         result = await super().start()  # type: ignore[misc]
         self._begin_start_record()
         return result
 
     async def _prepare_repository(self, launch: Launch) -> None:
-        progress = self.repo_progress
         try:
             await self.prepare_repository(launch)
         except (RepoError, RepoLaunchError) as e:
             text = "; ".join(e.errors.values()) if isinstance(e, RepoError) else str(e)
-            progress.report(f"Repository launch failed: {text}")
+            self.launch_progress.note(f"Repository launch failed: {text}")
             raise user_error(400, f"The repository launch failed: {text}", "Repository") from None
-        finally:
-            progress.close()
 
     # -- state ------------------------------------------------------------------------
 
@@ -403,38 +419,7 @@ class QuotaSpawnerMixin(SessionLedger, QuotaCheck, LaunchSettings):
         super().clear_state()  # type: ignore[misc]
         self.launch = None
         self.quota_answer = None
-
-    # -- progress -------------------------------------------------------------------
-
-    def launch_messages(self) -> list[str]:
-        """Plain-words progress of eohub's own steps, shown before the backend's."""
-        launch, answer = self.launch, self.quota_answer
-        if launch is None:
-            return []
-        lines = [
-            f"Launching {launch.environment.display_name}, size {launch.size.display_name}, "
-            f"charged to {launch.group}."
-        ]
-        if answer is not None and answer.decided_by == "policy":
-            lines.append(f"Quota decided without the accounting service: {answer.reason}")
-        elif answer is not None:
-            left = answer.budget_left.get("core_hours") if answer.budget_left else None
-            budget = "no core-hour limit" if left is None else f"{left:.1f} core-hours left"
-            lines.append(f"Quota check passed: {budget}.")
-        repo = launch.repo
-        if repo is not None and repo.commit is not None:
-            lines.append(
-                f"Repository {repo.spec.name} at {repo.spec.ref}: commit {repo.commit[:12]}."
-            )
-        return lines
-
-    async def progress(self) -> AsyncIterator[dict[str, Any]]:
-        for i, message in enumerate(self.launch_messages()):
-            yield {"progress": 5 + i, "message": message}
-        if self.launch is not None and self.launch.repo is not None:
-            async for message in self.repo_progress.follow():
-                yield {"progress": 10, "message": message}
-        parent = getattr(super(), "progress", None)
-        if parent is not None:
-            async for event in parent():
-                yield event
+        # The hub clears the state when a spawn begins and when a server stops: the next
+        # spawn's progress log is open from here, for a follower that attaches before
+        # the launch is approved (the hub serves progress as soon as the spawn is pending).
+        self.spawn_progress()

@@ -33,7 +33,9 @@ from eohub.logs import get_logger
 
 log = get_logger(__name__)
 
-Report = Callable[[str], None]
+#: Where a step's messages go: ``report(stage, message)``, the stage being a build's
+#: phase (``waiting``, ``building``, ..., ``ready``; ``""`` for none) or a clone's.
+Report = Callable[[str, str], None]
 
 
 class RepoLaunchError(Exception):
@@ -218,18 +220,18 @@ class RepoLaunches(LoggingConfigurable):
         if registry is not None:
             try:
                 if await registry.image_exists(image):
-                    report(f"Found the image of commit {commit[:12]}: launching.")
+                    report("ready", f"Found the image of commit {commit[:12]}: launching.")
                     return image
             except RegistryError as e:
                 log.warning("Registry check for {image} failed: {error}", image=image, error=e)
-                report("Could not check the registry; asking the builder.")
+                report("", "Could not check the registry; asking the builder.")
         builder = self.builder
         if builder is None:
             raise RepoLaunchError(
                 f"The image of {repo.spec.name} at {commit[:12]} has not been built, "
                 "and this hub has no builder; ask an admin to build it."
             )
-        report(f"Building {repo.spec.name} at commit {commit[:12]}.")
+        report("waiting", f"Building {repo.spec.name} at commit {commit[:12]}.")
         # The build names the commit, not the ref: a branch that moves meanwhile must
         # not give an image of another commit than the one checked.
         pinned = rules.providers.link(dataclasses.replace(repo.spec, ref=commit))
@@ -237,7 +239,7 @@ class RepoLaunches(LoggingConfigurable):
 
         def relay(event: BuildEvent) -> None:
             if message := progress_message(event):
-                report(message)
+                report(event.phase, message)
 
         try:
             return await builder.build(provider, spec, expected_image=image, on_event=relay)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from traitlets import Dict, Float, List, TraitType, Unicode
+from traitlets import Bool, Dict, Float, List, TraitType, Unicode
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import LazyConfigValue
 
@@ -91,6 +91,18 @@ class LaunchSettings(Configurable):
         help="""A size is offered while the budget left of the group buys at least this
         many hours of it; smaller sizes stay on offer as the budget runs down.""",
     ).tag(config=True)
+    charged_group_must_grant = Bool(
+        True,
+        help="""Which group may pay for what. True (the default): the group charged must
+        itself grant what the launch uses: an environment or profile whose
+        ``allowed_groups`` name it (or that has none, or whose ``allowed_users`` name the
+        user), and volumes whose ``allowed_groups`` name it; the form offers only those
+        groups, and a spawn that charges another is refused with a 400. False (the
+        permissive rule): a user may run whatever any of their groups grants, mount
+        any volume any of their groups may mount (``{group}`` paths then name the group
+        charged even when it is not allowed on the volume), and charge any group they
+        may charge.""",
+    ).tag(config=True)
     launch_config_file = Unicode(
         "",
         help="""A YAML file with any of the keys ``environments``, ``sizes``, ``volumes``
@@ -110,7 +122,9 @@ class LaunchSettings(Configurable):
         ):
             if getattr(self, trait) or key not in data:
                 data[key] = getattr(self, trait)
-        return load_launch_config(self.backend, data, self.budget_min_hours)
+        return load_launch_config(
+            self.backend, data, self.budget_min_hours, must_grant=self.charged_group_must_grant
+        )
 
 
 def _file_data(path: str) -> dict[str, Any]:
@@ -139,10 +153,17 @@ _cache_lock = threading.Lock()
 
 
 def load_launch_config(
-    backend: Backend, data: Mapping[str, Any], min_hours: float = 1.0
+    backend: Backend,
+    data: Mapping[str, Any],
+    min_hours: float = 1.0,
+    *,
+    must_grant: bool = True,
 ) -> LaunchConfig:
-    """Parse ``data`` once per distinct content; the hub asks for it on every spawn."""
-    key = json.dumps([backend, data, min_hours], sort_keys=True, default=str)
+    """Parse ``data`` once per distinct content; the hub asks for it on every spawn.
+
+    ``must_grant`` is ``charged_group_must_grant``: whether the group charged must grant
+    what it pays for."""
+    key = json.dumps([backend, data, min_hours, must_grant], sort_keys=True, default=str)
     with _cache_lock:
         found = _cache.get(key)
     if found is not None:
@@ -154,6 +175,7 @@ def load_launch_config(
         backend=backend,
         charge_groups=data.get("charge_groups") or (),
         min_hours=min_hours,
+        charged_group_must_grant=must_grant,
     )
     with _cache_lock:
         _cache[key] = config

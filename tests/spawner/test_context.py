@@ -25,6 +25,7 @@ from eohub.spawner.context import (
     ask_budgets,
     context_source,
     request_origin,
+    server_limit_reason,
 )
 from eohub.spawner.form.render import render, render_launch_form, repo_section
 from eohub.spawner.form.repo_view import UNTRUSTED
@@ -41,6 +42,7 @@ from tests.spawner.context_support import (
     context,
     rules,
 )
+from tests.spawner.form.forms import started_with
 
 # -- the form renders a context ------------------------------------------------------------
 
@@ -146,7 +148,8 @@ class Accounting:
     [
         # The smallest size without GPUs, once per chargeable group.
         (True, ADA, [("ada", "builders", 1.0, 0), ("ada", "climate", 1.0, 0)]),
-        (False, ADA, []),
+        # Profiles only: one millicore, so that every group still shows its budget.
+        (False, ADA, [("ada", "builders", 0.001, 0), ("ada", "climate", 0.001, 0)]),
         (True, Member("nobody"), []),
     ],
 )
@@ -172,12 +175,16 @@ async def test_ask_budgets_logs_an_outage_and_answers_nothing(
 # -- what a spawner puts in its context ----------------------------------------------------
 
 
-def make_spawner(saved: dict[str, Any] | None = None) -> QuotaLocalSpawner:
+def make_spawner(
+    saved: dict[str, Any] | None = None, *, asked: dict[str, Any] | None = None
+) -> QuotaLocalSpawner:
+    """ada's spawner: ``saved`` started last time; ``asked`` were the last options asked for
+    (JupyterHub's ``orm_spawner.user_options``, saved before the spawn is checked)."""
     spawner_config = Config()
     spawner_config.QuotaLocalSpawner.launch_environments = ENVIRONMENTS
     spawner_config.QuotaLocalSpawner.launch_sizes = SIZES
     user = SimpleNamespace(name="ada", groups=[])
-    orm = SimpleNamespace(name="", user_options=saved, server=None, started=None)
+    orm = SimpleNamespace(name="", user_options=asked, server=None, started=None)
     spawner = QuotaLocalSpawner(
         config=spawner_config,
         user=user,
@@ -186,7 +193,7 @@ def make_spawner(saved: dict[str, Any] | None = None) -> QuotaLocalSpawner:
         repo_launches=RepoLaunches(config=spawner_config),
     )
     spawner.profile = UserProfile("ada", "ldap", groups=ADA.groups)
-    return spawner
+    return started_with(spawner, saved)
 
 
 async def test_the_spawner_reads_its_context_once_per_request() -> None:
@@ -203,8 +210,61 @@ async def test_the_spawner_reads_its_context_once_per_request() -> None:
     assert context_source(SimpleNamespace()) is None
 
 
+async def test_a_refused_launch_is_never_prefilled() -> None:
+    """JupyterHub saves the options asked for before the spawn is checked: a refused
+    repository there must not come back on a plain /hub/spawn."""
+    refused = {"environment": "from-repo", "repo": "https://github.com/evil/r", "size": "small"}
+    spawner = make_spawner(asked=refused)
+    assert (await spawner.launch_context()).saved == LaunchRequest()
+    # The last launch that started is what the form shows, whatever was asked since.
+    spawner = make_spawner({"environment": "lab", "size": "small"}, asked=refused)
+    assert (await spawner.launch_context()).saved == LaunchRequest(environment="lab", size="small")
+
+
 async def test_the_spawn_context_asks_accounting_for_no_budgets() -> None:
     spawner = make_spawner()
     built = await spawner.launch_context(form=False)
     assert spawner.accounting.asked == []
     assert (built.member, built.budgets, built.saved) == (ADA, {}, LaunchRequest())
+
+
+# -- Start disabled by the named-server limit ----------------------------------------------
+
+
+class _LimitedHandler:
+    """What server_limit_reason asks of JupyterHub's handler: the user's limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    async def get_current_user_named_server_limit(self) -> int:
+        return self.limit
+
+
+@pytest.mark.parametrize(
+    ("name", "existing", "limit", "blocked"),
+    [
+        # A new name past the limit: the hub would refuse to create it.
+        ("third", ("", "a", "b"), 2, True),
+        ("third", ("", "a"), 2, False),
+        # A name that exists starts whatever the count (the limit only stops new names),
+        # even after an admin lowered the limit below what the user has.
+        ("b", ("", "a", "b"), 2, False),
+        ("c", ("", "a", "b", "c"), 2, False),
+        ("third", ("", "a", "b"), 0, False),  # 0: no limit
+        ("", ("", "a", "b"), 1, False),  # the default server is never limited
+    ],
+)
+async def test_the_server_limit_blocks_start_only_for_a_new_name(
+    name: str, existing: tuple[str, ...], limit: int, blocked: bool
+) -> None:
+    spawner = SimpleNamespace(
+        name=name,
+        active=False,
+        handler=_LimitedHandler(limit),
+        user=SimpleNamespace(name="ada", orm_spawners={n: object() for n in existing}),
+    )
+    reason = await server_limit_reason(spawner)
+    assert bool(reason) is blocked, reason
+    if blocked:
+        assert f"maximum of {limit} named servers" in reason

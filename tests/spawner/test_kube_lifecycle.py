@@ -78,6 +78,7 @@ async def test_start_poll_stop_creates_the_claim_and_pod_and_records_the_session
             "memory_bytes": 2 * GIB,
             "gpus": 0,
             "profile": "pangeo",
+            "profile_name": "Pangeo",
             "image": ENVIRONMENTS["pangeo"]["image"],
         }
     ]
@@ -91,6 +92,13 @@ async def test_start_poll_stop_creates_the_claim_and_pod_and_records_the_session
     pod_events = " | ".join(messages[3:])
     for said in ("Successfully assigned", "Pulling image", "Started container notebook"):
         assert said in pod_events
+    # The bar: eohub's steps, then the pod's events within 75-95, never backwards
+    # (KubeSpawner's own values start again at 30).
+    values = [event["progress"] for event in progress if "progress" in event]
+    assert values[:3] == [5, 10, 75]
+    assert values == sorted(values)
+    assert len(set(values[3:])) >= 3
+    assert all(75 <= value <= 95 for value in values[3:])
 
     await spawner.stop()
     assert kube.names("pods") == []

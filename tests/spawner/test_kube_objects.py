@@ -164,7 +164,8 @@ VALID_LAUNCHES = [
     ("alice", {"environment": "pangeo", "size": "medium", "volumes": ["scratch"]}),
     ("bob", {"environment": "gpu-ml", "size": "small", "group": "eo-ml"}),
     ("bob", {"environment": "gpu-ml", "size": "gpu", "group": "eo-ml", "volumes": ["ml_models"]}),
-    ("bob", {"environment": "pangeo", "group": "eo-sci", "volumes": ["scratch", "ml_models"]}),
+    # eo-sci grants pangeo and scratch (ml_models is eo-ml's: the charged group grants it).
+    ("bob", {"environment": "pangeo", "group": "eo-sci", "volumes": ["scratch"]}),
     ("carol", {"environment": "rstudio", "group": "climate"}),
     ("operator", {"environment": "staff-tools", "group": "eo-sci"}),
 ]

@@ -208,8 +208,8 @@ def check_carols_form(page: Page, artifacts: Path, launch_root: Path) -> None:
     assert leaks == []
     # Two funded groups: a choice, each with its budget left.
     assert values(page, "input[name=group]") == ["climate", "staff"]
-    expect(page.locator("label[for=eohub-group-0]")).to_contain_text("100 core-hours left")
-    expect(page.locator("label[for=eohub-group-1]")).to_contain_text("4 core-hours left")
+    expect(page.locator("label[for=eohub-group-0]")).to_contain_text("100 core-hours left of 100")
+    expect(page.locator("label[for=eohub-group-1]")).to_contain_text("4 core-hours left of 4")
     expect(page.get_by_label("Common data")).not_to_be_checked()
     page.screenshot(path=str(artifacts / "1-spawn-form.png"), full_page=True)
 
@@ -224,6 +224,12 @@ def check_carols_form(page: Page, artifacts: Path, launch_root: Path) -> None:
     page.check("input[name=environment][value=climate-lab]")
     assert shown_sizes(page) == ["small", "medium"]
     assert page.locator("#eohub-urlpath").get_attribute("placeholder") == "/lab"
+    # Only climate grants its lab, so only climate may pay for it (the default rule).
+    page.check("input[name=environment][value=lab]")
+    page.check("input[name=group][value=staff]")
+    page.check("input[name=environment][value=climate-lab]")
+    expect(page.locator("input[name=group][value=staff]")).to_be_disabled()
+    expect(page.locator("input[name=group][value=climate]")).to_be_checked()
 
 
 def check_carols_server(hub: Hub, launch_root: Path) -> None:
@@ -288,6 +294,7 @@ def test_log_in_choose_spawn_reach_jupyterlab_stop_and_find_the_session(
     assert session["server"] == ""
     assert session["group"] == "climate"
     assert session["profile"] == "climate-lab"
+    assert session["profile_name"] == "Climate lab"  # what the usage pages show
     assert (session["cpu"], session["memory_bytes"], session["gpus"]) == (1, 2 * 1024**3, 0)
     assert session["end_reason"] == "stopped"
 
@@ -339,10 +346,16 @@ def test_an_over_quota_user_sees_the_refusal_on_the_spawn_page(
     expect(refusal).to_contain_text("The core-hours budget of group eo-scientists is spent")
     expect(page.locator(".eohub-no-size")).to_be_visible()
     assert shown_sizes(page) == []
+    # Start is disabled, with the reason next to it.
+    expect(page.locator("#spawn_form button[type=submit]")).to_be_disabled()
+    expect(page.locator("#eohub-start-reason")).to_contain_text(
+        "Start is disabled: The core-hours budget of group eo-scientists is spent"
+    )
     page.screenshot(path=str(artifacts / "1-over-quota-form.png"), full_page=True)
 
-    # Pressing Start anyway: the same check refuses before anything starts.
-    page.click("#spawn_form button[type=submit]")
+    # Sending the form anyway (a script, an old page): the hub's check still refuses
+    # before anything starts.
+    page.eval_on_selector("#spawn_form", "form => form.submit()")
     error = page.locator(".spawn-error-msg")
     expect(error).to_contain_text("budget of group eo-scientists is spent", timeout=30_000)
     page.screenshot(path=str(artifacts / "2-over-quota-refused.png"), full_page=True)
@@ -371,3 +384,17 @@ def test_a_rest_spawn_with_a_forbidden_option_gets_400_and_starts_nothing(hub: H
     assert 'value="climate-lab"' in form.text
     assert 'value="eo-lab"' not in form.text
     assert sessions(hub, "bob") == before
+
+
+def test_a_group_that_does_not_grant_the_environment_cannot_pay_for_it(hub: Hub) -> None:
+    hub.login("carol", "carol-pw")  # climate (which grants the climate lab) and staff
+    before = sessions(hub, "carol")
+    options = {"environment": "climate-lab", "group": "staff"}
+    response = hub.api("POST", "/users/carol/server", data=json.dumps(options))
+    assert response.status_code == 400, response.text
+    assert (
+        "group: group 'staff' does not grant environment 'Climate lab', so it cannot pay "
+        "for it; charge 'climate'"
+    ) in response.json()["message"]
+    assert hub.server("carol") is None
+    assert sessions(hub, "carol") == before

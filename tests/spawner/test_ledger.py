@@ -71,7 +71,7 @@ class Spawner(SessionLedger, Backend):
         self.launch = SimpleNamespace(  # type: ignore[assignment]
             size=SimpleNamespace(charged=Resources(500, 2**30, 1)),
             group="climate",
-            environment=SimpleNamespace(name="lab", image="jupyter/base"),
+            environment=SimpleNamespace(name="lab", display_name="Lab", image="jupyter/base"),
             repo=None,
         )
 
@@ -115,6 +115,7 @@ async def test_a_start_then_a_stop_are_one_session() -> None:
         "gpus": 1,
         "profile": "lab",
         "image": "jupyter/base",
+        "profile_name": "Lab",
     }
     assert (stop["started_at"], stop["stopped_at"]) == (STARTED, NOW)
     assert STATE_KEY not in spawner.get_state()

@@ -54,7 +54,16 @@ def hub_config(workdir: Path, environments: dict[str, Any] = ENVIRONMENTS) -> st
             "mount_path": "/home/jovyan",
             "local_path": str(workdir / "home" / "{username}"),
             "display_name": "Home",
-        }
+        },
+        # Unchecked unless a launch asks for it.
+        "common": {
+            "kind": "host_path",
+            "mount_path": "/data/common",
+            "path": str(workdir / "common-data"),
+            "read_only": True,
+            "optional": True,
+            "display_name": "Common data",
+        },
     }
     return f"""
 c.JupyterHub.authenticator_class = "dummy"
@@ -289,3 +298,30 @@ def test_a_bad_launch_config_stops_the_hub_naming_the_key(tmp_path: Path) -> Non
         pytest.fail("the hub started despite a bad launch config")
     log = (tmp_path / "hub" / "jupyterhub.log").read_text()
     assert "environments.lab.sizes[0]: unknown size 'huge'" in log, str(failed)
+
+
+def test_an_optional_volume_left_unchecked_is_no_longer_linked(hub: Hub) -> None:
+    workspace = hub.workdir / "home" / "alice"
+    link = workspace / "common"
+    data = str(hub.workdir / "common-data")
+    plain = {"environment": "lab", "size": "small"}
+    response = post_spawn(hub, "alice", {**plain, "volumes": ["common"]})
+    assert response.status_code in (201, 202), response.text
+    assert wait_ready(hub, "alice")["user_options"]["volumes"] == ["common"]
+    assert os.readlink(link) == data
+    (workspace / "notes.txt").write_text("mine\n")
+    (workspace / "mine").symlink_to(data)  # a link of the user's own
+    # The hub keeps the links it made in the server's state, so a restart knows them.
+    state = hub.server("alice")["state"]  # type: ignore[index]
+    assert state["eohub_links"] == {str(link): data}
+    hub.stop("alice")
+
+    response = post_spawn(hub, "alice", plain)
+    assert response.status_code in (201, 202), response.text
+    assert wait_ready(hub, "alice")["user_options"]["volumes"] == []
+    assert not link.is_symlink()
+    assert not link.exists()
+    # Only eohub's own link went: the user's files and links stay.
+    assert (workspace / "notes.txt").read_text() == "mine\n"
+    assert os.readlink(workspace / "mine") == data
+    hub.stop("alice")

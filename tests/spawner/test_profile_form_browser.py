@@ -227,8 +227,13 @@ def test_a_profile_narrows_the_groups_it_can_be_charged_to(form: SpawnPage) -> N
     assert options == {"profile": "tiny", "group": "climate"}
     assert selection_of(options) == {"profile": "tiny"}
     page.go_back()
-    page.check("#eohub-environment-climate-r")
+    page.check("#eohub-environment-pangeo")  # for everyone: any group pays
     expect(page.locator("input[name=group][value=ocean]")).to_be_enabled()
+    # Climate R is granted by climate only: ocean cannot pay for it (the default rule).
+    page.check("input[name=group][value=ocean]")
+    page.check("#eohub-environment-climate-r")
+    expect(page.locator("input[name=group][value=ocean]")).to_be_disabled()
+    expect(page.locator("input[name=group][value=climate]")).to_be_checked()
 
 
 # -- a profile that builds images: "Build from a repository" ------------------------------
@@ -301,6 +306,7 @@ def test_a_profile_builds_from_a_repository(page: Page, artifacts: Path) -> None
 
 
 def test_the_last_repository_launch_of_a_profile_is_selected_again(page: Page) -> None:
+    # Saved with ocean, which no longer grants the builder (its allowed_groups: climate).
     saved: dict[str, Any] = {"profile": "builder", "provider": "gh", "repo": "eohub/demo"}
     ctx = builder_context(**saved, ref="v1")
     form = SpawnPage(page, ctx)
@@ -319,7 +325,7 @@ def test_the_last_repository_launch_of_a_profile_is_selected_again(page: Page) -
         "provider": "gh",
         "repo": "eohub/demo",
         "ref": "v1",
-        "group": "ocean",
+        "group": "climate",
     }
     assert repository_launch(ctx, options) == "github.com/eohub/demo"
 

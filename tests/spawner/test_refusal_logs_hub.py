@@ -9,6 +9,7 @@ did not expect still logs its traceback.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -43,6 +44,7 @@ def _break_erins_spawns(spawner):
         raise RuntimeError("the storage backend is down")
 c.Spawner.pre_spawn_hook = _break_erins_spawns
 c.JupyterHub.load_groups["climate"]["users"].append("erin")
+c.JupyterHub.allow_named_servers = True
 """
 
 
@@ -105,6 +107,34 @@ def test_a_refused_rest_spawn_logs_its_reason_without_a_traceback(
     # "Error starting server" of the spawn page, logged outside the refusal, stays one.
     assert "[E " not in logged, logged
     assert hub.server(user) is None
+
+
+@pytest.mark.parametrize(
+    ("user", "options", "status", "reason"),
+    [
+        ("dave", {"environment": "lab", "size": "small"}, 403, "budget of group broke is spent"),
+        ("alice", {"environment": "nope"}, 400, "no environment 'nope'"),
+    ],
+    ids=["quota", "bad-option"],
+)
+def test_a_refused_named_server_is_one_line_in_the_log(
+    hub: Hub, user: str, options: dict[str, object], status: int, reason: str
+) -> None:
+    # JupyterHub 6 logs "Exception applying user_options for <user>:<server>" besides
+    # its "Error starting" line: for an expected refusal, the repeat goes.
+    offset = log_size(hub)
+    response = hub.api("POST", f"/users/{user}/servers/second", data=json.dumps(options))
+    assert response.status_code == status, response.text
+    assert reason in response.json()["message"]
+    logged = log_since(hub, offset)
+    # The lines about the server, besides those of the request (its URL, and tornado's
+    # answer): JupyterHub's "Error starting <user>'s server: <reason>" only.
+    names = (f"{user}:second", f"{user}'s server")
+    about = [line for line in logged.splitlines() if any(n in line for n in names)]
+    assert len(about) == 1, logged
+    assert reason in about[0], logged
+    assert "Traceback" not in logged, logged
+    assert hub.server(user, "second") is None
 
 
 def test_a_refused_query_string_spawn_logs_its_reason_without_a_traceback(hub: Hub) -> None:

@@ -96,11 +96,14 @@ async def launch(
 async def start_following(spawner: Any) -> tuple[Any, list[str]]:
     """Start as the hub does, following the progress until the start ends.
 
-    The result of start() (its URL, or the exception it raised) and the messages.
+    The result of start() (its URL, or the exception it raised) and the messages; the
+    progress events are kept in ``spawner.seen_progress``.
     """
     start = asyncio.ensure_future(spawner.start())
     await asyncio.sleep(0)  # the hub asks for progress once the start is under way
-    messages = [e["message"] async for e in iterate_until(start, spawner.progress())]
+    events = [e async for e in iterate_until(start, spawner.progress())]
+    spawner.seen_progress = events
+    messages = [e["message"] for e in events if "message" in e]
     try:
         url = await start
     except Exception as e:
@@ -182,6 +185,12 @@ async def test_a_missing_image_is_built_for_the_commit_and_its_progress_shown(
         f"Starting the image {image}.",
     ]
     assert [m for m in relayed if m in expected] == expected
+    # The bar: quota, resolve, each build phase rising within 30-70, then the start.
+    value = {e["message"]: e["progress"] for e in spawner.seen_progress if "message" in e}
+    assert [value[m] for m in expected] == [30, 34, 41, 47, 60, 61, 70, 75]
+    values = [e["progress"] for e in spawner.seen_progress if "progress" in e]
+    assert values[:3] == [5, 10, 20]
+    assert values == sorted(values)
     await spawner.stop()
 
 

@@ -162,6 +162,23 @@ def test_the_same_config_is_parsed_once() -> None:
     assert load_launch_config("local", {"sizes": dict(SIZES)}) is first
     assert load_launch_config("kube", data) is not first
     assert load_launch_config("local", data, 2.0) is not first
+    permissive = load_launch_config("local", data, must_grant=False)
+    assert permissive is not first
+    assert (first.charged_group_must_grant, permissive.charged_group_must_grant) == (True, False)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, True), (False, False), (True, True)])
+def test_the_charged_group_must_grant_unless_the_admin_says_otherwise(
+    setting: bool | None, expected: bool
+) -> None:
+    config = Config()
+    config.JupyterHub.spawner_class = "eohub-local"
+    config.QuotaLocalSpawner.launch_sizes = SIZES
+    if setting is not None:
+        config.QuotaLocalSpawner.charged_group_must_grant = setting
+    launch_config = check_hub_config(config)
+    assert launch_config is not None
+    assert launch_config.charged_group_must_grant is expected
 
 
 # -- KubeSpawner settings as the Zero to JupyterHub chart makes them ----------------------

@@ -39,6 +39,11 @@ class QuotaAnswer:
         ``"fail-open"`` or ``"fail-closed"``.
     outage
         Why the service did not decide (:data:`PolicyReason`); empty when it did.
+    display_name
+        The group's display name in the service's config; empty when it sent none.
+    budget_limit
+        The limit of each budget whose hours left ``budget_left`` gives (``None``:
+        unlimited); empty when the service sent none.
     """
 
     allowed: bool
@@ -46,6 +51,8 @@ class QuotaAnswer:
     budget_left: Mapping[str, float | None] = field(default_factory=dict)
     source: QuotaSource = "service"
     outage: PolicyReason = ""
+    display_name: str = ""
+    budget_limit: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def decided_by(self) -> Literal["service", "policy"]:
@@ -97,11 +104,26 @@ def quota_answer(body: Any) -> QuotaAnswer | None:
     allowed, reason, left = body.get("allowed"), body.get("reason"), body.get("budget_left", {})
     if not isinstance(allowed, bool) or not isinstance(reason, str) or not isinstance(left, dict):
         return None
+    standing = body.get("standing")
+    standing = standing if isinstance(standing, dict) else {}
+    name = standing.get("display_name")
+    return QuotaAnswer(
+        allowed,
+        reason,
+        _hours(left),
+        "service",
+        display_name=name if isinstance(name, str) else "",
+        budget_limit=_hours(standing.get("budget_limit")),
+    )
+
+
+def _hours(raw: object) -> dict[str, float | None]:
+    """The numbers (or ``None``: unlimited) of a budget mapping; anything else is left out."""
     budget: dict[str, float | None] = {}
-    for name, value in left.items():
+    for name, value in raw.items() if isinstance(raw, dict) else ():
         if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
             budget[str(name)] = None if value is None else float(value)
-    return QuotaAnswer(allowed, reason, budget, "service")
+    return budget
 
 
 __all__ = ["PolicyReason", "QuotaAnswer", "QuotaSource", "delivery", "quota_answer"]

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from eohub.domain.accounting.ledger import Resources, Usage
+from eohub.domain.wording import number_text
 
 #: Who a quota row limits: the group as a whole, or each member of the group on their own.
 #: Any other owner is one named member.
@@ -94,7 +95,8 @@ class Decision:
 
 
 def _hours(value: Fraction) -> str:
-    return f"{float(value):.2f}"
+    # As every page words hours: one decimal at most ("10", "12.5").
+    return number_text(float(value))
 
 
 def _left(limit: Fraction | None, used: Fraction) -> Fraction | None:
@@ -112,6 +114,22 @@ def budget_left(standings: list[Standing]) -> dict[str, float | None]:
         ]
         known = [v for v in lefts if v is not None]
         result[name] = round(float(max(min(known), Fraction(0))), 6) if known else None
+    return result
+
+
+def budget_limit(standings: list[Standing]) -> dict[str, float | None]:
+    """Per budget, the limit of the scope whose hours left :func:`budget_left` reports
+    (the tightest), so that a form can say "150 core-hours left of 200"; ``None`` where
+    nothing limits it."""
+    result: dict[str, float | None] = {}
+    for name in ("core_hours", "gpu_hours", "memory_gib_hours"):
+        limited = [s for s in standings if getattr(s.limits, name) is not None]
+        tightest = min(
+            limited,
+            key=lambda s: getattr(s.limits, name) - getattr(s.used, name),
+            default=None,
+        )
+        result[name] = None if tightest is None else float(getattr(tightest.limits, name))
     return result
 
 
@@ -145,21 +163,38 @@ def room(standing: Standing) -> dict[str, Any]:
     }
 
 
-def standing_json(standings: list[Standing]) -> dict[str, Any]:
-    """The room of the group's row and of the user's row; ``None`` where no row applies."""
+def standing_json(standings: list[Standing], display_name: str = "") -> dict[str, Any]:
+    """The room of the group's row and of the user's row (``None`` where no row
+    applies), the limits of the budgets left (:func:`budget_limit`), and the group's
+    display name (empty: unknown) for the launch form."""
     group = next((room(s) for s in standings if not s.member), None)
     member = next((room(s) for s in standings if s.member), None)
-    return {"group": group, "member": member}
+    standing: dict[str, Any] = {"group": group, "member": member}
+    standing["budget_limit"] = budget_limit(standings)
+    if display_name:
+        standing["display_name"] = display_name
+    return standing
 
 
-def decide(request: Resources, standings: list[Standing]) -> Decision:
+def named(decision: Decision, display_name: str) -> Decision:
+    """``decision`` with the group's display name in its standing, for the launch form."""
+    if not display_name:
+        return decision
+    standing = {**decision.standing, "display_name": display_name}
+    return Decision(decision.allowed, decision.reason, decision.budget_left, standing)
+
+
+def decide(request: Resources, standings: list[Standing], display_name: str = "") -> Decision:
     """Allow the request only if every scope has budget left and room to run it.
+
+    ``display_name`` (the group's, from the service's config) goes into the standing, so
+    that the launch form names the group as the admin does.
 
     A budget is spent once its used hours reach the limit; a GPU budget matters only to a
     request for GPUs, so CPU work goes on when the GPU hours are gone.
     """
     left = budget_left(standings)
-    standing = standing_json(standings)
+    standing = standing_json(standings, display_name)
     for s in standings:
         lim = s.limits
         checks: list[tuple[Fraction | None, Fraction, str, bool]] = [
@@ -188,7 +223,8 @@ def decide(request: Resources, standings: list[Standing]) -> Decision:
             return Decision(
                 False,
                 f"{s.scope.capitalize()} already runs {s.running.servers} of at most "
-                f"{lim.max_servers} servers at once. Stop one to start another.",
+                f"{lim.max_servers} server{'' if lim.max_servers == 1 else 's'} at once. Stop "
+                "one to start another.",
                 left,
                 standing,
             )

@@ -132,6 +132,10 @@ class LaunchConfig:
         The groups a server may be charged to; empty means any group of the user.
     min_hours
         A size fits a budget when the budget left buys at least this many hours of it.
+    charged_group_must_grant
+        True (the default): the group charged must itself grant the environment and the
+        volumes of a launch (:mod:`eohub.domain.launch.grants`); False: any group the
+        user may charge pays for whatever any of their groups grants.
     """
 
     backend: Backend
@@ -140,6 +144,7 @@ class LaunchConfig:
     volumes: Mapping[str, Volume] = field(default_factory=dict, hash=False)
     charge_groups: frozenset[str] = frozenset()
     min_hours: Fraction = Fraction(1)
+    charged_group_must_grant: bool = True
 
     @property
     def default_environment(self) -> Environment | None:
@@ -289,6 +294,7 @@ def parse_launch_config(
     backend: Backend,
     charge_groups: Iterable[str] = (),
     min_hours: Fraction | float | int | str = 1,
+    charged_group_must_grant: bool = True,
 ) -> LaunchConfig:
     """Validate the admin's launch config; raise :class:`LaunchConfigError` naming the key."""
     if backend not in BACKENDS:
@@ -325,6 +331,7 @@ def parse_launch_config(
         volumes=parsed_volumes,
         charge_groups=frozenset(groups),
         min_hours=hours,
+        charged_group_must_grant=bool(charged_group_must_grant),
     )
 
 

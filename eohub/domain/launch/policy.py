@@ -16,16 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from eohub.domain.accounting.resources import (
-    CHARGED_KEY,
-    CPU_KEYS,
-    GPU_KEYS,
-    GROUP_KEY,
-    IMAGE_KEY,
-    MEMORY_KEYS,
-    PROFILE_KEY,
-)
 from eohub.domain.fields import describe
+from eohub.domain.launch.approved import CHARGED_KEYS, Launch, check_charged, split_charged
 from eohub.domain.launch.budget import (
     Budget,
     SizeOffer,
@@ -34,6 +26,13 @@ from eohub.domain.launch.budget import (
     size_fits,
 )
 from eohub.domain.launch.config import Environment, LaunchConfig, Size
+from eohub.domain.launch.grants import (
+    Grant,
+    environment_grant,
+    granting_groups,
+    grants_volume,
+    not_granted,
+)
 from eohub.domain.launch.options import (
     FIELDS,
     REPO_FIELDS,
@@ -42,10 +41,10 @@ from eohub.domain.launch.options import (
     filepath_problem,
     urlpath_problem,
 )
-from eohub.domain.launch.profile_selection import ProfileSelection
 from eohub.domain.launch.repository import RepoLaunch, RepoRules, check_repository
 from eohub.domain.launch.volumes import Volume
 from eohub.domain.repos.specs import RepoError
+from eohub.domain.wording import number_text
 
 
 @dataclass(frozen=True)
@@ -54,105 +53,6 @@ class Member:
 
     username: str
     groups: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Launch:
-    """An authorized launch: every part comes from the admin's config.
-
-    ``volumes`` are the volumes to mount: the always-mounted ones the user may mount and
-    the optional ones they chose, in config order. ``urlpath`` is the start page asked
-    for, else the environment's default (``urlpath_chosen`` says which). ``repo`` is
-    the repository to launch, for an environment with ``repository: true``.
-
-    ``profile`` is set for a launch of a ``profile_list`` profile: its ``environment``
-    and ``size`` then describe the pod the profile's overrides made (the image, and the
-    resources charged), not entries of the launch config.
-    """
-
-    environment: Environment
-    size: Size
-    group: str
-    volumes: tuple[Volume, ...]
-    urlpath: str
-    urlpath_chosen: bool = False
-    repo: RepoLaunch | None = None
-    profile: ProfileSelection | None = None
-
-    def user_options(self) -> dict[str, object]:
-        """The canonical options to store, with the keys accounting charges from.
-
-        The start page is stored only when the user chose it, so that next time the
-        environment's own default applies to whichever environment they pick. A
-        profile launch stores KubeSpawner's keys (``profile`` and one per option), and
-        what it charged under ``eohub_charged``: its options may be named ``image``,
-        ``cpu`` or ``memory``.
-        """
-        if self.profile is not None:
-            return self._profile_options(self.profile)
-        options: dict[str, object] = {
-            "environment": self.environment.name,
-            "size": self.size.name,
-            GROUP_KEY: self.group,
-            "volumes": [v.name for v in self.volumes if v.optional],
-            CPU_KEYS[0]: self.size.cpu,
-            MEMORY_KEYS[0]: self.size.memory,
-            GPU_KEYS[0]: self.size.gpus,
-            PROFILE_KEY: self.environment.name,
-        }
-        if self.urlpath_chosen:
-            options["urlpath"] = self.urlpath
-        if self.environment.image is not None:
-            options[IMAGE_KEY] = self.environment.image
-        if self.repo is not None:
-            options.update(self.repo.user_options())
-        return options
-
-    def _profile_options(self, profile: ProfileSelection) -> dict[str, object]:
-        options = profile.user_options()
-        if self.repo is not None:
-            options.update(self.repo.user_options())
-        options[GROUP_KEY] = self.group
-        options["volumes"] = [v.name for v in self.volumes if v.optional]
-        charged: dict[str, object] = {
-            CPU_KEYS[0]: self.size.cpu,
-            MEMORY_KEYS[0]: self.size.memory,
-            GPU_KEYS[0]: self.size.gpus,
-        }
-        if self.environment.image is not None:
-            charged[IMAGE_KEY] = self.environment.image
-        options[CHARGED_KEY] = charged
-        if self.urlpath_chosen:
-            options["urlpath"] = self.urlpath
-        return options
-
-
-#: What :meth:`Launch.user_options` stores beyond the options schema, for accounting.
-CHARGED_KEYS = (CPU_KEYS[0], MEMORY_KEYS[0], GPU_KEYS[0], PROFILE_KEY, IMAGE_KEY, CHARGED_KEY)
-
-
-def split_charged(raw: object) -> tuple[object, dict[str, object]]:
-    """``raw`` without the charged keys, and those keys.
-
-    A restart without new options re-applies the stored ones, which hold what the
-    launch charges too; those keys may come back, but :func:`check_charged` must agree.
-    """
-    if not isinstance(raw, Mapping):
-        return raw, {}
-    rest = dict(raw)
-    return rest, {k: rest.pop(k) for k in CHARGED_KEYS if k in rest}
-
-
-def check_charged(charged: Mapping[str, object], launch: Launch) -> None:
-    """Raise :class:`OptionsError` for charged keys that differ from what ``launch`` charges."""
-    resolved = launch.user_options()
-    wrong = {
-        k: f"is set by the environment and size ({resolved.get(k)!r}); leave it out"
-        for k, v in charged.items()
-        if resolved.get(k) != v
-    }
-    if wrong:
-        raise OptionsError(wrong)
 
 
 def may_use(env: Environment, member: Member) -> bool:
@@ -166,8 +66,19 @@ def may_mount(volume: Volume, member: Member) -> bool:
 
 
 def visible_environments(config: LaunchConfig, member: Member) -> list[Environment]:
-    """The environments ``member`` may launch, in config order."""
-    return [e for e in config.environments.values() if may_use(e, member)]
+    """The environments ``member`` may launch, in config order.
+
+    When the group charged must grant what it pays for, an environment none of the
+    member's chargeable groups grants cannot be launched, and so is not shown (unless
+    no group can be charged at all: the form then says that instead).
+    """
+    groups = chargeable_groups(config, member)
+    return [
+        e
+        for e in config.environments.values()
+        if may_use(e, member)
+        and (not groups or granting_groups(config, e, member.username, groups))
+    ]
 
 
 def allowed_volumes(config: LaunchConfig, member: Member) -> list[Volume]:
@@ -194,17 +105,26 @@ def _pick_environment(
 
 
 def pick_group(
-    config: LaunchConfig, member: Member, name: str | None
+    config: LaunchConfig, member: Member, name: str | None, grant: Grant | None = None
 ) -> tuple[str | None, str | None]:
+    """The group to charge, or why none: ``grant`` (what the launch uses) narrows the
+    chargeable groups to those that grant it (:mod:`eohub.domain.launch.grants`)."""
     groups = chargeable_groups(config, member)
+    granting = [g for g in groups if grant is None or grant.check(g)]
     if name is not None:
         if name not in member.groups:
             return None, f"you are not a member of group {name!r}"
-        return (name, None) if name in groups else (None, f"group {name!r} cannot be charged")
-    if len(groups) == 1:
-        return groups[0], None
-    if groups:
+        if name not in groups:
+            return None, f"group {name!r} cannot be charged"
+        if grant is not None and name not in granting:
+            return None, not_granted(grant.what, name, granting)
+        return name, None
+    if len(granting) == 1:
+        return granting[0], None
+    if granting:
         return None, "choose the group to charge"
+    if groups and grant is not None:
+        return None, f"none of the groups you may charge grants {grant.what}"
     return None, "none of your groups can be charged for a server"
 
 
@@ -226,7 +146,7 @@ def _pick_size(
             return None, problem
         offer = next(o for o in offers if o.size.name == name)
         if not offer.fits:
-            hours = f"{offer.hours:.2f}" if offer.hours is not None else "no"
+            hours = number_text(offer.hours) if offer.hours is not None else "no"
             return None, (
                 f"size {name!r} does not fit the budget left of group {group!r}: it buys "
                 f"{hours} hours of it, and at least {float(config.min_hours):g} are needed"
@@ -240,9 +160,15 @@ def _pick_size(
 
 
 def pick_volumes(
-    config: LaunchConfig, member: Member, names: tuple[str, ...] | None
+    config: LaunchConfig,
+    member: Member,
+    names: tuple[str, ...] | None,
+    group: str | None = None,
 ) -> tuple[tuple[Volume, ...], str | None]:
+    """The volumes to mount: the always-mounted ones and those chosen, that ``group``
+    (the group charged) grants; a chosen one it does not grant is refused."""
     allowed = allowed_volumes(config, member)
+    granted = [v for v in allowed if grants_volume(config, v, group)]
     chosen = set(names or ())
     problems = []
     for name in names or ():
@@ -251,7 +177,11 @@ def pick_volumes(
             problems.append(f"no volume {name!r} is available to you")
         elif not volume.optional:
             problems.append(f"volume {name!r} is always mounted; it is not a choice")
-    volumes = tuple(v for v in allowed if not v.optional or v.name in chosen)
+        elif volume not in granted:
+            groups = chargeable_groups(config, member)
+            payers = [g for g in groups if grants_volume(config, volume, g)]
+            problems.append(not_granted(f"volume {volume.display_name!r}", group or "", payers))
+    volumes = tuple(v for v in granted if not v.optional or v.name in chosen)
     return volumes, "; ".join(problems) or None
 
 
@@ -276,14 +206,15 @@ def authorize(
     env, errors["environment"] = _pick_environment(
         config, visible_environments(config, member), request.environment
     )
-    group, errors["group"] = pick_group(config, member, request.group)
+    grant = environment_grant(config, env, member.username) if env is not None else None
+    group, errors["group"] = pick_group(config, member, request.group, grant)
     size: Size | None = None
     if env is not None:
         budget = None
         if budget_left_by_group is not None and group is not None:
             budget = budget_left_by_group.get(group)
         size, errors["size"] = _pick_size(config, env, request.size, budget, group or "")
-    volumes, errors["volumes"] = pick_volumes(config, member, request.volumes)
+    volumes, errors["volumes"] = pick_volumes(config, member, request.volumes, group)
     repo: RepoLaunch | None = None
     if env is not None:
         repo = _pick_repository(env, request, repos, errors)

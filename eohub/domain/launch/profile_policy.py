@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from eohub.domain.launch.config import LaunchConfig
+from eohub.domain.launch.grants import Grant, grants_profile_groups
 from eohub.domain.launch.options import REPO_FIELDS, LaunchRequest, OptionsError, urlpath_problem
 from eohub.domain.launch.policy import (
     Member,
@@ -60,8 +61,9 @@ def authorize_profile(
         group, errors["group"] = None, "none of your groups can be charged for a server"
     else:
         scoped = replace(config, charge_groups=allowed) if allowed else config
-        group, errors["group"] = pick_group(scoped, member, request.group)
-    volumes, errors["volumes"] = pick_volumes(config, member, request.volumes)
+        grant = profile_grant(config, selection)
+        group, errors["group"] = pick_group(scoped, member, request.group, grant)
+    volumes, errors["volumes"] = pick_volumes(config, member, request.volumes, group)
     if request.urlpath is not None:
         errors["urlpath"] = urlpath_problem(request.urlpath)
     problems = {k: v for k, v in errors.items() if v}
@@ -77,6 +79,29 @@ def profile_charge_groups(config: LaunchConfig, profile: Profile) -> frozenset[s
     if not own:
         return None
     return own & config.charge_groups if config.charge_groups else own
+
+
+def profile_grant(config: LaunchConfig, selection: ProfileSelection) -> Grant:
+    """Which groups may pay for ``selection``: those the profile's ``allowed_groups``, and
+    those of each option, choice and "Other..." picked, name (when the group charged
+    must grant what it pays for; :mod:`eohub.domain.launch.grants`), compared casefolded
+    as the profile list's names are."""
+    guards = [selection.profile.allowed_groups]
+    for pick in selection.picks:
+        guards.append(pick.option.allowed_groups)
+        if pick.choice is not None:
+            guards.append(pick.choice.allowed_groups)
+        elif pick.unlisted is not None and pick.option.unlisted is not None:
+            guards.append(pick.option.unlisted.allowed_groups)
+    return Grant(
+        f"profile {selection.profile.display_name!r} with these choices",
+        lambda group: all(grants_profile_groups(config, g, group) for g in guards),
+    )
+
+
+def profile_groups(config: LaunchConfig, profile: Profile, groups: Sequence[str]) -> list[str]:
+    """Those of ``groups`` that grant ``profile`` itself (its choices may narrow more)."""
+    return [g for g in groups if grants_profile_groups(config, profile.allowed_groups, g)]
 
 
 def _repository(
@@ -122,4 +147,11 @@ def wants_profile(
     return not visible
 
 
-__all__ = ["ProfileParts", "authorize_profile", "profile_charge_groups", "wants_profile"]
+__all__ = [
+    "ProfileParts",
+    "authorize_profile",
+    "profile_charge_groups",
+    "profile_grant",
+    "profile_groups",
+    "wants_profile",
+]

@@ -26,7 +26,11 @@ from dataclasses import dataclass, replace
 from eohub.domain.launch.config import LaunchConfig
 from eohub.domain.launch.options import LaunchRequest
 from eohub.domain.launch.policy import Member, chargeable_groups
-from eohub.domain.launch.profile_policy import profile_charge_groups, wants_profile
+from eohub.domain.launch.profile_policy import (
+    profile_charge_groups,
+    profile_groups,
+    wants_profile,
+)
 from eohub.domain.launch.profile_selection import UNLISTED_MARKER, default_profile
 from eohub.domain.launch.profiles import UNLISTED_SUFFIX, Profile, ProfileOption
 
@@ -156,11 +160,15 @@ def _option_view(
 
 
 def _narrowed_groups(config: LaunchConfig, member: Member, profile: Profile) -> tuple[str, ...]:
-    # The groups the spawn would let this profile charge (its own within the hub's).
+    # The groups the spawn would let this profile charge: its own within the hub's and,
+    # by default, those its allowed_groups name; empty when that is all of them.
+    everyone = chargeable_groups(config, member)
     allowed = profile_charge_groups(config, profile)
-    if not allowed:
-        return ()
-    return tuple(chargeable_groups(replace(config, charge_groups=allowed), member))
+    scoped = (
+        chargeable_groups(replace(config, charge_groups=allowed), member) if allowed else everyone
+    )
+    payers = profile_groups(config, profile, scoped)
+    return () if payers == everyone else tuple(payers)
 
 
 def chosen_profile(

@@ -8,8 +8,13 @@ page build the context; JupyterHub puts the fragment inside its own spawn page's
 ``<form>``, next to its Start button.
 
 The form works without JavaScript: plain radios, checkboxes and inputs with the field
-names :mod:`eohub.domain.launch.options` reads. Its script only hides the sizes that the
-chosen environment does not offer or that do not fit the chosen group's budget.
+names :mod:`eohub.domain.launch.options` reads. Where the hub serves eohub's own spawn
+route (:mod:`eohub.spawner.form.spawn_route`, installed with the launch-link handlers),
+a small script points the hub's ``<form>`` there, keeping its query (``_xsrf``,
+``next``): a refused launch then comes back with the user's choices and server name,
+not the default server's last launch. Without JavaScript it posts to ``/hub/spawn``.
+Its other script only hides the sizes that the chosen environment does not offer or
+that do not fit the chosen group's budget.
 
 ``profile_list`` profiles (QuotaKubeSpawner) are listed after the environments, in the
 same radio group, then named ``profile``
@@ -25,7 +30,9 @@ then stands in for its list, and only the repository fields are sent for it.
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 
@@ -36,6 +43,11 @@ from eohub.spawner.form.view import LaunchForm, build_form
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE = "eohub_launch_form.html"
+SPAWN_ROUTE_TEMPLATE = "eohub_spawn_route.html"
+#: eohub's spawn route under the hub's prefix: ``eohub/spawn/<user>/<server>``.
+SPAWN_ROUTE = "eohub/spawn"
+#: The attribute that marks the spawn route's handler class among the hub's handlers.
+SPAWN_ROUTE_MARK = "eohub_spawn_route"
 #: What the form says in place of itself when the launch config is invalid.
 INVALID_CONFIG = "The hub's launch config is invalid; tell an admin."
 
@@ -75,8 +87,43 @@ def repo_section(context: LaunchContext) -> RepoFormView | None:
     )
 
 
-def render_launch_form(context: LaunchContext) -> str:
-    """The launch form of ``context``: what its user may start, prefilled."""
+def spawn_route_installed() -> bool:
+    """Whether this process is a hub whose ``extra_handlers`` hold eohub's spawn route.
+
+    Read from the running JupyterHub application, never imported: outside a hub (the
+    tests, a CLI) there is no route and the form posts where JupyterHub says.
+    """
+    app = sys.modules.get("jupyterhub.app")
+    hub = getattr(app, "JupyterHub", None)
+    if hub is None or not hub.initialized():
+        return False
+    handlers = getattr(hub.instance(), "extra_handlers", None) or []
+    return any(
+        isinstance(h, list | tuple) and len(h) > 1 and getattr(h[1], SPAWN_ROUTE_MARK, False)
+        for h in handlers
+    )
+
+
+def spawn_route_path(hub_prefix: str, username: str, server_name: str) -> str:
+    """The path of eohub's spawn route for ``username``'s server ``server_name``."""
+    parts = [hub_prefix.rstrip("/"), SPAWN_ROUTE, quote(username, safe="@~")]
+    if server_name:
+        parts.append(quote(server_name, safe="@~"))
+    return "/".join(parts)
+
+
+def spawn_route_script(context: LaunchContext) -> str:
+    """The script that points the hub's spawn ``<form>`` at eohub's spawn route."""
+    action = spawn_route_path(context.hub_prefix, context.member.username, context.server_name)
+    return environment().get_template(SPAWN_ROUTE_TEMPLATE).render(action=action)
+
+
+def render_launch_form(context: LaunchContext, *, spawn_route: bool | None = None) -> str:
+    """The launch form of ``context``: what its user may start, prefilled.
+
+    ``spawn_route`` says whether the form posts to eohub's spawn route; by default,
+    when this hub serves it (:func:`spawn_route_installed`).
+    """
     form = build_form(
         context.config,
         context.member,
@@ -88,8 +135,23 @@ def render_launch_form(context: LaunchContext) -> str:
         repo_rules=context.rules,
         profiles=context.profiles,
         saved_profile=context.saved_profile,
+        start_blocked=context.start_blocked,
+        enforces_read_only=context.enforces_read_only,
     )
-    return render(form)
+    html = render(form)
+    if spawn_route if spawn_route is not None else spawn_route_installed():
+        html += spawn_route_script(context)
+    return html
 
 
-__all__ = ["INVALID_CONFIG", "render", "render_launch_form", "repo_section"]
+__all__ = [
+    "INVALID_CONFIG",
+    "SPAWN_ROUTE",
+    "SPAWN_ROUTE_MARK",
+    "render",
+    "render_launch_form",
+    "repo_section",
+    "spawn_route_installed",
+    "spawn_route_path",
+    "spawn_route_script",
+]

@@ -34,9 +34,9 @@ NOTES: dict[Backend, str] = {
     ),
 }
 UNTRUSTED = (
-    "This link opens a repository that is not on this hub's trusted list. Its code will "
-    "run with your account, your storage and your group's budget: start it only if you "
-    "trust where the link came from."
+    "This repository is not on this hub's trusted list. Its code will run with your "
+    "account, your storage and your group's budget: start it only if you trust where it "
+    "came from."
 )
 
 

@@ -4,7 +4,8 @@
 :func:`chargeable_groups`, :func:`offered_sizes`, :func:`allowed_volumes`, and
 :func:`authorize` for the preselection) and accounting's quota answers into a
 :class:`LaunchForm` of plain frozen dataclasses, with the budgets, hours and resources in
-words; :mod:`eohub.spawner.form.render` renders it as HTML.
+words (:mod:`eohub.spawner.form.words`); :mod:`eohub.spawner.form.render` renders it as
+HTML. The types are in :mod:`eohub.spawner.form.form_model`.
 
 Only what the view model holds reaches the page, and it holds nothing admin-only: no
 images, commands, environment variables, node selectors, tolerations, claims or paths,
@@ -15,12 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from eohub.accounting.client.client import QuotaAnswer
-from eohub.domain.accounting.ledger import GIB
 from eohub.domain.fields import FieldErrors
-from eohub.domain.launch.config import Environment, LaunchConfig, Size
+from eohub.domain.launch.config import Environment, LaunchConfig
+from eohub.domain.launch.grants import granting_groups, grants_volume
 from eohub.domain.launch.options import REPO_FIELDS, LaunchRequest
 from eohub.domain.launch.policy import (
     Budget,
@@ -34,171 +34,28 @@ from eohub.domain.launch.policy import (
 )
 from eohub.domain.launch.profiles import Profile
 from eohub.domain.launch.repository import RepoRules
+from eohub.spawner.form.form_model import (
+    EnvironmentView,
+    GroupView,
+    LaunchForm,
+    SizeHours,
+    SizeView,
+    VolumeView,
+)
 from eohub.spawner.form.profile_view import ProfileView, build_profiles, chosen_profile
 from eohub.spawner.form.repo_view import RepoFormView
+from eohub.spawner.form.words import (
+    UNKNOWN_BUDGET,
+    budget_text,
+    display_names,
+    group_name,
+    hours_text,
+    resources_text,
+    size_budget_text,
+)
 
-UNKNOWN_BUDGET = "budget unknown: the accounting service did not answer"
-
-
-@dataclass(frozen=True)
-class EnvironmentView:
-    """One environment the user may launch; ``sizes`` are the size names it offers."""
-
-    name: str
-    display_name: str
-    description: str
-    default_urlpath: str
-    sizes: tuple[str, ...]
-    size_names: str  # the offered sizes' display names, for readers without JavaScript
-    default_size: str
-    checked: bool
-    repository: bool = False
-
-
-@dataclass(frozen=True)
-class GroupView:
-    """A group the user may charge: its budget left in words, and any refusal."""
-
-    index: int
-    name: str
-    budget: str
-    refusal: str
-    checked: bool
-
-
-@dataclass(frozen=True)
-class SizeHours:
-    """What the budget of the group at ``group`` (its index) buys of a size."""
-
-    group: int
-    text: str
-
-
-@dataclass(frozen=True)
-class SizeView:
-    """A size that fits the budget of at least one chargeable group.
-
-    ``fits`` lists the indexes of those groups; ``shown`` says whether it fits the
-    selected one (the others are hidden until a script shows them).
-    """
-
-    name: str
-    display_name: str
-    description: str
-    resources: str
-    fits: tuple[int, ...]
-    hours: tuple[SizeHours, ...]
-    checked: bool
-    shown: bool
-
-
-@dataclass(frozen=True)
-class VolumeView:
-    """A volume the user may mount: a choice when optional, else information."""
-
-    name: str
-    display_name: str
-    description: str
-    mount_path: str
-    read_only: bool
-    checked: bool
-
-
-@dataclass(frozen=True)
-class LaunchForm:
-    """Everything the template shows, and nothing else."""
-
-    environments: tuple[EnvironmentView, ...]
-    groups: tuple[GroupView, ...]
-    sizes: tuple[SizeView, ...]
-    optional_volumes: tuple[VolumeView, ...]
-    mounted_volumes: tuple[VolumeView, ...]
-    urlpath: str
-    urlpath_placeholder: str
-    server_name: str = ""
-    notices: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()
-    repo: RepoFormView | None = None
-    profiles: tuple[ProfileView, ...] = ()
-
-    @property
-    def choice_field(self) -> str:
-        """``profile`` names an environment or a profile (as the spawner reads it): with
-        profiles listed, one radio group keeps the choice single, without JavaScript too."""
-        return "profile" if self.profiles else "environment"
-
-    @property
-    def selected_group(self) -> GroupView | None:
-        return next((g for g in self.groups if g.checked), None)
-
-    @property
-    def any_size_shown(self) -> bool:
-        return any(s.shown for s in self.sizes)
-
-
-# -- words -------------------------------------------------------------------------
-
-
-def number(value: float) -> str:
-    """``12.5``, ``3``, ``1,250``: one decimal at most, and none when it is zero."""
-    text = f"{value:,.1f}"
-    return text[:-2] if text.endswith(".0") else text
-
-
-def budget_text(answer: QuotaAnswer | None) -> str:
-    """Budget left in words, "no limit", or empty if refused; a policy's estimates: unknown."""
-    if answer is None or answer.decided_by == "policy":
-        return UNKNOWN_BUDGET
-    left = answer.budget_left
-    parts = [
-        f"{number(max(value, 0.0))} {what} left"
-        for key, what in (
-            ("core_hours", "core-hours"),
-            ("gpu_hours", "GPU-hours"),
-            ("memory_gib_hours", "GiB-hours of memory"),
-        )
-        if (value := left.get(key)) is not None
-    ]
-    if parts:
-        return ", ".join(parts)
-    return "no limit" if answer.allowed else ""
-
-
-def hours_text(hours: float | None) -> str:
-    """Roughly how long a budget runs a size."""
-    if hours is None:
-        return "no limit"
-    if hours < 1:
-        minutes = max(round(hours * 60), 1)
-        return f"about {minutes} minute" + ("" if minutes == 1 else "s")
-    text = number(hours if hours < 10 else round(hours))
-    return f"about {text} hour" + ("" if text == "1" else "s")
-
-
-def size_budget_text(group: str, hours: float | None, *, known: bool = True) -> str:
-    """What the budget of ``group`` buys of a size, in words."""
-    if not known:
-        return f"the budget left of {group} is unknown"
-    if hours is None:
-        return f"no budget limit on {group}"
-    return f"{hours_text(hours)} on {group}'s budget"
-
-
-def resources_text(size: Size) -> str:
-    """``2 CPUs (up to 4) · 4 GiB memory · 1 GPU``: the guarantees, and any higher limits."""
-    cores = f"{size.cpu:g} CPU" + ("" if size.cpu == 1 else "s")
-    if size.cpu_limit is not None and size.cpu_limit != size.cpu:
-        cores += f" (up to {size.cpu_limit:g})"
-    memory = f"{number(size.memory / GIB)} GiB memory"
-    if size.memory_limit is not None and size.memory_limit != size.memory:
-        memory += f" (up to {number(size.memory_limit / GIB)} GiB)"
-    parts = [cores, memory]
-    if size.gpus:
-        parts.append(f"{size.gpus} GPU" + ("" if size.gpus == 1 else "s"))
-    return " · ".join(parts)
-
-
-# -- the view model ----------------------------------------------------------------
+#: Next to a read-only volume, on a backend that cannot make it read-only.
+READ_ONLY_NOT_ENFORCED = "read-only is not enforced on this machine"
 
 
 def _budgets(answers: Mapping[str, QuotaAnswer]) -> dict[str, Budget]:
@@ -279,7 +136,10 @@ def _size_views(
                 resources=resources_text(size),
                 fits=fits,
                 hours=tuple(
-                    SizeHours(index[g], size_budget_text(g, h, known=g not in unknown))
+                    SizeHours(
+                        index[g],
+                        size_budget_text(group_name(g, answers.get(g)), h, known=g not in unknown),
+                    )
                     for g, (ok, h) in by_group.items()
                     if ok
                 ),
@@ -314,10 +174,17 @@ def _fit(
 
 def _environment_views(
     config: LaunchConfig,
+    member: Member,
     visible: Sequence[Environment],
     offered: Mapping[str, tuple[str, ...]],
     selected: Environment | None,
 ) -> tuple[EnvironmentView, ...]:
+    groups = chargeable_groups(config, member)
+
+    def payers(env: Environment) -> tuple[str, ...]:
+        granting = granting_groups(config, env, member.username, groups)
+        return () if granting == groups else tuple(granting)
+
     return tuple(
         EnvironmentView(
             name=e.name,
@@ -329,6 +196,7 @@ def _environment_views(
             default_size=e.default_size or "",
             checked=selected is not None and e.name == selected.name,
             repository=e.repository,
+            charge_groups=payers(e),
         )
         for e in visible
     )
@@ -344,19 +212,27 @@ def _group_views(
             budget=budget_text(answers.get(g)),
             refusal="" if answers.get(g) is None or answers[g].allowed else answers[g].reason,
             checked=g == selected,
+            display_name=group_name(g, answers.get(g)),
         )
         for i, g in enumerate(groups)
     )
 
 
 def _volume_views(
-    config: LaunchConfig, member: Member, saved: LaunchRequest
+    config: LaunchConfig,
+    member: Member,
+    saved: LaunchRequest,
+    *,
+    enforces_read_only: bool = True,
 ) -> tuple[tuple[VolumeView, ...], tuple[VolumeView, ...]]:
-    """The optional volumes (choices) and the mounted ones (information)."""
+    """The optional volumes (choices) and the mounted ones (information), each with the
+    groups that may pay for it (a script shows it for those only)."""
     chosen = set(saved.volumes or ())
+    groups = chargeable_groups(config, member)
     optional: list[VolumeView] = []
     mounted: list[VolumeView] = []
     for v in allowed_volumes(config, member):
+        payers = tuple(i for i, g in enumerate(groups) if grants_volume(config, v, g))
         view = VolumeView(
             name=v.name,
             display_name=v.display_name,
@@ -364,6 +240,10 @@ def _volume_views(
             mount_path=v.mount_path,
             read_only=v.read_only,
             checked=v.name in chosen,
+            groups=() if len(payers) == len(groups) else payers,
+            read_only_note=READ_ONLY_NOT_ENFORCED
+            if v.read_only and not enforces_read_only
+            else "",
         )
         (optional if v.optional else mounted).append(view)
     return tuple(optional), tuple(mounted)
@@ -381,6 +261,24 @@ def _problems(visible: Sequence[object], groups: Sequence[str]) -> tuple[str, ..
     return tuple(problems)
 
 
+def _payers(
+    config: LaunchConfig,
+    member: Member,
+    groups: Sequence[str],
+    visible: Sequence[Environment],
+    saved_environment: str | None,
+    profile: str | None,
+    views: Sequence[ProfileView],
+) -> list[str]:
+    """The groups that may pay for what the form preselects: the group preselected is
+    one of them, so that Start without changes (and without JavaScript) is valid."""
+    if profile is not None:
+        view = next((v for v in views if v.slug == profile), None)
+        return list(view.charge_groups) if view is not None and view.charge_groups else [*groups]
+    first = _default_environment(config, visible, saved_environment)
+    return granting_groups(config, first, member.username, groups) if first else [*groups]
+
+
 def build_form(
     config: LaunchConfig,
     member: Member,
@@ -393,9 +291,13 @@ def build_form(
     repo_rules: RepoRules | None = None,
     profiles: Sequence[Profile] = (),
     saved_profile: Mapping[str, object] | None = None,
+    start_blocked: str = "",
+    enforces_read_only: bool = True,
 ) -> LaunchForm:
     """The launch form of ``member``, prefilled with ``saved`` (their last choices).
 
+    ``start_blocked``: why no server can start (the server limit), shown by the disabled
+    Start button; ``enforces_read_only``: False where read-only is not enforced.
     ``messages`` say which saved choices no longer apply (``policy.fallback``);
     ``answers``: accounting's quota answer per chargeable group (none: "budget unknown").
     ``profiles``: the ``profile_list`` profiles the user may see, after the environments
@@ -407,19 +309,21 @@ def build_form(
     budgets = _budgets(answers)
     fit, offered = _fit(config, visible, groups, budgets)
     fits_any = {g: any(f[g][0] for f in fit.values() if g in f) for g in groups}
-
-    selected = _pick_group(groups, saved.group, answers, fits_any)
+    profile = chosen_profile(config, member, profiles, saved, saved_profile or {})
+    views = build_profiles(config, member, profiles, saved_profile or {}, profile, bool(repo))
+    payers = _payers(config, member, groups, visible, saved.environment, profile, views)
+    selected = _pick_group(payers or groups, saved.group, answers, fits_any)
     request = dataclasses.replace(saved, group=selected)
     launch = _preselect(config, member, request, budgets, repo_rules) if selected else None
     env_default = (
         launch.environment if launch else _default_environment(config, visible, saved.environment)
     )
-    optional_volumes, mounted_volumes = _volume_views(config, member, saved)
-    profile = chosen_profile(config, member, profiles, saved, saved_profile or {})
+    optional_volumes, mounted_volumes = _volume_views(
+        config, member, saved, enforces_read_only=enforces_read_only
+    )
     checked = None if profile else env_default  # a preselected profile unchecks them
-    views = build_profiles(config, member, profiles, saved_profile or {}, profile, bool(repo))
     return LaunchForm(
-        environments=_environment_views(config, visible, offered, checked),
+        environments=_environment_views(config, member, visible, offered, checked),
         groups=_group_views(groups, answers, selected),
         sizes=_size_views(config, groups, fit, answers, selected, launch),
         optional_volumes=optional_volumes,
@@ -431,10 +335,12 @@ def build_form(
         problems=_problems([*visible, *profiles], groups),
         repo=repo if any(e.repository for e in visible) or any(p.builds for p in views) else None,
         profiles=views,
+        start_blocked=start_blocked,
     )
 
 
 __all__ = [
+    "READ_ONLY_NOT_ENFORCED",
     "UNKNOWN_BUDGET",
     "EnvironmentView",
     "GroupView",
@@ -444,6 +350,7 @@ __all__ = [
     "VolumeView",
     "budget_text",
     "build_form",
+    "display_names",
     "hours_text",
     "resources_text",
     "size_budget_text",

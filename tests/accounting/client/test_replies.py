@@ -144,6 +144,30 @@ def test_a_refused_token_is_reported_and_dead_letters_the_batch(code: int) -> No
             },
             QuotaAnswer(True, "ok", {"a": 1.5, "7": 0.0}),
         ),
+        # The group's display name and the limits of the budgets left, for the form.
+        (
+            {
+                "allowed": True,
+                "reason": "ok",
+                "budget_left": {"core_hours": 150},
+                "standing": {
+                    "display_name": "Climate research",
+                    "budget_limit": {"core_hours": 200, "gpu_hours": None, "x": "no"},
+                },
+            },
+            QuotaAnswer(
+                True,
+                "ok",
+                {"core_hours": 150.0},
+                display_name="Climate research",
+                budget_limit={"core_hours": 200.0, "gpu_hours": None},
+            ),
+        ),
+        (
+            {"allowed": True, "reason": "ok", "standing": {"display_name": 3}},
+            QuotaAnswer(True, "ok", {}),
+        ),
+        ({"allowed": True, "reason": "ok", "standing": []}, QuotaAnswer(True, "ok", {})),
         ({"allowed": "yes", "reason": "ok"}, None),
         ({"allowed": 1, "reason": "ok"}, None),
         ({"allowed": True}, None),

@@ -21,8 +21,8 @@ from eohub.domain.accounting.quota import Limits, Running, Standing
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=15)
-SPENT = "The core-hours budget of group climate is spent: 10.00 of 10.00 used this period."
-GPU_SPENT = "The GPU-hours budget of group climate is spent: 2.00 of 2.00 used this period."
+SPENT = "The core-hours budget of group climate is spent: 10 of 10 used this period."
+GPU_SPENT = "The GPU-hours budget of group climate is spent: 2 of 2 used this period."
 
 
 def at(minutes: float) -> datetime:

@@ -34,7 +34,7 @@ CASES = [
         [Standing("group g", Limits(core_hours=Fraction(10)), used(10))],
         ONE_CORE,
         False,
-        "core-hours budget of group g is spent: 10.00 of 10.00",
+        "core-hours budget of group g is spent: 10 of 10",
     ),
     (
         "GPU budget spent, CPU request",

@@ -81,7 +81,8 @@ DEFAULTS: list[tuple[str, LaunchConfig, Member, LaunchRequest, Any, tuple[Any, .
             "ml",
             "gpu",
             "ml",
-            ("home", "common-data", "ml-scratch", "climate-archive"),
+            # Not climate's archive: ml pays, and only climate may mount it.
+            ("home", "common-data", "ml-scratch"),
             "/lab/tree/train.ipynb",
         ),
     ),
@@ -177,7 +178,7 @@ REFUSALS: list[tuple[str, LaunchConfig, Member, LaunchRequest, Any, dict[str, st
         {"climate": budget(core=3)},
         {
             "size": "size 'large' does not fit the budget left of group 'climate': "
-            "it buys 0.75 hours of it, and at least 1 are needed"
+            "it buys 0.8 hours of it, and at least 1 are needed"
         },
     ),
     (

@@ -259,7 +259,7 @@ def allowed(core_hours: float | None = None, gpu_hours: float | None = None) -> 
 def spent(group: str) -> QuotaAnswer:
     return QuotaAnswer(
         False,
-        f"The core-hours budget of group {group} is spent: 10.00 of 10.00 used this period.",
+        f"The core-hours budget of group {group} is spent: 10 of 10 used this period.",
         {**UNLIMITED, "core_hours": 0.0},
     )
 
@@ -413,3 +413,16 @@ def read_form(formdata: dict[str, list[str]]) -> dict[str, Any]:
     orm = SimpleNamespace(name="", user_options=None, server=None, started=None)
     spawner = QuotaLocalSpawner(user=SimpleNamespace(name="reader", groups=[]), orm_spawner=orm)
     return QuotaSpawnerMixin.read_form(spawner, formdata)
+
+
+def started_with(spawner: Any, options: dict[str, Any] | None) -> Any:
+    """``spawner`` as JupyterHub loads it after a launch with ``options`` started.
+
+    The form prefills only a launch that started, which the spawner keeps in its state;
+    JupyterHub's ``orm_spawner.user_options`` are the last ones asked for, refused or not.
+    """
+    from eohub.spawner.ledger import LAST_OPTIONS_KEY
+
+    if options is not None:
+        spawner.load_state({LAST_OPTIONS_KEY: options})
+    return spawner

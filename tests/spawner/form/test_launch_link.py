@@ -22,6 +22,8 @@ from eohub.spawner.form.launch_link import (
     link_profile_prefill,
     link_request,
 )
+from eohub.spawner.form.render import SPAWN_ROUTE_MARK
+from eohub.spawner.form.spawn_route import SpawnRouteHandler
 from tests.spawner.context_support import ADA, BOB, config, context
 
 
@@ -136,7 +138,11 @@ def test_the_handlers_serve_links_under_the_launch_prefix_and_the_badge() -> Non
     assert routes == {
         rf"/{LAUNCH_PREFIX}/(.+)": LaunchLinkHandler,
         rf"/{BADGE_PATH.replace('.', '[.]')}": BadgeHandler,
+        r"/eohub/spawn/([^/]+)": SpawnRouteHandler,
+        r"/eohub/spawn/([^/]+)/([^/]+)": SpawnRouteHandler,
     }
+    # The launch form finds the spawn route among the hub's handlers by this mark.
+    assert getattr(SpawnRouteHandler, SPAWN_ROUTE_MARK) is True
     badge = next(p for p, h in routes.items() if h is BadgeHandler)
     assert re.fullmatch(badge, f"/{BADGE_PATH}")
     assert not re.fullmatch(badge, f"/{BADGE_PATH.replace('.', 'x')}")

@@ -30,6 +30,7 @@ from tests.spawner.form.forms import (
     allowed,
     read_form,
     spent,
+    started_with,
 )
 from tests.support.kube_api import fake_kubeconfig
 from tests.support.kube_spawners import NO_API
@@ -106,12 +107,12 @@ def make_spawner(
     config.QuotaLocalSpawner.launch_volumes = LOCAL_VOLUMES
     config.QuotaLocalSpawner.charge_groups = CHARGE_GROUPS
     user = SimpleNamespace(name=username, groups=[SimpleNamespace(name=g) for g in groups])
-    orm = SimpleNamespace(name=server_name, user_options=saved, server=None, started=None)
+    orm = SimpleNamespace(name=server_name, user_options=None, server=None, started=None)
     spawner = QuotaLocalSpawner(
         config=config, user=user, orm_spawner=orm, accounting=accounting or FakeAccounting({})
     )
     spawner.profile = UserProfile(username, "ldap", groups=frozenset(groups), pi_of=pi_of)
-    return spawner
+    return started_with(spawner, saved)
 
 
 async def test_render_form_asks_accounting_once_per_chargeable_group() -> None:
@@ -192,12 +193,15 @@ async def test_a_kube_spawners_profile_list_is_on_its_form(tmp_path: Path) -> No
     """QuotaKubeSpawner's profile_list, filtered by group, with the last profile launch."""
     with fake_kubeconfig(tmp_path, NO_API):
         spawner = await make_kube_spawner("carol", profile_list=PROFILE_LIST)
-    spawner.orm_spawner.user_options = {
-        "profile": "datasci",
-        "image": "cuda",  # carol is not in ml: dropped, with a notice
-        "ram": "4g",
-        "group": "climate",
-    }
+    started_with(
+        spawner,
+        {
+            "profile": "datasci",
+            "image": "cuda",  # carol is not in ml: dropped, with a notice
+            "ram": "4g",
+            "group": "climate",
+        },
+    )
     html = await spawner.get_options_form()
     page = Page.of(html)
     assert page.visible("profile", "radio") == ["pangeo", "rstudio", "datasci", "tiny"]

@@ -216,10 +216,18 @@ def test_what_the_form_offers_is_what_a_spawn_accepts() -> None:
     env_sizes = {
         c.value: c.attrs["data-sizes"].split() for c in page.controls if c.name == "environment"
     }
+    # The groups the script leaves enabled for each environment: those that grant it.
+    env_groups = {
+        c.value: (c.attrs.get("data-charge-groups") or "").split("\n")
+        for c in page.controls
+        if c.name == "environment" and c.attrs.get("data-charge-groups")
+    }
     fits = _fits_by_size(html)
     checked = 0
     for env, sizes in env_sizes.items():
         for index, group in groups.items():
+            if env in env_groups and group not in env_groups[env]:
+                continue
             for size in sizes:
                 request = LaunchRequest(environment=env, size=size, group=group)
                 if size in fits and index in fits[size]:
@@ -253,7 +261,7 @@ def test_the_last_choices_are_prefilled() -> None:
     saved = {
         "environment": "climate-r",
         "size": "small",
-        "group": "ocean",
+        "group": "climate",
         "volumes": ["common-data"],
         "urlpath": "/lab/tree/notes.ipynb",
         # Resolved keys stored with the options are ignored.
@@ -263,7 +271,7 @@ def test_the_last_choices_are_prefilled() -> None:
     page = Page.of(form_html(EVE, saved=saved))
     assert page.checked("environment") == ["climate-r"]
     assert page.checked("size") == ["small"]
-    assert page.checked("group") == ["ocean"]
+    assert page.checked("group") == ["climate"]
     assert page.checked("volumes") == ["common-data"]
     assert page.control("urlpath", "/lab/tree/notes.ipynb").attrs["placeholder"] == "/rstudio/"
     assert "Some of your last choices" not in page.text

@@ -2,7 +2,7 @@
 
 The form is rendered through a real QuotaLocalSpawner (as the hub does), with a fake
 accounting client. The RepoLaunches settings check is in ``tests/spawner/test_settings.py``
-and the launch's progress in ``tests/spawner/test_repo_progress.py``.
+and the launch's progress in ``tests/spawner/test_launch_progress.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from eohub.spawner.form.repo_view import NOTES, UNTRUSTED
 from eohub.spawner.local import QuotaLocalSpawner
 from eohub.spawner.mixin import render_form
 from eohub.spawner.repo_launches import RepoLaunches
+from tests.spawner.form.forms import started_with
 from tests.support.kube_spawners import FakeAccounting
 
 SIZES = {"small": {"display_name": "Small", "cpu": 1, "memory": "2G"}}
@@ -42,7 +43,7 @@ def make_spawner(groups: set[str], saved: dict[str, Any] | None = None) -> Quota
     config.RepoLaunches.registry_password = PASSWORD
     config.RepoLaunches.trusted_repos = ["github.com/eohub/*"]
     user = SimpleNamespace(name="ada", groups=[SimpleNamespace(name=g) for g in groups])
-    orm = SimpleNamespace(name="", user_options=saved, server=None, started=None)
+    orm = SimpleNamespace(name="", user_options=None, server=None, started=None)
     spawner = QuotaLocalSpawner(
         config=config,
         user=user,
@@ -51,7 +52,7 @@ def make_spawner(groups: set[str], saved: dict[str, Any] | None = None) -> Quota
         repo_launches=RepoLaunches(config=config),
     )
     spawner.profile = UserProfile("ada", "ldap", groups=frozenset(groups))
-    return spawner
+    return started_with(spawner, saved)
 
 
 def field_value(html: str, name: str) -> str:

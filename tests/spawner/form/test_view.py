@@ -6,11 +6,13 @@ import pytest
 
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.launch.config import parse_launch_config
-from eohub.spawner.form.view import (
+from eohub.spawner.form.words import (
     UNKNOWN_BUDGET,
     budget_text,
+    group_name,
     hours_text,
     number,
+    possessive,
     resources_text,
     size_budget_text,
 )
@@ -29,6 +31,20 @@ from tests.spawner.form.forms import UNLIMITED, allowed, kube_config
         (allowed(1234.5, gpu_hours=0.5), "1,234.5 core-hours left, 0.5 GPU-hours left"),
         (QuotaAnswer(True, "ok", {"memory_gib_hours": 8.0}), "8 GiB-hours of memory left"),
         (QuotaAnswer(True, "ok", {"core_hours": -3.0}), "0 core-hours left"),
+        # With the limit the service measured it against: "left of", in one format.
+        (
+            QuotaAnswer(True, "ok", {"core_hours": 200.0}, budget_limit={"core_hours": 200.0}),
+            "200 core-hours left of 200",
+        ),
+        (
+            QuotaAnswer(
+                True,
+                "ok",
+                {"core_hours": 1234.56, "gpu_hours": None},
+                budget_limit={"core_hours": 2000.0, "gpu_hours": None},
+            ),
+            "1,234.6 core-hours left of 2,000",
+        ),
         # Refused with no budget (a group accounting does not know): only the reason.
         (QuotaAnswer(False, "The group 'x' has no allocation", dict(UNLIMITED)), ""),
     ],
@@ -77,6 +93,34 @@ def test_number(value: float, text: str) -> None:
 )
 def test_size_budget_text(hours: float | None, known: bool, text: str) -> None:
     assert size_budget_text("climate", hours, known=known) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("climate", "climate's"),
+        ("researchers", "researchers'"),
+        ("Climate research", "Climate research's"),
+        ("EO scientists", "EO scientists'"),
+    ],
+)
+def test_possessive(name: str, text: str) -> None:
+    assert possessive(name) == text
+    assert size_budget_text(name, 2.0) == f"about 2 hours on {text} budget"
+
+
+@pytest.mark.parametrize(
+    ("answer", "text"),
+    [
+        (None, "climate"),
+        (QuotaAnswer(True, "ok", {}), "climate"),
+        (QuotaAnswer(True, "ok", {}, display_name="Climate research"), "Climate research"),
+    ],
+)
+def test_a_group_is_named_by_its_display_name_else_its_id(
+    answer: QuotaAnswer | None, text: str
+) -> None:
+    assert group_name("climate", answer) == text
 
 
 @pytest.mark.parametrize(
