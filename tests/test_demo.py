@@ -1,11 +1,7 @@
 """The README's demo command starts a hub and a directory; a demo user logs in as printed."""
 
-import contextlib
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,8 +10,8 @@ from urllib.parse import unquote
 import pytest
 import requests
 
+from tests.support.demo import start_demo, stop_demo
 from tests.support.process import free_port
-from tests.support.tools import REPO_ROOT
 
 # The demo starts a real JupyterHub (through demo/run.py, not the harness's start_hub).
 pytestmark = pytest.mark.hub
@@ -36,39 +32,11 @@ def _accounting_groups(url: str, token: str) -> dict[str, Any]:
     return {g["name"]: g for g in response.json()["groups"]}
 
 
-def _start_demo(state: Path, port: int, log_file: Any) -> tuple[subprocess.Popen[str], str]:
-    """Run the README's demo launcher; return it and what it printed up to "stop with Ctrl-C"."""
-    command = [sys.executable, str(REPO_ROOT / "demo/run.py"), "--port", str(port)]
-    demo = subprocess.Popen(
-        [*command, "--state-dir", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=log_file,
-        text=True,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
-    assert demo.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = demo.stdout.readline()
-        lines.append(line)
-        if "stop with Ctrl-C" in line or demo.poll() is not None:
-            break
-    return demo, "".join(lines)
-
-
-def _stop_demo(demo: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a person stops it
-    demo.wait(30)
-
-
 def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
     log_path = tmp_path / "demo.log"
     log_file = log_path.open("w")
     port = free_port()
-    demo, text = _start_demo(tmp_path, port, log_file)
+    demo, text = start_demo(tmp_path, port, log_file)
     try:
         url = re.search(r"eohub demo hub: (http://127\.0\.0\.1:\d+)/", text)
         assert url, text
@@ -156,7 +124,7 @@ def test_demo_hub_answers_on_the_printed_url(tmp_path: Path) -> None:
         assert (clone / "intro.ipynb").exists()
         requests.delete(f"{url[1]}/hub/api/users/alice/server", headers=api, timeout=60)
     finally:
-        _stop_demo(demo)
+        stop_demo(demo)
         log_file.close()
     # Waiting for the hub asked the proxy's API: no 404 from the proxy while it started
     # (each would fetch the hub's error page, or fail to while the hub is not up yet).
@@ -176,7 +144,7 @@ def test_launch_links_keep_working_across_demo_restarts(tmp_path: Path) -> None:
     links, commits = [], []
     with (tmp_path / "demo.log").open("w") as log_file:
         for _ in range(2):
-            demo, text = _start_demo(tmp_path, port, log_file)
+            demo, text = start_demo(tmp_path, port, log_file)
             try:
                 link = re.search(r"launch link:\s+(\S+)", text)
                 assert link, text
@@ -197,7 +165,7 @@ def test_launch_links_keep_working_across_demo_restarts(tmp_path: Path) -> None:
                 assert page.status_code == 200, page.text
                 assert "eohub-demo.git" in page.text
             finally:
-                _stop_demo(demo)
+                stop_demo(demo)
     assert links[0] == links[1]
     # The same files give the same commit on every run: earlier clones still match.
     assert commits[0] == commits[1]
