@@ -96,9 +96,7 @@ c.RepoLaunches.allow_private_hosts = True
 c.RepoLaunches.allowed_hosts = ["127.0.0.1", "github.com", "gitlab.com"]
 c.RepoLaunches.trusted_repos = ["127.0.0.1/eohub-demo"]
 
-from eohub.spawner.form.launch_link import launch_link_handlers  # noqa: E402
-
-c.JupyterHub.extra_handlers = launch_link_handlers()
+# Launch links and the form's spawn route come with drop-in 00 (use_launch_links).
 
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60

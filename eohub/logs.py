@@ -36,6 +36,11 @@ Expected refusals in the host's log
     :func:`attach` puts on the application's handlers. One line about it is kept, so the
     reason is still in the log; a JupyterHub line that only repeats it goes. Any other
     exception's traceback is written once, even where JupyterHub and tornado both log it.
+
+Known deprecations in the host's log
+    Where eohub must use a setting its host calls deprecated (JupyterHub's
+    ``extra_handlers``), :class:`KnownDeprecation` turns that one warning into an INFO
+    line that says what eohub uses it for.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import logging
 import re
 import string
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 #: Record attributes that a structured formatter reads.
@@ -169,6 +174,43 @@ def quiet_expected_refusals(logger: logging.Logger) -> None:
             if not any(isinstance(f, QuietRefusals) for f in handler.filters):
                 handler.addFilter(QuietRefusals())
         current = current.parent if current.propagate else None
+
+
+class KnownDeprecation(logging.Filter):
+    """Turn one deprecation warning that eohub causes knowingly into an INFO line saying so.
+
+    A host (JupyterHub) warns about a setting eohub must use, with advice that does not
+    apply; an operator reads it as something to fix. On the host's logger, this filter
+    rewrites the record whose text is exactly ``message`` (a WARNING, without arguments)
+    into ``explanation`` at INFO, while ``applies()`` says eohub's use is what it is
+    about (a site's own use keeps its warning). Drops nothing else; the rewritten line
+    goes too when the logger does not write INFO.
+    """
+
+    def __init__(self, message: str, explanation: str, applies: Callable[[], bool]) -> None:
+        super().__init__()
+        self.message, self.explanation, self.applies = message, explanation, applies
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or record.msg != self.message or record.args:
+            return True
+        if not self.applies():
+            return True
+        record.msg, record.args = self.explanation, ()
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def explain_deprecation(
+    logger: logging.Logger, message: str, explanation: str, applies: Callable[[], bool]
+) -> KnownDeprecation:
+    """Put a :class:`KnownDeprecation` for ``message`` on ``logger``, once; return it."""
+    for existing in logger.filters:
+        if isinstance(existing, KnownDeprecation) and existing.message == message:
+            return existing
+    known = KnownDeprecation(message, explanation, applies)
+    logger.addFilter(known)
+    return known
 
 
 def fields_of(record: logging.LogRecord) -> Mapping[str, object]:

@@ -15,3 +15,12 @@ c.Spawner.default_url = "/lab"
 # launch form asks for a server name. Raise or lower the limit to suit your cluster.
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 3
+
+# eohub's pages under /hub/: launch links (/hub/eohub/launch/...), their badge, and the
+# launch form's own Start (/hub/eohub/spawn/...), which shows a refused launch again on
+# that server's form with the user's choices. Added to a site's own extra_handlers, once
+# however many files call it. JupyterHub's start-up note that extra_handlers is
+# deprecated then reads as an INFO line: it is still the one way to serve such pages.
+from eohub.spawner.form.hub_routes import use_launch_links  # noqa: E402
+
+use_launch_links(c)

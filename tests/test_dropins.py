@@ -10,7 +10,9 @@ z2jh`` installs 5.5).
 
 from __future__ import annotations
 
+import logging
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,14 @@ from traitlets.config import Config, LazyConfigValue, PyFileConfigLoader
 
 from eohub.accounting.scopes import ACCESS
 from eohub.hub import TEMPLATE_DIR, use_eohub_templates
+from eohub.logs import KnownDeprecation
+from eohub.spawner.form.hub_routes import (
+    EXTRA_HANDLERS_DEPRECATED,
+    EXTRA_HANDLERS_EXPLAINED,
+    install_in_hub,
+    use_launch_links,
+)
+from eohub.spawner.form.launch_link import launch_link_handlers
 from tests.support.tools import DROPIN_DIR
 
 V5 = (5, 5, 0, "", "")
@@ -142,3 +152,99 @@ def test_the_hubs_pages_use_eohubs_templates_after_the_sites(
     assert config.JupyterHub.template_paths == paths
     use_eohub_templates(config)  # twice (the kit and a drop-in): once in the list
     assert config.JupyterHub.template_paths == paths
+
+
+# -- eohub's launch links and spawn route (drop-in 00) -----------------------------------
+
+EOHUB_ROUTES = launch_link_handlers()
+
+
+class SiteHandler:
+    """A site's own handler class (never served here)."""
+
+
+SITE = ("/site/page", SiteHandler)
+
+
+@pytest.mark.parametrize(
+    ("before", "handlers"),
+    [
+        ("", EOHUB_ROUTES),
+        ('c.JupyterHub.extra_handlers = [("/site/page", SiteHandler)]', [SITE, *EOHUB_ROUTES]),
+        ('c.JupyterHub.extra_handlers.append(("/site/page", SiteHandler))', [SITE, *EOHUB_ROUTES]),
+        # A site's config that installs them itself, before the drop-ins: once each.
+        (
+            "from eohub.spawner.form.launch_link import launch_link_handlers\n"
+            "c.JupyterHub.extra_handlers = launch_link_handlers()",
+            EOHUB_ROUTES,
+        ),
+        (
+            "from eohub.spawner.form.hub_routes import use_launch_links\nuse_launch_links(c)",
+            EOHUB_ROUTES,
+        ),
+    ],
+    ids=["none", "site-list", "site-append", "site-launch-link-handlers", "site-installs"],
+)
+def test_the_dropins_serve_eohubs_routes_once_after_the_sites(
+    before: str, handlers: list[Any]
+) -> None:
+    config = load_dropins_with(before)
+    assert resolved(config, "extra_handlers", []) == handlers
+    use_launch_links(config)  # again, as the Zero to JupyterHub kit's extraConfig does
+    assert resolved(config, "extra_handlers", []) == handlers
+
+
+def load_dropins_with(before: str) -> Config:
+    """:func:`load_dropins`, with the site's handler class known to ``before``."""
+    config = Config()
+    namespace: dict[str, Any] = {
+        "c": config,
+        "get_config": lambda: config,
+        "SiteHandler": SiteHandler,
+    }
+    exec(compile(before, "before.py", "exec"), namespace)  # noqa: S102
+    for path in sorted(DROPIN_DIR.glob("*.py")):
+        exec(compile(path.read_text(), path.name, "exec"), namespace)  # noqa: S102
+    return config
+
+
+@pytest.fixture
+def hub() -> Iterator[tuple[JupyterHub, list[logging.LogRecord]]]:
+    """A JupyterHub application (not started), and what its logger writes; the logger's
+    filters are restored after."""
+    app = JupyterHub()
+    logger = app.log  # configured when first read: handlers added after it stay
+    filters, written = list(logger.filters), []
+    handler = logging.Handler()
+    handler.emit = written.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    yield app, written
+    logger.removeHandler(handler)
+    logger.filters = filters
+
+
+def test_a_hub_serves_each_route_once_and_explains_the_deprecation(
+    hub_workdir: Path, hub: tuple[JupyterHub, list[logging.LogRecord]]
+) -> None:
+    # The site's file installs them, then loads the drop-ins with load_subconfig, which
+    # cannot see the site's list: the hub keeps one of each, after the site's handler.
+    site = hub_workdir / "site.py"
+    dropins = sorted(str(p) for p in DROPIN_DIR.glob("*.py"))
+    site.write_text(
+        "from eohub.spawner.form.launch_link import launch_link_handlers\n"
+        "c.JupyterHub.extra_handlers = launch_link_handlers()\n"
+        f"for path in {dropins!r}:\n    load_subconfig(path)  # noqa: F821\n"
+    )
+    app, hub_records = hub
+    install_in_hub(app)  # what use_launch_links does in a hub reading its config
+    app.update_config(PyFileConfigLoader(site.name, path=str(hub_workdir)).load_config())
+    assert app.extra_handlers == EOHUB_ROUTES
+    said = [(r.levelname, r.getMessage()) for r in hub_records if "extra_handlers" in r.msg]
+    assert said == [("INFO", EXTRA_HANDLERS_EXPLAINED)]
+    # Without eohub's routes, the warning is the site's to read.
+    app.extra_handlers = [SITE]
+    assert (hub_records[-1].levelname, hub_records[-1].msg) == (
+        "WARNING",
+        EXTRA_HANDLERS_DEPRECATED,
+    )
+    assert sum(isinstance(f, KnownDeprecation) for f in app.log.filters) == 1

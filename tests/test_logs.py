@@ -314,3 +314,48 @@ def test_the_spawners_errors_are_expected_refusals() -> None:
     assert getattr(ExpectedRefusal, logs.EXPECTED_REFUSAL_ATTR) is True
     assert not logs.is_expected_refusal(RuntimeError("fault"))
     assert not logs.is_expected_refusal(None)
+
+
+# -- a deprecation eohub causes knowingly ------------------------------------------------
+
+DEPRECATED = "Setting.x is deprecated. Please use y."
+EXPLAINED = "eohub uses Setting.x (deprecated, still supported)."
+
+
+def _host_log(name: str, applies: bool, level: int = logging.INFO) -> tuple[logging.Logger, list]:
+    """A host application's logger (no propagation) with the filter, and what it writes."""
+    logger = logging.getLogger(name)
+    logger.propagate, logger.handlers, logger.filters = False, [], []
+    logger.setLevel(level)
+    written: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = written.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logs.explain_deprecation(logger, DEPRECATED, EXPLAINED, applies=lambda: applies)
+    return logger, written
+
+
+def test_a_known_deprecation_becomes_one_info_line_saying_why() -> None:
+    logger, written = _host_log("test-host-known", applies=True)
+    logger.warning(DEPRECATED)
+    logger.warning("Other.y is deprecated.")  # another message keeps its level
+    logger.warning("%s", DEPRECATED)  # the same words, not the same message
+    assert [(r.levelname, r.getMessage()) for r in written] == [
+        ("INFO", EXPLAINED),
+        ("WARNING", "Other.y is deprecated."),
+        ("WARNING", DEPRECATED),
+    ]
+
+
+def test_the_deprecation_warns_when_it_is_not_eohubs_use() -> None:
+    logger, written = _host_log("test-host-site", applies=False)
+    logger.warning(DEPRECATED)
+    assert [(r.levelname, r.getMessage()) for r in written] == [("WARNING", DEPRECATED)]
+
+
+def test_the_explanation_follows_the_hosts_level_and_is_installed_once() -> None:
+    logger, written = _host_log("test-host-quiet", applies=True, level=logging.WARNING)
+    logs.explain_deprecation(logger, DEPRECATED, "again", applies=lambda: True)
+    assert len(logger.filters) == 1
+    logger.warning(DEPRECATED)
+    assert written == []  # an INFO line on a hub that writes warnings only

@@ -104,8 +104,12 @@ def test_the_tutorial_steps_as_a_reader_takes_them(
     bob.click(START)
     bob.wait_for_url(re.compile(r".*/user/bob/climate/.*"), timeout=90_000)
 
-    # 4. bob's usage; carol, the PI, stops his climate server.
-    bob.goto(f"{demo.url}/services/eohub-accounting/usage")
+    # 4. bob's usage, through Services -> Usage, with nothing to confirm on the way.
+    bob.goto(f"{demo.url}/hub/home")
+    bob.get_by_role("button", name="Services").click()
+    bob.get_by_role("link", name="Usage").first.click()
+    bob.wait_for_url(re.compile(r".*/services/eohub-accounting/.*"))
+    expect(bob.locator("h1")).to_have_text("My usage")
     expect(bob.locator("main")).to_contain_text("Climate modelling")
     expect(bob.locator("main")).to_contain_text("All researchers")
     shoot(bob, artifacts, "4-bob-usage")
@@ -113,6 +117,7 @@ def test_the_tutorial_steps_as_a_reader_takes_them(
     carol.goto(f"{demo.url}/services/eohub-accounting/groups")
     row = carol.locator("table.running tr", has_text="bob")
     expect(row).to_contain_text("climate")
+    expect(row.locator("td.idle")).not_to_be_empty()
     shoot(carol, artifacts, "4-carol-groups")
     row.locator("a.stop").click()
     expect(carol.locator("h1")).to_have_text("Stop bob's server climate?")
@@ -135,3 +140,6 @@ def test_the_tutorial_steps_as_a_reader_takes_them(
     repo = bob.locator("input[name=repo]")
     expect(repo).to_have_value(re.compile(r".*eohub-demo\.git"), timeout=90_000)
     shoot(bob, artifacts, "5-link-form")
+    bob.click(START)
+    bob.wait_for_url(re.compile(r".*/user/bob/.*intro\.ipynb.*"), timeout=120_000)
+    assert (demo.state / "home" / "bob" / "eohub-demo" / "intro.ipynb").exists()

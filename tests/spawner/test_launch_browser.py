@@ -104,6 +104,15 @@ def hub_config(directory: Directory, root: Path) -> str:
             "mount_path": "/data/eo",
             "allowed_groups": ["eo-scientists"],
         },
+        # The folder of the group charged; only climate's members may mount it.
+        "group-share": {
+            "kind": "host_path",
+            "display_name": "Group share",
+            "path": str(root / "groups" / "{group}"),
+            "mount_path": "/data/group",
+            "allowed_groups": ["climate"],
+            "optional": True,
+        },
     }
     ldap = ldap_hub_config(
         directory, allowed_groups={"researchers", "climate", "eo-scientists"}, nested_groups=True
@@ -129,8 +138,8 @@ load_subconfig({str(DROPIN_DIR / "29-eohub-launch-check.py")!r})
 @pytest.fixture(scope="module")
 def launch_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("launch")
-    for folder in ("common-data", "eo-archive"):
-        (root / folder).mkdir()
+    for folder in ("common-data", "eo-archive", "groups/climate", "groups/staff"):
+        (root / folder).mkdir(parents=True)
     (root / "common-data" / "README.txt").write_text("shared data\n")
     return root
 
@@ -394,6 +403,25 @@ def test_a_group_that_does_not_grant_the_environment_cannot_pay_for_it(hub: Hub)
     assert response.status_code == 400, response.text
     assert (
         "group: group 'staff' does not grant environment 'Climate lab', so it cannot pay "
+        "for it; charge 'climate'"
+    ) in response.json()["message"]
+    assert hub.server("carol") is None
+    assert sessions(hub, "carol") == before
+
+
+#: carol runs the lab on staff's budget with climate's share: staff is not allowed on
+#: the share, so its ``{group}`` path would name a folder staff has no right to.
+STAFF_WITH_CLIMATES_SHARE = {"environment": "lab", "group": "staff", "volumes": ["group-share"]}
+
+
+def test_a_group_that_does_not_grant_a_volume_cannot_pay_for_it(hub: Hub) -> None:
+    hub.login("carol", "carol-pw")
+    before = sessions(hub, "carol")
+    response = hub.api("POST", "/users/carol/server", data=json.dumps(STAFF_WITH_CLIMATES_SHARE))
+    assert response.status_code == 400, response.text
+    # The refusal names the group that would do.
+    assert (
+        "volumes: group 'staff' does not grant volume 'Group share', so it cannot pay "
         "for it; charge 'climate'"
     ) in response.json()["message"]
     assert hub.server("carol") is None

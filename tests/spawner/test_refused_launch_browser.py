@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -27,6 +28,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from eohub.domain.accounting.events import start_event_json, stop_event_json
+from tests.accounting.service_support import Accounting
 from tests.spawner.form.forms import Page as FormPage
 from tests.support.git_server import Repo
 from tests.support.hub import Hub
@@ -47,11 +50,18 @@ ENVIRONMENTS = {
         "allowed_groups": ["climate"],
     },
 }
-GROUPS = {"climate": ["alice", "carol"], "broke": ["alice", "dave"], "astro": ["bob"]}
+GROUPS = {
+    "climate": ["alice", "carol", "erin"],
+    "broke": ["alice", "dave"],
+    "astro": ["bob"],
+    "fieldwork": ["erin"],
+}
 ACCOUNTING_GROUPS = {
     "climate": {"allocation": "month"},
     "astro": {"allocation": "month"},
     "broke": {"allocation": "month", "quotas": {"": {"core_hours": 0}}},
+    # Enough for a Small server when erin's form is drawn; spent before she clicks Start.
+    "fieldwork": {"allocation": "month", "quotas": {"": {"core_hours": 2}}},
 }
 REPO_SETTINGS = """
 c.RepoLaunches.trusted_repos = ["127.0.0.1*/demo*"]
@@ -208,7 +218,10 @@ def test_a_spent_budget_comes_back_on_the_servers_form_with_one_log_line(hub: Hu
     shown = FormPage.of(response.text)
     assert shown.checked("environment") == ["lab"]
     assert shown.checked("size") == ["medium"]
-    # broke cannot pay: the form offers the group that can, and says why.
+    # broke cannot pay: the form preselects the group that can, and says why; the
+    # submitted group stays on offer.
+    assert shown.checked("group") == ["climate"]
+    assert "broke" in shown.visible("group", "radio")
     assert "budget of group broke is spent" in response.text.replace("\n", " ")
     logged = new_lines(hub, before)
     assert len([line for line in logged.splitlines() if "is spent" in line]) == 1, logged
@@ -227,6 +240,50 @@ def test_a_spent_budget_comes_back_on_the_servers_form_with_one_log_line(hub: Hu
     # Someone else's server: the same scope check as JupyterHub's own route.
     response = submit_form(hub, session, "/hub/eohub/spawn/dave/x", form)
     assert response.status_code in (403, 404)
+
+
+def spend_the_budget(hub: Hub, user: str, group: str) -> None:
+    """Record, as the hub records a server's start and stop, 4 core-hours of ``group``."""
+    stopped = datetime.now(UTC).replace(microsecond=0)
+    started = stopped - timedelta(hours=2)
+    events = [
+        start_event_json(user=user, server="other", started_at=started, group=group, cpu=2),
+        stop_event_json(user=user, server="other", started_at=started, stopped_at=stopped),
+    ]
+    accounting = Accounting(hub)
+    response = accounting.call("POST", "api/events", accounting.hub_token, json={"events": events})
+    assert response.status_code == 200, response.text
+
+
+def test_a_budget_spent_after_the_form_was_drawn_comes_back_on_the_form(
+    hub: Hub, context: BrowserContext, artifacts: Path
+) -> None:
+    page = context.new_page()
+    log_in(page, hub, "erin")
+    page.goto(f"{hub.url}/hub/spawn")
+    page.check("input[name=group][value=fieldwork]")
+    page.check("#eohub-size-small")
+    start = page.locator("#spawn_form button[type=submit]")
+    expect(start).to_be_enabled()  # the form knows fieldwork's budget buys Small
+    page.screenshot(path=str(artifacts / "1-form-before-the-budget-ran-out.png"), full_page=True)
+
+    spend_the_budget(hub, "erin", "fieldwork")  # meanwhile, elsewhere
+    before = hub_log(hub)
+    start.click()
+
+    # The hub's check refuses; the form comes back with erin's choices and the reason.
+    page.wait_for_url(re.compile(r".*/hub/eohub/spawn/erin.*"))
+    expect(page.locator(".spawn-error-msg")).to_contain_text("budget of group fieldwork is spent")
+    expect(page.locator("#eohub-environment-lab")).to_be_checked()
+    expect(page.locator("#eohub-size-small")).to_be_checked()
+    # The preselection moves to the group that can pay; fieldwork stays on offer.
+    expect(page.locator("input[name=group][value=climate]")).to_be_checked()
+    expect(page.locator("input[name=group][value=fieldwork]")).to_be_visible()
+    page.screenshot(path=str(artifacts / "2-refused-budget-spent-meanwhile.png"), full_page=True)
+    assert hub.server("erin") is None
+    logged = new_lines(hub, before)
+    assert len([line for line in logged.splitlines() if "is spent" in line]) == 1, logged
+    assert "Traceback" not in logged
 
 
 def test_a_launch_link_of_a_running_server_offers_what_can_help(

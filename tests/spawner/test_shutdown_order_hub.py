@@ -72,10 +72,21 @@ def run_two_servers(hub: Hub) -> None:
     raise AssertionError(f"sessions not recorded: {sessions(hub.workdir)}")
 
 
-def sigterm_and_wait(hub: Hub) -> tuple[datetime, datetime]:
-    """SIGTERM the hub's process alone (as Kubernetes or systemd does); its span."""
+def signal_and_wait(
+    hub: Hub, signum: signal.Signals = signal.SIGTERM
+) -> tuple[datetime, datetime]:
+    """Stop the hub with ``signum``; the span until it has exited.
+
+    SIGTERM goes to the hub's process alone, as Kubernetes or systemd sends it. SIGINT
+    goes to the hub's process group, as Ctrl-C in a terminal sends it to the foreground
+    group (the harness starts the hub as a group leader; JupyterHub starts its services,
+    proxy and servers in sessions of their own, so they are not signalled).
+    """
     began = datetime.now(UTC)
-    os.kill(hub.process.pid, signal.SIGTERM)
+    if signum == signal.SIGINT:
+        os.killpg(hub.process.pid, signum)
+    else:
+        os.kill(hub.process.pid, signum)
     hub.process.popen.wait(60)
     ended = datetime.now(UTC)
     hub.process.stop()  # whatever it left behind
@@ -95,13 +106,15 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path / "hub"
 
 
-def test_sigterm_stops_servers_first_and_the_ledger_has_their_stop_times(
-    workdir: Path,
+# JupyterHub handles both the same way (app.py's init_signal).
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_stops_servers_first_and_the_ledger_has_their_stop_times(
+    workdir: Path, signum: signal.Signals
 ) -> None:
     hub = start(workdir)
     try:
         run_two_servers(hub)
-        began, ended = sigterm_and_wait(hub)
+        began, ended = signal_and_wait(hub, signum)
     finally:
         hub.process.stop()
     log = (workdir / "jupyterhub.log").read_text()
@@ -128,7 +141,7 @@ def test_stops_wait_in_the_outbox_when_the_service_is_gone_and_keep_their_time(
         run_two_servers(hub)
         service_process(workdir).kill()
         time.sleep(1)  # a reconcile round would be due; the service is gone
-        began, ended = sigterm_and_wait(hub)
+        began, ended = signal_and_wait(hub)
     finally:
         hub.process.stop()
     assert all(r.stopped_at is None for r in sessions(workdir))

@@ -510,3 +510,29 @@ def test_the_kits_hub_names_the_usage_pages_in_its_services_menu(chart: ChartHub
     assert home.status_code == 200
     item = r'<a class="dropdown-item" href="/services/eohub-accounting/">\s*Usage'
     assert re.search(item, home.text), home.text[-3000:]
+
+
+# -- the launch form's spawn route (drop-in 00 and hub.extraConfig) ---------------------
+
+
+def test_a_refused_named_server_launch_comes_back_on_that_servers_form(chart: ChartHub) -> None:
+    # The kit installs eohub's spawn route; the form's Start posts there. A refused
+    # launch of bob's server "second" shows that server's form with what bob chose.
+    hub, before = chart.hub, chart.pod_count()
+    session = hub.login("bob", "any password")
+    form = session.get(f"{hub.url}/hub/spawn/bob/second", timeout=30)
+    assert form.status_code == 200, form.text[-2000:]
+    assert "/hub/eohub/spawn/bob/second" in form.text  # the form's Start goes there
+    options = {"profile": "eo", "resources": "large", "image--unlisted-choice": "docker.io/x:1"}
+    data = {**form_fields(options), "_xsrf": session.cookies.get("_xsrf") or ""}
+    response = session.post(
+        f"{hub.url}/hub/eohub/spawn/bob/second", data=data, allow_redirects=False, timeout=60
+    )
+    page = html.unescape(response.text)
+    assert response.status_code == 400, page[-3000:]
+    assert "image: Must be an image of quay.io/eohub, with a tag" in page
+    assert 'action="/hub/spawn/bob/second' in page, page[-3000:]
+    assert re.search(r'value="eo"[^>]*checked', page), page[-3000:]
+    assert re.search(r'<option[^>]*value="large"[^>]*selected', page), page[-3000:]
+    assert hub.server("bob", "second") is None
+    assert chart.pod_count() == before

@@ -11,13 +11,10 @@ form), never a bare error. JupyterHub's own
 ``/hub/spawn?…`` links start a server at once, so eohub's spawners refuse repository
 options there.
 
-Register the handlers in ``jupyterhub_config.py``::
-
-    from eohub.spawner.form.launch_link import launch_link_handlers
-    c.JupyterHub.extra_handlers = launch_link_handlers()
-
-JupyterHub logs that ``extra_handlers`` is deprecated: it is still the one way to serve
-a page under ``/hub/``, which the links need to share the hub's login and CSRF token.
+Drop-in 00 registers the handlers (:func:`eohub.spawner.form.hub_routes.use_launch_links`,
+which adds them to ``c.JupyterHub.extra_handlers`` once and explains JupyterHub's
+deprecation warning about that setting): it is still the one way to serve a page under
+``/hub/``, which the links need to share the hub's login and CSRF token.
 """
 
 from __future__ import annotations

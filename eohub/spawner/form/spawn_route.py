@@ -10,10 +10,10 @@ form of *that* server with the submitted choices and the reason, and the hub log
 refusal on one line. An unexpected error is logged once, with its traceback.
 
 The launch form's script posts here (:func:`eohub.spawner.form.render.spawn_route_script`)
-once the route is installed, with the launch-link handlers::
+once the route is installed with the launch-link handlers, as drop-in 00 does::
 
-    from eohub.spawner.form.launch_link import launch_link_handlers
-    c.JupyterHub.extra_handlers = launch_link_handlers()
+    from eohub.spawner.form.hub_routes import use_launch_links
+    use_launch_links(c)
 """
 
 from __future__ import annotations
