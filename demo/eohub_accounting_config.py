@@ -25,4 +25,8 @@ c.AccountingService.groups = {
 }
 # Check every minute that running servers and open sessions agree.
 c.AccountingService.reconcile_interval = 60
+# A spent budget is only warned of; session limits (demo/jupyterhub_config.py's
+# session_limits) are enforced whatever this says, with a warning on the usage pages
+# 15 minutes before a server reaches its maximum duration.
 c.AccountingService.enforcement = "warn"
+c.AccountingService.max_duration_warning = 900

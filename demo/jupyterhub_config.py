@@ -60,6 +60,8 @@ c.QuotaLocalSpawner.launch_environments = {
         "allowed_groups": ["climate"],
         "sizes": ["small", "medium", "large"],
         "env": {"CLIMATE_DATA": "/data/climate"},
+        # Model runs take longer: the climate group's servers here may run a day.
+        "group_limits": {"climate": {"max_duration": "1d"}},
     },
     "from-repo": {
         "display_name": "From a git repository",
@@ -73,6 +75,10 @@ c.QuotaLocalSpawner.launch_environments = {
         "default_urlpath": "/tree",
     },
 }
+# Session limits, shown on the launch form and the home page: the accounting service
+# stops a server idle for 2 hours (no activity in JupyterLab), or 12 hours after it
+# started, and records why (docs/how-to/session-limits.md).
+c.QuotaLocalSpawner.session_limits = {"idle_timeout": "2h", "max_duration": "12h"}
 c.QuotaLocalSpawner.launch_volumes = {
     "home": {
         "kind": "workspace",

@@ -24,3 +24,12 @@ c.JupyterHub.named_server_limit_per_user = 3
 from eohub.spawner.form.hub_routes import use_launch_links  # noqa: E402
 
 use_launch_links(c)
+
+# Who stopped each server, for the usage ledger: its user, an admin (or a service such as
+# the accounting service), an idle culler (the Zero to JupyterHub chart's service
+# "jupyterhub-idle-culler"), or the hub shutting down. eohub serves JupyterHub's own
+# server stop routes (/hub/api/users/<name>/server...) with handlers that note the caller
+# and then do exactly what JupyterHub's do; the hub's start-up log says so.
+from eohub.spawner.stop_routes import use_stop_reasons  # noqa: E402
+
+use_stop_reasons(c)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.support.demo import start_demo, stop_demo
 from tests.support.process import free_port
@@ -52,6 +52,11 @@ def log_in(browser: Browser, demo: Demo, name: str) -> Page:
     return page
 
 
+def limits_line(page: Page, environment: str) -> Locator:
+    """The session-limits line the form shows under ``environment`` for the chosen group."""
+    return page.locator(f"#eohub-environment-{environment}-about .eohub-limits:visible")
+
+
 def shoot(page: Page, artifacts: Path, name: str) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
@@ -76,8 +81,14 @@ def test_the_tutorial_steps_as_a_reader_takes_them(
     expect(groups).to_contain_text("50 core-hours left of 50")
     expect(groups).to_contain_text("200 core-hours left of 200")
     expect(bob.locator("#spawn_form")).to_contain_text("read-only is not enforced on this machine")
+    # Each environment's session limits, in the words the tutorial quotes.
+    expect(limits_line(bob, "lab")).to_have_text("Stops after 2 hours idle, at most 12 hours.")
+    assert "Stops after 2 hours idle, at most 12 hours." in TUTORIAL.read_text()
     bob.check("input[name=environment][value=climate-lab]")
     expect(bob.locator("input[name=group][value=researchers]")).to_be_disabled()
+    expect(limits_line(bob, "climate-lab")).to_have_text(
+        "Stops after 2 hours idle, at most 24 hours."
+    )
     shoot(bob, artifacts, "2-form-climate-greys-researchers")
     bob.check("input[name=environment][value=lab]")
     bob.check("input[name=group][value=researchers]")
@@ -90,6 +101,10 @@ def test_the_tutorial_steps_as_a_reader_takes_them(
     running = bob.locator("text=Your running servers")
     expect(running).to_be_visible()
     expect(bob.locator("body")).to_contain_text("All researchers")
+    server = bob.locator("tr.eohub-server-row[data-server-name='']")
+    expect(server.locator(".eohub-ends-in")).to_have_text(re.compile(r"^ends in 11 h 5\d min$"))
+    expect(server.locator(".eohub-maximum")).to_have_text("at most 12 hours")
+    expect(server.locator(".eohub-idle-limit")).to_have_text("stops after 2 hours idle")
     expect(bob.get_by_role("link", name="Usage")).to_be_visible()
     shoot(bob, artifacts, "3-home")
     bob.goto(f"{demo.url}/hub/spawn/bob/climate")
@@ -127,7 +142,7 @@ def test_the_tutorial_steps_as_a_reader_takes_them(
     )
     shoot(carol, artifacts, "4-carol-stopped")
     bob.goto(f"{demo.url}/services/eohub-accounting/usage")
-    expect(bob.locator("#sessions")).to_contain_text("stopped by carol")
+    expect(bob.locator("#sessions")).to_contain_text("Stopped by carol")
 
     # 5. The launch link, with bob's default server running: the page offers a way on.
     link = re.search(r"launch link:\s+(\S+)", demo.printed)

@@ -157,7 +157,9 @@ class AccountingService(DatabaseApp):
     ).tag(config=True)
 
     enforcement_interval = Integer(
-        60, help="Seconds between enforcement rounds when ``reconcile_interval`` is 0."
+        60,
+        help="Seconds between enforcement rounds (budgets, session limits) when "
+        "``reconcile_interval`` is 0.",
     ).tag(config=True)
 
     writer_process = Bool(
@@ -192,6 +194,27 @@ class AccountingService(DatabaseApp):
 
     enforcement_grace_period = Integer(
         900, help="Seconds between the budget-spent warning and stopping servers."
+    ).tag(config=True)
+
+    session_limits_enforcement = Bool(
+        True,
+        help="""Stop servers idle past their idle limit or running past their maximum
+        duration, through the hub API, and record the stop as ``idle`` or ``max_duration``.
+
+        Sessions carry the limits of their environment from the hub's launch config
+        (``idle_timeout``, ``max_duration``, the spawner's ``session_limits``). It runs
+        whatever ``enforcement`` says, on the same loop (every ``reconcile_interval``
+        seconds, or ``enforcement_interval`` when reconcile is off). Turning this off
+        leaves those limits unenforced (on Kubernetes only the pod's deadline backstop
+        remains); run jupyterhub-idle-culler instead if you want idle servers stopped.
+        """,
+    ).tag(config=True)
+
+    max_duration_warning = Integer(
+        900,
+        min=0,
+        help="Seconds before a server reaches its maximum duration that the usage pages "
+        "and the log warn of the stop (0: no warning). The stop time itself never moves.",
     ).tag(config=True)
 
     max_clock_skew = Integer(
@@ -286,6 +309,8 @@ class AccountingService(DatabaseApp):
             enforcement=Mode(self.enforcement.lower()),
             grace_period=self.enforcement_grace_period,
             enforcement_interval=self.enforcement_interval,
+            session_limits=self.session_limits_enforcement,
+            max_duration_warning=self.max_duration_warning,
             fallback_group=self.reconcile_fallback_group,
             default_cpu=self.reconcile_default_cpu,
             default_memory_bytes=int(self.reconcile_default_memory or 0),
@@ -299,7 +324,7 @@ class AccountingService(DatabaseApp):
     def build_context(self) -> ServiceContext:
         """The one context the handlers and workers share (after :meth:`initialize`).
 
-        The enforcer is made here, before any loop starts, so the pages can show its
+        The enforcers are made here, before any loop starts, so the pages can show their
         warnings from the first request.
         """
         loops = self.loop_settings()
@@ -309,7 +334,7 @@ class AccountingService(DatabaseApp):
         except TraitError as e:
             log.critical("The XDMoDExport config is invalid: {error}", error=e)
             self.exit(1)
-        hub, enforcer = connect_hub(self.store, loops)
+        hub, enforcer, lifetimes = connect_hub(self.store, loops)
         return ServiceContext(
             store=self.store,
             metrics=self.metrics,
@@ -320,6 +345,7 @@ class AccountingService(DatabaseApp):
             loops=loops,
             hub=hub,
             enforcer=enforcer,
+            lifetimes=lifetimes,
         )
 
     def make_app(self, context: ServiceContext) -> web.Application:

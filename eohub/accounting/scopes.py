@@ -94,7 +94,8 @@ def admins_role() -> dict[str, object]:
 CUSTOM_SCOPES: dict[str, dict[str, str | list[str]]] = {
     INGEST: {
         "description": "Post server start/stop events and storage samples to eohub "
-        "accounting, and ask it for quota checks."
+        "accounting, ask it for quota checks, and read sessions back (the hub's home page "
+        "shows why servers stopped)."
     },
     READ: {"description": "Read every user's and group's usage in eohub accounting."},
     ADMIN: {

@@ -111,14 +111,123 @@ def limit_text(max_duration: int | None, running_seconds: float) -> str:
     return f"{duration_text(max_duration)} ({ending})"
 
 
+#: Seconds before a limit within which the pages highlight a server as ending soon: the
+#: accounting service's default ``max_duration_warning`` (15 minutes).
+ENDS_SOON = 900
+
+#: What the launch form says of an environment without any session limit.
+NO_TIME_LIMIT = "no time limit"
+
+_SPAN_UNITS: tuple[tuple[str, int], ...] = (
+    ("day", 86400),
+    ("hour", 3600),
+    ("minute", 60),
+    ("second", 1),
+)
+
+
+def _count(value: int, unit: str) -> str:
+    return f"{value} {unit}" if value == 1 else f"{value} {unit}s"
+
+
+def span_text(seconds: float) -> str:
+    """A session limit in plain words: ``45 seconds``, ``30 minutes``, ``1 hour 30
+    minutes``, ``24 hours``, ``7 days``, ``2 days 12 hours``.
+
+    Unlike :func:`duration_text` (a clock, read at a glance), a limit is read as a
+    sentence. Hours are kept up to two days, as people say "24 hours" and "36 hours";
+    two units at most, the rest is dropped (limits are round numbers).
+    """
+    whole = max(int(seconds), 0)
+    if whole < 60:
+        return _count(whole, "second")
+    # The largest unit: minutes below an hour, hours below two days, else days.
+    first = 2 if whole < 3600 else 1 if whole < 48 * 3600 else 0
+    (big, big_size), (small, small_size) = _SPAN_UNITS[first], _SPAN_UNITS[first + 1]
+    count, rest = divmod(whole, big_size)
+    text = _count(count, big)
+    if rest // small_size:
+        text += " " + _count(rest // small_size, small)
+    return text
+
+
+def limits_text(idle_timeout: int | None, max_duration: int | None) -> str:
+    """An environment's session limits as the launch form says them: ``stops after 2
+    hours idle, at most 24 hours``, ``stops after 30 minutes idle``, ``runs at most 8
+    hours``, or :data:`NO_TIME_LIMIT` (``None`` or 0: no limit)."""
+    if idle_timeout and max_duration:
+        return f"stops after {span_text(idle_timeout)} idle, at most {span_text(max_duration)}"
+    if idle_timeout:
+        return f"stops after {span_text(idle_timeout)} idle"
+    if max_duration:
+        return f"runs at most {span_text(max_duration)}"
+    return NO_TIME_LIMIT
+
+
+def ends_soon(limit: int | None, elapsed: float, soon: float = ENDS_SOON) -> bool:
+    """Whether a server that has spent ``elapsed`` seconds of ``limit`` (running time, or
+    idle time) is within ``soon`` seconds of its end; never without a limit."""
+    return limit is not None and limit > 0 and limit - elapsed <= soon
+
+
+def ends_text(max_duration: int | None, running_seconds: float) -> str:
+    """The time a running server has left before its maximum duration: ``ends in 5 h 55
+    min``, ``ends any moment`` (past it: the next enforcement round stops it); empty
+    without a maximum."""
+    if not max_duration:
+        return ""
+    left = max_duration - running_seconds
+    return f"ends in {duration_text(left)}" if left >= 60 else "ends any moment"
+
+
+def idle_limit_text(idle_timeout: int | None, idle_seconds: float, soon: float = ENDS_SOON) -> str:
+    """A running server's idle limit, given how long it has been idle: ``stops after 2
+    hours idle``, and near the end ``stops in 4 min if still idle`` (``stops any moment
+    if still idle`` past it); empty without an idle limit."""
+    if not idle_timeout:
+        return ""
+    left = idle_timeout - idle_seconds
+    if left > soon:
+        return f"stops after {span_text(idle_timeout)} idle"
+    when = f"in {duration_text(left)}" if left >= 60 else "any moment"
+    return f"stops {when} if still idle"
+
+
+def clock_text(
+    running_seconds: float,
+    idle_seconds: float,
+    idle_timeout: int | None,
+    max_duration: int | None,
+) -> str:
+    """A running server's limits and what they leave it, on one line (the launch form):
+    ``ends in 5 h 55 min (at most 8 hours); idle 12 min (stops after 2 hours idle)``, or
+    ``no maximum duration; idle 3 min`` without limits."""
+    if max_duration:
+        ends = f"{ends_text(max_duration, running_seconds)} (at most {span_text(max_duration)})"
+    else:
+        ends = "no maximum duration"
+    idle = f"idle {duration_text(idle_seconds)}"
+    if idle_timeout:
+        idle += f" ({idle_limit_text(idle_timeout, idle_seconds)})"
+    return f"{ends}; {idle}"
+
+
 __all__ = [
     "BUDGET_UNITS",
     "BUDGET_UNKNOWN",
+    "ENDS_SOON",
+    "NO_TIME_LIMIT",
     "budget_left_text",
+    "clock_text",
     "duration_text",
+    "ends_soon",
+    "ends_text",
+    "idle_limit_text",
     "limit_text",
+    "limits_text",
     "number_text",
     "possessive",
     "quantity_text",
     "runs_for_text",
+    "span_text",
 ]

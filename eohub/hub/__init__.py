@@ -2,7 +2,8 @@
 
 - ``page.html``: the Services menu names a service by its ``info["display_name"]``.
 - ``home.html``: each running server's environment, size, charged group, time running,
-  budget left and session limit, and a link to the usage pages (:mod:`eohub.hub.home`).
+  time left before its maximum duration, time idle and idle limit, and budget left; why
+  each stopped server last stopped; and a link to the usage pages (:mod:`eohub.hub.home`).
 """
 
 from __future__ import annotations

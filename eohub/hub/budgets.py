@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eohub.domain.launch.budget import Budget
+from eohub.hub.question_pool import QuestionPool
 from eohub.logs import get_logger
 
 log = get_logger(__name__)
@@ -47,19 +48,11 @@ class BudgetQuestion:
     gpus: int
 
 
-class BudgetQuestions:
-    """The home pages' questions in flight, and their slots (one per event loop)."""
+class BudgetQuestions(QuestionPool[tuple[Any, BudgetQuestion], GroupBudget]):
+    """The home pages' budget questions in flight, and their slots (one per event loop)."""
 
     def __init__(self, slots: int = HOME_CHECKS) -> None:
-        self.slots = slots
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._free = asyncio.Semaphore(slots)
-        self._in_flight: dict[tuple[Any, BudgetQuestion], asyncio.Future[GroupBudget]] = {}
-
-    @property
-    def in_flight(self) -> int:
-        """Questions asked or waiting for a slot now."""
-        return len(self._in_flight)
+        super().__init__(slots, UNKNOWN)
 
     def ask(
         self, accounting: Any, question: BudgetQuestion, deadline: float
@@ -67,48 +60,18 @@ class BudgetQuestions:
         """The answer to ``question``: the one in flight, else a new question that waits
         for a free slot until ``deadline`` (the loop's clock) and answers :data:`UNKNOWN`
         if none came. The caller must not cancel it: other pages may share it."""
-        self._bind()
-        key = (accounting, question)
-        found = self._in_flight.get(key)
-        if found is not None:
-            return found
-        task = asyncio.ensure_future(self._ask(accounting, question, deadline))
-        self._in_flight[key] = task
-        task.add_done_callback(lambda done: self._done(key, done))
-        return task
+        return self._pooled((accounting, question), deadline)
 
-    def _bind(self) -> None:
-        # Each loop (each test, each hub process) gets its own slots: an asyncio
-        # semaphore and futures belong to the loop they were first used in.
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop = loop
-            self._free = asyncio.Semaphore(self.slots)
-            self._in_flight = {}
+    async def _answer(self, key: tuple[Any, BudgetQuestion]) -> GroupBudget:
+        return await ask_budget(*key)
 
-    async def _ask(
-        self, accounting: Any, question: BudgetQuestion, deadline: float
-    ) -> GroupBudget:
-        try:
-            async with asyncio.timeout_at(deadline):
-                await self._free.acquire()
-        except TimeoutError:
-            log.debug(
-                "No free home-page slot to ask the budget of {group} for {user}",
-                group=question.group,
-                user=question.user,
-            )
-            return UNKNOWN
-        try:
-            return await ask_budget(accounting, question)
-        finally:
-            self._free.release()
-
-    def _done(self, key: tuple[Any, BudgetQuestion], task: asyncio.Future[GroupBudget]) -> None:
-        if self._in_flight.get(key) is task:
-            del self._in_flight[key]
-        if not task.cancelled():
-            task.exception()  # None: ask_budget answers its own failures
+    def _no_slot(self, key: tuple[Any, BudgetQuestion]) -> None:
+        question = key[1]
+        log.debug(
+            "No free home-page slot to ask the budget of {group} for {user}",
+            group=question.group,
+            user=question.user,
+        )
 
 
 async def ask_budget(accounting: Any, question: BudgetQuestion) -> GroupBudget:

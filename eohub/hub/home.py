@@ -1,22 +1,26 @@
-"""The hub's home page as eohub extends it: what each running server is, and its budget.
+"""The hub's home page as eohub extends it: what each server is, its clock and budget.
 
 ``templates/home.html`` (eohub's) shows, below JupyterHub's own page, one row per running
 server of one of eohub's spawners: its environment, size and charged group by their
-display names, how long it has run, the group's budget left, and the environment's
-session limit. The page gets these from :class:`HomePage`, which
-:func:`eohub.hub.use_eohub_templates` puts in ``c.JupyterHub.template_vars`` as
-``eohub_home``: JupyterHub calls it with the page's user, and the page's async template
-awaits :meth:`HomePage.servers`.
+display names, how long it has run, the time left before its maximum duration, how long
+it has been idle and its idle limit (highlighted within :data:`~eohub.domain.wording.
+ENDS_SOON` of either), and the group's budget left; then each stopped server with why
+its last session stopped (:mod:`eohub.hub.stops`). The page gets these from
+:class:`HomePage`, which :func:`eohub.hub.use_eohub_templates` puts in
+``c.JupyterHub.template_vars`` as ``eohub_home``: JupyterHub calls it with the page's
+user, and the page's async template awaits :meth:`HomePage.servers` and
+:meth:`HomePage.stopped`.
 
 A server started by this hub process carries its approved launch (``spawner.launch``);
 after a hub restart the spawner has only its state, so the row is rebuilt from what the
-state keeps (the open session's group, the options that started it) and the launch
-config, read once per page. The rows are built concurrently, and the budgets asked of the
-accounting service once per (group, size) (:mod:`eohub.hub.budgets`), all within
-:data:`BUDGET_WAIT` seconds: a slow or stopped service makes the page say "budget
-unknown", never wait or fail, and a server whose state or launch cannot be read gets a
-row of what JupyterHub knows (its name, link and time running) while the others show in
-full.
+state keeps (:func:`eohub.spawner.form.running.stored_launch`) and the launch config,
+read once per page. A session's limits are always its state's: those resolved when it
+started. The rows are built concurrently, and the budgets asked of the accounting
+service once per (group, size) (:mod:`eohub.hub.budgets`), and the stop reasons once
+per user, all within :data:`BUDGET_WAIT` seconds: a slow or stopped service makes the
+page say "budget unknown" and "unknown", never wait or fail, and a server whose state or
+launch cannot be read gets a row of what JupyterHub knows (its name, link and time
+running) while the others show in full.
 """
 
 from __future__ import annotations
@@ -28,21 +32,34 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eohub.accounting.scopes import SERVICE_NAME
-from eohub.domain.accounting.resources import CHARGED_KEY, CPU_KEYS, GPU_KEYS, MEMORY_KEYS
 from eohub.domain.launch.budget import hours_left
-from eohub.domain.launch.config import LaunchConfig, Size
-from eohub.domain.launch.policy import Launch
-from eohub.domain.launch.profile_reading import describe_size
-from eohub.domain.launch.profiles import Profile
 from eohub.domain.wording import (
     budget_left_text,
     duration_text,
-    limit_text,
+    ends_soon,
+    ends_text,
+    idle_limit_text,
     runs_for_text,
+    span_text,
 )
 from eohub.hub.budgets import QUESTIONS, UNKNOWN, BudgetQuestion, BudgetQuestions, GroupBudget
+from eohub.hub.launch_reads import LaunchReader
+from eohub.hub.stops import (
+    STOP_QUESTIONS,
+    Ends,
+    StoppedRow,
+    StopQuestions,
+    stopped_candidates,
+    stopped_rows,
+)
 from eohub.logs import get_logger
-from eohub.spawner.ledger import LAST_OPTIONS_KEY, STATE_KEY
+from eohub.spawner.form.running import (
+    RunningLaunch,
+    idle_seconds,
+    running_seconds,
+    server_label,
+    stored_launch,
+)
 from eohub.spawner.mixin import QuotaSpawnerMixin
 
 log = get_logger(__name__)
@@ -61,94 +78,15 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
-class RunningLaunch:
-    """What a running server was launched as, in display names, and what it is charged."""
-
-    environment: str
-    size: str
-    group: str
-    cpu: float
-    memory_bytes: int
-    gpus: int
-    max_duration: int | None = None
-
-    @classmethod
-    def of(cls, launch: Launch) -> RunningLaunch:
-        """The launch this hub process approved."""
-        size = launch.size
-        return cls(
-            launch.environment.display_name,
-            size.display_name,
-            launch.group,
-            size.cpu,
-            size.memory,
-            size.gpus,
-            launch.environment.max_duration,
-        )
-
-    @property
-    def size_for_budget(self) -> Size:
-        return Size("running", self.size, self.cpu, self.memory_bytes, gpus=self.gpus)
-
-
-def stored_launch(
-    config: LaunchConfig,
-    profiles: Sequence[Profile],
-    state: Mapping[str, Any],
-    options: Mapping[str, Any],
-) -> RunningLaunch | None:
-    """The launch of a running server, rebuilt from its spawner's ``state`` (after a hub
-    restart): the open session's group, and the options that started it (the state's,
-    else JupyterHub's stored ``options``), named as ``config`` or ``profiles`` name them
-    now. None when the state holds no open session (the server was not started by eohub).
-    """
-    session = state.get(STATE_KEY)
-    if not isinstance(session, Mapping):
-        return None
-    saved = state.get(LAST_OPTIONS_KEY)
-    options = saved if isinstance(saved, Mapping) else options
-    group = str(session.get("group") or options.get("group") or "")
-    charged = options.get(CHARGED_KEY)
-    amounts: Mapping[str, Any] = charged if isinstance(charged, Mapping) else options
-    cpu, memory = _amount(amounts, CPU_KEYS), _amount(amounts, MEMORY_KEYS)
-    gpus = int(_amount(amounts, GPU_KEYS))
-    resources = describe_size({"cpu": cpu, "memory": int(memory), "gpus": gpus})
-    profile_slug = options.get("profile")
-    profile = next((p for p in profiles if p.slug == profile_slug), None)
-    if profile is not None and isinstance(charged, Mapping):
-        return RunningLaunch(
-            profile.display_name,
-            resources,
-            group,
-            cpu,
-            int(memory),
-            gpus,
-            profile.rules.max_duration,
-        )
-    env = config.environments.get(str(options.get("environment")))
-    size = config.sizes.get(str(options.get("size")))
-    return RunningLaunch(
-        env.display_name if env else str(options.get("environment") or "unknown"),
-        size.display_name if size else resources,
-        group,
-        size.cpu if size else cpu,
-        size.memory if size else int(memory),
-        size.gpus if size else gpus,
-        env.max_duration if env else None,
-    )
-
-
-def _amount(options: Mapping[str, Any], keys: Sequence[str]) -> float:
-    value = next((options[k] for k in keys if k in options), 0)
-    try:
-        return max(float(value), 0.0)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-@dataclass(frozen=True)
 class ServerRow:
-    """One running server, as the home page shows it."""
+    """One running server, as the home page shows it.
+
+    ``ends`` is the time left before its maximum duration (``ends in 5 h 55 min``) and
+    ``maximum`` that duration (``at most 8 hours``), both empty without one; ``idle``
+    is how long it has been idle and ``idle_limit`` its idle limit in words (empty
+    without one); ``ends_soon`` and ``idle_soon``: within the warning period of that
+    limit (:data:`~eohub.domain.wording.ENDS_SOON`), which the page highlights.
+    """
 
     name: str
     label: str
@@ -160,8 +98,17 @@ class ServerRow:
     budget: str
     budget_known: bool
     runs_for: str
-    limit: str
+    ends: str = ""
+    maximum: str = ""
+    idle: str = ""
+    idle_limit: str = ""
+    ends_soon: bool = False
+    idle_soon: bool = False
     known: bool = True  # False: eohub could not read its launch; JupyterHub's part only
+
+    @property
+    def soon(self) -> bool:
+        return self.ends_soon or self.idle_soon
 
 
 class HomePage:
@@ -173,11 +120,15 @@ class HomePage:
         *,
         budget_wait: float = BUDGET_WAIT,
         questions: BudgetQuestions | None = None,
+        stop_questions: StopQuestions | None = None,
     ) -> None:
         self.user = user
         self.budget_wait = budget_wait
         self.usage_service = USAGE_SERVICE
         self.questions = questions or QUESTIONS
+        self.stop_questions = stop_questions or STOP_QUESTIONS
+        self._stops: asyncio.Future[Ends] | None = None
+        self._deadline: float | None = None
 
     async def servers(self) -> list[ServerRow]:
         """A row per running server of one of eohub's spawners, in the hub's order.
@@ -186,11 +137,11 @@ class HomePage:
         :attr:`budget_wait`; a server whose launch cannot be read (in time) gets a row of
         what JupyterHub knows only.
         """
+        deadline = self._begin()
         found = [_Found(s) for s in self._running_spawners()]
         if not found:
             return []
-        deadline = asyncio.get_running_loop().time() + self.budget_wait
-        reader = _LaunchReader()
+        reader = LaunchReader()
         reads = [asyncio.ensure_future(self._read(f, reader, deadline)) for f in found]
         _, late = await asyncio.wait(reads, timeout=self.budget_wait)
         for task in late:
@@ -209,6 +160,56 @@ class HomePage:
         rows = [self._safe_row(f, answers, now) for f in found if f.eohubs]
         return [r for r in rows if r is not None]
 
+    def _begin(self) -> float:
+        """The page's deadline (the loop's clock), set once; the stop reasons are asked
+        then, so that they arrive while the running servers' rows are built."""
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().time() + self.budget_wait
+            if any(launched for _, launched in self._stopped_candidates()):
+                accounting = self._accounting()
+                if accounting is not None:
+                    self._stops = self.stop_questions.ask(
+                        accounting, self.user.name, self._deadline
+                    )
+        return self._deadline
+
+    async def stopped(self) -> list[StoppedRow]:
+        """A row per stopped server that eohub launched, with why it last stopped
+        ("unknown" when accounting does not answer within :attr:`budget_wait`)."""
+        deadline = self._begin()
+        candidates = self._stopped_candidates()
+        ends: Ends = None
+        if self._stops is not None:
+            remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+            # Never cancelled: other pages may share the question (see _answers).
+            done, _ = await asyncio.wait([self._stops], timeout=remaining)
+            ends = self._stops.result() if done else None
+            if not done:
+                log.info(
+                    "The accounting service gave no stop reasons within {seconds} s for "
+                    "the home page of {user}; they show as unknown",
+                    user=self.user.name,
+                    seconds=self.budget_wait,
+                )
+        return stopped_rows(candidates, ends, utcnow())
+
+    def _stopped_candidates(self) -> list[tuple[str, bool]]:
+        if self.user is None:
+            return []
+        try:
+            return stopped_candidates(list(self.user.all_spawners(include_default=True)))
+        except Exception:
+            log.exception(
+                "The home page cannot list the stopped servers of {user}", user=self.user.name
+            )
+            return []
+
+    def _accounting(self) -> Any:
+        """The hub's accounting client, as eohub's spawners of this user hold it (the
+        default server's is loaded for every home page)."""
+        spawners = [getattr(self.user, "spawner", None), *self.user.all_spawners()]
+        return next((s.accounting for s in spawners if isinstance(s, QuotaSpawnerMixin)), None)
+
     def _running_spawners(self) -> list[QuotaSpawnerMixin]:
         if self.user is None:
             return []
@@ -218,7 +219,7 @@ class HomePage:
             if isinstance(s, QuotaSpawnerMixin) and getattr(s, "ready", False)
         ]
 
-    async def _read(self, found: _Found, reader: _LaunchReader, deadline: float) -> None:
+    async def _read(self, found: _Found, reader: LaunchReader, deadline: float) -> None:
         """Read ``found``'s launch and ask its budget (not awaited: :meth:`_answers`)."""
         try:
             found.launch = await reader.launch_of(found.spawner)
@@ -296,16 +297,15 @@ class HomePage:
         """What JupyterHub itself knows of ``spawner``'s server: its name, link and age."""
         return ServerRow(
             name=spawner.name,
-            label=spawner.name or "My Server",
+            label=server_label(spawner.name),
             url=self.user.server_url(spawner.name),
             environment="",
             size="",
             group="",
-            running=duration_text(_running_seconds(spawner, now)),
+            running=duration_text(running_seconds(spawner, now)),
             budget="",
             budget_known=False,
             runs_for="",
-            limit="",
             known=False,
         )
 
@@ -313,11 +313,12 @@ class HomePage:
         self, spawner: Any, launch: RunningLaunch, answer: GroupBudget, now: datetime
     ) -> ServerRow:
         budget, display_name = answer
-        running = _running_seconds(spawner, now)
+        running, idle = running_seconds(spawner, now), idle_seconds(spawner, now)
+        maximum, idle_limit = launch.max_duration, launch.idle_timeout
         hours = hours_left(launch.size_for_budget, budget) if budget is not None else None
         return ServerRow(
             name=spawner.name,
-            label=spawner.name or "My Server",
+            label=server_label(spawner.name),
             url=self.user.server_url(spawner.name),
             environment=launch.environment,
             size=launch.size,
@@ -326,7 +327,12 @@ class HomePage:
             budget=budget_left_text(budget),
             budget_known=budget is not None,
             runs_for=runs_for_text(float(hours) if hours is not None else None),
-            limit=limit_text(launch.max_duration, running),
+            ends=ends_text(maximum, running),
+            maximum=f"at most {span_text(maximum)}" if maximum else "",
+            idle=duration_text(idle),
+            idle_limit=idle_limit_text(idle_limit, idle),
+            ends_soon=ends_soon(maximum, running),
+            idle_soon=ends_soon(idle_limit, idle),
         )
 
     def _group_label(self, group: str) -> str:
@@ -348,76 +354,6 @@ class _Found:
     eohubs: bool = True  # False: a server eohub did not start; no row
     launch: RunningLaunch | None = None  # None: unknown
     budget: asyncio.Future[GroupBudget] | None = None
-
-
-class _LaunchReader:
-    """A page's reads of the launch config and profiles: once per spawner class, off the
-    event loop for the config file; shared by the page's rows."""
-
-    def __init__(self) -> None:
-        self._reads: dict[type, asyncio.Future[tuple[LaunchConfig, Sequence[Profile]]]] = {}
-
-    def close(self) -> None:
-        """Stop the reads the page no longer waits for (a ``profile_list`` callable that
-        hangs); the config file's read is shared, and ends by itself."""
-        for read in self._reads.values():
-            read.cancel()
-
-    async def launch_of(self, spawner: QuotaSpawnerMixin) -> RunningLaunch | None:
-        """What ``spawner``'s server was launched as; None when eohub did not start it.
-        Raises whatever a bad state, config or profile list raises."""
-        if spawner.launch is not None:
-            return RunningLaunch.of(spawner.launch)
-        state = spawner.get_state()
-        if not isinstance(state.get(STATE_KEY), Mapping):
-            return None  # not started by eohub: no need to read the config
-        read = self._reads.get(type(spawner))
-        if read is None:
-            read = asyncio.ensure_future(_read_config(spawner))
-            self._reads[type(spawner)] = read
-        # Shielded: one row's cancellation must not cancel the others' shared read.
-        config, profiles = await asyncio.shield(read)
-        options = getattr(spawner, "user_options", None)
-        return stored_launch(
-            config, profiles, state, options if isinstance(options, Mapping) else {}
-        )
-
-
-async def _read_config(spawner: QuotaSpawnerMixin) -> tuple[LaunchConfig, Sequence[Profile]]:
-    config = await asyncio.shield(_config_file_read(spawner))
-    return config, await spawner.launch_profiles()
-
-
-#: The launch config reads in flight, by spawner class and file: page views share one,
-#: so a hung file (a stalled NFS mount) holds one thread, not one per page view.
-_config_reads: dict[tuple[type, str], asyncio.Future[LaunchConfig]] = {}
-
-
-def _config_file_read(spawner: QuotaSpawnerMixin) -> asyncio.Future[LaunchConfig]:
-    """``spawner.launch_config()``, read and validated in a thread: the hub's event loop
-    serves everyone meanwhile."""
-    key = (type(spawner), str(getattr(spawner, "launch_config_file", "")))
-    found = _config_reads.get(key)
-    if found is not None and found.get_loop() is asyncio.get_running_loop():
-        return found
-    read = asyncio.ensure_future(asyncio.to_thread(spawner.launch_config))
-
-    def done(_: asyncio.Future[LaunchConfig]) -> None:
-        if _config_reads.get(key) is read:
-            del _config_reads[key]
-
-    read.add_done_callback(done)
-    _config_reads[key] = read
-    return read
-
-
-def _running_seconds(spawner: Any, now: datetime) -> float:
-    started: datetime | None = getattr(getattr(spawner, "orm_spawner", None), "started", None)
-    if started is None:
-        return 0.0
-    if started.tzinfo is None:  # the hub's database keeps naive UTC
-        started = started.replace(tzinfo=UTC)
-    return max((now - started).total_seconds(), 0.0)
 
 
 def _name(spawner: Any) -> str:

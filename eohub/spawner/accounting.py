@@ -18,6 +18,7 @@ from typing import Any
 from eohub.accounting.client.client import AccountingClient
 from eohub.accounting.scopes import quiet_service_logins
 from eohub.logs import get_logger, quiet_expected_refusals
+from eohub.spawner.stop_attribution import stops_at_shutdown
 
 log = get_logger(__name__)
 
@@ -113,14 +114,17 @@ def _servers_first(
     hub: Any, cleanup: Callable[[], Awaitable[None]], delivery_timeout: float
 ) -> Callable[[], Awaitable[None]]:
     async def servers_first_cleanup() -> None:
-        try:
-            if hub.cleanup_servers:
-                await _stop_servers(hub)
-                await _deliver_stops(delivery_timeout)
-        except Exception:
-            # Whatever went wrong, the hub must still shut down; the outbox keeps events.
-            log.exception("Stopping the servers before the hub's services failed")
-        await cleanup()
+        # The ledger records these stops, and any JupyterHub's own cleanup makes, as
+        # "shutdown" (eohub.spawner.stop_attribution).
+        with stops_at_shutdown():
+            try:
+                if hub.cleanup_servers:
+                    await _stop_servers(hub)
+                    await _deliver_stops(delivery_timeout)
+            except Exception:
+                # Whatever went wrong, the hub must still shut down; the outbox keeps events.
+                log.exception("Stopping the servers before the hub's services failed")
+            await cleanup()
 
     return servers_first_cleanup
 

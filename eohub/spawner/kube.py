@@ -20,6 +20,11 @@ manifest is checked against it before anything is created: a config that would l
 it stops the spawn with the reason, unless ``allow_unrestricted_pods`` says otherwise.
 NFS and ``host_path`` volumes are outside "restricted" by definition; use them only with
 that setting, in a namespace whose policy admits them.
+
+Session limits are enforced by eohub's accounting service, which stops the server
+through the hub as on any backend. The pod's ``activeDeadlineSeconds`` is only a
+backstop, ``deadline_backstop`` seconds beyond the launch's ``max_duration``; a pod the
+cluster ends at that deadline is recorded with the reason ``max_duration``.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from typing import Any
 from kubespawner import KubeSpawner
 from kubespawner.slugs import is_valid_label, safe_slug
 from tornado import web
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, Integer, Unicode, default
 
 from eohub.domain.accounting.events import event_key
+from eohub.domain.accounting.stop_reasons import MAX_DURATION
 from eohub.domain.launch.kube_storage import HomeStorage, home_storage, normal_path
 from eohub.domain.launch.pod_defaults import RESTRICTED_CONTAINER, RESTRICTED_POD, SECURE_TRAITS
 from eohub.domain.launch.pod_security import restricted_violations
@@ -49,6 +55,8 @@ from eohub.spawner.repo_launches import RepoLaunchError
 log = get_logger(__name__)
 
 LABEL_PREFIX = "eohub.io/"
+#: A pod's ``status.reason`` once the cluster ended it at its ``activeDeadlineSeconds``.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
 # allowPrivilegeEscalation and runAsUser come from KubeSpawner's own traits
 # (allow_privilege_escalation, uid), so that an admin who changes those is checked,
 # not silently overridden by the restricted context's defaults.
@@ -111,6 +119,16 @@ def _values(value: Any) -> list[Any]:
     return list(value or [])
 
 
+def _exit_code(pod_status: dict[str, Any]) -> int | None:
+    """The exit status of the notebook container (KubeSpawner's name), once it ended."""
+    for container in pod_status.get("containerStatuses") or ():
+        if container.get("name") == "notebook":
+            ended = (container.get("state") or {}).get("terminated") or {}
+            code = ended.get("exitCode")
+            return code if isinstance(code, int) else None
+    return None
+
+
 # The profile list comes first: its launches replace the mixin's "no profiles" defaults.
 class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner with eohub's launch form, policy, quota and accounting."""
@@ -126,6 +144,17 @@ class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # t
         help="""Send pods that do not meet the "restricted" Pod Security Standard (for
         example with NFS or host_path volumes, or a loosened security context). False
         refuses such a spawn with the reasons, before anything is created.""",
+    ).tag(config=True)
+    deadline_backstop = Integer(
+        600,
+        min=0,
+        help="""Seconds beyond a launch's ``max_duration`` at which Kubernetes itself ends
+        the pod (its ``activeDeadlineSeconds``). eohub's accounting service stops the
+        server at ``max_duration``, after a warning; this deadline is only a backstop
+        for when that stop does not happen (the service or the hub is down), so keep
+        it longer than an outage you would tolerate. Servers without a
+        ``max_duration`` get no deadline. A pod ended by it is recorded with the
+        reason ``max_duration``.""",
     ).tag(config=True)
 
     _admin_traits: dict[str, Any] | None = None
@@ -214,7 +243,7 @@ class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # t
         self.tolerations = [*_values(admin["tolerations"]), *map(dict, env.tolerations)]
 
     def _apply_eohub(self, launch: Launch) -> None:
-        """What eohub adds to any launch: env, start page, volumes, labels, deadline."""
+        """What eohub adds to any launch: env, start page, volumes, labels, backstop."""
         env = launch.environment
         base = {n: copy.deepcopy(getattr(self, n)) for n in LAUNCH_TRAITS}
         self.environment = {**base["environment"], **literal(self.launch_env(launch))}
@@ -251,11 +280,11 @@ class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # t
             f"{LABEL_PREFIX}session-id": self.session_id(),
         }
         self.extra_annotations = {**base["extra_annotations"], **literal(annotations)}
-        if env.max_duration:
-            self.extra_pod_config = {
-                **base["extra_pod_config"],
-                "activeDeadlineSeconds": env.max_duration,
-            }
+        if launch.limits.max_duration:
+            # Counted from the pod's start, which comes after the session's: the
+            # enforced stop always comes first.
+            deadline = launch.limits.max_duration + self.deadline_backstop
+            self.extra_pod_config = {**base["extra_pod_config"], "activeDeadlineSeconds": deadline}
 
     def _home_as_workspace(
         self, volume: Volume, home: HomeStorage, group: str
@@ -363,6 +392,19 @@ class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # t
             if reflector is None or f"{self.namespace}/{self.pod_name}" not in reflector.pods:
                 raise
             raise TimeoutError(self.not_ready_message()) from e
+
+    def _gone_reason(self, status: int | None) -> str:
+        # A pod the cluster ended at its deadline stays, Failed with this reason, until
+        # KubeSpawner's poll deletes it: whatever the container's exit status.
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        pod_status = (pod or {}).get("status") or {}
+        if pod_status.get("reason") == DEADLINE_EXCEEDED:
+            return MAX_DURATION
+        if status is None:
+            # KubeSpawner's poll deletes the pod before it returns the exit status.
+            status = _exit_code(pod_status)
+        return super()._gone_reason(status)
 
     def _override_sources(self) -> list[str]:
         """The key paths of the profile settings this launch applied, for the admin."""

@@ -1,4 +1,13 @@
-"""``eohub-launch-config``: print the eohub launch config equivalent to a profile list.
+"""``eohub-launch-config``: check a launch config, or make one from a profile list.
+
+To check a ``launch_config_file`` (environments, sizes, volumes, charge groups and
+session limits) as the hub will at start-up, without starting one::
+
+    eohub-launch-config check launch.yaml [--backend local]
+
+prints the first error with its key path
+(``environments.gpu.group_limits.climate.max_duration: must be ...``) and exits 1, or
+says what it holds and exits 0.
 
 For admins who move from KubeSpawner's ``profile_list`` to eohub's own launch config::
 
@@ -25,7 +34,7 @@ from typing import Any
 import yaml
 from slugify import slugify
 
-from eohub.domain.launch.config import LaunchConfig, parse_launch_config
+from eohub.domain.launch.config import Backend, LaunchConfig, parse_launch_config
 from eohub.domain.launch.fields import LaunchConfigError
 from eohub.domain.launch.profile_convert import Conversion, convert_profiles, group_spellings
 from eohub.domain.launch.profiles import parse_profile_list
@@ -185,14 +194,46 @@ def render(conversion: Conversion, source: str) -> str:
 
 def check(text: str) -> LaunchConfig:
     """Parse printed output as the hub parses ``launch_config_file``."""
-    data = yaml.safe_load(text) or {}
+    return parse_file_data(yaml.safe_load(text), "kube")
+
+
+def parse_file_data(data: Any, backend: Backend) -> LaunchConfig:
+    """A ``launch_config_file``'s data as the hub parses it; LaunchConfigError naming the
+    key when it is invalid."""
+    from eohub.spawner.settings import FILE_KEYS
+
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise LaunchConfigError("launch_config_file", "must hold a mapping of settings")
+    if unknown := sorted(set(map(str, data)) - set(FILE_KEYS)):
+        raise LaunchConfigError(
+            unknown[0], f"is not a launch config key; use {', '.join(FILE_KEYS)}"
+        )
     return parse_launch_config(
         data.get("environments") or {},
         data.get("sizes") or {},
         data.get("volumes") or {},
-        backend="kube",
+        backend=backend,
         charge_groups=data.get("charge_groups") or (),
+        session_limits=data.get("session_limits"),
     )
+
+
+def check_file(args: argparse.Namespace) -> int:
+    """``check``: the launch config file as the hub's start-up reads it."""
+    data = read_values(args.file)
+    try:
+        config = parse_file_data(data, args.backend)
+    except LaunchConfigError as e:
+        print(f"{PROG}: error: {args.file}: {_one_line(e)}", file=sys.stderr)
+        return 1
+    print(
+        f"{PROG}: checked: {len(config.environments)} environments, {len(config.sizes)} "
+        f"sizes and {len(config.volumes)} volumes parse as a {args.backend} launch config",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def from_profile_list(args: argparse.Namespace) -> int:
@@ -247,6 +288,21 @@ def parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="parse the printed config as the hub will"
     )
     sub.set_defaults(run=from_profile_list)
+    checker = commands.add_parser(
+        "check",
+        help="check a launch config file as the hub does at start-up",
+        description="Check a launch_config_file (environments, sizes, volumes, "
+        "charge_groups, session_limits) as the hub does at start-up; the first error "
+        "is printed with its key path.",
+    )
+    checker.add_argument("file", help="the YAML launch config file")
+    checker.add_argument(
+        "--backend",
+        choices=("kube", "local"),
+        default="kube",
+        help="the spawner it is for: kube (QuotaKubeSpawner, default) or local",
+    )
+    checker.set_defaults(run=check_file)
     return top
 
 
@@ -262,4 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["CommandError", "chart_base", "check", "find_profile_list", "main", "render"]
+__all__ = [
+    "CommandError",
+    "chart_base",
+    "check",
+    "find_profile_list",
+    "main",
+    "parse_file_data",
+    "render",
+]

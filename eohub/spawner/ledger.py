@@ -1,25 +1,45 @@
 """SessionLedger: each server's start and stop, recorded with accounting.
 
-A spawn that started queues its start in the accounting outbox; a stop, or a ``poll``
-that finds the server gone, queues its stop. The open session is kept in the spawner's
-state, so that a hub restarted in between still records the stop, with the same key
+A spawn that started queues its start in the accounting outbox, with the session's
+limits (``Launch.limits``); a stop, or a ``poll`` that finds the server gone, queues its
+stop with the reason. The open session is kept in the spawner's state, so that a hub
+restarted in between still records the stop, with the same key
 (:meth:`SessionLedger._started_at`).
+
+The reason of a stop (:mod:`eohub.domain.accounting.stop_reasons`):
+
+- a ``poll`` that finds the server gone, from the exit status it returned
+  (:meth:`SessionLedger._gone_reason`): ``stopped`` for a clean exit (status 0:
+  JupyterLab's File > Shut Down, or the server's own idle shutdown; who asked is not
+  known), ``failed`` for any other, or what the backend knows better (a Kubernetes pod
+  past its deadline is ``max_duration``); a ``stop`` the backend calls from inside that
+  poll (KubeSpawner deletes a pod whose container ended) carries the same reason;
+- a stop while the spawn is still pending (the hub cleans up a server that never came
+  up): ``failed``;
+- any other stop: who asked the hub for it (:mod:`eohub.spawner.stop_attribution`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from eohub.domain.accounting.stop_reasons import FAILED, STOPPED
 from eohub.domain.launch.policy import Launch
 from eohub.logs import get_logger
 from eohub.spawner.metrics import timed
+from eohub.spawner.stop_attribution import current_stop_reason
 
 log = get_logger(__name__)
 
 STATE_KEY = "eohub_session"
 LAST_OPTIONS_KEY = "eohub_last_options"
+# The spawner whose poll() is running in this task: a stop() the backend calls from
+# inside it ends a server the poll found gone. A contextvar, not a flag on the
+# spawner, so that a stop the hub runs meanwhile in another task is not mistaken for it.
+_POLLING: ContextVar[object | None] = ContextVar("eohub_polling", default=None)
 
 
 def utcnow() -> datetime:
@@ -35,21 +55,52 @@ class SessionLedger:
     _spawn_started_at: datetime | None = None
 
     async def stop(self, now: bool = False) -> None:
+        # Decided before the backend removes the server (and with it what it knew).
+        reason = self._stop_reason()
         # Backends poll while they stop; the server ending then is this stop, not a crash.
         self._stopping = True
         try:
             await super().stop(now=now)  # type: ignore[misc]
         finally:
             self._stopping = False
-        await self._record_stop("stopped")
+        await self._record_stop(reason)
 
     async def poll(self) -> int | None:
-        status: int | None = await super().poll()  # type: ignore[misc]
-        stopping = getattr(self, "_stopping", False)
-        if status is not None and self._session is not None and not stopping:
-            # The hub found the server gone (it crashed, or ended while the hub was down).
-            await self._record_stop("failed")
+        token = _POLLING.set(self)
+        try:
+            status: int | None = await super().poll()  # type: ignore[misc]
+            stopping = getattr(self, "_stopping", False)
+            if status is not None and self._session is not None and not stopping:
+                # The hub found the server gone (it crashed, hit a deadline, or ended
+                # while the hub was down).
+                await self._record_stop(self._gone_reason(status))
+        finally:
+            _POLLING.reset(token)
         return status
+
+    def _gone_reason(self, status: int | None) -> str:
+        """Why a server that poll() found gone ended, from the exit status poll() returned.
+
+        ``status`` is None for a stop the backend calls from inside its poll, before
+        that poll returns a status; backends that can read it then, or that know more,
+        override this. A clean exit is not a failure: the user shut the server down from
+        JupyterLab, or the server shut itself down when idle, and the hub cannot tell
+        which.
+        """
+        return STOPPED if status == 0 else FAILED
+
+    def _stop_reason(self) -> str:
+        """The reason to record for the stop that starts now (see the module docstring)."""
+        if _POLLING.get() is self:
+            return self._gone_reason(None)
+        spawning: asyncio.Future[Any] | None = getattr(self, "_spawn_future", None)
+        if spawning is not None and not spawning.done():
+            # The hub stops a server whose start failed, or that never answered.
+            return FAILED
+        return current_stop_reason(
+            owner=self.user.name,  # type: ignore[attr-defined]
+            culler_services=getattr(self, "idle_culler_services", ()),
+        )
 
     # The open session survives clear_state(), which backends call from poll() when they
     # find the server gone: it is dropped only once its stop is queued.
@@ -106,7 +157,11 @@ class SessionLedger:
         launch = self.launch
         assert launch is not None
         started_at = self._started_at()
-        self._eohub_session = {"started_at": started_at.isoformat(), "group": launch.group}
+        self._eohub_session = {
+            "started_at": started_at.isoformat(),
+            "group": launch.group,
+            **launch.limits.as_dict(),  # the limits it runs under, for a restarted hub
+        }
         # The form prefills the last choices that started a server; JupyterHub's own
         # saved options are the last ones asked for, refused or not.
         self._eohub_last_options = dict(self.user_options)  # type: ignore[attr-defined]
@@ -127,6 +182,7 @@ class SessionLedger:
                     profile=launch.environment.name,
                     profile_name=launch.environment.display_name,
                     image=launch.environment.image or (launch.repo and launch.repo.image) or "",
+                    **launch.limits.as_dict(),
                 )
         except Exception:
             # The reconcile loop opens the session from the hub's list of servers.

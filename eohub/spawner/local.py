@@ -14,7 +14,10 @@ The approved launch maps onto a local process:
   JupyterLab's resource indicators show.
 
 What is enforced here and what is advisory: the environment, the group charged, the
-quota check and the ledger are enforced exactly as on Kubernetes. CPU, memory and GPU
+quota check and the ledger are enforced exactly as on Kubernetes, and so are the
+session limits (``idle_timeout``, ``max_duration``): they go with the session's start to
+accounting, whose enforcement worker stops the server through the hub, as it does on
+Kubernetes (where the pod's deadline is only a backstop). CPU, memory and GPU
 sizes are **advisory**: one machine has no cgroup per server here, so a process can use
 more than its size (it is charged its size all the same). Read-only is **not
 enforced** either: a symbolic link cannot make a directory read-only, so the user can

@@ -30,7 +30,7 @@ from typing import Any
 
 from tornado import web
 from traitlets import Any as AnyTrait
-from traitlets import default
+from traitlets import List, Unicode, default
 
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.fields import FieldErrors
@@ -107,7 +107,7 @@ async def render_form(
         context = context.prefilled(prefill, untrusted_link=untrusted_link)
     elif untrusted_link:
         context = dataclasses.replace(context, untrusted_link=True)
-    return render_launch_form(context)
+    return render_launch_form(context, user=getattr(spawner, "user", None))
 
 
 class QuotaSpawnerMixin(SessionLedger, QuotaCheck, SpawnProgress, LaunchSettings):
@@ -128,6 +128,16 @@ class QuotaSpawnerMixin(SessionLedger, QuotaCheck, SpawnProgress, LaunchSettings
         help="""The RepoLaunches to use. Default: one per hub process, configured by
         ``c.RepoLaunches``.""",
     )
+
+    idle_culler_services = List(
+        Unicode(),
+        ["jupyterhub-idle-culler", "idle-culler", "cull-idle"],
+        help="""The names of the hub services whose stops are recorded with the reason
+        ``idle`` in the accounting ledger: idle cullers that run beside eohub's own
+        idle limit. Zero to JupyterHub's culler is the service
+        ``jupyterhub-idle-culler``; add the name you gave yours in
+        ``JupyterHub.services``.""",
+    ).tag(config=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -40,7 +40,7 @@ from eohub.domain.launch.config import Environment, Size
 from eohub.domain.launch.fields import LaunchConfigError
 from eohub.domain.launch.options import OptionsError, parse_options
 from eohub.domain.launch.pod_defaults import RESTRICTED_CONTAINER, RESTRICTED_POD, SECURE_TRAITS
-from eohub.domain.launch.policy import Launch, check_charged
+from eohub.domain.launch.policy import Launch, check_charged, session_limits
 from eohub.domain.launch.profile_policy import ProfileParts, authorize_profile
 from eohub.domain.launch.profile_reading import describe_size, is_gpu, requested
 from eohub.domain.launch.profile_security import SECURITY_TRAITS, override_violations
@@ -68,7 +68,10 @@ class ProfileListSupport(Configurable):
         with ``choices`` and ``unlisted_choice``). eohub adds ``allowed_groups`` on a
         profile, an option, a choice or an unlisted choice (2i2c's convention: absent
         means everyone), and an ``eohub`` key per profile with ``charge_groups``,
-        ``max_duration`` (seconds) and ``charge`` (``guarantee`` or ``limit``).
+        ``charge`` (``guarantee`` or ``limit``), and the session limits
+        ``idle_timeout`` and ``max_duration`` (seconds, or "30m", "8h", "7d"; 0: no
+        limit, lifting ``session_limits``) with ``group_limits`` per group charged, e.g.
+        ``eohub: {max_duration: 8h, group_limits: {climate: {max_duration: 2d}}}``.
         ``validation_regex`` must match the whole value. The pod a profile makes is
         charged for its CPU, memory and GPUs and still checked against the restricted
         Pod Security Standard. Profiles appear on the launch form after the
@@ -131,6 +134,8 @@ class ProfileListSupport(Configurable):
                 parts = dataclasses.replace(parts, repo=repo)
                 selection = selection.with_image(repo.image)
             launch = self.profile_launch(selection, parts)
+            limits = session_limits(config.limit_rules, launch.environment, launch.group)
+            launch = dataclasses.replace(launch, limits=limits)
             check_charged(charged, launch)
         except FieldErrors as e:
             raise options_error(e) from None
@@ -220,6 +225,8 @@ class ProfileListSupport(Configurable):
             image=getattr(self, "image", None),
             default_urlpath=urlpath,
             max_duration=profile.rules.max_duration,
+            idle_timeout=profile.rules.idle_timeout,
+            group_limits=profile.rules.group_limits,
         )
         return Launch(
             environment=environment,

@@ -38,10 +38,11 @@ from eohub.domain.launch.kube_storage import (
 )
 from eohub.domain.launch.volumes import DEFAULT_CLAIM
 from eohub.logs import get_logger
+from eohub.spawner.setting_values import check_setting_values
 
 log = get_logger(__name__)
 
-FILE_KEYS = ("environments", "sizes", "volumes", "charge_groups")
+FILE_KEYS = ("environments", "sizes", "volumes", "charge_groups", "session_limits")
 # The names setup.cfg registers under jupyterhub.spawners.
 ENTRY_POINTS = {
     "eohub-kube": "eohub.spawner.kube.QuotaKubeSpawner",
@@ -59,9 +60,33 @@ class LaunchSettings(Configurable):
         ``command`` (local), ``env``, ``default_urlpath`` (``/lab``, ``/vscode``,
         ``/rstudio``), ``allowed_groups`` and ``allowed_users`` (empty: everyone),
         ``sizes`` (names from ``launch_sizes``; empty: all), ``default_size``, ``gpu``,
-        ``node_selector``, ``tolerations``, ``max_duration`` (seconds),
-        ``pass_access_token`` (give the server the user's OIDC access token) and
-        ``default``. See the how-to "Define environments, sizes and volumes".
+        ``node_selector``, ``tolerations``, ``idle_timeout`` and ``max_duration``
+        (session limits, as in ``session_limits``; 0: no limit) with ``group_limits``
+        (per group charged: ``{climate: {max_duration: 2d}}``), ``pass_access_token``
+        (give the server the user's OIDC access token) and ``default``. See the how-tos
+        "Define environments, sizes and volumes" and "Limit session length and idle
+        time".
+        """,
+    ).tag(config=True)
+    session_limits = Dict(
+        help="""Hub-wide session limits, which eohub's accounting service enforces on
+        every backend: ``idle_timeout`` (stop a server idle this long, by the hub's
+        last activity) and ``max_duration`` (stop a server this long after it
+        started), with per-group overrides under ``groups``. A duration is seconds
+        or a number with a lower-case unit: ``90s``, ``30m``, ``2h``, ``7d`` (at most
+        366 days; ``6M`` is refused, not read as minutes or months); ``0`` or ``none``
+        means no limit. For example::
+
+            c.QuotaKubeSpawner.session_limits = {
+                "idle_timeout": "2h",
+                "max_duration": "24h",
+                "groups": {"climate": {"max_duration": "3d"}, "staff": {"idle_timeout": 0}},
+            }
+
+        For each key, the most specific value wins: an environment's (or profile's)
+        ``group_limits`` for the group charged, then its own ``idle_timeout`` /
+        ``max_duration``, then ``groups`` here, then the defaults here. Empty: no
+        limits unless an environment sets them.
         """,
     ).tag(config=True)
     launch_sizes = Dict(
@@ -105,8 +130,9 @@ class LaunchSettings(Configurable):
     ).tag(config=True)
     launch_config_file = Unicode(
         "",
-        help="""A YAML file with any of the keys ``environments``, ``sizes``, ``volumes``
-        and ``charge_groups``. A trait set in the config replaces the file's key.""",
+        help="""A YAML file with any of the keys ``environments``, ``sizes``, ``volumes``,
+        ``charge_groups`` and ``session_limits``. A trait set in the config replaces the
+        file's key.""",
     ).tag(config=True)
 
     backend: Backend = "kube"
@@ -119,6 +145,7 @@ class LaunchSettings(Configurable):
             ("sizes", "launch_sizes"),
             ("volumes", "launch_volumes"),
             ("charge_groups", "charge_groups"),
+            ("session_limits", "session_limits"),
         ):
             if getattr(self, trait) or key not in data:
                 data[key] = getattr(self, trait)
@@ -176,6 +203,7 @@ def load_launch_config(
         charge_groups=data.get("charge_groups") or (),
         min_hours=min_hours,
         charged_group_must_grant=must_grant,
+        session_limits=data.get("session_limits"),
     )
     with _cache_lock:
         _cache[key] = config
@@ -187,7 +215,8 @@ def check_hub_config(config: Any) -> LaunchConfig | None:
 
     Does nothing (returns None) when the spawner is not an eohub spawner. Logs one
     warning per setting the spawner class does not have (a typo), and raises
-    LaunchConfigError naming the bad key, which stops the hub's start-up.
+    LaunchConfigError naming the bad key, which stops the hub's start-up: a bad entry
+    of the launch config, or an eohub setting of the wrong type or out of bounds.
     """
     spawner_class = _spawner_class(config.JupyterHub.get("spawner_class", None))
     if spawner_class is None:
@@ -196,6 +225,7 @@ def check_hub_config(config: Any) -> LaunchConfig | None:
     # sections the spawner would read, base classes first, as traitlets does.
     values, sources = spawner_settings(config, spawner_class)
     warn_unknown_settings(config, spawner_class)
+    check_setting_values(spawner_class, values, sources)
     own = set(_settings_of(LaunchSettings))
     merged = Config({"LaunchSettings": {k: v for k, v in values.items() if k in own}})
     settings = LaunchSettings(config=merged)

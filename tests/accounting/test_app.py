@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from traitlets import TraitError
 from traitlets.config import Config
 
 from eohub.accounting.app import AccountingService
@@ -64,6 +65,11 @@ def test_the_application_builds_one_context_from_its_traits(
         assert (context.loops.enforcement, context.loops.interval) == (Mode.STOP, 15)
         assert context.enforcer is not None
         assert context.enforcer.store is service.store
+        # Session limits are enforced whatever the budget enforcement mode says.
+        assert context.lifetimes is not None
+        assert context.lifetimes.hub is context.hub
+        assert context.lifetimes.warning_period == timedelta(seconds=900)
+        assert context.lifetime_warnings() == {}
         app = service.make_app(context)
         assert app.settings[CONTEXT_SETTING] is context
         assert "eohub_service" not in app.settings
@@ -85,6 +91,8 @@ def test_the_loop_settings_carry_the_traits() -> None:
         reconcile_open_after=10,
         hub_api_concurrency=3,
         hub_api_timeout=7.5,
+        session_limits_enforcement=False,
+        max_duration_warning=60,
     )
     assert service.loop_settings() == LoopSettings(
         reconcile_interval=30,
@@ -98,7 +106,63 @@ def test_the_loop_settings_carry_the_traits() -> None:
         open_after=10,
         hub_api_concurrency=3,
         hub_api_timeout=7.5,
+        session_limits=False,
+        max_duration_warning=60,
     )
+
+
+def test_session_limits_are_enforced_by_default_and_can_be_turned_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused")
+    default = AccountingService()
+    assert (default.session_limits_enforcement, default.max_duration_warning) == (True, 900)
+    assert default.loop_settings().enforcement is Mode.OFF
+    assert default.loop_settings().session_limits is True
+    for trait in ("session_limits_enforcement", "max_duration_warning"):
+        help_text = AccountingService.class_traits()[trait].help
+        assert len(help_text) > 80, trait
+    assert "launch config" in AccountingService.class_traits()["session_limits_enforcement"].help
+    with pytest.raises(TraitError):
+        AccountingService(max_duration_warning=-1)
+    service = AccountingService(
+        db_url="sqlite://", writer_process=False, session_limits_enforcement=False
+    )
+    service.init_store()
+    try:
+        assert service.build_context().lifetimes is None
+    finally:
+        service.store.close()
+        service.engine.dispose()
+
+
+def test_without_the_hubs_api_the_service_says_once_that_session_limits_cannot_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("JUPYTERHUB_API_URL", raising=False)
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    service = AccountingService(db_url="sqlite://", writer_process=False)
+    service.init_store()
+    try:
+        capsys.readouterr()
+        context = service.build_context()
+        assert (context.hub, context.lifetimes) == (None, None)
+    finally:
+        service.store.close()
+        service.engine.dispose()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert re.match(r"^\[E [-\d]+ [:.\d]+ eohub\.accounting\.service\.workers\] ", lines[0])
+    assert (
+        lines[0]
+        .split("] ", 1)[1]
+        .startswith(
+            "Session limits (idle limits, maximum durations) and reconcile cannot run without "
+            "the hub's API (no hub API URL: set JUPYTERHUB_API_URL)."
+        )
+    )
+    assert "AccountingService.session_limits_enforcement = False" in lines[0]
 
 
 def test_the_subcommands() -> None:

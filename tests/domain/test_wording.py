@@ -9,12 +9,18 @@ import pytest
 from eohub.domain.wording import (
     BUDGET_UNKNOWN,
     budget_left_text,
+    clock_text,
     duration_text,
+    ends_soon,
+    ends_text,
+    idle_limit_text,
     limit_text,
+    limits_text,
     number_text,
     possessive,
     quantity_text,
     runs_for_text,
+    span_text,
 )
 
 
@@ -144,3 +150,121 @@ def test_how_long_a_budget_runs_a_server(hours: float | None, text: str) -> None
 )
 def test_session_limits(limit: int | None, running: float, text: str) -> None:
     assert limit_text(limit, running) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 seconds"),
+        (1, "1 second"),
+        (45, "45 seconds"),
+        (60, "1 minute"),
+        (90, "1 minute 30 seconds"),
+        (1800, "30 minutes"),
+        (3600, "1 hour"),
+        (3660, "1 hour 1 minute"),
+        (5400, "1 hour 30 minutes"),
+        (7200, "2 hours"),
+        (86400, "24 hours"),
+        (36 * 3600, "36 hours"),
+        (48 * 3600, "2 days"),
+        (2 * 86400 + 12 * 3600, "2 days 12 hours"),
+        (2 * 86400 + 1800, "2 days"),  # two units at most
+        (7 * 86400, "7 days"),
+        (-5, "0 seconds"),
+    ],
+)
+def test_limits_in_plain_words(seconds: float, text: str) -> None:
+    assert span_text(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("idle", "maximum", "text"),
+    [
+        (7200, 86400, "stops after 2 hours idle, at most 24 hours"),
+        (1800, None, "stops after 30 minutes idle"),
+        (None, 8 * 3600, "runs at most 8 hours"),
+        (0, 0, "no time limit"),
+        (None, None, "no time limit"),
+        (30, 7 * 86400, "stops after 30 seconds idle, at most 7 days"),
+    ],
+)
+def test_an_environments_limits_before_launch(
+    idle: int | None, maximum: int | None, text: str
+) -> None:
+    assert limits_text(idle, maximum) == text
+
+
+@pytest.mark.parametrize(
+    ("limit", "elapsed", "soon"),
+    [
+        (None, 10**6, False),
+        (0, 10**6, False),
+        (8 * 3600, 0, False),
+        (8 * 3600, 8 * 3600 - 901, False),
+        (8 * 3600, 8 * 3600 - 900, True),
+        (8 * 3600, 9 * 3600, True),
+        (600, 0, True),  # a limit shorter than the warning period is always near
+    ],
+)
+def test_a_server_ends_soon_within_the_warning_period(
+    limit: int | None, elapsed: float, soon: bool
+) -> None:
+    assert ends_soon(limit, elapsed) is soon
+
+
+@pytest.mark.parametrize(
+    ("limit", "running", "text"),
+    [
+        (None, 100, ""),
+        (8 * 3600, 5 * 60, "ends in 7 h 55 min"),
+        (8 * 3600, 8 * 3600 - 60, "ends in 1 min"),
+        (8 * 3600, 8 * 3600 - 59, "ends any moment"),
+        (8 * 3600, 9 * 3600, "ends any moment"),
+    ],
+)
+def test_the_time_left_before_the_maximum_duration(
+    limit: int | None, running: float, text: str
+) -> None:
+    assert ends_text(limit, running) == text
+
+
+@pytest.mark.parametrize(
+    ("limit", "idle", "text"),
+    [
+        (None, 100, ""),
+        (7200, 0, "stops after 2 hours idle"),
+        (7200, 7200 - 901, "stops after 2 hours idle"),
+        (7200, 7200 - 900, "stops in 15 min if still idle"),
+        (7200, 7200 - 30, "stops any moment if still idle"),
+        (7200, 9000, "stops any moment if still idle"),
+    ],
+)
+def test_the_idle_limit_given_the_time_idle(limit: int | None, idle: float, text: str) -> None:
+    assert idle_limit_text(limit, idle) == text
+
+
+@pytest.mark.parametrize(
+    ("running", "idle", "idle_limit", "maximum", "text"),
+    [
+        (
+            300,
+            720,
+            7200,
+            8 * 3600,
+            "ends in 7 h 55 min (at most 8 hours); idle 12 min (stops after 2 hours idle)",
+        ),
+        (300, 20, None, None, "no maximum duration; idle under 1 min"),
+        (
+            8 * 3600,
+            6900,
+            7200,
+            8 * 3600,
+            "ends any moment (at most 8 hours); idle 1 h 55 min (stops in 5 min if still idle)",
+        ),
+    ],
+)
+def test_a_running_servers_clock_on_one_line(
+    running: float, idle: float, idle_limit: int | None, maximum: int | None, text: str
+) -> None:
+    assert clock_text(running, idle, idle_limit, maximum) == text

@@ -67,6 +67,8 @@ PROFILES = (
     Profile("eo", "Earth observation", "profile_list[0]", rules=ProfileRules(max_duration=3600)),
 )
 SESSION = {STATE_KEY: {"started_at": "2026-12-06T12:00:00+00:00", "group": "climate"}}
+#: A session with the limits resolved when it started (the config's may have changed).
+LIMITED = {STATE_KEY: {**SESSION[STATE_KEY], "idle_timeout": 7200, "max_duration": 28800}}
 STARTED = {"environment": "climate-lab", "size": "medium", "group": "climate", "cpu": 1}
 
 
@@ -76,11 +78,18 @@ STARTED = {"environment": "climate-lab", "size": "medium", "group": "climate", "
         # No open session: not a server eohub started (or its stop was recorded).
         ({}, STARTED, None),
         ({LAST_OPTIONS_KEY: STARTED}, {}, None),
-        # The options that started it, named as the config names them now.
+        # The options that started it, named as the config names them now; the limits
+        # are the session's own.
+        (
+            {**LIMITED, LAST_OPTIONS_KEY: STARTED},
+            {"environment": "lab"},  # JupyterHub's: the last ones asked for, not these
+            RunningLaunch("Climate lab", "Medium", "climate", 1, 2 * GIB, 1, 28800, 7200),
+        ),
+        # A session that keeps no limits has none, whatever the config says now.
         (
             {**SESSION, LAST_OPTIONS_KEY: STARTED},
-            {"environment": "lab"},  # JupyterHub's: the last ones asked for, not these
-            RunningLaunch("Climate lab", "Medium", "climate", 1, 2 * GIB, 1, 28800),
+            {},
+            RunningLaunch("Climate lab", "Medium", "climate", 1, 2 * GIB, 1, None, None),
         ),
         # Without eohub's copy, JupyterHub's stored options.
         (
@@ -106,7 +115,7 @@ STARTED = {"environment": "climate-lab", "size": "medium", "group": "climate", "
         # A profile_list launch: the profile's name, what it charged, its limit.
         (
             {
-                **SESSION,
+                STATE_KEY: {**SESSION[STATE_KEY], "max_duration": 3600},
                 LAST_OPTIONS_KEY: {
                     "profile": "eo",
                     "group": "climate",

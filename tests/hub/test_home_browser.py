@@ -1,4 +1,4 @@
-"""The hub's home page in headless Chromium: each running server, its budget, and Usage.
+"""The hub's home page in headless Chromium: each server, its clock, budget, and Usage.
 
 Real parts: JupyterHub with configurable-http-proxy and the drop-ins, QuotaLocalSpawner
 (servers run as the hub's user), the accounting service the drop-in manages (SQLite).
@@ -8,7 +8,13 @@ vanish (the proxy stops: connections refused, as a stopped service's are), while
 service itself, which JupyterHub restarts when it exits, keeps running.
 
 alice is in two hub groups: ``climate`` (100 core-hours; the hub group's display name
-"Climate Researchers") and ``staff`` (4 core-hours; no display name).
+"Climate Researchers") and ``staff`` (4 core-hours; no display name). Sessions charged to
+staff may run 15 minutes (``session_limits``): always within the warning period, so
+their rows are highlighted.
+
+The hub's accounting client reads sessions here (the role ``hub-client-reads-sessions``),
+so that the page can say why a server stopped: drop-in 30's client role does not let it
+yet (see eohub.hub.stops).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from eohub.domain.accounting.stop_reasons import stop_reason_text
 from eohub.hub.home import BUDGET_WAIT
 from eohub.spawner.ledger import LAST_OPTIONS_KEY
 from tests.accounting.service_support import Accounting
@@ -45,8 +52,10 @@ ENVIRONMENTS = {
         "allowed_groups": ["climate"],
         "sizes": ["small", "medium"],
         "max_duration": 8 * 3600,
+        "idle_timeout": "2h",
     },
 }
+SESSION_LIMITS = {"groups": {"staff": {"max_duration": "15m"}}}
 ACCOUNTING_GROUPS = {
     "climate": {"allocation": "month", "quotas": {"": {"core_hours": 100}}},
     "staff": {"allocation": "month", "quotas": {"": {"core_hours": 4}}},
@@ -64,6 +73,7 @@ c.QuotaLocalSpawner.switch_user = False
 c.QuotaLocalSpawner.launch_sizes = {SIZES!r}
 c.QuotaLocalSpawner.launch_environments = {ENVIRONMENTS!r}
 c.QuotaLocalSpawner.charge_groups = ["climate", "staff"]
+c.QuotaLocalSpawner.session_limits = {SESSION_LIMITS!r}
 """
     if proxy_port is not None:
         config += f'c.AccountingClient.url = "http://127.0.0.1:{proxy_port}/services/eohub-accounting/"\n'
@@ -158,6 +168,10 @@ def open_home(page: Page, hub: Hub) -> float:
     return time.monotonic() - began
 
 
+def stopped_row(page: Page, server: str) -> Locator:
+    return page.locator(f"tr.eohub-stopped-row[data-server-name='{server}']")
+
+
 def check_the_rows(page: Page) -> None:
     default, second = row(page, ""), row(page, "second")
     expect(default.locator(".eohub-server")).to_have_text("My Server")
@@ -170,26 +184,34 @@ def check_the_rows(page: Page) -> None:
         re.compile(r"(100|99\.9) core-hours left")
     )
     expect(default.locator(".eohub-budget")).to_contain_text("enough for about 4 d more")
-    expect(default.locator(".eohub-limit")).to_have_text(
-        re.compile(r"8 h \(ends in 7 h 5\d min\)")
-    )
+    # The session's limits: the time left before its maximum, and its idle time.
+    expect(default.locator(".eohub-ends-in")).to_have_text(re.compile(r"ends in 7 h 5\d min"))
+    expect(default.locator(".eohub-maximum")).to_have_text("at most 8 hours")
+    expect(default.locator(".eohub-idle-for")).to_have_text(re.compile(r"under 1 min|\d min"))
+    expect(default.locator(".eohub-idle-limit")).to_have_text("stops after 2 hours idle")
+    expect(default).not_to_have_class(re.compile("eohub-ends-soon"))
     expect(second.locator(".eohub-server")).to_have_text("second")
     expect(second.locator(".eohub-environment")).to_have_text("JupyterLab")
     expect(second.locator(".eohub-size")).to_have_text("Small")
     expect(second.locator(".eohub-group")).to_have_text("staff")  # no display name: its id
     expect(second.locator(".eohub-budget")).to_contain_text(re.compile(r"4 core-hours left"))
     expect(second.locator(".eohub-budget")).to_contain_text("enough for about 8 h more")
-    expect(second.locator(".eohub-limit")).to_have_text("none")
+    # staff's 15 minutes: highlighted from the start.
+    expect(second.locator(".eohub-ends-in")).to_have_text(re.compile(r"ends in 1[0-4] min"))
+    expect(second.locator(".eohub-ends-in")).to_have_class(re.compile("text-danger"))
+    expect(second.locator(".eohub-maximum")).to_have_text("at most 15 minutes")
+    expect(second.locator(".eohub-idle-limit")).to_have_text("no idle limit")
+    expect(second).to_have_class(re.compile("eohub-ends-soon"))
 
 
 def check_budget_unknown(page: Page, hub: Hub, artifacts: Path, shot: str) -> None:
     took = open_home(page, hub)
-    for server in ("", "second"):
-        expect(row(page, server).locator(".eohub-budget")).to_have_text("budget unknown")
+    expect(row(page, "").locator(".eohub-budget")).to_have_text("budget unknown")
+    expect(stopped_row(page, "second").locator(".eohub-reason")).to_have_text("unknown")
     # Everything else is still there.
     expect(row(page, "").locator(".eohub-environment")).to_have_text("Climate lab")
     expect(row(page, "").locator(".eohub-group")).to_have_text("Climate Researchers")
-    expect(row(page, "").locator(".eohub-limit")).to_contain_text("8 h")
+    expect(row(page, "").locator(".eohub-maximum")).to_have_text("at most 8 hours")
     expect(page.locator("#eohub-usage")).to_be_visible()
     page.screenshot(path=str(artifacts / shot), full_page=True)
     assert took < BUDGET_WAIT + 3, f"the home page took {took:.1f} s"
@@ -213,6 +235,11 @@ def test_the_home_page_shows_each_server_its_budget_and_usage(
         expect(usage).to_have_text("Usage")
         assert usage.get_attribute("href") == "/services/eohub-accounting/"
         page.screenshot(path=str(artifacts / "1-home-two-servers.png"), full_page=True)
+        check_the_limits_on_the_form(page, hub, artifacts)
+
+        # alice stops "second" on JupyterHub's page: then the page says why it stopped.
+        stop_on_the_home_page(page, hub, "second")
+        page.screenshot(path=str(artifacts / "1b-home-stopped-server.png"), full_page=True)
 
         # A hung service: the page waits for its budget no longer than BUDGET_WAIT.
         proxy.blackhole = True
@@ -234,6 +261,78 @@ def test_the_home_page_shows_each_server_its_budget_and_usage(
     log = hub.process.log_tail()
     assert "Traceback" not in log, log
     assert " 500 " not in log, log
+
+
+def check_the_limits_on_the_form(page: Page, hub: Hub, artifacts: Path) -> None:
+    """The form of a new server: each environment's limits for the group chosen."""
+    page.goto(f"{hub.url}/hub/spawn/alice/third")
+    lab = page.locator("label[for=eohub-environment-lab] .eohub-limits:visible")
+    page.check("input[name=group][value=staff]")
+    expect(lab).to_have_text("Runs at most 15 minutes.")
+    page.screenshot(path=str(artifacts / "1a-form-limits.png"), full_page=True)
+    page.check("input[name=group][value=climate]")
+    expect(lab).to_have_text("No time limit.")
+    climate_lab = page.locator("label[for=eohub-environment-climate-lab] .eohub-limits:visible")
+    expect(climate_lab).to_have_text("Stops after 2 hours idle, at most 8 hours.")
+
+
+def stop_on_the_home_page(page: Page, hub: Hub, server: str) -> None:
+    """Click JupyterHub's stop button of ``server``, then reload until accounting has the
+    stop (the hub's outbox sends it within a moment)."""
+    open_home(page, hub)
+    page.click(f"#stop-{server}")
+    deadline = time.monotonic() + 60
+    while (found := hub.server("alice", server)) is not None and found.get("ready"):
+        assert time.monotonic() < deadline, hub.process.log_tail()
+        time.sleep(0.3)
+    reason = stopped_row(page, server).locator(".eohub-reason")
+    while True:
+        open_home(page, hub)
+        text = reason.inner_text().strip() if reason.count() else ""
+        if text not in ("", "not recorded yet", "unknown"):
+            break
+        assert time.monotonic() < deadline, f"no stop reason: {text!r}"
+        time.sleep(0.5)
+    # Who stopped it: the user, where the hub notes the caller (drop-in 00's route).
+    code = stopped_row(page, server).get_attribute("data-reason")
+    assert code == "user", code
+    expect(reason).to_have_text(stop_reason_text(code).capitalize())
+    expect(stopped_row(page, server).locator(".eohub-stopped")).to_have_text(
+        re.compile(r"(under 1 min|\d min) ago")
+    )
+    expect(row(page, server)).to_have_count(0)
+
+
+def test_the_launch_form_lists_the_running_servers_with_their_time_left(
+    hub: Hub, page: Page, artifacts: Path
+) -> None:
+    log_in(page, hub, "alice")
+    climate = {"environment": "climate-lab", "size": "small", "group": "climate"}
+    try:
+        hub.spawn("alice", options=climate)
+        hub.spawn(
+            "alice", "second", options={"environment": "lab", "size": "small", "group": "staff"}
+        )
+        page.goto(f"{hub.url}/hub/spawn/alice/third")
+        default = page.locator("#eohub-running-default")
+        second = page.locator("#eohub-running-second")
+        expect(default).to_contain_text("My Server (Climate lab):")
+        expect(default.locator(".eohub-clock")).to_have_text(
+            re.compile(
+                r"ends in 7 h 5\d min \(at most 8 hours\); "
+                r"idle (under 1 min|\d min) \(stops after 2 hours idle\)"
+            )
+        )
+        expect(second).to_contain_text("second (JupyterLab):")
+        expect(second.locator(".eohub-clock")).to_have_text(
+            re.compile(r"ends in 1[0-4] min \(at most 15 minutes\); idle (under 1 min|\d min)")
+        )
+        expect(second.locator(".eohub-clock")).to_have_class(re.compile("text-danger"))
+        page.screenshot(path=str(artifacts / "form-running-servers.png"), full_page=True)
+    finally:
+        for server in ("", "second"):
+            if hub.server("alice", server) is not None:
+                hub.stop("alice", server)
 
 
 def spoil_state(hub: Hub, username: str, server: str) -> None:
@@ -301,15 +400,15 @@ def test_after_a_hub_restart_the_row_is_rebuilt_from_the_spawners_state(
         expect(default.locator(".eohub-budget")).to_contain_text(
             re.compile(r"(100|99\.9) core-hours left")
         )
-        expect(default.locator(".eohub-limit")).to_have_text(
-            re.compile(r"8 h \(ends in 7 h 5\d min\)")
-        )
+        # The limits the session started with, kept in the spawner's state.
+        expect(default.locator(".eohub-ends-in")).to_have_text(re.compile(r"ends in 7 h 5\d min"))
+        expect(default.locator(".eohub-idle-limit")).to_have_text("stops after 2 hours idle")
         # JupyterHub's part of the spoilt server's row: its link and time running.
         spoilt = row(page, "spoilt")
         expect(spoilt.locator(".eohub-server")).to_have_text("spoilt")
         expect(spoilt.locator(".eohub-running")).to_have_text(re.compile(r"under 1 min|\d+ min"))
         expect(spoilt.locator(".eohub-environment")).to_have_text("unknown")
-        for cell in (".eohub-size", ".eohub-group", ".eohub-budget", ".eohub-limit"):
+        for cell in (".eohub-size", ".eohub-group", ".eohub-budget", ".eohub-ends", ".eohub-idle"):
             expect(spoilt.locator(cell)).to_have_text("\u2014")
         page.screenshot(path=str(artifacts / "home-after-restart.png"), full_page=True)
         log = hub.process.log_tail(400)

@@ -176,7 +176,7 @@ async def test_a_server_whose_state_is_garbage_gets_jupyterhubs_part_only(
     broken = rows[1]
     assert (broken.label, broken.url) == ("broken", "/user/ada/broken/")
     assert broken.running  # JupyterHub's start time
-    assert (broken.environment, broken.budget, broken.limit) == ("", "", "")
+    assert (broken.environment, broken.budget, broken.ends, broken.idle) == ("", "", "", "")
     assert rows[2].budget.startswith("12.5 core-hours left")
     lines = [r for r in caplog.records if r.name == HOME_LOG]
     assert len(lines) == 1

@@ -35,7 +35,7 @@ LIMITED = {
     "display_name": "Climate notebooks",
     "slug": "climate-nb",
     "allowed_groups": ["climate"],
-    "eohub": {"max_duration": 4 * 3600},
+    "eohub": {"max_duration": 4 * 3600, "idle_timeout": "1h"},
     "kubespawner_override": {
         "image": "quay.io/jupyter/scipy-notebook:2026-11-30",
         "cpu_guarantee": 2,
@@ -99,6 +99,12 @@ def test_the_kits_home_page_shows_a_profile_server_and_survives_a_stopped_servic
     page.wait_for_url(re.compile(r".*/hub/(?!login).*"))
     try:
         page.goto(f"{hub.url}/hub/spawn")
+        # The profile's limits, in plain words, before launch.
+        profile = page.locator(".eohub-profile:has(input[value=climate-nb])")
+        expect(profile.locator(".eohub-limits:visible")).to_have_text(
+            "Stops after 1 hour idle, at most 4 hours."
+        )
+        page.screenshot(path=str(artifacts / "0-kit-form-limits.png"), full_page=True)
         page.check("input[name=profile][value=climate-nb]")
         page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
         # The pending page moves on to the server once it runs; then the test goes on.
@@ -117,9 +123,9 @@ def test_the_kits_home_page_shows_a_profile_server_and_survives_a_stopped_servic
             re.compile(r"(50|49\.9) core-hours left")
         )
         expect(row.locator(".eohub-budget")).to_contain_text("enough for about 1 d 1 h more")
-        expect(row.locator(".eohub-limit")).to_have_text(
-            re.compile(r"4 h \(ends in 3 h 5\d min\)")
-        )
+        expect(row.locator(".eohub-ends-in")).to_have_text(re.compile(r"ends in 3 h 5\d min"))
+        expect(row.locator(".eohub-maximum")).to_have_text("at most 4 hours")
+        expect(row.locator(".eohub-idle-limit")).to_have_text("stops after 1 hour idle")
         expect(page.locator("#eohub-usage")).to_have_attribute("href", f"/services/{ACCOUNTING}/")
         page.screenshot(path=str(artifacts / "1-kit-home.png"), full_page=True)
 

@@ -80,6 +80,7 @@ async def test_start_poll_stop_creates_the_claim_and_pod_and_records_the_session
             "profile": "pangeo",
             "profile_name": "Pangeo",
             "image": ENVIRONMENTS["pangeo"]["image"],
+            "max_duration": ENVIRONMENTS["pangeo"]["max_duration"],
         }
     ]
 

@@ -305,7 +305,7 @@ def test_log_in_choose_spawn_reach_jupyterlab_stop_and_find_the_session(
     assert session["profile"] == "climate-lab"
     assert session["profile_name"] == "Climate lab"  # what the usage pages show
     assert (session["cpu"], session["memory_bytes"], session["gpus"]) == (1, 2 * 1024**3, 0)
-    assert session["end_reason"] == "stopped"
+    assert session["end_reason"] == "user"  # carol stopped it herself, on the home page
 
 
 def test_the_form_works_without_javascript(hub: Hub, browser: Browser, artifacts: Path) -> None:

@@ -22,6 +22,7 @@ from slugify import slugify
 from eohub.domain.launch.config import LaunchConfig, parse_launch_config
 from eohub.domain.launch.profile_convert import convert_profiles, group_spellings
 from eohub.domain.launch.profiles import parse_profile_list
+from eohub.domain.launch.session_limits import SessionLimits
 from eohub.spawner.launch_config_cli import CHART_TOLERATIONS, main
 from tests.support.kube_api import fake_kubeconfig
 from tests.support.kube_spawners import NO_API, make_spawner
@@ -46,7 +47,11 @@ PROFILES: list[dict[str, Any]] = [
         "display_name": "Machine learning",
         "slug": "ml",
         "allowed_groups": ["eo-sci"],
-        "eohub": {"max_duration": 28800},
+        "eohub": {
+            "max_duration": "8h",
+            "idle_timeout": "45m",
+            "group_limits": {"eo-sci": {"max_duration": "2d"}},
+        },
         "kubespawner_override": {"node_selector": {"eohub.io/pool": "ml"}},
         "profile_options": {
             "image": {
@@ -205,6 +210,16 @@ def test_the_list_is_found_where_admins_keep_it(
             (),
             "profile_list[0].profile_options.size",
         ),
+        (
+            [{"display_name": "X", "eohub": {"group_limits": {"eo": {"max_duration": "2w"}}}}],
+            (),
+            "profile_list[0].eohub.group_limits.eo.max_duration: must be a duration like 3600",
+        ),
+        (
+            [{"display_name": "X", "eohub": {"idle_timeout": -60}}],
+            (),
+            "profile_list[0].eohub.idle_timeout: must be between 0 (no limit)",
+        ),
     ],
 )
 def test_a_bad_file_is_exit_2_with_one_line_naming_the_key(
@@ -282,7 +297,8 @@ def launched(spawner: Any) -> dict[str, Any]:
         "node_selector": dict(spawner.node_selector),
         "tolerations": [dict(t) for t in spawner.tolerations],
         "env": env,
-        "max_duration": launch.environment.max_duration,
+        "limits": launch.limits,
+        "deadline": spawner.extra_pod_config.get("activeDeadlineSeconds"),
     }
 
 
@@ -319,6 +335,9 @@ async def test_each_profile_launch_has_an_eohub_twin(launch_file: Path, route: A
     twin = launched(by_eohub)
     assert twin == launched(by_profile)
     assert twin["image"] == twin["image trait"]
+    if route.profile == "ml":  # its limits, for alice's group eo-sci
+        assert twin["limits"] == SessionLimits(idle_timeout=45 * 60, max_duration=2 * 86400)
+        assert twin["deadline"] == 2 * 86400 + 600
 
 
 def test_image_and_gpu_resource_options(

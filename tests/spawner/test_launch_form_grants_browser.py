@@ -11,6 +11,7 @@ directly.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,6 +25,7 @@ from eohub.domain.launch.config import parse_launch_config
 from eohub.domain.launch.options import LaunchRequest, parse_options
 from eohub.domain.launch.policy import Member, authorize
 from eohub.spawner.form.render import render
+from eohub.spawner.form.running import RunningServerView
 from eohub.spawner.form.view import READ_ONLY_NOT_ENFORCED, build_form
 
 pytestmark = pytest.mark.browser
@@ -219,3 +221,68 @@ def test_without_an_answer_a_group_is_named_by_its_id(page: Page) -> None:
     expect(groups).to_contain_text("climate")
     expect(groups).to_contain_text("researchers")
     expect(groups).to_contain_text("budget unknown")
+
+
+#: Hub-wide limits, a group's override, and each environment's own limits.
+LIMITED = parse_launch_config(
+    {
+        "lab": {**ENVIRONMENTS["lab"], "idle_timeout": "2h"},
+        "climate-lab": {
+            **ENVIRONMENTS["climate-lab"],
+            "max_duration": "8h",
+            "group_limits": {"climate": {"max_duration": "2d"}},
+        },
+    },
+    SIZES,
+    VOLUMES,
+    backend="local",
+    session_limits={"max_duration": "24h", "groups": {"researchers": {"max_duration": "12h"}}},
+)
+
+
+def test_the_limits_of_the_chosen_environment_and_group_in_plain_words(
+    page: Page, artifacts: Path
+) -> None:
+    running = (
+        RunningServerView(
+            "",
+            "My Server",
+            "/user/bob/",
+            "Climate lab",
+            "ends in 10 min (at most 8 hours); idle 3 min",
+            True,
+        ),
+        RunningServerView(
+            "notes",
+            "notes",
+            "/user/bob/notes/",
+            "JupyterLab",
+            "ends in 20 h 05 min (at most 24 hours); idle 12 min (stops after 2 hours idle)",
+            False,
+        ),
+    )
+    form = build_form(LIMITED, BOB, LaunchRequest(), [], FUNDED, running=running)
+    SpawnPage(page, render(form))
+    # The user's running servers come first, with the time they have left.
+    servers = page.locator(".eohub-running")
+    expect(servers).to_contain_text("My Server (Climate lab): ends in 10 min (at most 8 hours)")
+    expect(servers).to_contain_text("notes (JupyterLab): ends in 20 h 05 min")
+    expect(page.locator("#eohub-running-default .eohub-clock")).to_have_class(
+        re.compile("text-danger")
+    )
+    lab = page.locator("label[for=eohub-environment-lab] .eohub-limits:visible")
+    climate_lab = page.locator("label[for=eohub-environment-climate-lab] .eohub-limits:visible")
+    # climate is preselected: the hub's 24 hours, lab's own idle limit.
+    expect(page.locator("input[name=group][value=climate]")).to_be_checked()
+    expect(lab).to_have_text("Stops after 2 hours idle, at most 24 hours.")
+    expect(climate_lab).to_have_text("Runs at most 2 days.")
+    page.screenshot(path=str(artifacts / "1-limits-climate.png"), full_page=True)
+    # Researchers get the hub's 12 hours; climate-lab's own 8 hours still win.
+    page.check("input[name=group][value=researchers]")
+    expect(lab).to_have_text("Stops after 2 hours idle, at most 12 hours.")
+    expect(climate_lab).to_have_text("Runs at most 8 hours.")
+    page.screenshot(path=str(artifacts / "2-limits-researchers.png"), full_page=True)
+    # Choosing climate-lab narrows the groups to climate, and its words follow.
+    page.check("#eohub-environment-climate-lab")
+    expect(page.locator("input[name=group][value=climate]")).to_be_checked()
+    expect(climate_lab).to_have_text("Runs at most 2 days.")

@@ -16,6 +16,7 @@ import pytest
 
 import eohub.spawner.ledger as ledger
 from eohub.domain.accounting.ledger import Resources
+from eohub.domain.launch.session_limits import NO_LIMITS, SessionLimits
 from eohub.spawner.ledger import LAST_OPTIONS_KEY, STATE_KEY, SessionLedger
 
 NOW = datetime(2026, 4, 1, 12, tzinfo=UTC)
@@ -61,7 +62,12 @@ class Backend:
 class Spawner(SessionLedger, Backend):
     _log_name = "ada's server"
 
-    def __init__(self, accounting: Accounting, started: datetime | None = None) -> None:
+    def __init__(
+        self,
+        accounting: Accounting,
+        started: datetime | None = None,
+        limits: SessionLimits = NO_LIMITS,
+    ) -> None:
         super().__init__()
         self.accounting = accounting
         self.user = SimpleNamespace(name="ada")
@@ -73,6 +79,7 @@ class Spawner(SessionLedger, Backend):
             group="climate",
             environment=SimpleNamespace(name="lab", display_name="Lab", image="jupyter/base"),
             repo=None,
+            limits=limits,
         )
 
 

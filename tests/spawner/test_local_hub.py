@@ -38,6 +38,8 @@ ENVIRONMENTS = {
         "allowed_groups": ["astro"],
         "sizes": ["small", "gpu"],
         "gpu": True,
+        "max_duration": "8h",
+        "group_limits": {"astro": {"idle_timeout": "3h"}},
     },
 }
 ACCOUNTING_GROUPS = {
@@ -78,6 +80,7 @@ c.QuotaLocalSpawner.launch_sizes = {SIZES!r}
 c.QuotaLocalSpawner.launch_environments = {environments!r}
 c.QuotaLocalSpawner.launch_volumes = {volumes!r}
 c.QuotaLocalSpawner.charge_groups = ["climate", "astro", "broke"]
+c.QuotaLocalSpawner.session_limits = {{"idle_timeout": "2h", "max_duration": "1d"}}
 c.JupyterHub.load_groups = {{
     "climate": {{"users": ["alice", "carol"]}},
     "astro": {{"users": ["carol"]}},
@@ -218,6 +221,8 @@ def test_a_spawn_is_charged_to_its_group_with_its_size(hub: Hub) -> None:
     assert (session["group"], session["cpu"], session["gpus"]) == ("astro", 1, 1)
     assert session["memory_bytes"] == 2 * 1024**3
     assert session["profile"] == "astro-lab"
+    # The limits it ran under reached accounting, which enforces them on this backend.
+    assert (session["idle_timeout"], session["max_duration"]) == (3 * 3600, 8 * 3600)
 
 
 def server_pids(user: str) -> list[int]:

@@ -15,7 +15,9 @@ from traitlets.config import Config
 from eohub.accounting.client.client import QuotaAnswer
 from eohub.domain.fields import FieldErrors
 from eohub.domain.identity.profile import AUTH_STATE_KEY, UserProfile
+from eohub.domain.launch.session_limits import SessionLimits
 from eohub.spawner.errors import options_error, user_error
+from eohub.spawner.ledger import STATE_KEY
 from eohub.spawner.local import QuotaLocalSpawner
 from eohub.spawner.repo_launches import RepoLaunches
 from tests.spawner.context_support import ENVIRONMENTS, SIZES
@@ -145,3 +147,19 @@ async def test_the_launch_env(passes: bool, token_set: bool) -> None:
         "GIT_COMMITTER_EMAIL": "ada@example.org",
     }
     assert ("EOHUB_ACCESS_TOKEN" in env) is token_set
+
+
+async def test_the_local_backend_carries_the_limits_to_the_start_and_the_state() -> None:
+    # Nothing on the machine ends the server: accounting's enforcement does, from these.
+    spawner = make_spawner(
+        {"climate"}, max_duration="8h", group_limits={"climate": {"idle_timeout": "1h"}}
+    )
+    spawner.session_limits = {"idle_timeout": "2h", "max_duration": "1d"}
+    launch = await spawner.authorize_launch({"size": "small"})
+    assert launch.limits == SessionLimits(idle_timeout=3600, max_duration=8 * 3600)
+    spawner._begin_start_record()  # what start() does once the process is up
+    await spawner.start_recorded()
+    (start,) = spawner.accounting.starts
+    assert (start["idle_timeout"], start["max_duration"]) == (3600, 8 * 3600)
+    session = spawner.get_state()[STATE_KEY]
+    assert (session["idle_timeout"], session["max_duration"]) == (3600, 8 * 3600)

@@ -121,7 +121,7 @@ def test_a_stop_signal_stops_servers_first_and_the_ledger_has_their_stop_times(
     rows = sessions(workdir)
     assert [r.user for r in rows] == ["alice", "carol"]
     for row in rows:
-        assert row.end_reason == "stopped", (row.end_reason, log[-3000:])
+        assert row.end_reason == "shutdown", (row.end_reason, log[-3000:])
         assert row.stopped_at is not None
         assert began - timedelta(seconds=1) <= row.stopped_at <= ended, (row.stopped_at, began)
     outbox = Outbox(workdir / "eohub-accounting-outbox.sqlite")
@@ -154,7 +154,7 @@ def test_stops_wait_in_the_outbox_when_the_service_is_gone_and_keep_their_time(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = sessions(workdir)
-            if all(r.end_reason == "stopped" for r in rows):
+            if all(r.end_reason == "shutdown" for r in rows):
                 break
             time.sleep(0.5)
         time.sleep(3)  # one more reconcile round: it changes nothing
@@ -163,7 +163,7 @@ def test_stops_wait_in_the_outbox_when_the_service_is_gone_and_keep_their_time(
         again.process.stop(timeout=20)
     log = (workdir / "jupyterhub.log").read_text()
     for row in rows:
-        assert row.end_reason == "stopped", (row, log[-3000:])
+        assert row.end_reason == "shutdown", (row, log[-3000:])
         assert row.stopped_at is not None
         assert began - timedelta(seconds=1) <= row.stopped_at <= ended, (row.stopped_at, began)
     assert "Reconcile closed session" not in log

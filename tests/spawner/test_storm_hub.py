@@ -49,6 +49,6 @@ def test_a_storm_of_twenty_spawns_records_each_server_once(tmp_path: Path) -> No
     assert sorted(result.spawned) == users
     assert (tally.lost_events, tally.duplicated_events) == (0, 0), tally
     assert tally.sessions == USERS
-    assert tally.end_reasons == {"stopped": USERS}
+    assert tally.end_reasons == {"admin": USERS}
     assert (tally.outbox_left, tally.dead_letters, tally.pending_stops) == (0, 0, 0)
     assert by_policy == 0, f"{by_policy} quota checks decided by a failure policy"

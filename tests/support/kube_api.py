@@ -202,6 +202,10 @@ class FakeKubeAPI:
     def names(self, plural: str) -> list[str]:
         return sorted(name for p, _, name in self.objects if p == plural)
 
+    def modify(self, plural: str, obj: dict[str, Any]) -> None:
+        """Report a change made to ``obj`` (in ``objects``), as the kubelet would."""
+        self._change("MODIFIED", plural, obj)
+
     def add_event(
         self, pod: Mapping[str, Any], reason: str, message: str, kind: str = "Normal"
     ) -> None:

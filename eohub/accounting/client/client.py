@@ -32,7 +32,7 @@ from eohub.accounting.client.addresses import (
     service_url,
 )
 from eohub.accounting.client.http import NoAnswer, Reply, post_json
-from eohub.accounting.client.outbox import DeadLetter, Outbox
+from eohub.accounting.client.outbox_queries import OutboxQueries
 from eohub.accounting.client.outbox_thread import OutboxThread
 from eohub.accounting.client.quota_checks import QuotaChecks, QuotaSettings
 from eohub.accounting.client.replies import QuotaAnswer, delivery
@@ -49,12 +49,13 @@ from eohub.logs import get_logger
 log = get_logger(__name__)
 
 
-class AccountingClient(LoggingConfigurable):
+class AccountingClient(OutboxQueries, LoggingConfigurable):
     """The hub's connection to the eohub accounting service.
 
     One instance serves the whole hub. :meth:`start` opens the outbox and starts the
     sender; :meth:`stop` gives it a few seconds to empty the outbox. Whatever is left
-    stays in the file and is sent after the next start.
+    stays in the file and is sent after the next start. What the outbox holds:
+    :class:`~eohub.accounting.client.outbox_queries.OutboxQueries`.
     """
 
     url = Unicode(
@@ -281,9 +282,13 @@ class AccountingClient(LoggingConfigurable):
         profile: str = "",
         image: str = "",
         profile_name: str = "",
+        idle_timeout: int | None = None,
+        max_duration: int | None = None,
     ) -> str:
         """Queue the start of a server durably; return the event's id. ``profile_name``
-        is the environment's display name, which the usage pages show.
+        is the environment's display name, which the usage pages show; ``idle_timeout``
+        and ``max_duration`` the session's limits in seconds (None: no limit), which
+        accounting enforces.
 
         Raises ValueError (an :class:`~eohub.domain.accounting.events.EventError`
         naming each bad field) for an event the service would refuse; nothing is
@@ -301,6 +306,8 @@ class AccountingClient(LoggingConfigurable):
             profile=profile,
             image=image,
             profile_name=profile_name,
+            idle_timeout=idle_timeout,
+            max_duration=max_duration,
         )
         queued = await self._record(event)
         if self._quota is not None:
@@ -374,21 +381,6 @@ class AccountingClient(LoggingConfigurable):
             self._quota.close()
         await self._outbox.close()
         return empty
-
-    async def pending(self) -> int:
-        """How many events wait to be sent."""
-        return await self._outbox.run(Outbox.count)
-
-    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The oldest events the service refused for good, with its field errors."""
-        return await self._outbox.run(lambda o: o.dead_letters(limit))
-
-    async def requeue_dead_letters(self, rowids: list[int] | None = None) -> int:
-        """Queue dead letters (all, or ``rowids``) again, e.g. after a service upgrade."""
-        count = await self._outbox.run(lambda o: o.requeue_dead_letters(rowids))
-        if not self._stopped:
-            self._ensure_sender().notify()
-        return count
 
     def _ensure_sender(self) -> OutboxSender:
         if self._sender is None:

@@ -19,7 +19,8 @@ from eohub.accounting.exports.writers import (
 )
 from eohub.adapters.accounting_db.store import AccountingStore
 from eohub.domain.accounting.periods import PeriodKind
-from eohub.domain.reports.xdmod import SacctOptions, StorageOptions
+from eohub.domain.reports.xdmod import SacctOptions
+from eohub.domain.reports.xdmod_storage import StorageOptions
 
 #: Export names, as the CLI's ``--kind`` and the API's file names know them.
 EXPORTS = {

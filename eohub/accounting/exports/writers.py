@@ -26,13 +26,8 @@ from eohub.domain.reports.csv_report import (
     session_rows,
     usage_rows,
 )
-from eohub.domain.reports.xdmod import (
-    DEFAULT_SACCT_OPTIONS,
-    SacctOptions,
-    StorageOptions,
-    sacct_lines,
-    storage_record,
-)
+from eohub.domain.reports.xdmod import DEFAULT_SACCT_OPTIONS, SacctOptions, sacct_lines
+from eohub.domain.reports.xdmod_storage import StorageOptions, storage_record
 
 #: ``progress(done, total)``: records read so far, and the expected count if known.
 Progress = Callable[[int, int | None], None]

@@ -50,6 +50,9 @@ def session_json(s: SessionRecord, now: datetime) -> dict[str, Any]:
         "stopped_at": format_time(s.stopped_at) if s.stopped_at else None,
         "end_reason": s.end_reason,
         "stopped_by": s.stopped_by,
+        "stop_reason": s.stop_reason,
+        "idle_timeout": s.idle_timeout,
+        "max_duration": s.max_duration,
         **s.usage(now).as_hours(),
     }
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from eohub.accounting.exports.config import XDMoDExport
 from eohub.accounting.service.enforce import Enforcer
+from eohub.accounting.service.lifetimes import LifetimeEnforcer
 from eohub.accounting.service.metrics import Metrics
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.hub_api import HubAPI
 from eohub.domain.accounting.enforcement import Mode
+from eohub.domain.accounting.lifetimes import LifetimeWarning
 
 #: The key of the context in ``tornado.web.Application.settings``.
 CONTEXT_SETTING = "eohub_context"
@@ -70,6 +72,9 @@ class LoopSettings:
     enforcement, grace_period, enforcement_interval
         The enforcement mode, the seconds between warning and stop, and the seconds
         between rounds when reconcile is off.
+    session_limits, max_duration_warning
+        Whether sessions' idle limits and maximum durations are enforced (whatever the
+        budget enforcement mode), and the seconds of warning before a max-duration stop.
     fallback_group, default_cpu, default_memory_bytes, default_gpus, open_after
         How reconcile charges a running server that has no session.
     close_after
@@ -82,6 +87,8 @@ class LoopSettings:
     enforcement: Mode = Mode.OFF
     grace_period: int = 900
     enforcement_interval: int = 60
+    session_limits: bool = True
+    max_duration_warning: int = 900
     fallback_group: str = ""
     default_cpu: float = 1.0
     default_memory_bytes: int = 0
@@ -93,8 +100,13 @@ class LoopSettings:
 
     @property
     def any_on(self) -> bool:
-        """Whether a loop runs at all (reconcile, enforcement, or both)."""
-        return self.reconcile_interval > 0 or self.enforcement is not Mode.OFF
+        """Whether a loop runs at all (reconcile, budget or session-limit enforcement)."""
+        return self.reconcile_interval > 0 or self.enforcement_on
+
+    @property
+    def enforcement_on(self) -> bool:
+        """Whether an enforcement round runs (budgets, session limits, or both)."""
+        return self.enforcement is not Mode.OFF or self.session_limits
 
     @property
     def interval(self) -> int:
@@ -128,6 +140,9 @@ class ServiceContext:
         The hub's REST API, when a loop needs it and the environment names it.
     enforcer
         The enforcement worker, when there is a hub API; the pages show its warnings.
+    lifetimes
+        The session-lifetime worker, when session limits are enforced and there is a hub
+        API; the pages show its warnings (:meth:`lifetime_warnings`).
     in_flight
         The requests begun and not yet answered, which a stopping service waits for.
     """
@@ -141,6 +156,7 @@ class ServiceContext:
     loops: LoopSettings = LoopSettings()
     hub: HubAPI | None = None
     enforcer: Enforcer | None = None
+    lifetimes: LifetimeEnforcer | None = None
     in_flight: InFlight = field(default_factory=InFlight)
 
     @property
@@ -151,6 +167,18 @@ class ServiceContext:
     def clock_limits(self) -> dict[str, Any]:
         """What input times are checked against: the clock now, and the skew allowed."""
         return {"now": self.clock(), "max_clock_skew": self.max_clock_skew}
+
+    def lifetime_warnings(self, user: str | None = None) -> Mapping[int, LifetimeWarning]:
+        """The coming max-duration stops, by session id: each warning's ``stop_at`` and
+        ``reason``; only ``user``'s when given. Empty while session limits are not
+        enforced."""
+        if self.lifetimes is None:
+            return {}
+        return {
+            session: warning
+            for session, warning in self.lifetimes.warnings().items()
+            if user is None or warning.user == user
+        }
 
 
 __all__ = ["CONTEXT_SETTING", "InFlight", "LoopSettings", "ServiceContext"]

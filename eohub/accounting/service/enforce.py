@@ -6,44 +6,245 @@ and does it. Warnings live in memory, exposed by :meth:`Enforcer.warnings` for t
 pages; after a restart a budget still spent is warned again, with a fresh grace period,
 so a restart can only delay a stop, never hasten it.
 
-Stopping goes through the hub's REST API, and the session is closed here, with the end
-reason ``quota``, once the hub confirms the server is gone. The usage is counted once
-whichever of the two stop records lands first: if this close comes first, the hub's own
-stop event for the session is a duplicate to the ledger (it only replaces stops closed
-as ``reconciled``); if the hub's event comes first, :meth:`close_session` finds the
-session closed and adds nothing. When the hub cannot confirm the stop in time, the
-session is left open: the next round retries, and reconcile closes it once the server is
-gone.
+Stopping goes through :class:`ServerStopper`, which the session-lifetime worker
+(:mod:`.lifetimes`) shares: it records the reason on the session
+(:meth:`AccountingStore.request_stop`), asks the hub's REST API to stop the server, and
+closes the session with that reason once the hub confirms the server is gone. The stop
+is counted once whichever of the two stop records lands first: if this close comes
+first, the hub's own stop event for the session is a duplicate to the ledger; if the
+hub's event comes first, it ends with the reason recorded with the request
+(:func:`eohub.domain.accounting.stop_reasons.final_reason`) and :meth:`close_session`
+finds the session closed. When the hub cannot be reached or does not confirm the stop
+in time, the session is left open and the next round asks again, while the reason still
+holds; a request whose reason no longer holds is withdrawn
+(:meth:`ServerStopper.withdraw`), unless the hub is already carrying it out.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.hub_api import HubAPI, HubAPIError, StopOutcome
 from eohub.domain.accounting.enforcement import (
-    QUOTA,
+    BUDGET,
     Budget,
     BudgetKey,
     Cleared,
     Mode,
     RunningSession,
-    Stop,
     WarningInfo,
     budget_from_standing,
     plan_enforcement,
 )
 from eohub.domain.accounting.quota import WHOLE_GROUP
 from eohub.domain.accounting.reconcile import belongs_to
+from eohub.domain.accounting.session_record import SessionRecord
 from eohub.logs import get_logger
 
 log = get_logger(__name__)
 
 Outcome = Literal["stopped", "pending", "gone", "failed"]
+
+
+class OpenSession(Protocol):
+    """What a stop needs of a plan's session (budgets', lifetimes')."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def server(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class StopTarget:
+    """A session whose server to stop, why (a stop reason) and a sentence for the log."""
+
+    session: int
+    user: str
+    server: str
+    started_at: datetime
+    reason: str
+    detail: str
+
+    @classmethod
+    def of(cls, session: OpenSession, reason: str, detail: str) -> StopTarget:
+        return cls(session.id, session.user, session.server, session.started_at, reason, detail)
+
+
+@dataclass(frozen=True)
+class StopOutcomes:
+    """The sessions of one round's stops, by outcome.
+
+    Attributes
+    ----------
+    stopped
+        The hub stopped the server; the session was closed with the stop's reason.
+    pending
+        The hub has not confirmed the stop yet (asked again next round).
+    gone
+        The server was gone already, or the session closed (reconcile closes it).
+    failed
+        The stop request failed (asked again next round).
+    """
+
+    stopped: tuple[int, ...] = ()
+    pending: tuple[int, ...] = ()
+    gone: tuple[int, ...] = ()
+    failed: tuple[int, ...] = ()
+
+
+class ServerStopper:
+    """Stops sessions' servers through the hub, and records each stop once, with its reason.
+
+    Parameters
+    ----------
+    store
+        The accounting store; its ``clock`` says what time it is.
+    hub
+        The hub's REST API.
+    stop_timeout
+        Seconds to wait for the hub to confirm a stop it has begun.
+    poll_interval
+        Seconds between checks while waiting for that confirmation.
+    slack
+        Seconds the clocks of the hub and the service may differ by.
+    """
+
+    def __init__(
+        self,
+        store: AccountingStore,
+        hub: HubAPI,
+        *,
+        stop_timeout: float = 60.0,
+        poll_interval: float = 1.0,
+        slack: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.stop_timeout = stop_timeout
+        self.poll_interval = poll_interval
+        self.slack = timedelta(seconds=slack)
+
+    async def stop_all(self, targets: Iterable[StopTarget]) -> StopOutcomes:
+        """Stop every target at once; the outcomes by session."""
+        targets = list(targets)
+        outcomes = await asyncio.gather(*(self.stop(t) for t in targets))
+        done: dict[Outcome, list[int]] = {"stopped": [], "pending": [], "gone": [], "failed": []}
+        for target, outcome in zip(targets, outcomes, strict=True):
+            done[outcome].append(target.session)
+        return StopOutcomes(*(tuple(done[k]) for k in ("stopped", "pending", "gone", "failed")))
+
+    async def stop(self, t: StopTarget) -> Outcome:
+        """Record the reason, ask the hub to stop the server, close once it is gone."""
+        store = self.store
+        try:
+            if not await self._runs(t):
+                log.info(
+                    "Not stopping server {server!r} of {user}: it no longer runs; "
+                    "reconcile closes session {session}",
+                    server=t.server,
+                    user=t.user,
+                    session=t.session,
+                )
+                return "gone"
+            # Recorded first, so the hub's own stop event ends with this reason too.
+            if not await store.write(store.request_stop, t.session, t.reason, store.clock()):
+                return "gone"  # the hub's stop event closed it meanwhile
+            outcome = await self.hub.stop_server(t.user, t.server)
+            if outcome is StopOutcome.GONE:
+                return "gone"
+            if outcome is StopOutcome.STOPPING and not await self._wait_until_gone(t):
+                log.warning(
+                    "The hub has not stopped server {server!r} of {user} within {timeout:g} s; "
+                    "retrying next round",
+                    server=t.server,
+                    user=t.user,
+                    timeout=self.stop_timeout,
+                )
+                return "pending"
+        except HubAPIError as e:
+            log.warning(
+                "Could not stop server {server!r} of {user} ({reason}); retrying next round: "
+                "{error}",
+                server=t.server,
+                user=t.user,
+                reason=t.reason,
+                error=e,
+            )
+            return "failed"
+        closed = await store.write(store.close_session, t.session, store.clock(), t.reason)
+        log.warning(
+            "Stopped server {server!r} of {user} (session {session}{note}), reason {reason}: "
+            "{detail}",
+            server=t.server,
+            user=t.user,
+            session=t.session,
+            note="" if closed else ", closed already by the hub's stop event",
+            reason=t.reason,
+            detail=t.detail,
+        )
+        return "stopped"
+
+    async def withdraw(self, t: StopTarget) -> bool:
+        """Withdraw the stop asked for ``t``'s session (``t.reason`` recorded), whose reason
+        no longer holds (``t.detail`` says why); False when it stays.
+
+        It stays while the hub is stopping the server (the hub's stop event then ends
+        the session with it), and when the hub cannot be reached (the next round sees).
+        """
+        try:
+            server = await self.hub.server(t.user, t.server)
+        except HubAPIError as e:
+            log.warning(
+                "Could not check server {server!r} of {user} before withdrawing its {reason} "
+                "stop; checking again next round: {error}",
+                server=t.server,
+                user=t.user,
+                reason=t.reason,
+                error=e,
+            )
+            return False
+        if (
+            server is not None
+            and server.pending == "stop"
+            and belongs_to(t.started_at, server.started, self.slack)
+        ):
+            return False
+        store = self.store
+        if not await store.write(store.withdraw_stop, t.session):
+            return False  # closed meanwhile: it ended with the reason recorded
+        log.info(
+            "Withdrew the {reason} stop of server {server!r} of {user} (session {session}), "
+            "which the hub had not confirmed: {detail}",
+            reason=t.reason,
+            server=t.server,
+            user=t.user,
+            session=t.session,
+            detail=t.detail,
+        )
+        return True
+
+    async def _runs(self, t: StopTarget) -> bool:
+        server = await self.hub.server(t.user, t.server)
+        return server is not None and belongs_to(t.started_at, server.started, self.slack)
+
+    async def _wait_until_gone(self, t: StopTarget) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stop_timeout
+        while loop.time() < deadline:
+            await asyncio.sleep(self.poll_interval)
+            if not await self._runs(t):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -55,13 +256,15 @@ class EnforcementReport:
     issued, cleared
         Warnings issued for the first time, and withdrawn.
     stopped
-        Sessions whose servers the hub stopped; each was closed as ``quota``.
+        Sessions whose servers the hub stopped; each was closed as ``budget``.
     pending
         Sessions whose stop the hub has not confirmed yet (retried next round).
     gone
         Sessions whose servers were already gone (reconcile closes them).
     failed
         Sessions whose stop request failed (retried next round).
+    withdrawn
+        Sessions whose budget stop, asked for before, was withdrawn.
     """
 
     issued: tuple[WarningInfo, ...] = ()
@@ -70,6 +273,14 @@ class EnforcementReport:
     pending: tuple[int, ...] = ()
     gone: tuple[int, ...] = ()
     failed: tuple[int, ...] = ()
+    withdrawn: tuple[int, ...] = ()
+
+
+def running_session(r: SessionRecord) -> RunningSession:
+    """The budget plan's view of an open session."""
+    return RunningSession(
+        r.id, r.user, r.server, r.group, r.started_at, r.resources.gpus, r.stop_reason
+    )
 
 
 class Enforcer:
@@ -108,9 +319,9 @@ class Enforcer:
         self.hub = hub
         self.mode = Mode(mode)
         self.grace = timedelta(seconds=grace_period)
-        self.stop_timeout = stop_timeout
-        self.poll_interval = poll_interval
-        self.slack = timedelta(seconds=slack)
+        self.stopper = ServerStopper(
+            store, hub, stop_timeout=stop_timeout, poll_interval=poll_interval, slack=slack
+        )
         self._warnings: dict[BudgetKey, WarningInfo] = {}
 
     def warnings(self) -> dict[str, tuple[WarningInfo, ...]]:
@@ -148,10 +359,7 @@ class Enforcer:
         store = self.store
         now = store.clock()
         sessions = (
-            [
-                RunningSession(r.id, r.user, r.server, r.group, r.started_at, r.resources.gpus)
-                for r, _ in await store.read(store.open_sessions)
-            ]
+            [running_session(r) for r, _ in await store.read(store.open_sessions)]
             if self.mode is not Mode.OFF
             else []
         )
@@ -180,72 +388,31 @@ class Enforcer:
                 member=f" (user {c.warning.user})" if c.warning.user else "",
                 reason=c.reason,
             )
-        outcomes = await asyncio.gather(*(self._stop(s) for s in plan.stops))
-        done: dict[Outcome, list[int]] = {"stopped": [], "pending": [], "gone": [], "failed": []}
-        for stop, outcome in zip(plan.stops, outcomes, strict=True):
-            done[outcome].append(stop.session.id)
+        done = await self.stopper.stop_all(
+            StopTarget.of(s.session, BUDGET, s.reason) for s in plan.stops
+        )
+        withdrawn = [
+            w.session.id
+            for w in plan.withdrawn
+            if await self.stopper.withdraw(StopTarget.of(w.session, BUDGET, w.reason))
+        ]
         return EnforcementReport(
             plan.issued,
             plan.cleared,
-            tuple(done["stopped"]),
-            tuple(done["pending"]),
-            tuple(done["gone"]),
-            tuple(done["failed"]),
+            done.stopped,
+            done.pending,
+            done.gone,
+            done.failed,
+            tuple(withdrawn),
         )
 
-    async def _stop(self, stop: Stop) -> Outcome:
-        s = stop.session
-        try:
-            server = await self.hub.server(s.user, s.server)
-            if server is None or not belongs_to(s.started_at, server.started, self.slack):
-                log.info(
-                    "Not stopping server {server!r} of {user}: it no longer runs; "
-                    "reconcile closes session {session}",
-                    server=s.server,
-                    user=s.user,
-                    session=s.id,
-                )
-                return "gone"
-            outcome = await self.hub.stop_server(s.user, s.server)
-            if outcome is StopOutcome.GONE:
-                return "gone"
-            if outcome is StopOutcome.STOPPING and not await self._wait_until_gone(s):
-                log.warning(
-                    "The hub has not stopped server {server!r} of {user} within {timeout:g} s; "
-                    "retrying next round",
-                    server=s.server,
-                    user=s.user,
-                    timeout=self.stop_timeout,
-                )
-                return "pending"
-        except HubAPIError as e:
-            log.warning(
-                "Could not stop server {server!r} of {user}: {error}",
-                server=s.server,
-                user=s.user,
-                error=e,
-            )
-            return "failed"
-        closed = await self.store.write(self.store.close_session, s.id, self.store.clock(), QUOTA)
-        log.warning(
-            "Stopped server {server!r} of {user} (session {session}{note}): {reason}",
-            server=s.server,
-            user=s.user,
-            session=s.id,
-            note="" if closed else ", closed already by the hub's stop event",
-            reason=stop.reason,
-        )
-        return "stopped"
 
-    async def _wait_until_gone(self, s: RunningSession) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.stop_timeout
-        while loop.time() < deadline:
-            await asyncio.sleep(self.poll_interval)
-            server = await self.hub.server(s.user, s.server)
-            if server is None or not belongs_to(s.started_at, server.started, self.slack):
-                return True
-        return False
-
-
-__all__ = ["EnforcementReport", "Enforcer"]
+__all__ = [
+    "EnforcementReport",
+    "Enforcer",
+    "OpenSession",
+    "Outcome",
+    "ServerStopper",
+    "StopOutcomes",
+    "StopTarget",
+]

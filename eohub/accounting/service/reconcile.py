@@ -6,7 +6,7 @@ Each round reads the open sessions, then lists the hub's servers, and applies th
 - a session whose server still runs is touched (its last-seen time moves to the round's
   time, which bounds what a later missed stop can cost);
 - a session whose server is gone is closed at its last-seen time with the end reason
-  ``reconciled``, once it has been missing for ``close_after`` seconds (the hub's own
+  ``reconcile``, once it has been missing for ``close_after`` seconds (the hub's own
   stop event, with the real time, may wait in the hub's outbox while the service was
   down); if the hub's stop event arrives later still, the ledger replaces that estimate
   with the real stop time;

@@ -9,7 +9,7 @@ replaces which, and writes the plan. A semantic error (an unknown group) raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,8 @@ from sqlalchemy import Connection, Row, bindparam, delete, insert, select, updat
 
 import eohub.adapters.accounting_db.postgresql_batch as postgresql_batch
 from eohub.adapters.accounting_db.models import Event, Group, PendingStop, Session
+from eohub.adapters.accounting_db.queries import chunks
+from eohub.adapters.accounting_db.session_stops import drop_late_attributions
 from eohub.adapters.accounting_db.totals import TotalsDelta, apply_totals
 from eohub.domain.accounting.events import Event as DomainEvent
 from eohub.domain.accounting.events import SessionKey, StartEvent
@@ -28,10 +30,7 @@ from eohub.domain.accounting.ingest_rules import (
     plan_ingest,
 )
 from eohub.domain.accounting.ledger import Resources
-from eohub.domain.accounting.session_record import stop_was_requested, stopped_too_late
-
-# Values per IN (...) list: every database takes this many, and more is rarely faster.
-CHUNK = 1000
+from eohub.domain.accounting.stop_reasons import normalise
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,8 @@ class IngestResult:
     duplicates: int
     corrected: int = 0
     held: int = 0  # stops kept until their start arrives (counted as accepted too)
+    # duplicate starts that gave their session the limits it lacked (counted duplicates)
+    limited: int = 0
 
 
 _SESSION_COLUMNS = (
@@ -53,12 +54,12 @@ _SESSION_COLUMNS = (
     Session.gpus,
     Session.stopped_at,
     Session.end_reason,
+    Session.stop_reason,
+    Session.stopped_by,
+    Session.stop_requested_at,
+    Session.idle_timeout,
+    Session.max_duration,
 )
-
-
-def _chunks(values: list[Any]) -> Iterator[list[Any]]:
-    for i in range(0, len(values), CHUNK):
-        yield values[i : i + CHUNK]
 
 
 def _load_sessions(
@@ -69,15 +70,15 @@ def _load_sessions(
     found: dict[SessionKey, SessionState] = {}
     times = sorted({k.started_at for k in keys})
     if connection.dialect.name == "postgresql":
-        chunks: Iterable[Iterable[Row[Any]]] = [
+        results: Iterable[Iterable[Row[Any]]] = [
             postgresql_batch.sessions_started_at(connection, times)
         ]
     else:
-        chunks = (
+        results = (
             connection.execute(select(*_SESSION_COLUMNS).where(Session.started_at.in_(chunk)))
-            for chunk in _chunks(times)
+            for chunk in chunks(times)
         )
-    for rows in chunks:
+    for rows in results:
         for r in rows:
             key = SessionKey(r.user, r.server, r.started_at)
             if key in keys:
@@ -88,6 +89,11 @@ def _load_sessions(
                     r.stopped_at,
                     r.end_reason,
                     id=r.id,
+                    stop_reason=r.stop_reason,
+                    stopped_by=r.stopped_by,
+                    stop_requested_at=r.stop_requested_at,
+                    idle_timeout=r.idle_timeout,
+                    max_duration=r.max_duration,
                 )
     return found
 
@@ -97,7 +103,7 @@ def _load_pending(
 ) -> dict[SessionKey, list[HeldStop]]:
     """The held stops of the sessions ``keys``, in the order they arrived."""
     found: dict[SessionKey, list[HeldStop]] = {}
-    for chunk in _chunks(sorted({k.started_at for k in keys})):
+    for chunk in chunks(sorted({k.started_at for k in keys})):
         rows = connection.execute(
             select(PendingStop).where(PendingStop.started_at.in_(chunk)).order_by(PendingStop.id)
         )
@@ -105,7 +111,7 @@ def _load_pending(
             key = SessionKey(r.user, r.server, r.started_at)
             if key in keys:
                 found.setdefault(key, []).append(
-                    HeldStop(r.key, key, r.stopped_at, r.reason, stored=True)
+                    HeldStop(r.key, key, r.stopped_at, normalise(r.reason), stored=True)
                 )
     return found
 
@@ -121,10 +127,10 @@ def _seen_keys(connection: Connection, keys: list[str], pending_stored: bool) ->
         seen = postgresql_batch.known_keys(connection, keys)
     else:
         seen = set()
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             seen.update(connection.scalars(select(Event.key).where(Event.key.in_(chunk))))
     if pending_stored:
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             seen.update(
                 connection.scalars(select(PendingStop.key).where(PendingStop.key.in_(chunk)))
             )
@@ -149,7 +155,15 @@ def ingest_events(
     seen = _seen_keys(connection, [e.id for e in events], pending_stored)
     fresh = [e for e in events if e.id not in seen]
     starts = [e for e in fresh if isinstance(e, StartEvent)]
-    sessions = _load_sessions(connection, {e.session for e in fresh}) if fresh else {}
+    # A start seen before may still bring the limits its session lacks (the reconcile
+    # loop opened it under the same key): its session is read too.
+    limiting = {
+        e.session
+        for e in events
+        if isinstance(e, StartEvent) and (e.idle_timeout is not None or e.max_duration is not None)
+    }
+    wanted = {e.session for e in fresh} | limiting
+    sessions = _load_sessions(connection, wanted) if wanted else {}
     starting = {e.session for e in starts} - set(sessions)
     plan = plan_ingest(
         events,
@@ -168,7 +182,9 @@ def ingest_events(
     for charge in plan.charges:
         delta.add_session(*charge)
     apply_totals(connection, delta.rows())
-    return IngestResult(plan.accepted, plan.duplicates, plan.corrected, len(plan.held))
+    return IngestResult(
+        plan.accepted, plan.duplicates, plan.corrected, len(plan.held), len(plan.limited)
+    )
 
 
 def _session_row(state: SessionState) -> dict[str, Any]:
@@ -189,6 +205,8 @@ def _session_row(state: SessionState) -> dict[str, Any]:
         "stopped_at": state.stopped_at,
         "end_reason": state.end_reason,
         "last_seen_at": state.stopped_at or key.started_at,
+        "idle_timeout": state.idle_timeout,
+        "max_duration": state.max_duration,
     }
 
 
@@ -198,6 +216,10 @@ def _close_values(state: SessionState) -> dict[str, Any]:
         "end_reason": state.end_reason,
         "last_seen_at": state.stopped_at,
     }
+
+
+def _limit_values(state: SessionState) -> dict[str, Any]:
+    return {"idle_timeout": state.idle_timeout, "max_duration": state.max_duration}
 
 
 def _event_rows(plan: IngestPlan) -> list[tuple[str, str, int]]:
@@ -226,7 +248,7 @@ def _write_pending(connection: Connection, plan: IngestPlan, now: datetime) -> N
                 for stop in plan.held
             ],
         )
-    for chunk in _chunks(plan.paired):
+    for chunk in chunks(plan.paired):
         connection.execute(delete(PendingStop).where(PendingStop.key.in_(chunk)))
 
 
@@ -240,6 +262,10 @@ def _write_postgresql(connection: Connection, plan: IngestPlan, now: datetime) -
             connection, {i: _close_values(s) for i, s in plan.closed.items()}
         )
         drop_late_attributions(connection, list(plan.closed))
+    if plan.limited:
+        postgresql_batch.fill_limits(
+            connection, {i: _limit_values(s) for i, s in plan.limited.items()}
+        )
     if plan.applied:
         postgresql_batch.insert_events(connection, _event_rows(plan), now)
 
@@ -266,6 +292,20 @@ def _write_portable(connection: Connection, plan: IngestPlan, now: datetime) -> 
             [{"session_id": i, **_close_values(s)} for i, s in plan.closed.items()],
         )
         drop_late_attributions(connection, list(plan.closed))
+    if plan.limited:
+        # Only where the row still has none: the plan read it without a lock.
+        connection.execute(
+            update(Session)
+            .where(
+                Session.id == bindparam("session_id"),
+                Session.idle_timeout.is_(None),
+                Session.max_duration.is_(None),
+            )
+            .values(
+                idle_timeout=bindparam("idle_timeout"), max_duration=bindparam("max_duration")
+            ),
+            [{"session_id": i, **_limit_values(s)} for i, s in sorted(plan.limited.items())],
+        )
     if plan.applied:
         connection.execute(
             insert(Event),
@@ -276,103 +316,4 @@ def _write_portable(connection: Connection, plan: IngestPlan, now: datetime) -> 
         )
 
 
-def close_session(
-    connection: Connection, session_id: int, stopped_at: datetime, reason: str
-) -> bool:
-    """Close an open session (the reconcile loop, quota stops); False if it was closed."""
-    row = connection.execute(
-        select(Session).where(Session.id == session_id, Session.stopped_at.is_(None))
-    ).first()
-    if row is None:
-        return False
-    stopped_at = max(stopped_at, row.started_at)
-    connection.execute(
-        update(Session)
-        .where(Session.id == session_id)
-        .values(stopped_at=stopped_at, end_reason=reason, last_seen_at=stopped_at)
-    )
-    delta = TotalsDelta()
-    delta.add_session(
-        row.group,
-        row.user,
-        Resources(row.millicores, row.memory_bytes, row.gpus),
-        row.started_at,
-        stopped_at,
-    )
-    apply_totals(connection, delta.rows())
-    drop_late_attributions(connection, [session_id])
-    return True
-
-
-def drop_late_attributions(connection: Connection, session_ids: list[int]) -> None:
-    """Forget who asked for the stop of these just-closed sessions, where the server
-    stopped too long after the request for it to be theirs (see
-    :func:`~eohub.domain.accounting.session_record.stopped_too_late`)."""
-    late: list[int] = []
-    for chunk in _chunks(session_ids):
-        rows = connection.execute(
-            select(Session.id, Session.stop_requested_at, Session.stopped_at).where(
-                Session.id.in_(chunk), Session.stop_requested_at.is_not(None)
-            )
-        )
-        late.extend(
-            r.id
-            for r in rows
-            if r.stopped_at is not None and stopped_too_late(r.stop_requested_at, r.stopped_at)
-        )
-    for chunk in _chunks(late):
-        connection.execute(
-            update(Session)
-            .where(Session.id.in_(chunk))
-            .values(stopped_by=None, stop_requested_at=None)
-        )
-
-
-def record_stopped_by(
-    connection: Connection, session_id: int, who: str, requested_at: datetime
-) -> bool:
-    """``who`` (a PI, an admin) asked the hub, at ``requested_at``, to stop the session's
-    server, and the hub accepted: name them on the session. False if there is no such
-    session.
-
-    The session is not closed here: the hub's own stop event closes it with the real
-    stop time (or reconcile does, if that event never comes), and a close long after the
-    request drops the name again (:func:`drop_late_attributions`). If the hub's stop
-    event came first, the session only gains the name, when its stop fits the request.
-    A name already recorded stays.
-    """
-    row = connection.execute(
-        select(Session.stopped_at, Session.stopped_by).where(Session.id == session_id)
-    ).first()
-    if row is None:
-        return False
-    if row.stopped_by is not None:
-        return True
-    if row.stopped_at is not None and not stop_was_requested(requested_at, row.stopped_at):
-        return True  # it stopped on its own before the request: not theirs
-    connection.execute(
-        update(Session)
-        .where(Session.id == session_id, Session.stopped_by.is_(None))
-        .values(stopped_by=who, stop_requested_at=requested_at)
-    )
-    return True
-
-
-def touch_sessions(connection: Connection, session_ids: list[int], seen_at: datetime) -> None:
-    """Record that these sessions' servers were seen running at ``seen_at``."""
-    for chunk in _chunks(session_ids):
-        connection.execute(
-            update(Session)
-            .where(Session.id.in_(chunk), Session.stopped_at.is_(None))
-            .values(last_seen_at=seen_at)
-        )
-
-
-__all__ = [
-    "IngestResult",
-    "close_session",
-    "drop_late_attributions",
-    "ingest_events",
-    "record_stopped_by",
-    "touch_sessions",
-]
+__all__ = ["IngestResult", "ingest_events"]

@@ -167,6 +167,12 @@ class Session(Base):
     stopped_by: Mapped[str | None] = mapped_column(Name)
     stop_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The session's limits in seconds, as the hub sent them with the start (NULL: none).
+    idle_timeout: Mapped[int | None] = mapped_column(Integer)
+    max_duration: Mapped[int | None] = mapped_column(Integer)
+    # Why the accounting service asked the hub to stop the server (at stop_requested_at):
+    # the end reason once the server stops, if it stops in time for the request.
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         UniqueConstraint("user", "server", "started_at", name="uq_sessions_user_server_started"),

@@ -39,6 +39,11 @@ SESSION_COLUMNS = (
     "gpus",
     "stopped_at",
     "end_reason",
+    "stop_reason",
+    "stopped_by",
+    "stop_requested_at",
+    "idle_timeout",
+    "max_duration",
 )
 _INSERTED = (
     ("user", "text"),
@@ -54,6 +59,8 @@ _INSERTED = (
     ("stopped_at", "timestamp"),
     ("end_reason", "text"),
     ("last_seen_at", "timestamp"),
+    ("idle_timeout", "integer"),
+    ("max_duration", "integer"),
 )
 
 
@@ -113,7 +120,13 @@ _CLOSE_SESSIONS = text(
     f"last_seen_at = r.last_seen_at FROM {_recordset(_CLOSE_COLUMNS)} "
     "WHERE sessions.id = r.id"
 )
-
+_LIMIT_COLUMNS = (("id", "bigint"), ("idle_timeout", "integer"), ("max_duration", "integer"))
+# Only where the row still has none: the plan read it without a lock.
+_FILL_LIMITS = text(
+    "UPDATE sessions SET idle_timeout = r.idle_timeout, max_duration = r.max_duration "  # noqa: S608
+    f"FROM {_recordset(_LIMIT_COLUMNS)} WHERE sessions.id = r.id "
+    "AND sessions.idle_timeout IS NULL AND sessions.max_duration IS NULL"
+)
 
 _TOTALS_KEY = (
     ("group", "text"),
@@ -177,6 +190,13 @@ def close_sessions(connection: Connection, updates: dict[int, dict[str, Any]]) -
     connection.execute(_CLOSE_SESSIONS, {"rows": _document(rows)})
 
 
+def fill_limits(connection: Connection, updates: dict[int, dict[str, Any]]) -> None:
+    """Give stored sessions that have none their limits: ``{id: {idle_timeout,
+    max_duration}}``."""
+    rows = [{"id": i, **updates[i]} for i in sorted(updates)]  # one lock order for writers
+    connection.execute(_FILL_LIMITS, {"rows": _document(rows)})
+
+
 def upsert_totals(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Add ``rows`` (group, user, kind, period_start and units) to the running totals."""
     rows.sort(key=lambda r: (r["group"], r["user"], r["kind"], r["period_start"]))
@@ -186,6 +206,7 @@ def upsert_totals(connection: Connection, rows: list[dict[str, Any]]) -> None:
 __all__ = [
     "SESSION_COLUMNS",
     "close_sessions",
+    "fill_limits",
     "insert_events",
     "insert_sessions",
     "known_keys",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -12,6 +13,16 @@ from eohub.adapters.accounting_db.errors import ledger_overflow
 from eohub.adapters.accounting_db.models import Session, UsageTotal
 from eohub.domain.accounting.ledger import Resources, Usage
 from eohub.domain.accounting.session_record import SessionRecord, UsageRow
+
+# Values per IN (...) list: every database takes this many, and more is rarely faster.
+CHUNK = 1000
+
+
+def chunks(values: list[Any]) -> Iterator[list[Any]]:
+    """``values`` in lists of :data:`CHUNK`, one ``IN (...)`` list each."""
+    for i in range(0, len(values), CHUNK):
+        yield values[i : i + CHUNK]
+
 
 # Quota checks run these on every launch; built once, they compile once.
 TOTALS_IN_WINDOW = (
@@ -56,6 +67,8 @@ RECORD_COLUMNS = (
     Session.end_reason,
     Session.profile,
     Session.image,
+    Session.idle_timeout,
+    Session.max_duration,
 )
 
 
@@ -81,6 +94,8 @@ class SessionValues(NamedTuple):
     end_reason: str | None
     profile: str
     image: str
+    idle_timeout: int | None
+    max_duration: int | None
 
 
 def aware_utc(value: datetime | str) -> datetime:
@@ -111,6 +126,9 @@ def record(row: Row[Any]) -> SessionRecord:
         stopped_by=row.stopped_by,
         profile_name=row.profile_name or "",
         stop_requested_at=row.stop_requested_at,
+        idle_timeout=row.idle_timeout,
+        max_duration=row.max_duration,
+        stop_reason=row.stop_reason,
     )
 
 

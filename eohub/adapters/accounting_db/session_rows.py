@@ -73,7 +73,7 @@ def stream(
     make = queries.SessionValues
     result = connection.execution_options(yield_per=chunk).execute(query)
     for rows in result.partitions():
-        for i, u, s, g, mc, mb, gp, started, stopped, reason, profile, image in rows:
+        for i, u, s, g, mc, mb, gp, started, stopped, reason, profile, image, idle, most in rows:
             yield make(
                 i,
                 u,
@@ -87,6 +87,8 @@ def stream(
                 reason,
                 profile,
                 image,
+                idle,
+                most,
             )
 
 

@@ -30,14 +30,15 @@ import eohub.adapters.accounting_db.session_rows as session_rows
 import eohub.adapters.accounting_db.storage as storage
 from eohub.adapters.accounting_db.errors import LEDGER_FULL, ledger_overflow
 from eohub.adapters.accounting_db.groups import GroupInfo
-from eohub.adapters.accounting_db.ingest import (
-    IngestResult,
-    close_session,
-    ingest_events,
-    record_stopped_by,
-    touch_sessions,
-)
+from eohub.adapters.accounting_db.ingest import IngestResult, ingest_events
 from eohub.adapters.accounting_db.models import Session
+from eohub.adapters.accounting_db.session_stops import (
+    close_session,
+    record_stopped_by,
+    request_stop,
+    touch_sessions,
+    withdraw_stop,
+)
 from eohub.adapters.accounting_db.store_executors import SeparateWriter, StoreExecutors, run_on
 from eohub.adapters.accounting_db.usage import read_usage
 from eohub.domain.accounting.events import Event, EventError, parse_batch
@@ -365,8 +366,25 @@ class AccountingStore:
             return [(queries.record(r), r.last_seen_at) for r in rows]
 
     def close_session(self, session_id: int, stopped_at: datetime, reason: str) -> bool:
+        """Close an open session at ``stopped_at`` for ``reason`` (one of
+        :data:`~eohub.domain.accounting.stop_reasons.STOP_REASONS`); False if it was
+        closed already (the hub's stop came first: its reason stands)."""
         with self.engine.begin() as connection:
             return close_session(connection, session_id, stopped_at, reason)
+
+    def request_stop(
+        self, session_id: int, reason: str, requested_at: datetime, who: str | None = None
+    ) -> bool:
+        """Record, before asking the hub, why the service stops an open session's server
+        (see :func:`.session_stops.request_stop`); False if the session is closed or unknown."""
+        with self.engine.begin() as connection:
+            return request_stop(connection, session_id, reason, requested_at, who)
+
+    def withdraw_stop(self, session_id: int) -> bool:
+        """Take back the stop the service recorded for an open session that is no longer
+        due (see :func:`.session_stops.withdraw_stop`); whether anything changed."""
+        with self.engine.begin() as connection:
+            return withdraw_stop(connection, session_id)
 
     def session(self, session_id: int) -> SessionRecord | None:
         """One session by id, or None."""

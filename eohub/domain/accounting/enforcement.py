@@ -23,7 +23,14 @@ Modes:
     affected server runs.
 ``stop``
     As ``warn``, and once ``grace`` has passed since the warning, the affected servers
-    are stopped.
+    are stopped. A stop the service asked for (recorded with the reason ``budget``) and
+    the hub has not confirmed (it was restarting, or slow) is asked for again while the
+    budget is still spent, grace or not.
+
+A budget stop asked for whose budget is available again (a new period, a raised quota),
+or that the mode no longer carries out (``warn``), is withdrawn
+(:attr:`EnforcementPlan.withdrawn`): the server keeps running, and a later stop, by its
+user say, is not recorded as ``budget``.
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ from enum import StrEnum
 from eohub.domain.accounting.ledger import Resources
 from eohub.domain.accounting.quota import Limits, Running, Standing, decide
 
-#: The end reason the ledger records for a session stopped because its budget ran out.
-QUOTA = "quota"
+# BUDGET (re-exported): the end reason of a session stopped because its budget ran out.
+from eohub.domain.accounting.stop_reasons import BUDGET
 
 #: A budget's key: ``(group, user)``, where ``user`` is ``""`` for the whole group.
 BudgetKey = tuple[str, str]
@@ -109,6 +116,19 @@ class RunningSession:
     group: str
     started_at: datetime
     gpus: int = 0
+    #: The reason recorded when the service asked the hub to stop this server, while that
+    #: stop is not confirmed; else ``None``.
+    stop_reason: str | None = None
+
+
+#: Why a session is stopped again whose budget stop was asked for and not confirmed.
+UNCONFIRMED = "its stop was asked for and is not confirmed yet"
+
+#: Why a budget stop asked for is withdrawn, by mode.
+WITHDRAWN = {
+    Mode.STOP: "the budget it was asked for is available again",
+    Mode.WARN: "enforcement only warns now",
+}
 
 
 @dataclass(frozen=True)
@@ -159,13 +179,23 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class Withdrawal:
+    """Withdraw the budget stop asked for this session: ``reason`` says why."""
+
+    session: RunningSession
+    reason: str
+
+
+@dataclass(frozen=True)
 class EnforcementPlan:
-    """The warnings to keep from now on, what changed, and the servers to stop."""
+    """The warnings to keep from now on, what changed, the servers to stop, and the
+    budget stops asked for before that no longer apply."""
 
     warnings: Mapping[BudgetKey, WarningInfo]
     issued: tuple[WarningInfo, ...] = ()
     cleared: tuple[Cleared, ...] = ()
     stops: tuple[Stop, ...] = ()
+    withdrawn: tuple[Withdrawal, ...] = ()
 
 
 def _affected(
@@ -181,6 +211,26 @@ def _affected(
     if budget.gpu_spent is not None:
         return budget.gpu_spent, [s for s in mine if s.gpus > 0]
     return "", []
+
+
+def _asked_for(
+    running: Iterable[RunningSession],
+    kept: Mapping[BudgetKey, WarningInfo],
+    mode: Mode,
+    stops: dict[int, Stop],
+) -> list[Withdrawal]:
+    """Ask again for the budget stops asked for before whose budget is still spent
+    (adding them to ``stops``); the others are withdrawn."""
+    spent_for = {session for w in kept.values() for session in w.sessions}
+    withdrawn: list[Withdrawal] = []
+    for s in running:
+        if s.stop_reason != BUDGET:
+            continue
+        if mode is Mode.STOP and s.id in spent_for:
+            stops.setdefault(s.id, Stop(s, UNCONFIRMED))
+        else:
+            withdrawn.append(Withdrawal(s, WITHDRAWN[mode]))
+    return withdrawn
 
 
 def plan_enforcement(
@@ -222,6 +272,7 @@ def plan_enforcement(
         if stop_at is not None and now >= stop_at:
             for s in affected:
                 stops.setdefault(s.id, Stop(s, reason))
+    withdrawn = _asked_for(running, kept, mode, stops)
     cleared = tuple(
         Cleared(
             w,
@@ -232,11 +283,19 @@ def plan_enforcement(
         for key, w in sorted(warnings.items())
         if key not in kept
     )
-    return EnforcementPlan(kept, tuple(issued), cleared, tuple(stops[i] for i in sorted(stops)))
+    return EnforcementPlan(
+        kept,
+        tuple(issued),
+        cleared,
+        tuple(stops[i] for i in sorted(stops)),
+        tuple(withdrawn),
+    )
 
 
 __all__ = [
-    "QUOTA",
+    "BUDGET",
+    "UNCONFIRMED",
+    "WITHDRAWN",
     "Budget",
     "BudgetKey",
     "Cleared",
@@ -245,6 +304,7 @@ __all__ = [
     "RunningSession",
     "Stop",
     "WarningInfo",
+    "Withdrawal",
     "budget_from_standing",
     "plan_enforcement",
 ]

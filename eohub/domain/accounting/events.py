@@ -24,6 +24,7 @@ from typing import Any
 
 from eohub.domain.accounting.ledger import Resources
 from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS, MAX_MEMORY_BYTES, MIN_CPU
+from eohub.domain.accounting.stop_reasons import STOP_REASONS, STOPPED, is_reason, normalise
 from eohub.domain.fields import FieldErrors
 
 # Names are compared exactly, code point for code point, and never normalised here:
@@ -43,7 +44,12 @@ TIME_FORMAT = re.compile(
     r"(?P<year>[0-9]{4})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
     r"(?P<offset>Z|[+-][0-9]{2}:[0-9]{2})?"
 )
-END_REASONS = ("stopped", "culled", "failed", "quota", "reconciled", "unknown")
+#: The reasons a stop event may carry (legacy names are read too: see
+#: :mod:`eohub.domain.accounting.stop_reasons`).
+END_REASONS = STOP_REASONS
+#: The longest session limit (``idle_timeout``, ``max_duration``) a start may carry, in
+#: seconds: 366 days. Limits are whole seconds, from 1; a session without one has none.
+MAX_LIMIT_SECONDS = 366 * 86_400
 
 
 class EventError(FieldErrors):
@@ -66,6 +72,9 @@ class StartEvent:
     profile: str = ""
     image: str = ""
     profile_name: str = ""  # the environment's display name, for the pages
+    # The session's limits in seconds, as the hub resolved them (None: no limit).
+    idle_timeout: int | None = None
+    max_duration: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class StopEvent:
     id: str
     session: SessionKey
     stopped_at: datetime
-    reason: str = "stopped"
+    reason: str = STOPPED  # one of STOP_REASONS, legacy names already mapped
 
 
 Event = StartEvent | StopEvent
@@ -190,6 +199,25 @@ class FieldReader:
             return default
         return value
 
+    def seconds(self, name: str) -> int | None:
+        """An optional limit: whole seconds from 1 to :data:`MAX_LIMIT_SECONDS`."""
+        if name not in self.data:
+            return None
+        value = self.data[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(name, "must be a whole number of seconds (leave it out for no limit)")
+            return None
+        if not 1 <= value <= MAX_LIMIT_SECONDS:
+            self.fail(
+                name,
+                f"must be from 1 to {MAX_LIMIT_SECONDS} seconds (366 days); "
+                "leave it out for no limit",
+            )
+            return None
+        return value
+
 
 def parse_event(data: object, prefix: str = "", *, latest: datetime | None = None) -> Event:
     """Validate one event object; raise :class:`EventError` listing every bad field.
@@ -216,14 +244,24 @@ def parse_event(data: object, prefix: str = "", *, latest: datetime | None = Non
         profile = f.text("profile", NAME, required=False)
         image = f.text("image", NAME, required=False)
         profile_name = f.text("profile_name", NAME, required=False)
+        idle_timeout = f.seconds("idle_timeout")
+        max_duration = f.seconds("max_duration")
         if f.errors or started_at is None or resources is None:
             raise EventError(f.errors)
         key = SessionKey(user, server, started_at)
-        return StartEvent(event_id, key, group, resources, profile, image, profile_name)
+        return StartEvent(
+            event_id,
+            key,
+            group,
+            resources,
+            profile,
+            image,
+            profile_name,
+            idle_timeout,
+            max_duration,
+        )
     stopped_at = f.time("stopped_at", latest) if kind == "stop" else None
-    reason = f.text("reason", NAME, required=False, default="stopped")
-    if reason not in END_REASONS:
-        f.fail("reason", f"must be one of {', '.join(END_REASONS)}")
+    reason = read_reason(f)
     if started_at is not None and stopped_at is not None and stopped_at < started_at:
         f.fail("stopped_at", "is before started_at")
     if f.errors or started_at is None or stopped_at is None:
@@ -234,9 +272,32 @@ def parse_event(data: object, prefix: str = "", *, latest: datetime | None = Non
 _COMMON = {"id", "kind", "user", "server", "started_at"}
 _ALLOWED = {
     "start": _COMMON
-    | {"group", "cpu", "memory_bytes", "gpus", "profile", "image", "profile_name"},
+    | {
+        "group",
+        "cpu",
+        "memory_bytes",
+        "gpus",
+        "profile",
+        "image",
+        "profile_name",
+        "idle_timeout",
+        "max_duration",
+    },
     "stop": _COMMON | {"stopped_at", "reason"},
 }
+
+
+def read_reason(f: FieldReader) -> str:
+    """A stop's ``reason`` (``stopped`` when left out), by today's name.
+
+    Older hubs' outboxes may still hold ``culled``, ``quota`` or ``reconciled``: they are
+    read as ``idle``, ``budget`` and ``reconcile``.
+    """
+    reason = f.data.get("reason", STOPPED)
+    if not is_reason(reason):
+        f.fail("reason", f"must be one of {', '.join(END_REASONS)}")
+        return STOPPED
+    return normalise(reason)
 
 
 def read_resources(f: FieldReader) -> Resources | None:
@@ -297,11 +358,14 @@ def start_event_json(
     profile: str = "",
     image: str = "",
     profile_name: str = "",
+    idle_timeout: int | None = None,
+    max_duration: int | None = None,
 ) -> dict[str, Any]:
     """The JSON of a start event, with its idempotency key.
 
-    ``profile_name`` (the environment's display name) is sent only when there is one, so
-    events of hubs that do not know it read as before.
+    ``profile_name`` (the environment's display name) and the session's limits
+    (``idle_timeout``, ``max_duration``, in seconds) are sent only when there are some,
+    so events of hubs that do not know them read as before.
     """
     return {
         "id": event_key("start", user, server, started_at),
@@ -316,11 +380,14 @@ def start_event_json(
         "profile": profile,
         "image": image,
         **({"profile_name": profile_name} if profile_name else {}),
+        # None or 0: no limit, which an absent field says.
+        **({"idle_timeout": idle_timeout} if idle_timeout else {}),
+        **({"max_duration": max_duration} if max_duration else {}),
     }
 
 
 def stop_event_json(
-    *, user: str, server: str, started_at: datetime, stopped_at: datetime, reason: str = "stopped"
+    *, user: str, server: str, started_at: datetime, stopped_at: datetime, reason: str = STOPPED
 ) -> dict[str, Any]:
     """The JSON of a stop event, with its idempotency key."""
     return {

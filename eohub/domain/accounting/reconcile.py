@@ -37,9 +37,10 @@ from eohub.domain.accounting.resources import (
     PROFILE_KEY,
     parse_bytes,
 )
+from eohub.domain.accounting.stop_reasons import RECONCILE
 
 #: The end reason the ledger records for a session closed by reconciliation.
-RECONCILED = "reconciled"
+RECONCILED = RECONCILE
 
 
 @dataclass(frozen=True)

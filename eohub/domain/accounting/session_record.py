@@ -68,6 +68,10 @@ class SessionFields(Protocol):
     def stopped_at(self) -> datetime | None: ...
     @property
     def end_reason(self) -> str | None: ...
+    @property
+    def idle_timeout(self) -> int | None: ...
+    @property
+    def max_duration(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,11 @@ class SessionRecord:
     person (a PI or an admin) who asked the hub to stop it from the pages, at
     ``stop_requested_at``; ``None`` for any other stop. While the session is open, that
     stop is still under way (:attr:`stop_asked_by`); once closed, it is who stopped it.
+    ``stop_reason`` is the reason the accounting service recorded when it asked the hub
+    to stop the server (``idle``, ``max_duration``, ``budget``, ``admin``), at
+    ``stop_requested_at``; the ledger keeps it as ``end_reason`` when the server stops
+    (:func:`~eohub.domain.accounting.stop_reasons.final_reason`). ``idle_timeout`` and
+    ``max_duration`` are the session's limits in seconds (``None``: no limit).
     """
 
     id: int
@@ -94,6 +103,9 @@ class SessionRecord:
     stopped_by: str | None = None
     profile_name: str = ""  # the environment's display name, when the hub sent one
     stop_requested_at: datetime | None = None
+    idle_timeout: int | None = None
+    max_duration: int | None = None
+    stop_reason: str | None = None
 
     @property
     def stop_asked_by(self) -> str | None:

@@ -24,6 +24,12 @@ from eohub.domain.launch.config import Environment, Size
 from eohub.domain.launch.options import OptionsError
 from eohub.domain.launch.profile_selection import ProfileSelection
 from eohub.domain.launch.repository import RepoLaunch
+from eohub.domain.launch.session_limits import (
+    NO_LIMITS,
+    LimitRules,
+    SessionLimits,
+    resolve_limits,
+)
 from eohub.domain.launch.volumes import Volume
 
 
@@ -39,6 +45,10 @@ class Launch:
     ``profile`` is set for a launch of a ``profile_list`` profile: its ``environment``
     and ``size`` then describe the pod the profile's overrides made (the image, and the
     resources charged), not entries of the launch config.
+
+    ``limits`` are the session's idle and duration limits, resolved for the group
+    charged when the launch is authorized (:func:`session_limits`): what the backends,
+    the ledger and accounting's enforcement read.
     """
 
     environment: Environment
@@ -49,6 +59,7 @@ class Launch:
     urlpath_chosen: bool = False
     repo: RepoLaunch | None = None
     profile: ProfileSelection | None = None
+    limits: SessionLimits = NO_LIMITS
 
     def user_options(self) -> dict[str, object]:
         """The canonical options to store, with the keys accounting charges from.
@@ -98,6 +109,11 @@ class Launch:
         return options
 
 
+def session_limits(rules: LimitRules, environment: Environment, group: str) -> SessionLimits:
+    """The limits of a session of ``environment`` (or a profile's) charged to ``group``."""
+    return resolve_limits(rules, group, environment.own_limits, environment.group_limits)
+
+
 #: What :meth:`Launch.user_options` stores beyond the options schema, for accounting.
 CHARGED_KEYS = (CPU_KEYS[0], MEMORY_KEYS[0], GPU_KEYS[0], PROFILE_KEY, IMAGE_KEY, CHARGED_KEY)
 
@@ -126,4 +142,4 @@ def check_charged(charged: Mapping[str, object], launch: Launch) -> None:
         raise OptionsError(wrong)
 
 
-__all__ = ["CHARGED_KEYS", "Launch", "check_charged", "split_charged"]
+__all__ = ["CHARGED_KEYS", "Launch", "check_charged", "session_limits", "split_charged"]

@@ -24,12 +24,19 @@ from eohub.domain.fields import describe
 from eohub.domain.identity.groups import valid_group_name
 from eohub.domain.launch.fields import Entry, LaunchConfigError, check_name
 from eohub.domain.launch.options import urlpath_problem
+from eohub.domain.launch.session_limits import (
+    NO_RULES,
+    OWN_LIMIT_KEYS,
+    LimitRules,
+    PartialLimits,
+    parse_limit_rules,
+    parse_own_limits,
+)
 from eohub.domain.launch.volumes import Volume, parse_volumes
 
 Backend = Literal["kube", "local"]
 BACKENDS: tuple[Backend, ...] = ("kube", "local")
 DEFAULT_URLPATH = "/lab"
-MAX_DURATION = 366 * 24 * 3600
 # A container image reference, read with fullmatch: nothing may follow the tag or digest.
 IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:@-]{0,254}", re.IGNORECASE)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -56,7 +63,7 @@ _ENV_KEYS = frozenset(
         "gpu",
         "node_selector",
         "tolerations",
-        "max_duration",
+        *OWN_LIMIT_KEYS,
         "pass_access_token",
         "default",
         "repository",
@@ -100,6 +107,11 @@ class Environment:
     repository and ref, and the image is the builder's image for the resolved commit
     (Kubernetes), or the commit is cloned into the workspace (local). So it has no
     ``image`` of its own, and who may build from repositories is its ``allowed_groups``.
+
+    ``idle_timeout`` and ``max_duration`` are its own session limits in seconds (None:
+    not set, the hub's ``session_limits`` apply; 0: no limit), ``group_limits`` its
+    overrides per group charged. A launch's resolved limits are ``Launch.limits``
+    (:mod:`eohub.domain.launch.session_limits`).
     """
 
     name: str
@@ -120,6 +132,14 @@ class Environment:
     pass_access_token: bool = False
     default: bool = False
     repository: bool = False
+    idle_timeout: int | None = None
+    group_limits: Mapping[str, PartialLimits] = field(default_factory=dict, hash=False)
+
+    @property
+    def own_limits(self) -> dict[str, int]:
+        """The limits this environment sets itself (``0``: it lifts the hub's)."""
+        given = {"idle_timeout": self.idle_timeout, "max_duration": self.max_duration}
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,8 @@ class LaunchConfig:
         True (the default): the group charged must itself grant the environment and the
         volumes of a launch (:mod:`eohub.domain.launch.grants`); False: any group the
         user may charge pays for whatever any of their groups grants.
+    limit_rules
+        The hub-wide session limits and their per-group overrides (``session_limits``).
     """
 
     backend: Backend
@@ -145,6 +167,7 @@ class LaunchConfig:
     charge_groups: frozenset[str] = frozenset()
     min_hours: Fraction = Fraction(1)
     charged_group_must_grant: bool = True
+    limit_rules: LimitRules = NO_RULES
 
     @property
     def default_environment(self) -> Environment | None:
@@ -256,6 +279,7 @@ def parse_environment(
     default_size = entry.text("default_size")
     if default_size is not None and default_size not in env_sizes:
         entry.fail("default_size", f"{default_size!r} is not among this environment's sizes")
+    own_limits, group_limits = parse_own_limits(entry.data, entry.where)
     return Environment(
         name=name,
         display_name=entry.text("display_name", name) or name,
@@ -271,10 +295,12 @@ def parse_environment(
         gpu=gpu,
         node_selector=entry.string_map("node_selector", LABEL_KEY, "label key"),
         tolerations=_tolerations(entry),
-        max_duration=entry.integer("max_duration", minimum=1, maximum=MAX_DURATION),
+        max_duration=own_limits.get("max_duration"),
         pass_access_token=entry.flag("pass_access_token", False),
         default=entry.flag("default", False),
         repository=repository,
+        idle_timeout=own_limits.get("idle_timeout"),
+        group_limits=group_limits,
     )
 
 
@@ -295,8 +321,13 @@ def parse_launch_config(
     charge_groups: Iterable[str] = (),
     min_hours: Fraction | float | int | str = 1,
     charged_group_must_grant: bool = True,
+    session_limits: object = None,
 ) -> LaunchConfig:
-    """Validate the admin's launch config; raise :class:`LaunchConfigError` naming the key."""
+    """Validate the admin's launch config; raise :class:`LaunchConfigError` naming the key.
+
+    ``session_limits`` are the hub-wide limits (``idle_timeout``, ``max_duration``) and
+    their per-group overrides (``groups``).
+    """
     if backend not in BACKENDS:
         raise LaunchConfigError("backend", f"must be 'kube' or 'local', not {describe(backend)}")
     parsed_sizes = {str(n): parse_size(n, d) for n, d in _entries(sizes, "sizes").items()}
@@ -324,6 +355,7 @@ def parse_launch_config(
         ) from None
     if hours < 0:
         raise LaunchConfigError("min_hours", "must not be negative")
+    limit_rules = parse_limit_rules(session_limits, "session_limits")
     return LaunchConfig(
         backend=backend,
         environments=parsed_envs,
@@ -332,6 +364,7 @@ def parse_launch_config(
         charge_groups=frozenset(groups),
         min_hours=hours,
         charged_group_must_grant=bool(charged_group_must_grant),
+        limit_rules=limit_rules,
     )
 
 

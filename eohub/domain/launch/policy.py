@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from eohub.domain.fields import describe
-from eohub.domain.launch.approved import CHARGED_KEYS, Launch, check_charged, split_charged
+from eohub.domain.launch.approved import (
+    CHARGED_KEYS,
+    Launch,
+    check_charged,
+    session_limits,
+    split_charged,
+)
 from eohub.domain.launch.budget import (
     Budget,
     SizeOffer,
@@ -197,7 +203,8 @@ def authorize(
     Left-out fields get defaults: the default environment (else the first visible
     one), the environment's default size (else its first size that fits), the only
     group ``member`` may charge, the always-mounted volumes only, and the environment's
-    start page. ``budget_left_by_group`` gives the budget left of each group; None means
+    start page. The launch's session limits are resolved for the group charged.
+    ``budget_left_by_group`` gives the budget left of each group; None means
     no budget information (every size fits), and so does a group missing from it.
     ``repos`` are the admin's repository rules; without them no repository environment
     can be launched.
@@ -233,6 +240,7 @@ def authorize(
         urlpath=request.urlpath or env.default_urlpath,
         urlpath_chosen=request.urlpath is not None,
         repo=repo,
+        limits=session_limits(config.limit_rules, env, group),
     )
 
 
@@ -347,6 +355,7 @@ __all__ = [
     "pick_group",
     "pick_volumes",
     "repository_of",
+    "session_limits",
     "size_fits",
     "split_charged",
     "visible_environments",

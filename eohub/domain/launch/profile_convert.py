@@ -343,8 +343,9 @@ class _Converter:
                 env["gpu"] = True
             if groups:
                 env["allowed_groups"] = groups
-            if profile.rules.max_duration is not None:
-                env["max_duration"] = profile.rules.max_duration
+            env |= profile.rules.own_limits
+            if profile.rules.group_limits:
+                env["group_limits"] = {g: dict(v) for g, v in profile.rules.group_limits.items()}
             self.environments[name] = env
             for chosen, size_name, _ in entries:
                 picks = {k: c.slug for k, c in chosen.items()}

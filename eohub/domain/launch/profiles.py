@@ -16,8 +16,10 @@ which are the admin's and are applied as KubeSpawner applies them
   names compare case-insensitively; what a user may not use is removed before they see
   the list (:func:`eohub.domain.launch.profile_selection.visible_profiles`).
 - ``eohub`` on a profile, for what KubeSpawner cannot say: ``charge_groups``,
-  ``max_duration`` (seconds) and ``charge`` (``guarantee``, the default, or ``limit``:
-  which of the pod's requests or limits a session is charged for).
+  the session limits ``idle_timeout`` and ``max_duration`` (``3600``, ``"30m"``, ``"8h"``;
+  ``0``: no limit) with their ``group_limits`` per group charged, as an environment's
+  (:mod:`eohub.domain.launch.session_limits`), and ``charge`` (``guarantee``, the
+  default, or ``limit``: which of the pod's requests or limits a session is charged for).
 - jupyterhub-fancy-profiles' keys (``description_in_choices``, ``dynamic_image_building``)
   are accepted; ``dynamic_image_building`` makes the profile a repository launch.
 
@@ -36,6 +38,7 @@ from eohub.domain.accounting.resources import CHARGED_KEY, GROUP_KEY, PROFILE_KE
 from eohub.domain.fields import describe
 from eohub.domain.launch.fields import MAX_DESCRIPTION, Entry, LaunchConfigError
 from eohub.domain.launch.options import REPO_FIELDS
+from eohub.domain.launch.session_limits import OWN_LIMIT_KEYS, PartialLimits, parse_own_limits
 
 #: The key under which a profile carries eohub's own settings.
 EOHUB_KEY = "eohub"
@@ -54,7 +57,6 @@ MAX_SLUG = 255
 MAX_UNLISTED = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OPTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
-_MAX_DURATION = 366 * 24 * 3600
 
 _PROFILE_KEYS = frozenset(
     {
@@ -93,7 +95,7 @@ _UNLISTED_KEYS = frozenset(
         "description_in_choices",
     }
 )
-_EOHUB_KEYS = frozenset({"charge_groups", "max_duration", "charge"})
+_EOHUB_KEYS = frozenset({"charge_groups", "charge", *OWN_LIMIT_KEYS})
 
 Overrides = Mapping[str, Any]
 
@@ -163,11 +165,23 @@ class ProfileOption:
 
 @dataclass(frozen=True)
 class ProfileRules:
-    """eohub's per-profile settings: who may be charged, for how long, for what."""
+    """eohub's per-profile settings: who may be charged, for how long, for what.
+
+    ``idle_timeout`` and ``max_duration`` are seconds (None: not set; 0: no limit), as
+    :class:`eohub.domain.launch.config.Environment`'s.
+    """
 
     charge_groups: frozenset[str] = frozenset()
     max_duration: int | None = None
     charge: str = "guarantee"
+    idle_timeout: int | None = None
+    group_limits: Mapping[str, PartialLimits] = field(default_factory=dict, hash=False)
+
+    @property
+    def own_limits(self) -> dict[str, int]:
+        """The limits the profile sets itself (``0``: it lifts the hub's)."""
+        given = {"idle_timeout": self.idle_timeout, "max_duration": self.max_duration}
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -311,10 +325,13 @@ def _rules(entry: Entry) -> ProfileRules:
     charge = e.text("charge", "guarantee") or "guarantee"
     if charge not in CHARGE_RULES:
         e.fail("charge", f"must be one of {', '.join(CHARGE_RULES)}, not {describe(charge)}")
+    own, group_limits = parse_own_limits(e.data, e.where)
     return ProfileRules(
         charge_groups=e.groups("charge_groups"),
-        max_duration=e.integer("max_duration", minimum=1, maximum=_MAX_DURATION),
+        max_duration=own.get("max_duration"),
         charge=charge,
+        idle_timeout=own.get("idle_timeout"),
+        group_limits=group_limits,
     )
 
 

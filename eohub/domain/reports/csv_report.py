@@ -38,6 +38,10 @@ SESSION_HEADER: tuple[str, ...] = (
     "core_hours",
     "memory_gib_hours",
     "gpu_hours",
+    # Appended after the first version's columns, so sheets that read those by place
+    # still work.
+    "idle_timeout",
+    "max_duration",
 )
 
 USAGE_HEADER: tuple[str, ...] = (
@@ -128,7 +132,9 @@ def session_row(record: SessionFields, now: datetime) -> list[str]:
     -------
     list[str]
         ``cpu`` in cores (``0.25``), memory in bytes, times as ISO 8601 UTC with a ``Z``,
-        and usage in hours with 6 decimal places.
+        usage in hours with 6 decimal places, ``end_reason`` as the ledger has it (see
+        :mod:`eohub.domain.accounting.stop_reasons`), and the session's limits
+        (``idle_timeout``, ``max_duration``) in whole seconds, empty for no limit.
     """
     stopped = record.stopped_at
     elapsed = max(0, elapsed_us(record.started_at, stopped or now))
@@ -149,7 +155,13 @@ def session_row(record: SessionFields, now: datetime) -> list[str]:
         _core_hours(cpu),
         _memory_gib_hours(mem),
         _gpu_hours(gpu),
+        _seconds(record.idle_timeout),
+        _seconds(record.max_duration),
     ]
+
+
+def _seconds(limit: int | None) -> str:
+    return "" if limit is None else str(limit)
 
 
 def session_rows(records: Iterable[SessionFields], now: datetime) -> Iterator[list[str]]:

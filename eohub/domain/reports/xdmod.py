@@ -1,4 +1,4 @@
-"""Open XDMoD exports: Slurm ``sacct`` job records for the Jobs realm, JSON for Storage.
+"""Open XDMoD exports: Slurm ``sacct`` job records for the Jobs realm.
 
 XDMoD has no JupyterHub input. It does ingest Slurm accounting, so each stopped session
 becomes one Slurm allocation line. The admin shreds the file with::
@@ -45,9 +45,27 @@ of these are in https://github.com/ubccr/xdmod.
   is a duplicate key, and the shredder skips it. Shredding the same export twice
   therefore adds nothing.
 
-How a session becomes a job is described in :func:`sacct_line` and :class:`SacctOptions`.
-XDMoD's Storage realm ingests JSON instead (docs ``storage.md``, schema
-``etl_schemas.d/storage/usage.schema.json``): see :func:`storage_record`.
+How a session becomes a job is described in :func:`sacct_fields` and
+:class:`SacctOptions`. XDMoD's Storage realm ingests JSON instead: see
+:mod:`eohub.domain.reports.xdmod_storage`.
+
+Why a session stopped (its ``end_reason``,
+:mod:`eohub.domain.accounting.stop_reasons`) gives the job's ``state`` and ``exitcode``;
+every state is one the shredder ingests (:data:`ENDED_STATES`):
+
+=================================================  ============  ==========
+``end_reason``                                     ``state``     ``exitcode``
+=================================================  ============  ==========
+``user``, ``stopped``, ``reconcile``, ``unknown``  COMPLETED     0:0
+``admin``, ``shutdown``, ``budget``                CANCELLED     0:0
+``idle``, ``max_duration``                         TIMEOUT       0:0
+``failed``                                         FAILED        1:0
+=================================================  ============  ==========
+
+Reasons earlier versions wrote are read by their new names (``quota`` as ``budget``,
+``culled`` as ``idle``, ``reconciled`` as ``reconcile``); an empty or unknown reason is
+COMPLETED. ``TIMEOUT`` is Slurm's "reached its time limit": an idle stop is a limit on
+inactivity. A session with a maximum duration has it as its ``timelimit``.
 """
 
 from __future__ import annotations
@@ -57,11 +75,11 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from eohub.domain.accounting.ledger import MIB
 from eohub.domain.accounting.periods import ensure_utc
-from eohub.domain.accounting.session_record import SessionFields, StorageSample
+from eohub.domain.accounting.session_record import SessionFields
+from eohub.domain.accounting.stop_reasons import FAILED, normalise, xdmod_state
 
 #: The ``sacct --format`` fields XDMoD's Slurm shredder reads, in its order.
 SACCT_FIELDS: tuple[str, ...] = (
@@ -110,11 +128,9 @@ ENDED_STATES: tuple[str, ...] = (
 MAX_UINT = 2**32 - 1  # int(10) unsigned: job ids, uids and gids
 MAX_JOB_ID = MAX_UINT
 MAX_TEXT = 255  # tinytext / varchar(255)
-MAX_STORAGE_NAME = 30  # user and pi in the storage schema
-MAX_BIGINT = 2**64 - 1  # bigint(20) unsigned, the storage schema's integers
 
 # Structural values the shredder parses further: a node list is split on "," and "[".
-_NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _DURATION = re.compile(r"^(?:[0-9]+-)?[0-9]{2}:[0-9]{2}:[0-9]{2}$")
 _PLAIN = frozenset(chr(c) for c in range(0x20, 0x7F)) - {"|", "%"}
 
@@ -236,7 +252,7 @@ class SacctOptions:
 
     def __post_init__(self) -> None:
         for name in ("cluster", "node"):
-            if not _NODE.match(getattr(self, name)):
+            if not NODE_NAME.match(getattr(self, name)):
                 raise ValueError(
                     f"SacctOptions.{name} must be letters, digits, '.', '_' or '-' "
                     "(at most 63), starting with a letter or digit"
@@ -271,13 +287,15 @@ def sacct_fields(
     list[str]
         One job: ``jobid`` = ``jobidraw`` = ``record.id + job_id_offset``, so re-exports
         give the same ids. Account and group are the group charged. The user is the user.
-        Submit = eligible = start. Times are cut to whole seconds, in UTC. State is
-        ``COMPLETED`` with exit code ``0:0``. One node. ``ncpus`` is the cores rounded up
-        to whole CPUs (at least 1). XDMoD counts whole CPUs; the exact fractional
-        core-hours are in our own reports and CSV. ``reqmem`` and the TRES ``mem`` are in
-        whole MiB (``M``). ``gres/gpu=N`` is written only when the session held GPUs.
-        ``jobname`` is the server name, or ``jupyter`` for the default server. Every
-        free-text field goes through :func:`xdmod_text`.
+        Submit = eligible = start. Times are cut to whole seconds, in UTC. State and
+        exit code follow the end reason (see the module docstring). One node.
+        ``ncpus`` is the cores rounded up to whole CPUs (at least 1). XDMoD counts whole
+        CPUs; the exact fractional core-hours are in our own reports and CSV. ``reqmem``
+        and the TRES ``mem`` are in whole MiB (``M``). ``gres/gpu=N`` is written only
+        when the session held GPUs. ``timelimit`` is the session's maximum duration when
+        it had one, else ``options.timelimit``. ``jobname`` is the server name, or
+        ``jupyter`` for the default server. Every free-text field goes through
+        :func:`xdmod_text`.
 
     Raises
     ------
@@ -295,18 +313,23 @@ def sacct_fields(
         slurm_time(start),
         slurm_time(end),
         slurm_duration(int((end - start).total_seconds())),
-        "0:0",
-        "COMPLETED",
+        exit_code(record.end_reason),
+        xdmod_state(record.end_reason),
         "1",
         str(cpus),
         str(cpus),
         f"{mem}M",
         tres,
         tres,
-        options.timelimit,
+        slurm_duration(record.max_duration) if record.max_duration else options.timelimit,
         options.node,
         xdmod_text(record.server or "jupyter"),
     ]
+
+
+def exit_code(end_reason: str | None) -> str:
+    """Slurm's ``exitcode`` (``code:signal``) of a session that stopped for ``end_reason``."""
+    return "1:0" if end_reason and normalise(end_reason) == FAILED else "0:0"
 
 
 def _job_span(record: SessionFields, options: SacctOptions) -> tuple[int, datetime, datetime]:
@@ -370,75 +393,3 @@ def sacct_lines(
     for record in records:
         if record.stopped_at is not None:
             yield sacct_line(record, options)
-
-
-@dataclass(frozen=True)
-class StorageOptions:
-    """Where storage samples belong in XDMoD.
-
-    Parameters
-    ----------
-    resource
-        The XDMoD storage resource's name (its code in ``resources.json``).
-    mountpoint
-        The file system the samples measure, as users see it.
-    hard_thresholds
-        Each group's quota in bytes. A group that is missing, or maps to ``None``, has no
-        threshold, and the field is left out.
-    """
-
-    resource: str
-    mountpoint: str = "/home"
-    hard_thresholds: Mapping[str, int | None] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not _NODE.match(self.resource):
-            raise ValueError("StorageOptions.resource must be an XDMoD resource code")
-        if not self.mountpoint.startswith("/") or self.mountpoint != xdmod_text(self.mountpoint):
-            raise ValueError(
-                "StorageOptions.mountpoint must be an absolute path of printable ASCII, "
-                "without '|' or '%', at most 255 characters"
-            )
-        for group, limit in self.hard_thresholds.items():
-            if limit is not None and not 0 <= limit <= MAX_BIGINT:
-                raise ValueError(f"StorageOptions.hard_thresholds[{group!r}] is out of range")
-
-
-def storage_record(sample: StorageSample, options: StorageOptions) -> dict[str, Any]:
-    """One entry of XDMoD's storage JSON, in the form ``usage.schema.json`` requires.
-
-    Required: ``resource``, ``mountpoint``, ``user`` and ``pi`` (each at most 30
-    characters), ``dt``, ``file_count`` and ``logical_usage``. ``dt`` must be RFC 3339
-    in UTC, ``2017-01-01T00:00:00Z``. Sizes are bytes. ``pi`` is the group, which is also
-    what the Slurm shredder uses as the PI. ``hard_threshold`` is written only when the
-    group has one. ``physical_usage`` and ``soft_threshold`` are optional and left out,
-    because we do not measure them.
-
-    Raises
-    ------
-    ValueError
-        If a size or count is negative or over 2**64 - 1.
-    """
-    for label, number in (("bytes", sample.bytes), ("file_count", sample.file_count)):
-        if not 0 <= number <= MAX_BIGINT:
-            raise ValueError(f"storage sample of {sample.user!r}: {label} is out of range")
-    record: dict[str, Any] = {
-        "resource": options.resource,
-        "mountpoint": options.mountpoint,
-        "user": xdmod_text(sample.user, MAX_STORAGE_NAME),
-        "pi": xdmod_text(sample.group, MAX_STORAGE_NAME),
-        "dt": slurm_time(sample.measured_at) + "Z",
-        "file_count": sample.file_count,
-        "logical_usage": sample.bytes,
-    }
-    threshold = options.hard_thresholds.get(sample.group)
-    if threshold is not None:
-        record["hard_threshold"] = threshold
-    return record
-
-
-def storage_records(
-    samples: Iterable[StorageSample], options: StorageOptions
-) -> list[dict[str, Any]]:
-    """XDMoD storage JSON (a list of :func:`storage_record` entries) for ``samples``."""
-    return [storage_record(sample, options) for sample in samples]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eohub.spawner.form.limits_view import Limits, LimitsText
 from eohub.spawner.form.profile_view import ProfileView
 from eohub.spawner.form.repo_view import RepoFormView
+from eohub.spawner.form.running import RunningServerView
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class EnvironmentView:
     repository: bool = False
     #: The groups that may pay for it, when fewer than all the user may charge.
     charge_groups: tuple[str, ...] = ()
+    #: Its session limits in words, per group (empty: the hub sets no limits at all).
+    limits: Limits = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class LaunchForm:
     profiles: tuple[ProfileView, ...] = ()
     #: Why Start cannot work whatever is chosen (the server limit), else empty.
     start_blocked: str = ""
+    #: The user's running servers, with the time their limits leave them.
+    running: tuple[RunningServerView, ...] = ()
 
     @property
     def choice_field(self) -> str:
@@ -121,11 +127,23 @@ class LaunchForm:
     def any_size_shown(self) -> bool:
         return any(s.shown for s in self.sizes)
 
+    @property
+    def running_soon(self) -> bool:
+        """Whether a running server is near one of its limits."""
+        return any(r.soon for r in self.running)
+
+    def limits_hidden(self, limits: LimitsText) -> bool:
+        """Whether ``limits`` are another group's than the one preselected."""
+        selected = self.selected_group
+        return limits.group is not None and (selected is None or limits.group != selected.index)
+
 
 __all__ = [
     "EnvironmentView",
     "GroupView",
     "LaunchForm",
+    "LimitsText",
+    "RunningServerView",
     "SizeHours",
     "SizeView",
     "VolumeView",

@@ -11,12 +11,13 @@ each route once. Called from the running hub's config file, it also:
 - turns JupyterHub's start-up warning that ``extra_handlers`` is deprecated into an
   INFO line that says why eohub uses it (:class:`eohub.logs.KnownDeprecation`), while
   eohub's routes are in the list. ``extra_handlers`` is the one way to serve a page
-  under ``/hub/`` with the hub's login and CSRF token, which the launch form needs.
+  under ``/hub/`` with the hub's login and CSRF token, which the launch form needs;
+- records who stops each server (:func:`eohub.spawner.stop_routes.use_stop_reasons`),
+  for configs written before they called that themselves.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,7 @@ from traitlets.config.loader import LazyConfigValue
 
 from eohub.logs import explain_deprecation
 from eohub.spawner.form.launch_link import launch_link_handlers
+from eohub.spawner.stop_routes import running_hub, use_stop_reasons
 
 #: JupyterHub's warning (3.1 to 6) when ``extra_handlers`` is set, word for word.
 EXTRA_HANDLERS_DEPRECATED = (
@@ -91,15 +93,9 @@ def use_launch_links(c: Config) -> None:
     hub = running_hub()
     if hub is not None:
         install_in_hub(hub)
-
-
-def running_hub() -> Any | None:
-    """The JupyterHub application reading its config in this process, if any."""
-    app = sys.modules.get("jupyterhub.app")
-    hub_class = getattr(app, "JupyterHub", None)
-    if hub_class is None or not hub_class.initialized():
-        return None
-    return hub_class.instance()
+        # A config written before use_stop_reasons (a copied drop-in 00, the kit's older
+        # values) records who stops servers too.
+        use_stop_reasons(c)
 
 
 def install_in_hub(hub: Any) -> None:

@@ -259,7 +259,8 @@ class LaunchLinkHandler(EohubPage):
             prefilled = dataclasses.replace(
                 prefilled, saved_profile=link_profile_prefill(request, profile)
             )
-        await self.finish_form(user, spawner, auth_state, render_launch_form(prefilled))
+        form = render_launch_form(prefilled, user=user)
+        await self.finish_form(user, spawner, auth_state, form)
 
     async def finish_form(self, user: Any, spawner: Any, auth_state: Any, form: str) -> None:
         """JupyterHub's spawn page with ``form``, posting to the spawn of that server.

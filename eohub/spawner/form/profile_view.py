@@ -33,6 +33,7 @@ from eohub.domain.launch.profile_policy import (
 )
 from eohub.domain.launch.profile_selection import UNLISTED_MARKER, default_profile
 from eohub.domain.launch.profiles import UNLISTED_SUFFIX, Profile, ProfileOption
+from eohub.spawner.form.limits_view import Limits
 
 #: The prefix of KubeSpawner's form fields of a profile's options.
 FIELD_PREFIX = "profile-option-"
@@ -98,6 +99,7 @@ class ProfileView:
     options: tuple[OptionView, ...]
     checked: bool
     charge_groups: tuple[str, ...] = ()  # set when the profile narrows the groups charged
+    limits: Limits = ()  # its session limits in words, per group (the form sets them)
 
     @property
     def id(self) -> str:

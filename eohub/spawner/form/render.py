@@ -14,7 +14,12 @@ a small script points the hub's ``<form>`` there, keeping its query (``_xsrf``,
 ``next``): a refused launch then comes back with the user's choices and server name,
 not the default server's last launch. Without JavaScript it posts to ``/hub/spawn``.
 Its other script only hides the sizes that the chosen environment does not offer or
-that do not fit the chosen group's budget.
+that do not fit the chosen group's budget, and shows the session limits of the chosen
+environment for the chosen group (worded for each pair here:
+:mod:`eohub.spawner.form.limits_view`).
+
+Given JupyterHub's ``User``, the form lists the user's running servers with the time
+their limits leave them (:mod:`eohub.spawner.form.running`).
 
 ``profile_list`` profiles (QuotaKubeSpawner) are listed after the environments, in the
 same radio group, then named ``profile``
@@ -32,6 +37,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import jinja2
@@ -39,6 +45,7 @@ import jinja2
 from eohub.spawner.context import LaunchContext
 from eohub.spawner.form.profile_view import saved_repository
 from eohub.spawner.form.repo_view import RepoFormView, build_repo_form
+from eohub.spawner.form.running import running_servers
 from eohub.spawner.form.view import LaunchForm, build_form
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -118,11 +125,14 @@ def spawn_route_script(context: LaunchContext) -> str:
     return environment().get_template(SPAWN_ROUTE_TEMPLATE).render(action=action)
 
 
-def render_launch_form(context: LaunchContext, *, spawn_route: bool | None = None) -> str:
+def render_launch_form(
+    context: LaunchContext, *, spawn_route: bool | None = None, user: Any = None
+) -> str:
     """The launch form of ``context``: what its user may start, prefilled.
 
     ``spawn_route`` says whether the form posts to eohub's spawn route; by default,
-    when this hub serves it (:func:`spawn_route_installed`).
+    when this hub serves it (:func:`spawn_route_installed`). ``user`` (JupyterHub's
+    ``User`` of the form) adds their running servers and the time they have left.
     """
     form = build_form(
         context.config,
@@ -137,6 +147,7 @@ def render_launch_form(context: LaunchContext, *, spawn_route: bool | None = Non
         saved_profile=context.saved_profile,
         start_blocked=context.start_blocked,
         enforces_read_only=context.enforces_read_only,
+        running=running_servers(user, context.config, context.profiles),
     )
     html = render(form)
     if spawn_route if spawn_route is not None else spawn_route_installed():

@@ -208,7 +208,9 @@ class SpawnRouteHandler(EohubPage):
         except InvalidLaunchConfig as e:
             log.error("The eohub launch config is invalid: {error}", error=e)
             return render(None, error=INVALID_CONFIG)
-        return render_launch_form(resubmitted(context, options), spawn_route=True)
+        return render_launch_form(
+            resubmitted(context, options), spawn_route=True, user=getattr(spawner, "user", None)
+        )
 
 
 setattr(SpawnRouteHandler, SPAWN_ROUTE_MARK, True)

@@ -42,8 +42,15 @@ from eohub.spawner.form.form_model import (
     SizeView,
     VolumeView,
 )
+from eohub.spawner.form.limits_view import (
+    Limits,
+    any_limit,
+    environment_limits,
+    profile_limits,
+)
 from eohub.spawner.form.profile_view import ProfileView, build_profiles, chosen_profile
 from eohub.spawner.form.repo_view import RepoFormView
+from eohub.spawner.form.running import RunningServerView
 from eohub.spawner.form.words import (
     UNKNOWN_BUDGET,
     budget_text,
@@ -178,6 +185,7 @@ def _environment_views(
     visible: Sequence[Environment],
     offered: Mapping[str, tuple[str, ...]],
     selected: Environment | None,
+    limits: Mapping[str, Limits],
 ) -> tuple[EnvironmentView, ...]:
     groups = chargeable_groups(config, member)
 
@@ -197,9 +205,28 @@ def _environment_views(
             checked=selected is not None and e.name == selected.name,
             repository=e.repository,
             charge_groups=payers(e),
+            limits=limits.get(e.name, ()),
         )
         for e in visible
     )
+
+
+def _limits(
+    config: LaunchConfig,
+    visible: Sequence[Environment],
+    profiles: Sequence[Profile],
+    views: Sequence[ProfileView],
+    groups: Sequence[str],
+) -> tuple[dict[str, Limits], tuple[ProfileView, ...]]:
+    """Each environment's limits in words, per group, and the profiles' ``views`` with
+    theirs; none at all when no environment or profile has any (a hub without session
+    limits says nothing of them)."""
+    envs = {e.name: environment_limits(config, e, groups) for e in visible}
+    profs = [profile_limits(config, p, groups) for p in profiles]
+    if not any_limit([*envs.values(), *profs]):
+        return {}, tuple(views)
+    with_limits = (dataclasses.replace(v, limits=lim) for v, lim in zip(views, profs, strict=True))
+    return envs, tuple(with_limits)
 
 
 def _group_views(
@@ -293,17 +320,17 @@ def build_form(
     saved_profile: Mapping[str, object] | None = None,
     start_blocked: str = "",
     enforces_read_only: bool = True,
+    running: Sequence[RunningServerView] = (),
 ) -> LaunchForm:
     """The launch form of ``member``, prefilled with ``saved`` (their last choices).
 
     ``start_blocked``: why no server can start (the server limit), shown by the disabled
-    Start button; ``enforces_read_only``: False where read-only is not enforced.
-    ``messages`` say which saved choices no longer apply (``policy.fallback``);
-    ``answers``: accounting's quota answer per chargeable group (none: "budget unknown").
-    ``profiles``: the ``profile_list`` profiles the user may see, after the environments
-    (:mod:`~eohub.spawner.form.profile_view`); ``saved_profile``: the last profile launch's
-    choices that still hold. ``repo`` is for a repository environment or image builder.
-    """
+    Start button; ``enforces_read_only``: False where read-only is not enforced;
+    ``running``: the user's running servers. ``messages`` say which saved choices no
+    longer apply; ``answers``: accounting's quota answer per chargeable group (none:
+    "budget unknown"). ``profiles``: the ``profile_list`` profiles the user may see;
+    ``saved_profile``: the last profile launch's choices that still hold. ``repo`` is
+    for a repository environment or image builder."""
     visible = visible_environments(config, member)
     groups = chargeable_groups(config, member)
     budgets = _budgets(answers)
@@ -311,6 +338,7 @@ def build_form(
     fits_any = {g: any(f[g][0] for f in fit.values() if g in f) for g in groups}
     profile = chosen_profile(config, member, profiles, saved, saved_profile or {})
     views = build_profiles(config, member, profiles, saved_profile or {}, profile, bool(repo))
+    env_limits, views = _limits(config, visible, profiles, views, groups)
     payers = _payers(config, member, groups, visible, saved.environment, profile, views)
     selected = _pick_group(payers or groups, saved.group, answers, fits_any)
     request = dataclasses.replace(saved, group=selected)
@@ -323,7 +351,7 @@ def build_form(
     )
     checked = None if profile else env_default  # a preselected profile unchecks them
     return LaunchForm(
-        environments=_environment_views(config, member, visible, offered, checked),
+        environments=_environment_views(config, member, visible, offered, checked, env_limits),
         groups=_group_views(groups, answers, selected),
         sizes=_size_views(config, groups, fit, answers, selected, launch),
         optional_volumes=optional_volumes,
@@ -336,6 +364,7 @@ def build_form(
         repo=repo if any(e.repository for e in visible) or any(p.builds for p in views) else None,
         profiles=views,
         start_blocked=start_blocked,
+        running=tuple(running),
     )
 
 

@@ -15,6 +15,7 @@ from eohub.domain.accounting.events import parse_batch, start_event_json, stop_e
 from eohub.domain.accounting.periods import Allocation
 from tests.support.accounting import Clock, fresh_store
 
+REASONS = ("user", "idle", "max_duration", "failed", "budget", "admin", "culled")
 FROM = datetime(2026, 2, 1, tzinfo=UTC)
 TO = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -35,6 +36,8 @@ def seeded(url: str, sessions: int = 240) -> AccountingStore:
                 memory_bytes=(i % 5) * 2**30,
                 gpus=i % 2,
                 profile="=cmd" if i == 5 else "default",  # a cell that needs a guard
+                idle_timeout=600 * (i % 4),  # 0: no limit
+                max_duration=3600 * (i % 3),
             )
         )
         if i % 11:  # some stay open: their usage counts up to the store's now
@@ -44,6 +47,7 @@ def seeded(url: str, sessions: int = 240) -> AccountingStore:
                     server="" if i % 3 else "gpu",
                     started_at=at,
                     stopped_at=at + timedelta(minutes=45 + i),
+                    reason=REASONS[i % len(REASONS)],
                 )
             )
     store.ingest(parse_batch({"events": events}))
@@ -75,6 +79,22 @@ def test_worker_processes_write_the_same_bytes(database_url: str, kind: str) -> 
     assert progress[0] == 0
     assert progress[-1] == 240 if kind == "sessions.csv" else progress[-1] > 0
     assert progress == sorted(progress)
+    # Every session's reason and limits, as the store's rows give them to the writers.
+    if kind == "sacct.txt":
+        jobs = [line.split("|") for line in alone.splitlines()]
+        assert {(j[16], j[15]) for j in jobs} == {
+            ("COMPLETED", "0:0"),
+            ("TIMEOUT", "0:0"),
+            ("FAILED", "1:0"),
+            ("CANCELLED", "0:0"),
+        }
+        assert {j[23] for j in jobs} == {"UNLIMITED", "01:00:00", "02:00:00"}
+    else:
+        header, *rows = (line.split(",") for line in alone.splitlines())
+        cells = [dict(zip(header, row, strict=True)) for row in rows]
+        assert {c["end_reason"] for c in cells} == {*REASONS[:-1], ""}  # culled: idle
+        assert {c["idle_timeout"] for c in cells} == {"", "600", "1200", "1800"}
+        assert {c["max_duration"] for c in cells} == {"", "3600", "7200"}
 
 
 def test_small_exports_and_memory_databases_stay_in_one_process(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ from eohub.accounting.exports.writers import (
 from eohub.domain.accounting.ledger import GIB, Resources, Usage
 from eohub.domain.accounting.session_record import SessionRecord, StorageSample, UsageRow
 from eohub.domain.reports.csv_report import SESSION_HEADER, USAGE_HEADER
-from eohub.domain.reports.xdmod import SacctOptions, StorageOptions, sacct_line
+from eohub.domain.reports.xdmod import SacctOptions, sacct_line
+from eohub.domain.reports.xdmod_storage import StorageOptions
 
 T0 = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
 

@@ -78,6 +78,56 @@ def test_users_see_only_their_own_rows(accounting: Accounting) -> None:
     assert "eohub_accounting_events_total 3.0" in metrics
 
 
+def test_sessions_carry_their_limits_and_why_they_stopped(accounting: Accounting) -> None:
+    admin = accounting.user_token("admin")
+    accounting.call("PUT", "api/groups/climate", admin, json={}).raise_for_status()
+    started = NOW - timedelta(hours=1)
+    starts = [
+        start_event_json(
+            user=user,
+            server="",
+            started_at=started,
+            group="climate",
+            cpu=1,
+            idle_timeout=1800 if user != "dan" else None,
+            max_duration=7200 if user != "dan" else None,
+        )
+        for user in ("cleo", "dan", "eve")
+    ]
+    stops = [  # an older hub's outbox says "culled"; a failure; cleo's still runs
+        stop_event_json(user=user, server="", started_at=started, stopped_at=NOW, reason=reason)
+        for user, reason in (("dan", "culled"), ("eve", "failed"))
+    ]
+    accounting.call(
+        "POST", "api/events", accounting.hub_token, json={"events": starts + stops}
+    ).raise_for_status()
+
+    sessions = accounting.call("GET", "api/sessions", admin).json()["sessions"]
+    shown = {
+        s["user"]: (s["end_reason"], s["stop_reason"], s["idle_timeout"], s["max_duration"])
+        for s in sessions
+    }
+    assert shown == {
+        "cleo": (None, None, 1800, 7200),
+        "dan": ("idle", None, None, None),
+        "eve": ("failed", None, 1800, 7200),
+    }
+
+    rows = accounting.call("GET", "api/export/sessions.csv", admin).text.splitlines()
+    header = rows[0].split(",")
+    assert header[-3:] == ["gpu_hours", "idle_timeout", "max_duration"]
+    cells = {r.split(",")[1]: dict(zip(header, r.split(","), strict=True)) for r in rows[1:]}
+    assert (cells["dan"]["end_reason"], cells["dan"]["max_duration"]) == ("idle", "")
+    assert (cells["eve"]["idle_timeout"], cells["eve"]["max_duration"]) == ("1800", "7200")
+
+    sacct = accounting.call("GET", "api/export/sacct.txt", admin).text.splitlines()
+    jobs = {line.split("|")[8]: line.split("|") for line in sacct}
+    assert sorted(jobs) == ["dan", "eve"]  # cleo's still runs
+    # exitcode, state, ..., timelimit (see eohub.domain.reports.xdmod)
+    assert (jobs["dan"][15], jobs["dan"][16], jobs["dan"][23]) == ("0:0", "TIMEOUT", "UNLIMITED")
+    assert (jobs["eve"][15], jobs["eve"][16], jobs["eve"][23]) == ("1:0", "FAILED", "02:00:00")
+
+
 def _counts(accounting: Accounting) -> tuple[int, ...]:
     with sqlite3.connect(accounting.hub.workdir / "eohub-accounting.sqlite") as db:
         return tuple(
@@ -104,6 +154,24 @@ BAD_REQUESTS: list[tuple[str, str, Any, set[str]]] = [
         {"started_at"},
     ),
     ("unknown field", "api/events", {**_event("alice"), "cost": 3}, {"cost"}),
+    (
+        "limits out of range",
+        "api/events",
+        {**_event("alice"), "idle_timeout": 0, "max_duration": 367 * 86_400},
+        {"idle_timeout", "max_duration"},
+    ),
+    (
+        "a reason that is not one",
+        "api/events",
+        stop_event_json(
+            user="alice",
+            server="",
+            started_at=NOW - timedelta(hours=1),
+            stopped_at=NOW,
+            reason="bored",
+        ),
+        {"reason"},
+    ),
     (
         "stop before start",
         "api/events",

@@ -65,7 +65,8 @@ def test_a_handler_finds_the_context_in_the_application_settings(
     ("loops", "any_on", "interval"),
     [
         (LoopSettings(), True, 60),  # reconcile on by default
-        (LoopSettings(reconcile_interval=0), False, 60),
+        (LoopSettings(reconcile_interval=0), True, 60),  # session limits on by default
+        (LoopSettings(reconcile_interval=0, session_limits=False), False, 60),
         (LoopSettings(reconcile_interval=0, enforcement=Mode.WARN), True, 60),
         (
             LoopSettings(reconcile_interval=0, enforcement=Mode.STOP, enforcement_interval=5),

@@ -8,6 +8,7 @@ managed service from the drop-in, so its loops and its scopes are tested end to 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,10 +22,12 @@ from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.accounting_db.store import utcnow
 from eohub.adapters.hub_api import HubAPI
 from eohub.domain.accounting.enforcement import RunningSession
-from eohub.domain.accounting.events import parse_batch, start_event_json
+from eohub.domain.accounting.events import parse_batch, start_event_json, stop_event_json
 from eohub.domain.accounting.periods import Allocation
 from eohub.domain.accounting.quota import Limits
+from eohub.domain.accounting.reconcile import HubServer
 from eohub.domain.accounting.session_record import SessionRecord
+from tests.accounting.service.test_lifetimes_hub import FakeHub
 from tests.accounting.service.test_reconcile_hub import (
     hub_api,
     record_start,
@@ -97,7 +100,7 @@ async def test_stop_mode_warns_then_stops_after_the_grace(
         assert report.stopped == (session.id,)
         assert hub.server("sam") is None
         closed = session_of(store, "sam")
-        assert (closed.stopped_at, closed.end_reason) == (stopped_at, "quota")
+        assert (closed.stopped_at, closed.end_reason) == (stopped_at, "budget")
 
         # Nothing runs on the spent budget any more: the warning is withdrawn.
         clock.advance(minutes=1)
@@ -184,12 +187,12 @@ c.JupyterHub.services = services
                 "the service did not stop tom's server:\n" + hub.process.log_tail(60)
             )
             time.sleep(0.5)
-        assert session_of(store, "tom").end_reason == "quota"
+        assert session_of(store, "tom").end_reason == "budget"
         ghost = session_of(store, "ghost")
         assert (ghost.id, ghost.stopped_at, ghost.end_reason) == (
             lost.id,
             lost_start,
-            "reconciled",
+            "reconcile",
         )
     finally:
         stop_all(hub, ("tom", ""))
@@ -222,3 +225,80 @@ def test_budgets_cover_the_group_once_and_each_member(store: AccountingStore) ->
     assert budgets[("climate", "")].spent is not None  # 2 x 40 min > 1 core-hour
     assert budgets[("climate", "ann")].spent is not None  # 40 min > half a core-hour
     assert "user ann in group climate" in (budgets[("climate", "ann")].spent or "")
+
+
+async def failed_budget_stop(
+    store: AccountingStore, clock: Clock, user: str
+) -> tuple[SessionRecord, FakeHub, Enforcer]:
+    """A spent budget whose stop failed (the hub went down between the check and the
+    stop): the reason was recorded before the hub was asked."""
+    session = store_start(store, user, clock() - timedelta(hours=2), group="climate", cpu=1)
+    fake = FakeHub()
+    fake.run(user, "", session.started_at, active=None)
+    seen: list[str | None] = []
+    fake.on_stop.append(lambda user, name: seen.append(session_of(store, user).stop_reason))
+    fake.down_on_stop = True
+    enforcer = Enforcer(store, fake, "stop", 0, poll_interval=0.01)
+    report = await enforcer.run_once()
+    assert (report.failed, seen) == ((session.id,), ["budget"])
+    assert session_of(store, user).stopped_at is None
+    fake.down_on_stop = False
+    return session, fake, enforcer
+
+
+async def test_a_budget_stop_records_its_reason_first_and_is_seen_through(
+    store: AccountingStore, clock: Clock
+) -> None:
+    """A stop that failed is asked for again next round while the budget is still spent,
+    and is recorded once."""
+    session, _, enforcer = await failed_budget_stop(store, clock, "una")
+    stopped_at = clock.advance(minutes=1)
+    report = await enforcer.run_once()
+    assert report.stopped == (session.id,)
+    [closed] = store.sessions(users={"una"})
+    assert (closed.stopped_at, closed.end_reason) == (stopped_at, "budget")
+    assert (await enforcer.run_once()).stopped == ()
+
+
+async def test_a_budget_stop_is_withdrawn_once_the_budget_is_available(
+    store: AccountingStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A raised quota before the hub is back: the server keeps running, and its user's
+    own stop later is recorded as theirs, not as ``budget``."""
+    caplog.set_level(logging.INFO)
+    session, fake, enforcer = await failed_budget_stop(store, clock, "vic")
+    store.put_group("climate", quotas={"": Limits(core_hours=Fraction(1000))})
+    clock.advance(minutes=1)
+    report = await enforcer.run_once()
+    assert (report.stopped, report.withdrawn) == ((), (session.id,))
+    assert ("vic", "") in fake.servers
+    assert session_of(store, "vic").stop_reason is None
+    assert (
+        f"Withdrew the budget stop of server '' of vic (session {session.id}), which the hub "
+        "had not confirmed: the budget it was asked for is available again" in caplog.messages
+    )
+    assert (await enforcer.run_once()).withdrawn == ()
+
+    stopped_at = clock.advance(minutes=5)
+    event = stop_event_json(
+        user="vic", server="", started_at=session.started_at, stopped_at=stopped_at, reason="user"
+    )
+    store.ingest(parse_batch(event))
+    assert session_of(store, "vic").end_reason == "user"
+
+
+async def test_a_budget_stop_the_hub_is_carrying_out_is_not_withdrawn(
+    store: AccountingStore, clock: Clock
+) -> None:
+    session, fake, enforcer = await failed_budget_stop(store, clock, "wyn")
+    store.put_group("climate", quotas={"": Limits(core_hours=Fraction(1000))})
+    fake.servers[("wyn", "")] = HubServer("wyn", "", session.started_at, pending="stop")
+    fake.calls.clear()
+    report = await enforcer.run_once()
+    assert (report.stopped, report.withdrawn) == ((), ())
+    assert session_of(store, "wyn").stop_reason == "budget"
+    assert fake.calls == ["get wyn/"]  # looked, and left the hub to finish
+
+    fake.down = True  # the hub cannot say: the request stays until it can
+    assert (await enforcer.run_once()).withdrawn == ()
+    assert session_of(store, "wyn").stop_reason == "budget"

@@ -14,7 +14,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 import eohub.accounting.service
-from eohub.accounting.service.api import api_routes
+from eohub.accounting.service.api import api_routes, session_json
 from eohub.accounting.service.routes import extra_routes
 from eohub.domain.accounting.events import (
     EventError,
@@ -23,11 +23,14 @@ from eohub.domain.accounting.events import (
     start_event_json,
     stop_event_json,
 )
+from eohub.domain.accounting.ledger import Resources
 from eohub.domain.accounting.requests import (
     parse_group_update,
     parse_quota_request,
     parse_storage_samples,
 )
+from eohub.domain.accounting.session_record import SessionRecord
+from eohub.domain.accounting.stop_reasons import LEGACY_REASONS, STOP_REASONS
 
 SPEC = Path(eohub.accounting.service.__file__).with_name("openapi.yaml")
 
@@ -137,6 +140,31 @@ REQUEST_BODIES: list[BodyCase] = [
     ),
     ("year 1999", "POST", "api/events", {**_START, "started_at": "1999-12-31T00:00:00Z"}, False),
     ("reason bored", "POST", "api/events", {**_STOP, "reason": "bored"}, False),
+    ("reason idle", "POST", "api/events", {**_STOP, "reason": "idle"}, True),
+    ("reason max_duration", "POST", "api/events", {**_STOP, "reason": "max_duration"}, True),
+    (
+        "reason culled, as older hubs sent",
+        "POST",
+        "api/events",
+        {**_STOP, "reason": "culled"},
+        True,
+    ),
+    ("reason Idle", "POST", "api/events", {**_STOP, "reason": "Idle"}, False),
+    ("reason null", "POST", "api/events", {**_STOP, "reason": None}, False),
+    (
+        "start with limits",
+        "POST",
+        "api/events",
+        {**_START, "idle_timeout": 1800, "max_duration": 86_400},
+        True,
+    ),
+    ("longest limit", "POST", "api/events", {**_START, "max_duration": 366 * 86_400}, True),
+    ("limit 0", "POST", "api/events", {**_START, "idle_timeout": 0}, False),
+    ("limit over", "POST", "api/events", {**_START, "max_duration": 366 * 86_400 + 1}, False),
+    ("limit fraction", "POST", "api/events", {**_START, "idle_timeout": 1.5}, False),
+    ("limit a string", "POST", "api/events", {**_START, "idle_timeout": "2h"}, False),
+    ("limit null", "POST", "api/events", {**_START, "max_duration": None}, False),
+    ("stop with a limit", "POST", "api/events", {**_STOP, "max_duration": 60}, False),
     ("no events", "POST", "api/events", {"events": []}, False),
     ("a list", "POST", "api/events", [_START], False),
     ("quota check", "POST", "api/quota/check", _QUOTA, True),
@@ -296,3 +324,31 @@ def test_every_request_body_refuses_unknown_fields() -> None:
             assert "propertyNames" in schema, where
             continue
         assert schema.get("additionalProperties") is False, where
+
+
+def test_the_stop_reasons_are_the_domains() -> None:
+    enum = _spec()["components"]["schemas"]["StopReason"]["enum"]
+    assert enum == [*STOP_REASONS, *LEGACY_REASONS]
+
+
+def test_a_session_has_the_fields_the_spec_documents() -> None:
+    record = SessionRecord(
+        7,
+        "alice",
+        "",
+        "climate",
+        Resources.from_cpu(1),
+        RECENT,
+        RECENT + timedelta(hours=1),
+        "idle",
+        idle_timeout=1800,
+        stop_reason="idle",
+    )
+    documented = _spec()["components"]["schemas"]["Session"]["properties"]
+    shown = session_json(record, RECENT + timedelta(hours=2))
+    assert set(shown) == set(documented)
+    assert (shown["idle_timeout"], shown["max_duration"], shown["stop_reason"]) == (
+        1800,
+        None,
+        "idle",
+    )

@@ -159,7 +159,7 @@ async def test_a_killed_server_is_closed_when_last_seen(
     assert [(c.session.id, c.stopped_at) for c in report.closed] == [(session.id, seen)]
     assert "no longer lists" in report.closed[0].reason
     closed = session_of(store, "kim", "lab")
-    assert (closed.stopped_at, closed.end_reason) == (seen, "reconciled")
+    assert (closed.stopped_at, closed.end_reason) == (seen, "reconcile")
 
     # Nothing more to do next time.
     clock.advance(minutes=1)

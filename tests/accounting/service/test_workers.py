@@ -11,6 +11,7 @@ import pytest
 
 from eohub.accounting.service.context import LoopSettings
 from eohub.accounting.service.enforce import Enforcer
+from eohub.accounting.service.lifetimes import LifetimeEnforcer
 from eohub.accounting.service.workers import connect_hub, run_periodically, start_workers
 from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.hub_api import HubAPI, HubAPIError
@@ -33,10 +34,10 @@ def test_with_every_loop_off_the_hub_api_serves_the_pages_and_nothing_enforces(
 ) -> None:
     monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused")
-    hub, enforcer = connect_hub(store, LoopSettings(reconcile_interval=0))
+    loops_off = LoopSettings(reconcile_interval=0, session_limits=False)
+    hub, enforcer, lifetimes = connect_hub(store, loops_off)
     assert hub is not None  # the PIs' pages ask it for idle times and stop servers
-    assert enforcer is None
-    loops_off = LoopSettings(reconcile_interval=0)
+    assert (enforcer, lifetimes) == (None, None)
     assert start_workers(make_context(store, hub=hub, loops=loops_off)) == []
 
 
@@ -44,18 +45,61 @@ def test_with_every_loop_off_and_no_hub_nothing_is_logged(
     store: AccountingStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv("JUPYTERHUB_API_URL", raising=False)
-    assert connect_hub(store, LoopSettings(reconcile_interval=0)) == (None, None)
+    loops_off = LoopSettings(reconcile_interval=0, session_limits=False)
+    assert connect_hub(store, loops_off) == (None, None, None)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
-def test_without_the_hubs_address_the_loops_are_off_and_say_so(
-    store: AccountingStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+SESSION_LIMITS_OFF = "AccountingService.session_limits_enforcement = False"
+RECONCILE_OFF = "AccountingService.reconcile_interval = 0"
+BUDGETS_OFF = "AccountingService.enforcement = 'off'"
+
+
+@pytest.mark.parametrize(
+    ("loops", "what", "settings"),
+    [
+        (
+            LoopSettings(),  # the defaults
+            "Session limits (idle limits, maximum durations) and reconcile",
+            [SESSION_LIMITS_OFF, RECONCILE_OFF],
+        ),
+        (
+            LoopSettings(reconcile_interval=0),
+            "Session limits (idle limits, maximum durations)",
+            [SESSION_LIMITS_OFF],
+        ),
+        (
+            LoopSettings(enforcement=Mode.STOP),
+            "Session limits (idle limits, maximum durations), reconcile and budget enforcement",
+            [SESSION_LIMITS_OFF, RECONCILE_OFF, BUDGETS_OFF],
+        ),
+        (LoopSettings(session_limits=False), "Reconcile", [RECONCILE_OFF]),
+        (
+            LoopSettings(reconcile_interval=0, session_limits=False, enforcement=Mode.WARN),
+            "Budget enforcement",
+            [BUDGETS_OFF],
+        ),
+    ],
+)
+def test_without_the_hubs_address_the_loops_say_what_cannot_run_once(
+    store: AccountingStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    loops: LoopSettings,
+    what: str,
+    settings: list[str],
 ) -> None:
     monkeypatch.delenv("JUPYTERHUB_API_URL", raising=False)
-    assert connect_hub(store, LoopSettings()) == (None, None)
-    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert record.getMessage().startswith("Reconcile and enforcement are off: no hub API URL")
-    assert start_workers(make_context(store)) == []
+    caplog.set_level(logging.INFO)
+    assert connect_hub(store, loops) == (None, None, None)
+    assert start_workers(make_context(store, loops=loops)) == []
+    (record,) = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert record.levelno == logging.ERROR  # what the admin has on goes unenforced
+    assert record.getMessage() == (
+        f"{what} cannot run without the hub's API (no hub API URL: set JUPYTERHUB_API_URL). "
+        "The hub sets JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN for a service it runs; "
+        f"set both for one it does not, or turn off what needs them ({', '.join(settings)})."
+    )
 
 
 def test_the_enforcer_exists_before_any_loop_starts(
@@ -63,11 +107,35 @@ def test_the_enforcer_exists_before_any_loop_starts(
 ) -> None:
     monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused")
-    hub, enforcer = connect_hub(store, LoopSettings(enforcement=Mode.WARN, grace_period=30))
+    loops = LoopSettings(enforcement=Mode.WARN, grace_period=30, max_duration_warning=120)
+    hub, enforcer, lifetimes = connect_hub(store, loops)
     assert hub is not None
     assert enforcer is not None
     assert (enforcer.hub, enforcer.mode, enforcer.grace) == (hub, Mode.WARN, timedelta(30 / 86400))
     assert enforcer.warnings() == {}
+    assert lifetimes is not None
+    assert (lifetimes.hub, lifetimes.warning_period) == (hub, timedelta(minutes=2))
+    assert lifetimes.warnings() == {}
+
+
+async def test_session_limits_are_enforced_with_budget_enforcement_and_reconcile_off(
+    store: AccountingStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused")
+    caplog.set_level(logging.INFO)
+    loops = LoopSettings(reconcile_interval=0, enforcement=Mode.OFF, enforcement_interval=5)
+    hub, enforcer, lifetimes = connect_hub(store, loops)
+    assert lifetimes is not None
+    context = make_context(store, loops=loops, hub=hub, enforcer=enforcer, lifetimes=lifetimes)
+    tasks = start_workers(context)
+    try:
+        assert [t.get_name() for t in tasks] == ["eohub-accounting-loop"]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert "Every 5 s: session limits (hub API http://127.0.0.1:9/hub/api)" in caplog.messages
 
 
 async def test_the_loop_survives_failing_rounds(caplog: pytest.LogCaptureFixture) -> None:
@@ -104,7 +172,8 @@ async def test_the_loops_the_settings_turn_on_run_as_one_task(
     hub = HubAPI("http://127.0.0.1:9/hub/api", "unused")
     loops = LoopSettings(reconcile_interval=3600, enforcement=Mode.WARN)
     enforcer = Enforcer(store, hub, Mode.WARN, 60)
-    context = make_context(store, loops=loops, hub=hub, enforcer=enforcer)
+    lifetimes = LifetimeEnforcer(store, hub)
+    context = make_context(store, loops=loops, hub=hub, enforcer=enforcer, lifetimes=lifetimes)
     tasks = start_workers(context)
     try:
         assert [t.get_name() for t in tasks] == ["eohub-accounting-loop"]
@@ -113,13 +182,13 @@ async def test_the_loops_the_settings_turn_on_run_as_one_task(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     assert (
-        "Every 3600 s: reconcile then enforcement (hub API http://127.0.0.1:9/hub/api)"
-        in caplog.messages
+        "Every 3600 s: reconcile then enforcement then session limits "
+        "(hub API http://127.0.0.1:9/hub/api)" in caplog.messages
     )
 
 
 def test_no_loop_runs_without_a_hub_or_with_every_loop_off(store: AccountingStore) -> None:
     hub = HubAPI("http://127.0.0.1:9/hub/api", "unused")
     assert start_workers(make_context(store, hub=None)) == []
-    off = LoopSettings(reconcile_interval=0)
+    off = LoopSettings(reconcile_interval=0, session_limits=False)
     assert start_workers(make_context(store, hub=hub, loops=off)) == []

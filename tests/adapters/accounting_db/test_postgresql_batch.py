@@ -19,6 +19,7 @@ from eohub.adapters.accounting_db.models import Event, Session, UsageTotal
 from eohub.adapters.accounting_db.postgresql_batch import (
     SESSION_COLUMNS,
     close_sessions,
+    fill_limits,
     insert_events,
     insert_sessions,
     known_keys,
@@ -74,6 +75,27 @@ def test_sessions_are_inserted_found_by_start_and_closed(engine: Engine) -> None
         close_sessions(c, {ada: {"stopped_at": end, "end_reason": "stopped", "last_seen_at": end}})
         closed = c.execute(select(Session.stopped_at, Session.end_reason).where(Session.id == ada))
         assert closed.one() == (end, "stopped")
+
+
+def test_limits_are_filled_only_where_there_are_none(engine: Engine) -> None:
+    with engine.begin() as c:
+        ids = insert_sessions(
+            c,
+            [
+                session_row("ada", T0, idle_timeout=None, max_duration=None),
+                session_row("bob", T0, idle_timeout=60, max_duration=None),
+            ],
+        )
+        ada, bob = ids[SessionKey("ada", "", T0)], ids[SessionKey("bob", "", T0)]
+        fill_limits(
+            c,
+            {
+                ada: {"idle_timeout": 3600, "max_duration": 7200},
+                bob: {"idle_timeout": 1, "max_duration": 2},
+            },
+        )
+        rows = c.execute(select(Session.user, Session.idle_timeout, Session.max_duration))
+        assert sorted(rows) == [("ada", 3600, 7200), ("bob", 60, None)]
 
 
 def test_event_keys_are_recorded_and_known(engine: Engine) -> None:

@@ -65,6 +65,9 @@ def test_record_builds_a_session_record() -> None:
         stopped_by="carol",
         profile_name="Python lab",
         stop_requested_at=AWARE,
+        idle_timeout=1800,
+        max_duration=None,
+        stop_reason="idle",
     )
     found = record(row)  # type: ignore[arg-type]
     assert (found.id, found.user, found.server, found.group) == (7, "ada", "gpu", "climate")
@@ -72,6 +75,7 @@ def test_record_builds_a_session_record() -> None:
     assert (found.started_at, found.stopped_at, found.profile) == (AWARE, None, "lab")
     assert (found.stopped_by, found.profile_name) == ("carol", "Python lab")
     assert found.stop_requested_at == AWARE
+    assert (found.idle_timeout, found.max_duration, found.stop_reason) == (1800, None, "idle")
 
 
 def total(

@@ -59,12 +59,13 @@ def test_a_persons_request_names_them_and_the_hubs_stop_closes_at_its_time(
     )
     assert record.stop_asked_by == "carol"
     assert store.sessions(stopped_by_someone=True) == []  # still running
-    # The hub's stop, delivered later, keeps its real time (after the request).
+    # The hub's stop, delivered later, keeps its real time (after the request); the
+    # person who asked makes it an admin's stop, whatever the hub could tell.
     real = asked + timedelta(seconds=4)
     hub_stop(store, real)
     closed = store.session(sid)
     assert closed is not None
-    assert (closed.stopped_at, closed.end_reason, closed.stopped_by) == (real, "stopped", "carol")
+    assert (closed.stopped_at, closed.end_reason, closed.stopped_by) == (real, "admin", "carol")
     assert closed.stop_asked_by is None
     assert [s.id for s in store.sessions(stopped_by_someone=True)] == [sid]
 
@@ -77,6 +78,7 @@ def test_the_hubs_stop_first_keeps_its_time_and_gains_who(store: AccountingStore
     record = store.session(sid)
     assert record is not None
     assert (record.stopped_at, record.stopped_by) == (asked + timedelta(seconds=1), "root")
+    assert record.end_reason == "admin"  # the hub sent "stopped": by whom, now known
     # A second person's request does not rewrite who stopped it.
     assert store.stop_by(sid, "carol", CLOCK.now)
     assert store.session(sid).stopped_by == "root"  # type: ignore[union-attr]
@@ -86,7 +88,9 @@ def test_a_stop_before_the_request_is_not_the_persons(store: AccountingStore) ->
     sid = start(store)
     hub_stop(store, CLOCK.now - timedelta(minutes=30))  # alice stopped it herself
     assert store.stop_by(sid, "carol", CLOCK.now)
-    assert store.session(sid).stopped_by is None  # type: ignore[union-attr]
+    record = store.session(sid)
+    assert record is not None
+    assert (record.stopped_by, record.end_reason) == (None, "stopped")
 
 
 def test_a_stop_long_after_the_request_drops_who_asked(store: AccountingStore) -> None:
@@ -102,6 +106,7 @@ def test_a_stop_long_after_the_request_drops_who_asked(store: AccountingStore) -
         None,
         None,
     )
+    assert record.end_reason == "stopped"  # not "admin": the request was not this stop
     assert store.sessions(stopped_by_someone=True) == []
 
 
@@ -121,7 +126,7 @@ def test_reconciles_close_keeps_who_asked_only_within_the_window(
     asked = CLOCK.now - timedelta(hours=1)
     store.stop_by(sid, "carol", asked)
     # The hub's event never came; reconcile (or enforcement) closes the session.
-    assert store.close_session(sid, asked + after, "reconciled")
+    assert store.close_session(sid, asked + after, "reconcile")
     assert store.session(sid).stopped_by == ("carol" if kept else None)  # type: ignore[union-attr]
 
 

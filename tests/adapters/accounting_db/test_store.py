@@ -246,10 +246,10 @@ def test_storage_over_quota_denies(store, clock) -> None:  # type: ignore[no-unt
     assert "over its quota" in decision.reason
 
 
-def test_reconciled_close_is_replaced_by_the_real_stop(store, clock) -> None:  # type: ignore[no-untyped-def]
+def test_reconciles_close_is_replaced_by_the_real_stop(store, clock) -> None:  # type: ignore[no-untyped-def]
     store.ingest(parse_batch(start(at=T0, cpu=1)))
     ((record, _),) = store.open_sessions()
-    assert store.close_session(record.id, T0 + timedelta(hours=1), "reconciled")
+    assert store.close_session(record.id, T0 + timedelta(hours=1), "reconcile")
     result = store.ingest(parse_batch(stop(end=T0 + timedelta(hours=3))))
     assert result.corrected == 1
     rows = store.usage(

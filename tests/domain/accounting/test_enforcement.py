@@ -8,6 +8,9 @@ from fractions import Fraction
 import pytest
 
 from eohub.domain.accounting.enforcement import (
+    BUDGET,
+    UNCONFIRMED,
+    WITHDRAWN,
     Budget,
     BudgetKey,
     Mode,
@@ -18,6 +21,7 @@ from eohub.domain.accounting.enforcement import (
 )
 from eohub.domain.accounting.ledger import MS_PER_HOUR, Usage
 from eohub.domain.accounting.quota import Limits, Running, Standing
+from eohub.domain.accounting.stop_reasons import IDLE
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=15)
@@ -37,6 +41,8 @@ CLIMATE_SPENT = Budget("climate", spent=SPENT)
 CLIMATE_GPU_SPENT = Budget("climate", gpu_spent=GPU_SPENT)
 CLIMATE_OK = Budget("climate")
 ALICE_SPENT = Budget("climate", "alice", spent="alice's share is spent.")
+# A budget stop asked for, not confirmed yet (the hub was restarting).
+ALICE_ASKED = RunningSession(1, "alice", "", "climate", T0, stop_reason=BUDGET)
 
 
 def warned(key: BudgetKey, minute: float, *ids: int, reason: str = SPENT) -> WarningInfo:
@@ -77,6 +83,12 @@ CASES = [
      [CLIMATE_SPENT, ALICE_SPENT], [ALICE],
      {GROUP: warned(GROUP, 0, 1), ("climate", "alice"): warned(("climate", "alice"), 5, 1)},
      15, [], {GROUP: 0, ("climate", "alice"): 5}, {}, [1]),
+    ("a stop asked for is asked again while the budget is spent", Mode.STOP, [CLIMATE_SPENT],
+     [ALICE_ASKED, BOB_GPU], {}, 20, [GROUP], {GROUP: 20}, {}, [1]),
+    ("a stop asked for is not asked again once the budget is back", Mode.STOP, [CLIMATE_OK],
+     [ALICE_ASKED, BOB_GPU], {}, 20, [], {}, {}, []),
+    ("warn mode does not carry out a stop asked for in stop mode", Mode.WARN, [CLIMATE_SPENT],
+     [ALICE_ASKED], {}, 20, [GROUP], {GROUP: 20}, {}, []),
 ]  # fmt: skip
 
 
@@ -113,6 +125,67 @@ def test_plan_enforcement(
         assert w.stop_at == (w.first_warned_at + GRACE if mode is Mode.STOP else None)
         assert w.reason
         assert w.key == key
+
+
+def test_a_stop_asked_for_again_says_so() -> None:
+    plan = plan_enforcement(
+        budgets=[CLIMATE_SPENT],
+        sessions=[ALICE_ASKED],
+        warnings={},
+        mode=Mode.STOP,
+        grace=GRACE,
+        now=T0,
+    )
+    assert [(s.session, s.reason) for s in plan.stops] == [(ALICE_ASKED, UNCONFIRMED)]
+    assert plan.withdrawn == ()
+    assert BUDGET == "budget"
+
+
+BOB_ASKED = RunningSession(2, "bob", "gpu", "climate", T0, gpus=1, stop_reason=BUDGET)
+ALICE_IDLE_ASKED = RunningSession(1, "alice", "", "climate", T0, stop_reason=IDLE)
+
+# A budget stop asked for and not confirmed (the hub was restarting): asked again while
+# the budget is still spent, else withdrawn.
+# (case, mode, budgets, sessions, stopped ids, withdrawn ids)
+ASKED_CASES = [
+    ("still spent: asked again at once, before any grace", Mode.STOP, [CLIMATE_SPENT],
+     [ALICE_ASKED, BOB_GPU], [1], []),
+    ("budget back (new period, raised quota): withdrawn", Mode.STOP, [CLIMATE_OK],
+     [ALICE_ASKED, BOB_GPU], [], [1]),
+    ("GPU hours spent, no GPU held: withdrawn", Mode.STOP, [CLIMATE_GPU_SPENT], [ALICE_ASKED],
+     [], [1]),
+    ("GPU hours spent, GPU held: asked again", Mode.STOP, [CLIMATE_GPU_SPENT], [BOB_ASKED],
+     [2], []),
+    ("the member's own budget spent: asked again", Mode.STOP, [CLIMATE_OK, ALICE_SPENT],
+     [ALICE_ASKED], [1], []),
+    ("no budget left to enforce (allocation gone): withdrawn", Mode.STOP, [], [ALICE_ASKED],
+     [], [1]),
+    ("warn mode never carries it out: withdrawn", Mode.WARN, [CLIMATE_SPENT], [ALICE_ASKED],
+     [], [1]),
+    ("another reason recorded: not ours to withdraw", Mode.STOP, [CLIMATE_OK],
+     [ALICE_IDLE_ASKED], [], []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "budgets", "sessions", "stopped", "withdrawn"),
+    [c[1:] for c in ASKED_CASES],
+    ids=[c[0] for c in ASKED_CASES],
+)
+def test_a_budget_stop_asked_for_is_seen_through_only_while_the_budget_is_spent(
+    mode: Mode,
+    budgets: list[Budget],
+    sessions: list[RunningSession],
+    stopped: list[int],
+    withdrawn: list[int],
+) -> None:
+    plan = plan_enforcement(
+        budgets=budgets, sessions=sessions, warnings={}, mode=mode, grace=GRACE, now=at(20)
+    )
+    assert [s.session.id for s in plan.stops] == stopped
+    assert [w.session.id for w in plan.withdrawn] == withdrawn
+    for w in plan.withdrawn:
+        assert w.reason == WITHDRAWN[mode]
 
 
 def test_zero_grace_warns_and_stops_in_one_round() -> None:

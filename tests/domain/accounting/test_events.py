@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from eohub.domain.accounting.events import (
+    END_REASONS,
+    MAX_LIMIT_SECONDS,
     EventError,
     StartEvent,
     StopEvent,
@@ -24,6 +26,7 @@ from eohub.domain.accounting.requests import (
     parse_storage_samples,
 )
 from eohub.domain.accounting.resources import MAX_CPU, MAX_GPUS, MAX_MEMORY_BYTES, MIN_CPU
+from eohub.domain.accounting.stop_reasons import LEGACY_REASONS, STOP_REASONS
 
 T0 = datetime(2026, 5, 1, 8, tzinfo=UTC)
 START = start_event_json(
@@ -53,6 +56,96 @@ def test_the_environments_display_name_is_sent_only_when_there_is_one() -> None:
     (plain,) = parse_batch(START)
     assert isinstance(plain, StartEvent)
     assert plain.profile_name == ""
+
+
+@pytest.mark.parametrize(
+    ("sent", "idle_timeout", "max_duration"),
+    [
+        ((None, None), None, None),  # no limits: none sent
+        ((3600, None), 3600, None),
+        ((None, 86_400), None, 86_400),
+        ((1, MAX_LIMIT_SECONDS), 1, MAX_LIMIT_SECONDS),
+        ((0, 0), None, None),  # 0: no limit, left out
+    ],
+)
+def test_a_start_carries_the_sessions_limits(
+    sent: tuple[int | None, int | None], idle_timeout: int | None, max_duration: int | None
+) -> None:
+    data = start_event_json(
+        user="alice",
+        server="",
+        started_at=T0,
+        group="climate",
+        cpu=1,
+        idle_timeout=sent[0],
+        max_duration=sent[1],
+    )
+    assert ("idle_timeout" in data, "max_duration" in data) == (
+        idle_timeout is not None,
+        max_duration is not None,
+    )
+    (event,) = parse_batch(data)
+    assert isinstance(event, StartEvent)
+    assert (event.idle_timeout, event.max_duration) == (idle_timeout, max_duration)
+
+
+LIMIT_ERRORS: list[tuple[object, str]] = [
+    (0, "must be from 1 to 31622400 seconds (366 days); leave it out for no limit"),
+    (-5, "must be from 1 to 31622400 seconds (366 days); leave it out for no limit"),
+    (MAX_LIMIT_SECONDS + 1, "must be from 1 to 31622400 seconds (366 days); leave it out"),
+    (10**40, "must be from 1 to 31622400 seconds (366 days); leave it out"),
+    (1.5, "must be a whole number of seconds (leave it out for no limit)"),
+    (float("inf"), "must be a whole number of seconds"),
+    ("2h", "must be a whole number of seconds"),
+    (None, "must be a whole number of seconds"),
+    (True, "must be a whole number of seconds"),
+]
+
+
+@pytest.mark.parametrize("field", ["idle_timeout", "max_duration"])
+@pytest.mark.parametrize(("value", "message"), LIMIT_ERRORS)
+def test_a_bad_limit_names_its_field_in_the_batch(field: str, value: object, message: str) -> None:
+    with pytest.raises(EventError) as error:
+        parse_batch({"events": [START, {**START, field: value}]})
+    assert error.value.errors.keys() == {f"events[1].{field}"}
+    assert error.value.errors[f"events[1].{field}"].startswith(message)
+
+
+def test_a_limit_written_as_a_whole_float_is_read() -> None:
+    (event,) = parse_batch({**START, "max_duration": 7200.0})
+    assert isinstance(event, StartEvent)
+    assert event.max_duration == 7200
+    assert isinstance(event.max_duration, int)
+
+
+def test_a_stop_carries_no_limits() -> None:
+    with pytest.raises(EventError) as error:
+        parse_batch({**STOP, "max_duration": 60})
+    assert set(error.value.errors) == {"max_duration"}
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        *((r, r) for r in STOP_REASONS),
+        *LEGACY_REASONS.items(),  # an older hub's outbox: quota, reconciled, culled
+        (None, "stopped"),  # left out
+    ],
+)
+def test_stop_reasons_are_read_by_todays_name(sent: str | None, read: str) -> None:
+    data = {k: v for k, v in STOP.items() if k != "reason"}
+    if sent is not None:
+        data["reason"] = sent
+    (event,) = parse_batch(data)
+    assert isinstance(event, StopEvent)
+    assert event.reason == read
+
+
+@pytest.mark.parametrize("reason", ["bored", "", "Idle", " idle", 3, None, ["idle"]])
+def test_other_reasons_are_refused_with_the_list(reason: object) -> None:
+    with pytest.raises(EventError) as error:
+        parse_batch({"events": [{**STOP, "reason": reason}]})
+    assert error.value.errors == {"events[0].reason": f"must be one of {', '.join(END_REASONS)}"}
 
 
 def test_keys_are_stable_and_distinct() -> None:

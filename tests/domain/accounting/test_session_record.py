@@ -55,6 +55,11 @@ def test_the_size_columns_come_from_the_resources() -> None:
     )
 
 
+def test_a_session_without_limits_or_a_requested_stop() -> None:
+    record = SessionRecord(1, "alice", "", "climate", Resources.from_cpu(1), T0)
+    assert (record.idle_timeout, record.max_duration, record.stop_reason) == (None, None, None)
+
+
 def test_records_are_frozen() -> None:
     record = SessionRecord(1, "alice", "", "climate", Resources.from_cpu(1), T0)
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -201,7 +201,12 @@ CONVERTS: list[tuple[str, Any, dict[str, Any], dict[str, Any], dict[str, Any]]] 
                     "default_url": "/rstudio",
                 },
                 allowed_groups=["Climate"],
-                eohub={"max_duration": 3600, "charge_groups": ["climate"]},
+                eohub={
+                    "max_duration": "1h",
+                    "idle_timeout": 0,
+                    "group_limits": {"Climate": {"max_duration": "2d"}},
+                    "charge_groups": ["climate"],
+                },
             )
         ],
         {},
@@ -213,7 +218,9 @@ CONVERTS: list[tuple[str, Any, dict[str, Any], dict[str, Any], dict[str, Any]]] 
                 "env": {"STAC_URL": "https://stac.example.org"},
                 "sizes": ["pangeo"],
                 "allowed_groups": ["Climate"],
+                "idle_timeout": 0,
                 "max_duration": 3600,
+                "group_limits": {"Climate": {"max_duration": 172800}},
                 "default": True,
             }
         },

@@ -147,7 +147,13 @@ def test_a_profile_is_read_with_every_key() -> None:
         default=True,
         kubespawner_override={"image": "x:1", "node_selector": {"pool": None}},
         allowed_groups=["EO-Sci", "climate"],
-        eohub={"charge_groups": ["eo-sci"], "max_duration": 3600, "charge": "limit"},
+        eohub={
+            "charge_groups": ["eo-sci"],
+            "max_duration": 3600,
+            "idle_timeout": "30m",
+            "group_limits": {"EO-Sci": {"max_duration": "1d"}},
+            "charge": "limit",
+        },
         profile_options={
             "image": option(
                 allowed_groups=["ML"],
@@ -168,7 +174,10 @@ def test_a_profile_is_read_with_every_key() -> None:
     assert profile.description == "Line one.\nLine two."
     assert profile.overrides == {"image": "x:1", "node_selector": {"pool": None}}
     assert profile.allowed_groups == frozenset({"eo-sci", "climate"})  # casefolded
-    assert profile.rules == ProfileRules(frozenset({"eo-sci"}), 3600, "limit")
+    assert profile.rules == ProfileRules(
+        frozenset({"eo-sci"}), 3600, "limit", 1800, {"EO-Sci": {"max_duration": 86400}}
+    )
+    assert profile.rules.own_limits == {"idle_timeout": 1800, "max_duration": 3600}
     assert profile.repository is True
     (opt,) = profile.options
     assert opt.path == "profile_list[0].profile_options.image"
@@ -386,16 +395,34 @@ ERRORS: list[tuple[str, object, str, str]] = [
         "must be one of guarantee, limit",
     ),
     (
-        "eohub max_duration 0",
-        listing(eohub={"max_duration": 0}),
+        "eohub max_duration negative",
+        listing(eohub={"max_duration": -1}),
         f"{P0}.eohub.max_duration",
-        "must be between",
+        "must be between 0 (no limit)",
     ),
     (
         "eohub max_duration text",
-        listing(eohub={"max_duration": "8h"}),
+        listing(eohub={"max_duration": "8 hours"}),
         f"{P0}.eohub.max_duration",
-        "whole number",
+        "must be a duration like 3600",
+    ),
+    (
+        "eohub idle_timeout too long",
+        listing(eohub={"idle_timeout": "400d"}),
+        f"{P0}.eohub.idle_timeout",
+        "must be between 0 (no limit)",
+    ),
+    (
+        "eohub group_limits bad duration",
+        listing(eohub={"group_limits": {"climate": {"max_duration": "2 days"}}}),
+        f"{P0}.eohub.group_limits.climate.max_duration",
+        "must be a duration",
+    ),
+    (
+        "eohub group_limits unknown key",
+        listing(eohub={"group_limits": {"climate": {"charge": "limit"}}}),
+        f"{P0}.eohub.group_limits.climate.charge",
+        "is not a limit",
     ),
     (
         "eohub charge_groups text",

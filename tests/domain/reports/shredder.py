@@ -54,6 +54,8 @@ class Shredded:
     gpus: int
     req_mem_mib: int
     job_name: str
+    state: str
+    exit_code: str
 
 
 def epoch(text: str) -> int:
@@ -106,6 +108,8 @@ def shred(line: str) -> Shredded:
         gpus=tres_gpus(job["alloctres"]),
         req_mem_mib=int(mem_mib),
         job_name=job["jobname"],
+        state=job["state"],
+        exit_code=job["exitcode"],
     )
 
 

@@ -37,7 +37,7 @@ def session(**changes: Any) -> SessionRecord:
         "resources": Resources.from_cpu("0.25", 2 * GIB, 1),
         "started_at": T0,
         "stopped_at": T0 + timedelta(hours=3),
-        "end_reason": "culled",
+        "end_reason": "idle",
         "profile": "eo-python",
         "image": "quay.io/eo/python:1",
     }
@@ -63,11 +63,55 @@ def test_a_stopped_session_row() -> None:
         "gpus": "1",
         "started_at": "2026-01-31T23:00:00.000000Z",
         "stopped_at": "2026-02-01T02:00:00.000000Z",
-        "end_reason": "culled",
+        "end_reason": "idle",
         "core_hours": "0.750000",
         "memory_gib_hours": "6.000000",
         "gpu_hours": "3.000000",
+        "idle_timeout": "",
+        "max_duration": "",
     }
+
+
+def test_the_first_versions_columns_keep_their_places() -> None:
+    # Sheets that read the columns by place still work: the new ones come last.
+    assert SESSION_HEADER[:15] == (
+        "id",
+        "user",
+        "server",
+        "group",
+        "profile",
+        "image",
+        "cpu",
+        "memory_bytes",
+        "gpus",
+        "started_at",
+        "stopped_at",
+        "end_reason",
+        "core_hours",
+        "memory_gib_hours",
+        "gpu_hours",
+    )
+    assert SESSION_HEADER[15:] == ("idle_timeout", "max_duration")
+
+
+@pytest.mark.parametrize(
+    ("idle_timeout", "max_duration", "cells_written"),
+    [
+        (None, None, ("", "")),
+        (3600, None, ("3600", "")),
+        (None, 86_400, ("", "86400")),
+        (1, 366 * 86_400, ("1", "31622400")),
+    ],
+)
+def test_the_sessions_limits_are_whole_seconds(
+    idle_timeout: int | None, max_duration: int | None, cells_written: tuple[str, str]
+) -> None:
+    row = cells(
+        session(idle_timeout=idle_timeout, max_duration=max_duration, end_reason="max_duration"),
+        T0,
+    )
+    assert (row["idle_timeout"], row["max_duration"]) == cells_written
+    assert row["end_reason"] == "max_duration"
 
 
 def test_an_open_session_counts_up_to_now() -> None:

@@ -17,19 +17,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eohub.domain.accounting.ledger import GIB, MIB, Resources
-from eohub.domain.accounting.session_record import SessionRecord, StorageSample
+from eohub.domain.accounting.session_record import SessionRecord
+from eohub.domain.accounting.stop_reasons import LEGACY_REASONS, STOP_REASONS
 from eohub.domain.reports.xdmod import (
     DEFAULT_SACCT_OPTIONS,
+    ENDED_STATES,
     SACCT_FIELDS,
     SacctOptions,
-    StorageOptions,
     pseudo_id,
     sacct_fields,
     sacct_line,
     sacct_lines,
     slurm_duration,
-    storage_record,
-    storage_records,
     xdmod_text,
 )
 from tests.domain.reports.shredder import EPOCH, seconds, shred
@@ -77,6 +76,10 @@ offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
 starts = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1))
 
 
+REASONS = (*STOP_REASONS, *LEGACY_REASONS)
+MAX_LIMIT = 366 * 86_400
+
+
 @st.composite
 def sessions(draw: st.DrawFn) -> SessionRecord:
     start = draw(starts).replace(tzinfo=UTC).astimezone(draw(offsets))
@@ -96,6 +99,8 @@ def sessions(draw: st.DrawFn) -> SessionRecord:
         stopped_at=stop,
         profile=draw(st.one_of(st.just(""), names)),
         image=draw(names),
+        end_reason=draw(st.one_of(st.none(), st.sampled_from(REASONS), names)),
+        max_duration=draw(st.one_of(st.none(), st.integers(min_value=1, max_value=MAX_LIMIT))),
     )
 
 
@@ -119,6 +124,7 @@ def test_every_exported_session_passes_the_shredder(record: SessionRecord) -> No
     assert job.ncpus * (job.end - job.start) + job.ncpus >= exact
     assert job.user == xdmod_text(record.user)
     assert job.group == job.account == xdmod_text(record.group)
+    assert job.timelimit == record.max_duration
 
 
 @settings(max_examples=200, deadline=None)
@@ -353,91 +359,60 @@ def test_job_ids_are_stable_across_exports() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Storage JSON, checked against usage.schema.json's rules.
+# Why a session stopped: the job's state, exit code and time limit.
 
-STORAGE_REQUIRED = {"resource", "mountpoint", "user", "pi", "dt", "file_count", "logical_usage"}
-STORAGE_OPTIONAL = {"physical_usage", "soft_threshold", "hard_threshold"}
-
-
-def check_storage(entry: dict[str, Any]) -> None:
-    assert STORAGE_REQUIRED <= set(entry) <= STORAGE_REQUIRED | STORAGE_OPTIONAL
-    assert len(entry["resource"]) <= 200
-    assert len(entry["mountpoint"]) <= 255
-    assert len(entry["user"]) <= 30
-    assert len(entry["pi"]) <= 30
-    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", entry["dt"])
-    datetime.fromisoformat(entry["dt"])
-    for key in ("file_count", "logical_usage", *STORAGE_OPTIONAL):
-        if key in entry:
-            assert type(entry[key]) is int
-            assert 0 <= entry[key] <= 2**64 - 1
-
-
-def test_storage_records_follow_the_schema() -> None:
-    options = StorageOptions(
-        resource="eohub-home", mountpoint="/home", hard_thresholds={"climate": 10 * GIB}
-    )
-    at = datetime(2026, 3, 1, 0, 30, 15, 500, tzinfo=timezone(timedelta(hours=1)))
-    entries = storage_records(
-        [
-            StorageSample("alice", "climate", 5 * GIB, at, file_count=1200),
-            StorageSample("bob", "ocean", 0, at),
-            StorageSample("c" * 40, "g|x", 1, datetime(2026, 3, 1)),
-        ],
-        options,
-    )
-    for entry in entries:
-        check_storage(entry)
-    assert entries[0] == {
-        "resource": "eohub-home",
-        "mountpoint": "/home",
-        "user": "alice",
-        "pi": "climate",
-        "dt": "2026-02-28T23:30:15Z",
-        "file_count": 1200,
-        "logical_usage": 5 * GIB,
-        "hard_threshold": 10 * GIB,
-    }
-    assert "hard_threshold" not in entries[1]
-    assert entries[2]["pi"] == "g%7Cx"
-    assert len(entries[2]["user"]) == 30
+STATES = [
+    ("user", "COMPLETED", "0:0"),
+    ("stopped", "COMPLETED", "0:0"),
+    ("reconcile", "COMPLETED", "0:0"),
+    ("unknown", "COMPLETED", "0:0"),
+    ("admin", "CANCELLED", "0:0"),
+    ("shutdown", "CANCELLED", "0:0"),
+    ("budget", "CANCELLED", "0:0"),
+    ("idle", "TIMEOUT", "0:0"),
+    ("max_duration", "TIMEOUT", "0:0"),
+    ("failed", "FAILED", "1:0"),
+    # earlier versions' names, as a ledger not yet migrated (or a CSV import) has them
+    ("quota", "CANCELLED", "0:0"),
+    ("culled", "TIMEOUT", "0:0"),
+    ("reconciled", "COMPLETED", "0:0"),
+    (None, "COMPLETED", "0:0"),
+    ("", "COMPLETED", "0:0"),
+    ("something new", "COMPLETED", "0:0"),
+]
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    user=names,
-    group=names,
-    size=st.integers(min_value=0, max_value=2**64 - 1),
-    files=st.integers(min_value=0, max_value=2**40),
-    at=starts,
-    offset=offsets,
-)
-def test_any_storage_sample_fits_the_schema(
-    user: str, group: str, size: int, files: int, at: datetime, offset: timezone
+def test_the_state_table_covers_every_reason() -> None:
+    assert {r for r, _, _ in STATES} >= set(STOP_REASONS) | set(LEGACY_REASONS)
+
+
+@pytest.mark.parametrize(("reason", "state", "exit_code"), STATES)
+def test_the_end_reason_gives_the_state_and_exit_code(
+    reason: str | None, state: str, exit_code: str
 ) -> None:
-    measured = at.replace(tzinfo=UTC).astimezone(offset)
-    entry = storage_record(
-        StorageSample(user, group, size, measured, files),
-        StorageOptions(resource="store", hard_thresholds={group: None}),
-    )
-    check_storage(entry)
-    assert entry["dt"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = sacct_line(session(end_reason=reason))
+    fields = dict(zip(SACCT_FIELDS, line.split("|"), strict=True))
+    assert (fields["state"], fields["exitcode"]) == (state, exit_code)
+    assert state in ENDED_STATES
+    job = shred(line)
+    assert (job.state, job.exit_code) == (state, exit_code)
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("max_duration", "option", "timelimit", "seconds_read"),
     [
-        ({"resource": "bad name"}, "resource"),
-        ({"resource": "ok", "mountpoint": "home"}, "mountpoint"),
-        ({"resource": "ok", "mountpoint": "/a|b"}, "mountpoint"),
-        ({"resource": "ok", "hard_thresholds": {"g": -1}}, "hard_thresholds"),
+        (None, "UNLIMITED", "UNLIMITED", None),
+        (None, "02:00:00", "02:00:00", 7200),
+        (3600, "UNLIMITED", "01:00:00", 3600),
+        (90, "02:00:00", "00:01:30", 90),  # the session's own limit wins
+        (86_400, "UNLIMITED", "1-00:00:00", 86_400),
+        (366 * 86_400 - 1, "UNLIMITED", "365-23:59:59", 366 * 86_400 - 1),
     ],
 )
-def test_bad_storage_options_fail(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        StorageOptions(**options)
-
-
-def test_negative_sizes_are_refused() -> None:
-    with pytest.raises(ValueError, match="bytes"):
-        storage_record(StorageSample("a", "g", -1, T0), StorageOptions(resource="s"))
+def test_the_sessions_maximum_duration_is_its_time_limit(
+    max_duration: int | None, option: str, timelimit: str, seconds_read: int | None
+) -> None:
+    record = session(max_duration=max_duration, idle_timeout=600)
+    options = SacctOptions(timelimit=option)
+    assert fields_of(record, options)["timelimit"] == timelimit
+    assert shred(sacct_line(record, options)).timelimit == seconds_read

@@ -19,12 +19,13 @@ back, as JupyterHub requires of cookie-authenticated requests.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from tornado import web
 
+from eohub.accounting.scopes import Caller
 from eohub.accounting.service.pages import views
 from eohub.accounting.service.pages.budgets import enforcement_notices
 from eohub.accounting.service.pages.page_base import (
@@ -37,7 +38,9 @@ from eohub.accounting.service.pages.page_base import (
     render,
 )
 from eohub.accounting.service.pages.servers import hub_servers, running_servers, stop_note
+from eohub.accounting.service.pages.session_view import lifetime_notices
 from eohub.accounting.service.pages.stop_handler import StopServerHandler
+from eohub.adapters.accounting_db.groups import GroupInfo
 from eohub.adapters.accounting_db.store import UnknownGroupError
 from eohub.domain.accounting.access import Op, grant_for, may_read_group, may_stop_server
 from eohub.domain.accounting.events import NAME
@@ -71,12 +74,16 @@ class UsagePageHandler(PageHandler):
             for w in self.enforcement_warnings(b.group for b in page.budgets)
             if w.user in ("", caller.name)
         ]
+        lifetime, warned = lifetime_notices(
+            self.lifetime_warnings(caller.name), page.running, now, own=True
+        )
         self.render_page(
             "usage.html",
             page=page,
             period=kind.value,
-            enforcement=enforcement_notices(warnings),
+            enforcement=enforcement_notices(warnings) + lifetime,
             flagged={i for w in warnings for i in w.sessions},
+            warned=warned,
         )
 
 
@@ -90,20 +97,7 @@ class GroupsPageHandler(PageHandler):
         assert caller is not None
         store = self.context.store
         wanted = self.get_argument("group", "", strip=False)
-        if wanted:
-            if not NAME.fullmatch(wanted):
-                raise web.HTTPError(404, "There is no such group.")
-            if not may_read_group(caller, Op.PAGE_GROUPS, wanted):
-                raise web.HTTPError(403, "Only the group's PIs and admins may see its usage.")
-            try:
-                infos = [await store.read(store.group, wanted)]
-            except UnknownGroupError:
-                raise web.HTTPError(
-                    404, "That group has no allocation in accounting (yet)."
-                ) from None
-        else:
-            led = set(caller.groups_led)
-            infos = await store.read(store.groups, led) if led else []
+        infos = await self.groups_shown(caller, wanted)
         kind = self.kind_argument((PeriodKind.DAY, PeriodKind.MONTH))
         rng = views.recent_range(kind, store.clock(), HISTORY_LENGTH[kind])
         reports = [
@@ -114,7 +108,6 @@ class GroupsPageHandler(PageHandler):
             r.info.name: {"burn_down": r.burn_down_data, "usage": r.history.to_json()}
             for r in reports
         }
-        warnings = self.enforcement_warnings(r.info.name for r in reports)
         stopped = self.int_argument("stopped")
         if stopped is not None:
             note = await stop_note(store, caller, stopped, self.get_argument("result", ""))
@@ -131,12 +124,40 @@ class GroupsPageHandler(PageHandler):
             servers={r.info.name: running_servers(r.running, listed, now) for r in reports},
             may_stop={r.info.name: may_stop_server(caller, r.info.name) for r in reports},
             hub_known=listed is not None,
-            enforcement={
-                r.info.name: enforcement_notices(w for w in warnings if w.group == r.info.name)
-                for r in reports
-            },
-            flagged={i for w in warnings for i in w.sessions},
+            **self.group_warnings(reports, now),
         )
+
+    async def groups_shown(self, caller: Caller, wanted: str) -> list[GroupInfo]:
+        """The group asked for (``?group=``), if the caller may see it; else theirs."""
+        store = self.context.store
+        if not wanted:
+            led = set(caller.groups_led)
+            return await store.read(store.groups, led) if led else []
+        if not NAME.fullmatch(wanted):
+            raise web.HTTPError(404, "There is no such group.")
+        if not may_read_group(caller, Op.PAGE_GROUPS, wanted):
+            raise web.HTTPError(403, "Only the group's PIs and admins may see its usage.")
+        try:
+            return [await store.read(store.group, wanted)]
+        except UnknownGroupError:
+            raise web.HTTPError(404, "That group has no allocation in accounting (yet).") from None
+
+    def group_warnings(self, reports: list[views.GroupReport], now: datetime) -> dict[str, Any]:
+        """The warnings in force for each report's group: budgets spent, and servers
+        about to reach their maximum duration (notices, and the sessions they flag)."""
+        warnings = self.enforcement_warnings(r.info.name for r in reports)
+        lifetimes = self.lifetime_warnings()
+        enforcement, warned = {}, {}
+        for r in reports:
+            notices, badges = lifetime_notices(lifetimes, r.running, now, own=False)
+            mine = (w for w in warnings if w.group == r.info.name)
+            enforcement[r.info.name] = enforcement_notices(mine) + notices
+            warned.update(badges)
+        return {
+            "enforcement": enforcement,
+            "flagged": {i for w in warnings for i in w.sessions},
+            "warned": warned,
+        }
 
 
 class AllPageHandler(PageHandler):

@@ -23,6 +23,7 @@ from eohub._version import __version__
 from eohub.accounting.scopes import Caller
 from eohub.accounting.service.handlers import BaseHandler
 from eohub.accounting.service.pages.budgets import describe_allocation
+from eohub.accounting.service.pages.words import LifetimeWarning
 from eohub.domain.accounting.enforcement import WarningInfo
 from eohub.domain.accounting.ledger import GIB
 from eohub.domain.accounting.periods import PeriodKind
@@ -34,6 +35,7 @@ from eohub.domain.reports.wording import (
     quantity,
     whose_server,
 )
+from eohub.domain.wording import idle_limit_text, span_text
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -66,6 +68,8 @@ def environment() -> jinja2.Environment:
     env.filters["percent"] = lambda v: DASH if v is None else f"{v:.0f}%"
     env.filters["sentence"] = lambda text: text[:1].upper() + text[1:]
     env.filters["renews"] = describe_allocation
+    env.filters["span"] = span_text  # a limit: "2 hours"
+    env.globals["idle_limit"] = idle_limit_text
     return env
 
 
@@ -151,6 +155,11 @@ class PageHandler(BaseHandler):
         self.finish(
             self.render_text("error.html", status_code=status_code, reason=reason, message=message)
         )
+
+    def lifetime_warnings(self, user: str | None = None) -> list[LifetimeWarning]:
+        """The coming max-duration stops (only ``user``'s when given); none while session
+        limits are not enforced."""
+        return list(self.context.lifetime_warnings(user).values())
 
     def enforcement_warnings(self, groups: Iterable[str]) -> list[WarningInfo]:
         """Warnings in force for ``groups`` (none while enforcement is off)."""

@@ -37,6 +37,7 @@ from eohub.domain.accounting.periods import (
     periods_between,
 )
 from eohub.domain.accounting.quota import EACH_MEMBER, WHOLE_GROUP, Limits
+from eohub.domain.accounting.session_record import SessionRecord
 from eohub.domain.reports.charts import (
     BarChart,
     Frame,
@@ -49,6 +50,9 @@ from eohub.domain.reports.charts import (
 )
 
 SESSIONS_PER_PAGE, TOP_USERS = 25, 10
+#: A group report lists this many of its latest stops, among the sessions of the group
+#: recorded latest (``RECENT_SCAN``): enough to see why servers stopped, not a history.
+RECENT_STOPS, RECENT_SCAN = 10, 50
 
 
 # -- ranges and labels -------------------------------------------------------------
@@ -140,6 +144,7 @@ class UsagePage:
     next_before: int | None
     before: int | None
     labels: dict[str, str] = field(default_factory=dict)  # group -> its display name
+    running: tuple[SessionRow, ...] = ()  # every open session, whichever page shows it
 
     @property
     def notices(self) -> list[Notice]:
@@ -163,7 +168,8 @@ def my_usage(
     rows = store.usage(rng.kind, rng.start, rng.end, user=user)
     hist = history(rows, rng, lambda r: r.group, frame)
     used = set(hist.totals)
-    used |= {s.group for s in store.sessions(users={user}, open_only=True, limit=100)}
+    running = store.sessions(users={user}, open_only=True, limit=100)
+    used |= {s.group for s in running}
     records = store.sessions(users={user}, before_id=before, limit=SESSIONS_PER_PAGE)
     defined = {g.name: g for g in store.groups(used | set(member_of) | {s.group for s in records})}
     shown = used | (set(member_of) & set(defined))
@@ -181,6 +187,7 @@ def my_usage(
         records[-1].id if len(records) == SESSIONS_PER_PAGE else None,
         before,
         {name: info.display_name for name, info in defined.items() if info.display_name},
+        tuple(session_row(s, now) for s in running),
     )
 
 
@@ -226,7 +233,7 @@ class GroupReport:
     history: History
     quotas: tuple[QuotaRow, ...]
     running: tuple[SessionRow, ...]
-    stopped: tuple[SessionRow, ...] = ()  # recent servers a PI or an admin stopped
+    stopped: tuple[SessionRow, ...] = ()  # recent stops, with why (see recent_stops)
 
     @property
     def label(self) -> str:
@@ -325,10 +332,19 @@ def group_report(
         history(months, rng, lambda r: r.user, frames[0]),
         tuple(QuotaRow(o, lim) for o, lim in sorted(group.quotas.items())),
         tuple(session_row(s, now) for s in running),
-        tuple(
-            session_row(s, now)
-            for s in store.sessions(groups={group.name}, stopped_by_someone=True, limit=10)
-        ),
+        tuple(session_row(s, now) for s in recent_stops(store, group.name)),
+    )
+
+
+def recent_stops(store: AccountingStore, group: str) -> list[SessionRecord]:
+    """The group's latest stops, latest first: the last :data:`RECENT_STOPS` closed
+    sessions among those recorded latest, and the last as many that a PI or an admin
+    stopped (so a busy group does not hide them)."""
+    latest = [s for s in store.sessions(groups={group}, limit=RECENT_SCAN) if s.stopped_at]
+    by_people = store.sessions(groups={group}, stopped_by_someone=True, limit=RECENT_STOPS)
+    closed = {s.id: s for s in (*latest[:RECENT_STOPS], *by_people)}
+    return sorted(
+        closed.values(), key=lambda s: (s.stopped_at or s.started_at, s.id), reverse=True
     )
 
 
@@ -409,5 +425,6 @@ __all__ = [
     "my_usage",
     "period_label",
     "recent_range",
+    "recent_stops",
     "session_row",
 ]

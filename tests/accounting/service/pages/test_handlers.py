@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,8 +20,10 @@ from eohub.accounting.service.pages.handlers import (
     render,
 )
 from eohub.domain.accounting.ledger import GIB
+from eohub.domain.accounting.lifetimes import LifetimeWarning
 from eohub.domain.accounting.periods import Allocation, PeriodKind
-from tests.accounting.service.context_support import make_handler
+from tests.accounting.service.context_support import make_context, make_handler
+from tests.accounting.service.pages.pages_support import NOW, pages_store
 
 LINKS = {"prefix": "/services/eohub-accounting/", "hub_prefix": "/hub/"}
 HUB_AUTH = SimpleNamespace(hub_prefix="/hub/")
@@ -72,6 +75,8 @@ def test_the_root_redirects_to_my_usage() -> None:
         ("sentence", "your share", "Your share"),
         ("sentence", "", ""),
         ("renews", Allocation.parse("rolling:7"), "rolling 7 days"),
+        ("span", 7200, "2 hours"),
+        ("span", 36 * 3600, "36 hours"),
     ],
 )
 def test_template_filters(name: str, value: Any, shown: str) -> None:
@@ -146,6 +151,22 @@ def test_a_bad_date_is_ignored_with_a_note(query: str, day: datetime | None, not
     assert bool(handler.notes) is noted
     if noted:
         assert handler.notes[0].endswith(": use a date like 2026-01-31.")
+
+
+def test_the_pages_read_the_lifetime_workers_warnings(tmp_path: Path) -> None:
+    def warned(session: int, user: str) -> LifetimeWarning:
+        return LifetimeWarning(session, user, "", "climate", "max_duration", NOW, NOW)
+
+    alice, bob = warned(7, "alice"), warned(8, "bob")
+    worker = SimpleNamespace(warnings=lambda: {7: alice, 8: bob})
+    store = pages_store(tmp_path)
+    handler = page()
+    handler.settings["eohub_context"] = make_context(store, lifetimes=worker)
+    assert handler.lifetime_warnings("alice") == [alice]
+    assert handler.lifetime_warnings() == [alice, bob]
+    # Session limits not enforced: no worker, no warnings.
+    handler.settings["eohub_context"] = make_context(store)
+    assert handler.lifetime_warnings() == []
 
 
 def test_without_an_enforcer_there_are_no_warnings() -> None:

@@ -268,14 +268,14 @@ def test_a_pi_sees_idle_time_and_stops_a_members_server(
     assert (recorded["stopped_by"], recorded["stopped_at"]) == ("carol", None)
     stopping = report.locator(f"table.running tr[data-session='{alice_sid}']")
     expect(stopping.locator(".stopping")).to_have_text("stopping, asked by carol")
-    expect(page.locator(f"table.stopped-by tr[data-session='{alice_sid}']")).to_have_count(0)
+    expect(page.locator(f"table.stopped tr[data-session='{alice_sid}']")).to_have_count(0)
     shoot(page, artifacts, "carol-stopping")
 
     # The hub's stop event closes the session with the hub's time, and carol's name stays.
     real_stop = hubs_stop_arrives(hub, "alice", alice_sid)
     page.reload()
-    stopped = page.locator(f"table.stopped-by tr[data-session='{alice_sid}']")
-    expect(stopped.locator("td.stopped-by-name")).to_have_text("carol")
+    stopped = page.locator(f"table.stopped tr[data-session='{alice_sid}']")
+    expect(stopped.locator("td.reason")).to_have_text("Stopped by carol")
     expect(report.locator(f"table.running tr[data-session='{alice_sid}']")).to_have_count(0)
     shoot(page, artifacts, "carol-stopped")
     recorded = session(hub, "alice", alice_sid)
@@ -295,7 +295,7 @@ def test_a_pi_sees_idle_time_and_stops_a_members_server(
     # alice sees who stopped her server.
     alice = log_in(browser, hub, "alice", "usage")
     mine = alice.locator("#sessions tbody tr").first
-    expect(mine.locator(".stopped-by")).to_have_text("stopped by carol")
+    expect(mine.locator(".stopped-by")).to_have_text("Stopped by carol")
     shoot(alice, artifacts, "alice-stopped-by-carol")
 
     # alice leads no group: she may not stop bob's server, nor see the page to confirm.

@@ -11,7 +11,7 @@ import pytest
 from eohub.accounting.service.pages import views
 from eohub.accounting.service.pages.handlers import HALF, WIDE
 from eohub.adapters.accounting_db import AccountingStore
-from eohub.domain.accounting.events import parse_batch, stop_event_json
+from eohub.domain.accounting.events import parse_batch, start_event_json, stop_event_json
 from eohub.domain.accounting.ledger import MS_PER_HOUR, Usage
 from eohub.domain.accounting.periods import Allocation, PeriodKind
 from eohub.domain.accounting.quota import Limits
@@ -195,7 +195,7 @@ def test_a_session_stopped_by_a_person_says_who(store: AccountingStore) -> None:
     # Asked, not stopped yet: still running, "stopping, asked by carol".
     report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
     assert [(s.id, s.stop_asked_by) for s in report.running] == [(running.id, "carol")]
-    assert report.stopped == ()
+    assert running.id not in {s.id for s in report.stopped}
     page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
     assert (page.sessions[0].stopped_at, page.sessions[0].stop_asked_by) == (None, "carol")
     # A request the hub never carried out is not shown as under way for ever.
@@ -217,7 +217,12 @@ def test_a_session_stopped_by_a_person_says_who(store: AccountingStore) -> None:
     assert page.sessions[0].stop_asked_by == ""
     report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
     assert report.running == ()
-    assert [(s.user, s.stopped_by) for s in report.stopped] == [("alice", "carol")]
+    latest = report.stopped[0]
+    assert (latest.user, latest.stopped_by, latest.stop_reason) == (
+        "alice",
+        "carol",
+        "stopped by carol",
+    )
 
 
 def test_a_group_report_burns_down_its_budget(store: AccountingStore) -> None:
@@ -246,3 +251,125 @@ def test_a_group_without_a_limit_shows_its_use(store: AccountingStore) -> None:
     (line,) = report.burn_down_data["lines"]
     assert line["name"] == "Used"
     assert line["points"][-1] == (7.0 - 0.5, 12.0)
+
+
+# -- why sessions stopped, and the time they have left ----------------------------------
+
+HOUR, DAY = 3600, 86400
+# (the reason the stop is recorded with, and the words a user, a PI and an admin see)
+REASONS = [
+    ("idle", "stopped after being idle for its limit (2 hours)"),
+    ("max_duration", "reached its maximum duration (24 hours)"),
+    ("budget", "the budget it was charged to was spent"),
+    ("user", "stopped by its user"),
+    ("admin", "stopped by an admin or a PI"),
+    ("failed", "the server failed or could not start"),
+    ("reconcile", "found stopped by the accounting service"),
+    ("shutdown", "the hub shut down"),
+    ("stopped", "stopped (by whom is not known)"),
+]
+
+
+def limited(store: AccountingStore, user: str, server: str, start: datetime, **limits: int) -> int:
+    """Record a running session with ``limits`` (idle_timeout, max_duration); its id."""
+    event = start_event_json(
+        user=user, server=server, started_at=start, group="climate", cpu=1, **limits
+    )
+    store.ingest(parse_batch(event))
+    (record,) = [s for s in store.sessions(users={user}, open_only=True) if s.server == server]
+    return record.id
+
+
+@pytest.mark.parametrize(("reason", "words"), REASONS)
+def test_every_stop_says_why_to_its_user_and_the_groups_pi(
+    store: AccountingStore, reason: str, words: str
+) -> None:
+    started = NOW - timedelta(hours=5)
+    sid = limited(store, "alice", "lab", started, idle_timeout=2 * HOUR, max_duration=DAY)
+    assert store.close_session(sid, NOW - timedelta(minutes=1), reason)
+    page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
+    (row,) = [s for s in page.sessions if s.id == sid]
+    assert (row.end_reason, row.stop_reason, row.time_left) == (reason, words, "")
+    assert (row.idle_timeout, row.max_duration) == (2 * HOUR, DAY)
+    (group,) = store.groups({"climate"})
+    report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
+    assert report.stopped[0].id == sid
+    assert report.stopped[0].stop_reason == words
+
+
+def test_a_stop_the_service_asked_for_is_under_way_then_recorded_with_its_reason(
+    store: AccountingStore,
+) -> None:
+    started = NOW - timedelta(hours=8)
+    sid = limited(store, "alice", "lab", started, max_duration=8 * HOUR)
+    assert store.request_stop(sid, "max_duration", NOW)
+    (running,) = [
+        s
+        for s in views.my_usage(store, "alice", (), month_range(), None, WIDE).running
+        if s.id == sid
+    ]
+    assert running.stopping == "stopping: reached its maximum duration"
+    assert running.stop_reason == ""
+    assert running.time_left == "ends any moment (at most 8 hours)"
+    # The hub's stop (sent as the service's own, an admin's) closes it as max_duration.
+    store.ingest(
+        parse_batch(
+            stop_event_json(
+                user="alice",
+                server="lab",
+                started_at=started,
+                stopped_at=NOW + timedelta(seconds=5),
+                reason="admin",
+            )
+        )
+    )
+    page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
+    (row,) = [s for s in page.sessions if s.id == sid]
+    assert (row.stopping, row.stop_reason) == ("", "reached its maximum duration (8 hours)")
+    assert sid not in {s.id for s in page.running}
+
+
+def test_a_stop_under_way_is_not_shown_for_ever(store: AccountingStore) -> None:
+    sid = limited(store, "alice", "lab", NOW - timedelta(hours=3), idle_timeout=HOUR)
+    assert store.request_stop(sid, "idle", NOW)
+    (record,) = [s for s in store.sessions(users={"alice"}, open_only=True) if s.id == sid]
+    assert views.session_row(record, NOW).stopping == "stopping: idle for its limit"
+    late = NOW + PI_STOP_WINDOW + timedelta(seconds=1)
+    assert views.session_row(record, late).stopping == ""
+
+
+def test_a_running_session_shows_the_time_its_maximum_leaves(store: AccountingStore) -> None:
+    sid = limited(
+        store, "alice", "lab", NOW - timedelta(hours=2, minutes=5), max_duration=8 * HOUR
+    )
+    page = views.my_usage(store, "alice", (), month_range(), None, WIDE)
+    (row,) = [s for s in page.sessions if s.id == sid]
+    assert row.time_left == "ends in 5 h 55 min (at most 8 hours)"
+    assert (row.stop_reason, row.stopping) == ("", "")
+    assert {s.id for s in page.running} >= {sid}
+    (group,) = store.groups({"climate"})
+    report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
+    assert [s.time_left for s in report.running if s.id == sid] == [row.time_left]
+
+
+def test_a_groups_recent_stops_keep_the_ones_a_person_asked_for(
+    store: AccountingStore,
+) -> None:
+    (running,) = store.sessions(users={"alice"}, open_only=True)
+    assert store.stop_by(running.id, "carol", NOW)
+    store.ingest(
+        parse_batch(
+            stop_event_json(user="alice", server="", started_at=running.started_at, stopped_at=NOW)
+        )
+    )
+    # Many later servers, all stopped idle: carol's stop stays listed.
+    for n in range(views.RECENT_SCAN + 5):
+        sid = limited(store, "bob", f"s{n}", NOW + timedelta(minutes=n), idle_timeout=HOUR)
+        assert store.close_session(sid, NOW + timedelta(hours=2, minutes=n), "idle")
+    (group,) = store.groups({"climate"})
+    report = views.group_report(store, group, "carol", month_range(), (HALF, HALF))
+    assert len(report.stopped) == views.RECENT_STOPS + 1
+    assert report.stopped[-1].id == running.id
+    assert report.stopped[-1].stop_reason == "stopped by carol"
+    stops = [s.stopped_at for s in report.stopped]
+    assert stops == sorted(stops, reverse=True)
