@@ -23,8 +23,9 @@ def eohub_settings(spawner_class: type[HasTraits]) -> dict[str, TraitType[Any, A
     """The config traits that eohub's classes define (not KubeSpawner's, nor JupyterHub's)."""
     return {
         name: trait
-        for name, trait in spawner_class.class_traits(config=True).items()
-        if (getattr(trait, "this_class", None) or object).__module__.startswith("eohub.")
+        for name, trait in spawner_class.class_traits().items()
+        if trait.metadata.get("config")
+        and (getattr(trait, "this_class", None) or object).__module__.startswith("eohub.")
     }
 
 

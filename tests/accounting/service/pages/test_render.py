@@ -256,7 +256,7 @@ def reason_cell(html: str, session: int) -> str:
         ("failed", "The server failed or could not start"),
         ("reconcile", "Found stopped by the accounting service"),
         ("shutdown", "The hub shut down"),
-        ("stopped", "Stopped through the hub"),
+        ("stopped", "Stopped (by whom is not known)"),
     ],
 )
 def test_the_usage_and_group_pages_say_why_each_server_stopped(
