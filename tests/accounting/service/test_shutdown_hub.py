@@ -73,7 +73,10 @@ def test_a_batch_under_way_at_sigint_is_applied_and_answered(
     while not _in_progress(setup.engine) and time.monotonic() < deadline:
         assert sender.is_alive(), f"answered before the batch was seen under way: {answer}"
         time.sleep(0.01)
-    assert _in_progress(setup.engine), "the batch was never seen under way"
+    # The service's log says what it was doing meanwhile, should this fail again.
+    assert _in_progress(setup.engine), (
+        f"the batch was never seen under way; the service's log:\n{service.log_tail(80)}"
+    )
     service.popen.send_signal(signal.SIGINT)  # as JupyterHub stops a managed service
     sender.join(120)
     service.popen.wait(30)
@@ -89,10 +92,12 @@ def test_a_batch_under_way_at_sigint_is_applied_and_answered(
 
 
 def _in_progress(engine: Any) -> bool:
-    """Whether the batch's transaction has begun: PostgreSQL shows it as active."""
+    """Whether the batch's transaction has begun writing: PostgreSQL gives a transaction
+    an id at its first write and keeps it until the end, also while the service plans
+    between statements ("idle in transaction"); the service's reads get none."""
     with engine.connect() as connection:
         found = connection.exec_driver_sql(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state = 'active' AND pid <> pg_backend_pid()"
+            "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
         ).scalar()
     return bool(found)
