@@ -8,7 +8,16 @@ c.AccountingService.groups = {
         "allocation": "month",
         "pis": ["carol"],
         "quotas": {
-            "": {"core_hours": 200, "gpu_hours": 10, "max_servers": 6, "max_cores": 8},
+            # Its members' workspaces (measured by the storage sampler, drop-in 35) may
+            # hold 10 GiB together. To see the warnings, make bob's hold more:
+            #   fallocate -l 11G .demo/home/bob/big.nc   (then wait a minute)
+            "": {
+                "core_hours": 200,
+                "gpu_hours": 10,
+                "max_servers": 6,
+                "max_cores": 8,
+                "storage_bytes": 10 * 1024**3,
+            },
             "*": {"max_servers": 2},
         },
     },
@@ -30,3 +39,5 @@ c.AccountingService.reconcile_interval = 60
 # 15 minutes before a server reaches its maximum duration.
 c.AccountingService.enforcement = "warn"
 c.AccountingService.max_duration_warning = 900
+# A group over its storage quota may start servers for a day more (default: 3 days).
+c.AccountingService.storage_grace = 24 * 3600

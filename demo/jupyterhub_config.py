@@ -10,6 +10,12 @@ STATE = os.environ["EOHUB_DEMO_STATE"]
 
 for path in sorted(glob.glob(os.path.join(ROOT, "jupyterhub_config.d", "*.py"))):
     load_subconfig(path)  # noqa: F821
+# python demo/run.py --portal sets EOHUB_EMBED_ORIGINS to its portal page's origin
+# (http://localhost:<port>); drop-in 45 then lets that page frame the hub and the users'
+# servers (docs/how-to/embedding.md). The hub's public URL, which eohub checks the
+# origins against (a portal must not be the hub's own origin), is the demo's.
+if os.environ.get("EOHUB_EMBED_ORIGINS"):
+    c.JupyterHub.public_url = f"http://127.0.0.1:{os.environ['EOHUB_DEMO_PORT']}/"
 
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = int(os.environ["EOHUB_DEMO_PORT"])
@@ -17,6 +23,18 @@ c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = int(os.environ["EOHUB_DEMO_HUB_PORT"])
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['EOHUB_DEMO_PROXY_API_PORT']}"
 c.ConfigurableHTTPProxy.command = [os.environ["EOHUB_DEMO_CHP"]]
+# python demo/run.py --json-logs: drop-in 40 (EOHUB_LOG_FORMAT=json) makes the hub's and
+# the accounting service's lines JSON. The proxy and the users' servers have text logs of
+# their own; they append them to files in .demo/logs/, so the hub's stderr is JSON only.
+if os.environ.get("EOHUB_DEMO_TEXT_LOGS"):
+    import shlex
+
+    def _output_to(name: str) -> list[str]:
+        log = shlex.quote(os.path.join(os.environ["EOHUB_DEMO_TEXT_LOGS"], name))
+        return ["/bin/sh", "-c", f'exec "$0" "$@" >>{log} 2>&1']
+
+    c.ConfigurableHTTPProxy.command = [*_output_to("proxy.log"), os.environ["EOHUB_DEMO_CHP"]]
+    c.Spawner.cmd = [*_output_to("servers.log"), "jupyterhub-singleuser"]
 c.JupyterHub.db_url = "sqlite:///" + os.path.join(STATE, "jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = os.path.join(STATE, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(STATE, "jupyterhub.pid")
@@ -32,8 +50,23 @@ c.LDAPAuthenticator.user_search_base = "ou=people,dc=example,dc=org"
 c.LDAPAuthenticator.group_search_base = "ou=groups,dc=example,dc=org"
 c.LDAPAuthenticator.nested_groups = True
 c.LDAPAuthenticator.pi_attribute = "owner"
-c.LDAPAuthenticator.allowed_groups = {"researchers", "climate", "eo-scientists"}
-c.LDAPAuthenticator.admin_groups = {"hub-admins"}
+_policy = c.LDAPAuthenticator
+# python demo/run.py --with-oidc: visitors log in through an OpenID Connect provider
+# beside the directory's staff, on one login page (docs/how-to/ldap-and-oidc.md). The
+# access rules then sit on the combined authenticator, for users of both.
+if os.environ.get("EOHUB_DEMO_OIDC_ISSUER"):
+    c.JupyterHub.authenticator_class = "eohub-ldap-oidc"
+    _hub = f"http://127.0.0.1:{os.environ['EOHUB_DEMO_PORT']}/hub"
+    c.OIDCAuthenticator.issuer = os.environ["EOHUB_DEMO_OIDC_ISSUER"]
+    c.OIDCAuthenticator.client_id = os.environ["EOHUB_DEMO_OIDC_CLIENT_ID"]
+    c.OIDCAuthenticator.client_secret = os.environ["EOHUB_DEMO_OIDC_CLIENT_SECRET"]
+    c.OIDCAuthenticator.oauth_callback_url = _hub + "/oauth_callback"
+    c.OIDCAuthenticator.post_logout_redirect_uri = _hub + "/login"
+    c.OIDCAuthenticator.scope = ["openid", "profile", "email", "groups"]
+    c.OIDCAuthenticator.login_service = "the demo identity provider"
+    _policy = c.LDAPOIDCAuthenticator
+_policy.allowed_groups = {"researchers", "climate", "eo-scientists"}
+_policy.admin_groups = {"hub-admins"}
 
 # One machine: eohub's quota spawner runs servers as local processes, as the hub's own
 # user (switch_user = False: demo only), each in its workspace .demo/home/<user>. The
@@ -79,6 +112,8 @@ c.QuotaLocalSpawner.launch_environments = {
 # stops a server idle for 2 hours (no activity in JupyterLab), or 12 hours after it
 # started, and records why (docs/how-to/session-limits.md).
 c.QuotaLocalSpawner.session_limits = {"idle_timeout": "2h", "max_duration": "12h"}
+# The storage sampler (drop-in 35, demo/eohub_storage_config.py) measures the same
+# workspaces every minute.
 c.QuotaLocalSpawner.launch_volumes = {
     "home": {
         "kind": "workspace",

@@ -2,8 +2,13 @@
 
 The demo starts its own OpenLDAP directory (slapd, with the users and groups of
 tests/data/10-directory.ldif) and a JupyterHub that logs in through eohub's
-LDAPAuthenticator. Usage: python demo/run.py [--port N] [--state-dir DIR]
-(make demo runs this in tox).
+LDAPAuthenticator. Usage:
+python demo/run.py [--port N] [--state-dir DIR] [--with-oidc] [--json-logs] [--portal]
+(make demo runs this in tox). ``--with-oidc`` also starts an OpenID Connect provider on
+loopback (the tests' npm oidc-provider) and offers both logins on one page.
+``--json-logs`` turns on drop-in 40: the hub and its services log JSON lines on stderr.
+``--portal`` serves a small portal page on http://localhost:<port> that shows the hub in
+an iframe, and allows it through drop-in 45.
 """
 
 from __future__ import annotations
@@ -17,16 +22,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the demo directory is started by the test harness's code
 
 from tests.support.git_server import GIT_ENV, git, git_http_server  # noqa: E402
+from tests.support.oidc import OIDCClient, ProviderSettings, start_oidc_provider  # noqa: E402
 from tests.support.slapd import Directory, start_slapd  # noqa: E402
 from tests.support.tools import DATA_DIR  # noqa: E402
 
@@ -38,6 +47,44 @@ USERS = """\
     carol / carol-pw      climate (its PI)
     dave / dave-pw        eo-scientists through the nested group sentinel-team
     mallory / mallory-pw  in no allowed group: refused"""
+
+#: --with-oidc: the provider's accounts (its login page takes any password).
+OIDC_ACCOUNTS = {
+    "olga": {
+        "preferred_username": "olga",
+        "name": "Olga Visitor",
+        "email": "olga@example.org",
+        "email_verified": True,
+        "groups": ["researchers"],
+    },
+    "victor": {
+        "preferred_username": "victor",
+        "name": "Victor Outsider",
+        "email": "victor@example.org",
+        "email_verified": True,
+        "groups": ["visitors"],
+    },
+}
+OIDC_USERS = """\
+    olga (any password)   researchers, through "Sign in with the demo identity provider"
+    victor                in no allowed group: refused"""
+
+#: --portal: the page another site would show; {hub} is the hub's URL.
+PORTAL_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Demo science portal</title>
+<style>
+body {{ font-family: sans-serif; margin: 1em 2em; }}
+iframe {{ width: 100%; height: 75vh; border: 1px solid #888; }}
+</style></head>
+<body>
+<h1>Demo science portal</h1>
+<p>The eohub demo hub, embedded from {hub}. <a href="{hub}/hub/login" target="_top">Log in
+to the hub</a> in the whole window first, then come back to this page: logging in through
+an identity provider must happen top-level (providers refuse to be framed). The directory's
+login form also works inside the frame.</p>
+<iframe name="hub" title="eohub demo hub" src="{hub}/hub/home"></iframe>
+</body></html>
+"""
 
 
 def free_port(preferred: int = 0) -> int:
@@ -164,6 +211,21 @@ def parse_args() -> argparse.Namespace:
         default=ROOT / ".demo",
         help="where the hub keeps its database, secrets and user homes",
     )
+    parser.add_argument(
+        "--with-oidc",
+        action="store_true",
+        help="also log visitors in through an OpenID Connect provider on loopback",
+    )
+    parser.add_argument(
+        "--json-logs",
+        action="store_true",
+        help="the hub and its services log JSON lines on stderr (EOHUB_LOG_FORMAT=json)",
+    )
+    parser.add_argument(
+        "--portal",
+        action="store_true",
+        help="serve a portal page on http://localhost that embeds the hub in an iframe",
+    )
     return parser.parse_args()
 
 
@@ -184,9 +246,82 @@ def hub_env(state: Path, port: int, directory: Directory) -> dict[str, str]:
         # groups and quotas.
         EOHUB_ACCOUNTING_URL=f"http://127.0.0.1:{free_port()}",
         EOHUB_ACCOUNTING_CONFIG=str(ROOT / "demo/eohub_accounting_config.py"),
+        # The storage sampler (drop-in 35) measures the workspaces every minute and
+        # charges each user's to their directory group (demo/eohub_storage_config.py).
+        EOHUB_STORAGE_SAMPLER="local",
+        EOHUB_STORAGE_HUB_GROUPS="1",
+        EOHUB_STORAGE_CONFIG=str(ROOT / "demo/eohub_storage_config.py"),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
     return env
+
+
+def start_demo_provider(state: Path, port: int, env: dict[str, str]) -> Any:
+    """The demo's OpenID Connect provider, registered for this hub; sets its env vars."""
+    hub = f"http://127.0.0.1:{port}/hub"
+    client = OIDCClient(
+        client_secret=secrets.token_hex(16),
+        redirect_uris=(f"{hub}/oauth_callback",),
+        post_logout_redirect_uris=(f"{hub}/login",),
+    )
+    process, provider = start_oidc_provider(
+        state / "oidc", ProviderSettings(accounts=OIDC_ACCOUNTS, clients=(client,))
+    )
+    env.update(
+        EOHUB_DEMO_OIDC_ISSUER=provider.issuer,
+        EOHUB_DEMO_OIDC_CLIENT_ID=client.client_id,
+        EOHUB_DEMO_OIDC_CLIENT_SECRET=client.client_secret,
+    )
+    return process
+
+
+def json_logs(state: Path, env: dict[str, str]) -> Path:
+    """--json-logs: drop-in 40 on; the proxy's and servers' text logs go to files."""
+    logs = state / "logs"
+    logs.mkdir(exist_ok=True)
+    env.update(EOHUB_LOG_FORMAT="json", EOHUB_DEMO_TEXT_LOGS=str(logs))
+    return logs
+
+
+def start_portal(hub_url: str, env: dict[str, str]) -> tuple[ThreadingHTTPServer, str]:
+    """--portal: serve PORTAL_PAGE on loopback; the hub allows its origin (drop-in 45).
+
+    The page's URL says ``localhost``, the hub's ``127.0.0.1``: another site, as a real
+    portal is, so the frame shows what a portal's users would see.
+    """
+    body = PORTAL_PAGE.format(hub=hub_url).encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/", "/index.html"):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the demo's stderr is the hub's log (JSON only with --json-logs)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://localhost:{server.server_port}"
+    env["EOHUB_EMBED_ORIGINS"] = origin
+    return server, origin
+
+
+def banner(url: str, link: str, directory: Directory, slapd_pid: int, extra: str) -> str:
+    return (
+        f"\n  eohub demo hub: {url}/\n"
+        f"  usage pages:    {url}/services/eohub-accounting/\n"
+        f"  launch link:    {link}\n"
+        f"                  (the demo repository, cloned into your workspace)\n"
+        f"  demo directory: {directory.ldaps_url} (slapd, pid {slapd_pid})\n"
+        f"{extra}"
+        f"  log in as one of:\n{USERS}\n"
+    )
 
 
 def main() -> int:
@@ -201,6 +336,15 @@ def main() -> int:
     git_url = served.__enter__()
     repo_url = f"{git_url}/{DEMO_REPO}"
     env = hub_env(state, port, directory)
+    provider = start_demo_provider(state, port, env) if args.with_oidc else None
+    url = f"http://127.0.0.1:{port}"
+    extra = ""
+    if args.json_logs:
+        logs = json_logs(state, env)
+        extra += f"  JSON logs:      on stderr; the proxy's and servers' text logs in {logs}/\n"
+    portal = start_portal(url, env) if args.portal else None
+    if portal is not None:
+        extra += f"  portal:         {portal[1]}/ (the hub in an iframe; log in top-level)\n"
     hub = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "demo/jupyterhub_config.py")],
         cwd=state,
@@ -208,18 +352,13 @@ def main() -> int:
     )
     # Ctrl-C reaches the hub too; it stops the proxy and the users' servers itself.
     signal.signal(signal.SIGTERM, lambda *_: hub.terminate())
-    url = f"http://127.0.0.1:{port}"
     link = f"{url}/hub/eohub/launch/git/{quote(repo_url, safe='')}/main?filepath=intro.ipynb"
     try:
         wait_until_up(env, hub)
         print(
-            f"\n  eohub demo hub: {url}/\n"
-            f"  usage pages:    {url}/services/eohub-accounting/\n"
-            f"  launch link:    {link}\n"
-            f"                  (the demo repository, cloned into your workspace)\n"
-            f"  demo directory: {directory.ldaps_url} (slapd, pid {slapd.pid})\n"
-            f"  log in as one of:\n{USERS}\n"
-            "  stop with Ctrl-C\n",
+            banner(url, link, directory, slapd.pid, extra)
+            + (f"  or, at the identity provider:\n{OIDC_USERS}\n" if provider else "")
+            + "  stop with Ctrl-C\n",
             flush=True,
         )
         try:
@@ -231,6 +370,11 @@ def main() -> int:
             hub.terminate()
             hub.wait(30)
         slapd.stop()
+        if provider is not None:
+            provider.stop()
+        if portal is not None:
+            portal[0].shutdown()
+            portal[0].server_close()
         served.__exit__(None, None, None)
 
 

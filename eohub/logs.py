@@ -20,7 +20,8 @@ Structured fields
     and the record keeps them as ``record.eohub_fields`` (and the constant text as
     ``record.eohub_event``) for a structured formatter, the one hook
     (:func:`fields_of`). Values are quoted and escaped so that a user name cannot forge
-    a log line, and fields that name secrets are never written.
+    a log line, and fields that name secrets are never written. :func:`json_logging`
+    turns the lines into JSON objects with the fields as keys (:mod:`eohub.json_logs`).
 
 Levels
     An expected refusal (a user over quota, a denied repository, a wrong password) is one
@@ -46,13 +47,17 @@ Known deprecations in the host's log
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import re
 import string
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
 
 #: Record attributes that a structured formatter reads.
 FIELDS_ATTR = "eohub_fields"
@@ -63,12 +68,21 @@ EXPECTED_REFUSAL_ATTR = "eohub_expected_refusal"
 
 #: Field names whose values are never written, whatever the caller passes.
 SECRET_FIELDS = frozenset({"password", "token", "secret", "authorization", "cookie", "api_key"})
+#: Parts of a field name that mark a secret too (``client_secret``, ``bind_password``).
+SECRET_NAME_PARTS: tuple[str, ...] = ("password", "passwd", "secret", "token", "cookie")
+SECRET_NAME_PARTS += ("credential", "authorization", "api_key", "api-key", "apikey")
 REDACTED = "[redacted]"
 MAX_VALUE = 500
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:/@+*#%-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _FORMATTER = string.Formatter()
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field called ``name`` holds a secret (its value is never written)."""
+    lowered = name.lower()
+    return lowered in SECRET_FIELDS or any(part in lowered for part in SECRET_NAME_PARTS)
 
 
 def get_logger(name: str) -> FieldLogger:
@@ -84,8 +98,16 @@ def attach(application_log: logging.Logger) -> None:
     JupyterHub's and the accounting service's application loggers do not propagate to
     the root logger, so without this a module's INFO line would go nowhere. The first
     application to attach wins: a hub has one.
+
+    Every handler the application's records reach also gets
+    :class:`eohub.access_log.HostSecrets`, whatever the log format: the secrets
+    JupyterHub, tornado and oauthlib write themselves (a session id, a token in a
+    failed request's URI, OAuth codes) never reach a line. Each eohub plugin calls
+    this, so any hub that uses eohub gets it.
     """
     quiet_expected_refusals(application_log)
+    # By name, as json_logging below: eohub.access_log builds on this module.
+    importlib.import_module("eohub.access_log").hide_host_secrets(application_log)
     root = logging.getLogger("eohub")
     if application_log.name == "eohub" or getattr(root, "_eohub_attached", False):
         return
@@ -95,6 +117,35 @@ def attach(application_log: logging.Logger) -> None:
     # level again clears that memory, or a line logged before attaching would keep
     # INFO off for good.
     root.setLevel(root.level)
+
+
+def json_logging(c: Config, *, level: str | None = None) -> None:
+    """Make the hub configured by ``c`` write JSON lines, its access log as fields.
+
+    See :mod:`eohub.json_logs` (imported only here, so this module needs no more than
+    the standard library); drop-in ``40-eohub-json-logs.py`` calls it when
+    ``$EOHUB_LOG_FORMAT=json``.
+    """
+    # By name: eohub.json_logs builds on this module, which must not import it back.
+    implementation = importlib.import_module("eohub.json_logs").json_logging
+    implementation(c, level=level)
+
+
+def run_logged(app: Any, argv: list[str] | None, name: str) -> None:
+    """``app.initialize(argv)`` then ``app.start()`` (a traitlets application).
+
+    A failure there (a database down at start, a port taken) is logged once, with its
+    traceback, by the application's handlers (JSON lines when asked), and the program
+    exits with status 1: not Python's bare traceback on stderr, which a log shipper
+    reading JSON lines would take apart line by line.
+    """
+    try:
+        app.initialize(argv)
+        app.start()
+    except Exception as e:
+        attach(app.log)
+        get_logger(__name__).exception("{program} stopped: {error}", program=name, error=e)
+        sys.exit(1)
 
 
 def is_expected_refusal(error: BaseException | None) -> bool:
@@ -252,7 +303,7 @@ class _Fill(dict[str, object]):
 
 def render(event: str, fields: Mapping[str, object]) -> str:
     """``event`` with its named fields filled in and the rest appended as ``key=value``."""
-    shown = {k: (REDACTED if k in SECRET_FIELDS else v) for k, v in fields.items()}
+    shown = {k: (REDACTED if is_secret_name(k) else v) for k, v in fields.items()}
     named = {name for _, name, _, _ in _FORMATTER.parse(event) if name}
     # A name without a field stays as written: a log call must never raise.
     # (tests/test_logs.py checks every call site gives the fields its text names.)
@@ -303,7 +354,7 @@ class FieldLogger:
         if not self.logger.isEnabledFor(level):
             return
         extra: dict[str, Any] = {
-            FIELDS_ATTR: {k: (REDACTED if k in SECRET_FIELDS else v) for k, v in fields.items()},
+            FIELDS_ATTR: {k: (REDACTED if is_secret_name(k) else v) for k, v in fields.items()},
             EVENT_ATTR: event,
         }
         # No arguments, so a '%' in a value is never taken for a format.

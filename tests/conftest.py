@@ -8,15 +8,18 @@ fresh one per call for tests that need their own configuration.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.support import browser as browsers
 from tests.support import hub as hub_harness
+from tests.support import process as processes
 from tests.support.browser import launch_chromium
 from tests.support.databases import mariadb_database, postgres_database
+from tests.support.failure_report import failure_sections
 from tests.support.faultproxy import FaultProxy
 from tests.support.hub import Hub, start_hub
 from tests.support.oidc import OIDCProvider, ProviderSettings, start_oidc_provider
@@ -46,6 +49,22 @@ def _eohub_logs_reach_caplog() -> Iterator[None]:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # Before any fixture of the test runs, module- and session-scoped ones included.
     hub_harness.hub_allowed = item.get_closest_marker("hub") is not None
+    item.stash[_FIRST_STARTED] = len(processes.STARTED)
+    browsers.forget_navigations()
+
+
+_FIRST_STARTED = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        first = item.stash.get(_FIRST_STARTED, len(processes.STARTED))
+        report.sections.extend(failure_sections(first))
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ IO_LIBRARIES = (
     "pymysql",
     "traitlets",
 )
-PLUGIN_PACKAGES = ("eohub.auth", "eohub.spawner", "eohub.accounting")
+PLUGIN_PACKAGES = ("eohub.auth", "eohub.spawner", "eohub.accounting", "eohub.storage")
 
 
 def modules_under(folder: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import logging
 import string
 from pathlib import Path
@@ -44,6 +45,12 @@ LEVELS = {"debug", "info", "warning", "error", "exception", "log", "critical"}
             'secret password="[redacted]" token="[redacted]"',
         ),
         ("named secret {token}", {"token": "abc"}, "named secret [redacted]"),
+        # Any name that contains a secret's name, as in the JSON lines.
+        (
+            "bind",
+            {"client_secret": "s3", "Bind_Password": "pw", "api-key": "k"},
+            'bind client_secret="[redacted]" Bind_Password="[redacted]" api-key="[redacted]"',
+        ),
         ("missing {field}", {}, "missing {field}"),
         ("percent", {"v": "100%"}, "percent v=100%"),
     ],
@@ -151,6 +158,91 @@ def test_attach_sends_the_eohub_tree_to_the_applications_handlers() -> None:
     finally:
         tree.parent, tree._eohub_attached = before  # type: ignore[attr-defined]
         app_log.removeHandler(handler)
+
+
+def log_request(app_log: logging.Logger) -> None:
+    """JupyterHub's text access line (jupyterhub/log.py), formatted before logging."""
+    app_log.info(
+        "302 GET /hub/user/bob/lab?token=[secret] -> "
+        "/hub/login?next=%2Fhub%2Fuser%2Fbob%2Flab%3Ftoken%3DT0KEN-2 (@127.0.0.1) 0.66ms"
+    )
+
+
+def test_attach_hides_the_hosts_secrets_in_text_mode_too() -> None:
+    # Text lines, as a hub without JSON logs writes them: tornado's line about a
+    # refused request shows its URI, JupyterHub's xsrf line the session id.
+    app_log = logging.getLogger("eohub-test-text-application")
+    app_log.propagate = False
+    stream = io.StringIO()
+    console, extra = logging.StreamHandler(stream), logging.StreamHandler(stream)
+    for handler in (console, extra):
+        handler.setFormatter(logging.Formatter("[%(levelname)s %(name)s] %(message)s"))
+        app_log.addHandler(handler)
+    child = logging.getLogger("eohub-test-text-application.tornado")
+    # JupyterHub hooks oauthlib's loggers up to its own (init_logging).
+    oauthlib = logging.getLogger("oauthlib")
+    saved = (oauthlib.parent, app_log.level)
+    try:
+        oauthlib.parent = app_log
+        app_log.setLevel(logging.DEBUG)
+        logs.attach(app_log)
+        logs.attach(app_log)  # once per handler, however many plugins call it
+        assert [type(f).__name__ for f in console.filters].count("HostSecrets") == 1
+        assert [type(f).__name__ for f in extra.filters].count("HostSecrets") == 1
+        child.warning(
+            "%d %s: %s", 403, "GET /hub/api/users/x?token=T0KEN-1&a=1 (127.0.0.1)", "Denied."
+        )
+        app_log.info("Setting new xsrf cookie for %r %r", "S3SSION-ID", {"path": "/"})
+        log_request(app_log)
+        logging.getLogger("oauthlib.oauth2.rfc6749").debug("code C0DE-1 state ST4TE-1")
+        app_log.debug("still written")
+    finally:
+        for handler in (console, extra):
+            app_log.removeHandler(handler)
+        oauthlib.parent, app_log.level = saved
+    text = stream.getvalue()
+    assert "403 GET /hub/api/users/x?a=1 (127.0.0.1): Denied." in text
+    assert "Setting new xsrf cookie for '[redacted]'" in text
+    assert "302 GET /hub/user/bob/lab -> /hub/login?next=/hub/user/bob/lab (@127" in text
+    assert text.count("still written") == 2
+    for secret in ("T0KEN-1", "T0KEN-2", "S3SSION-ID", "C0DE-1", "ST4TE-1"):
+        assert secret not in text
+
+
+class _Failing:
+    """A traitlets-like application whose start fails, as with its database down."""
+
+    def __init__(self, name: str) -> None:
+        self.log = logging.getLogger(name)
+        self.log.propagate = False
+
+    def initialize(self, argv: list[str] | None) -> None:
+        pass
+
+    def start(self) -> None:
+        raise ConnectionRefusedError("database at 127.0.0.1:5432 refused")
+
+
+def test_run_logged_logs_a_failure_through_the_applications_handlers() -> None:
+    app = _Failing("eohub-test-run-logged")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    app.log.addHandler(handler)
+    tree = logging.getLogger("eohub")
+    before = (tree.parent, getattr(tree, "_eohub_attached", False))
+    try:
+        tree._eohub_attached = False  # type: ignore[attr-defined]
+        with pytest.raises(SystemExit) as stopped:
+            logs.run_logged(app, [], "eohub-test")
+    finally:
+        tree.parent, tree._eohub_attached = before  # type: ignore[attr-defined]
+        app.log.removeHandler(handler)
+    assert stopped.value.code == 1
+    (record,) = seen
+    assert record.getMessage() == "eohub-test stopped: database at 127.0.0.1:5432 refused"
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ConnectionRefusedError
 
 
 # -- every module keeps the convention ---------------------------------------------------

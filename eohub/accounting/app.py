@@ -34,14 +34,16 @@ from traitlets import (
 )
 
 from eohub._version import __version__
+from eohub.access_log import service_log_request
 from eohub.accounting.database_app import DatabaseApp, UpgradeDBApp
-from eohub.accounting.exports.config import XDMoDExport
+from eohub.accounting.exports.config import XDMoDExport, warn_if_unassigned_pi_is_a_group
 from eohub.accounting.scopes import ADMIN, ADMINS_ROLE, SERVICE_NAME
 from eohub.accounting.service.api import api_routes
 from eohub.accounting.service.context import CONTEXT_SETTING, LoopSettings, ServiceContext
-from eohub.accounting.service.handlers import OAuthCallbackHandler, log_request
+from eohub.accounting.service.handlers import OAuthCallbackHandler
 from eohub.accounting.service.metrics import Metrics
 from eohub.accounting.service.workers import connect_hub, start_workers
+from eohub.accounting.storage_settings import StorageSettings
 from eohub.adapters.accounting_db import (
     AccountingStore,
     OutdatedSchemaError,
@@ -50,10 +52,10 @@ from eohub.adapters.accounting_db import (
 from eohub.adapters.accounting_db.schema import UPGRADE_COMMAND
 from eohub.adapters.accounting_db.store_executors import share_the_interpreter
 from eohub.adapters.accounting_db.writer_process import WriterProcess, in_memory_sqlite
-from eohub.domain.accounting.enforcement import Mode
 from eohub.domain.accounting.events import DEFAULT_MAX_CLOCK_SKEW, EventError
 from eohub.domain.accounting.requests import MAX_BODY_BYTES, parse_group_update
-from eohub.logs import get_logger
+from eohub.json_logs import environment_logging_config
+from eohub.logs import get_logger, run_logged
 
 log = get_logger(__name__)
 
@@ -62,7 +64,7 @@ log = get_logger(__name__)
 STOP_GRACE_SECONDS = 5
 
 
-class AccountingService(DatabaseApp):
+class AccountingService(DatabaseApp, StorageSettings):
     """The accounting service: REST API, pages, metrics, reconcile and enforcement loops."""
 
     name = "eohub-accounting"
@@ -254,6 +256,13 @@ class AccountingService(DatabaseApp):
         "private: /metrics then answers anyone.",
     ).tag(config=True)
 
+    # JSON lines when $EOHUB_LOG_FORMAT=json, which the hub's json_logging(c) sets on
+    # this managed service (set it yourself where the service runs on its own). A
+    # logging_config in the service's config file replaces this default.
+    @default("logging_config")
+    def _logging_config_default(self) -> dict[str, Any]:
+        return environment_logging_config()
+
     cookie_secret = Unicode(
         help="Secret for the pages' OAuth cookies; random per start by default "
         "(users then log in again after a restart). ``$EOHUB_ACCOUNTING_COOKIE_SECRET``.",
@@ -279,7 +288,10 @@ class AccountingService(DatabaseApp):
         elif self.writer_process:
             writer = WriterProcess(self.db_url)
             writer.pid()  # start it now: a child that cannot start stops start-up
-        self.store = AccountingStore(self.engine, writer_process=writer)
+        age = self.storage_policy().sample_max_age
+        self.store = AccountingStore(
+            self.engine, writer_process=writer, storage_sample_max_age=age
+        )
         share_the_interpreter()  # quota checks stay quick while a long report is built
         self.metrics = Metrics(self.store)
 
@@ -304,22 +316,7 @@ class AccountingService(DatabaseApp):
 
     def loop_settings(self) -> LoopSettings:
         """The reconcile and enforcement settings, as the loops take them."""
-        return LoopSettings(
-            reconcile_interval=self.reconcile_interval,
-            enforcement=Mode(self.enforcement.lower()),
-            grace_period=self.enforcement_grace_period,
-            enforcement_interval=self.enforcement_interval,
-            session_limits=self.session_limits_enforcement,
-            max_duration_warning=self.max_duration_warning,
-            fallback_group=self.reconcile_fallback_group,
-            default_cpu=self.reconcile_default_cpu,
-            default_memory_bytes=int(self.reconcile_default_memory or 0),
-            default_gpus=self.reconcile_default_gpus,
-            open_after=self.reconcile_open_after,
-            close_after=self.reconcile_close_after,
-            hub_api_concurrency=self.hub_api_concurrency,
-            hub_api_timeout=self.hub_api_timeout,
-        )
+        return LoopSettings.of(self)
 
     def build_context(self) -> ServiceContext:
         """The one context the handlers and workers share (after :meth:`initialize`).
@@ -334,6 +331,7 @@ class AccountingService(DatabaseApp):
         except TraitError as e:
             log.critical("The XDMoDExport config is invalid: {error}", error=e)
             self.exit(1)
+        warn_if_unassigned_pi_is_a_group(self.store, exports.storage_unassigned_pi)
         hub, enforcer, lifetimes = connect_hub(self.store, loops)
         return ServiceContext(
             store=self.store,
@@ -346,6 +344,7 @@ class AccountingService(DatabaseApp):
             hub=hub,
             enforcer=enforcer,
             lifetimes=lifetimes,
+            storage=self.storage_policy(),
         )
 
     def make_app(self, context: ServiceContext) -> web.Application:
@@ -363,7 +362,7 @@ class AccountingService(DatabaseApp):
             hub_auth=hub_auth,
             cookie_secret=self.cookie_secret,
             xsrf_cookies=False,
-            log_function=log_request,
+            log_function=service_log_request,
             **settings,
         )
 
@@ -372,6 +371,11 @@ class AccountingService(DatabaseApp):
         from eohub.accounting.service.routes import extra_routes
 
         return extra_routes(prefix)
+
+    def initialize_subcommand(self, subc: str, argv: Any = None) -> None:
+        # export and upgrade-db (DatabaseApps) log like the service: JSON when asked.
+        self.config.DatabaseApp.setdefault("logging_config", environment_logging_config())
+        super().initialize_subcommand(subc, argv)
 
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)
@@ -434,9 +438,7 @@ class AccountingService(DatabaseApp):
 
 
 def main(argv: list[str] | None = None) -> None:
-    app = AccountingService.instance()
-    app.initialize(argv)
-    app.start()
+    run_logged(AccountingService.instance(), argv, "eohub-accounting")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LDAPAuthenticator", "OIDCAuthenticator"]
+__all__ = ["LDAPAuthenticator", "LDAPOIDCAuthenticator", "OIDCAuthenticator"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +21,8 @@ def __getattr__(name: str) -> Any:
         from eohub.auth.oidc.authenticator import OIDCAuthenticator
 
         return OIDCAuthenticator
+    if name == "LDAPOIDCAuthenticator":
+        from eohub.auth.ldap_oidc import LDAPOIDCAuthenticator
+
+        return LDAPOIDCAuthenticator
     raise AttributeError(name)

@@ -14,12 +14,11 @@ cannot bypass them.
 database to ``allowed_users``, so that no refresh could ever withdraw them.
 
 A refresh ends in :meth:`GroupPolicyMixin.finish_refresh`: an allowed user's groups and
-admin flag are handed to JupyterHub, which replaces the old ones; a user whose access
-is withdrawn loses admin, groups and roles at once, and by default their tokens and
-servers too. Returning False alone is not enough: JupyterHub 6.1 keeps serving
-token-authenticated requests of a user whose refresh failed (``auth_refresh_strict``),
-and a refresh forced inside a request (before a spawn) comes after its scopes were
-computed, so such a request is refused with a 403 instead.
+admin flag replace the old ones; a user whose access is withdrawn loses admin, groups
+and roles at once, and by default tokens and servers. Returning False alone is not
+enough: JupyterHub 6.1 keeps serving token-authenticated requests of a user whose
+refresh failed, and a refresh forced inside a request (before a spawn) comes after its
+scopes were computed, so such a request is refused with a 403 instead.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from tornado import web
 from traitlets import Bool, Dict, List, Set, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from eohub.domain.identity import groups as group_names
 from eohub.domain.identity.access import (
     AccessDecision,
     AccessPolicy,
@@ -66,8 +66,11 @@ class GroupPolicyMixin(LoggingConfigurable):
         and, with ``lowercase_login_names``, lowercasing: the name typed at an LDAP login
         (checked before anything is sent to the directory), or the ``username_claim`` of
         an OIDC login. Other names are refused. The default suits POSIX, Kubernetes and
-        URLs; with OIDC ``username_claim = "email"``, widen it, e.g.
-        ``[a-z0-9._-]+@example\\.org``.
+        URLs. OIDC with ``username_claim`` ``email``, ``voperson_id``,
+        ``eduperson_principal_name``, ``eppn`` or ``upn`` defaults instead to the
+        e-mail-like ``[a-z0-9_][a-z0-9._+-]{0,63}@[a-z0-9-]+(?:\\.[a-z0-9-]+)*`` (any
+        domain; logged at start-up): narrow it to your domains, e.g.
+        ``[a-z0-9._+-]+@example\\.org``. A callable ``username_claim`` keeps the default.
         """,
     ).tag(config=True)
     lowercase_login_names = Bool(
@@ -114,6 +117,16 @@ class GroupPolicyMixin(LoggingConfigurable):
         help="""
         Keep group names that no ``group_rules`` entry matches, unchanged. Set to False
         to keep only the groups your rules name and ignore every other group.
+        """,
+    ).tag(config=True)
+    group_prefix = Unicode(
+        "",
+        help="""
+        Text put before every group name of this source, after ``group_rules``, e.g.
+        ``"egi:"``, when two sources share one hub (``LDAPOIDCAuthenticator``) and a
+        name must not mean one hub group for both. Group settings (``allowed_groups``,
+        quotas, ...) then name the prefixed groups. To prefix only some groups, put the
+        prefix in a ``group_rules`` replacement instead.
         """,
     ).tag(config=True)
     pi_users = Dict(
@@ -200,6 +213,13 @@ class GroupPolicyMixin(LoggingConfigurable):
                 raise TraitError(str(e)) from e
         return list(rules)
 
+    @validate("group_prefix")
+    def _validate_group_prefix(self, proposal: dict[str, Any]) -> str:
+        problem = group_names.group_prefix_problem(str(proposal["value"]))
+        if problem:
+            raise TraitError(f"{type(self).__name__}.group_prefix {problem}")
+        return str(proposal["value"])
+
     @property
     def compiled_group_rules(self) -> tuple[GroupRule, ...]:
         return tuple(GroupRule.parse(spec) for spec in self.group_rules)
@@ -218,7 +238,10 @@ class GroupPolicyMixin(LoggingConfigurable):
     def resolve_groups(self, raw_names: Iterable[str]) -> frozenset[str]:
         """Canonical hub group names from a directory's or provider's names."""
         return canonical_groups(
-            raw_names, self.compiled_group_rules, keep_unmatched=self.keep_unmatched_groups
+            raw_names,
+            self.compiled_group_rules,
+            keep_unmatched=self.keep_unmatched_groups,
+            prefix=self.group_prefix,
         )
 
     def resolve_pi_of(
@@ -237,21 +260,26 @@ class GroupPolicyMixin(LoggingConfigurable):
             username, groups, rules, directory_pi_of=directory_pi_of, group_roles=group_roles
         )
 
+    def membership_facts(self, model: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Keyword arguments for :func:`~eohub.domain.identity.access.decide_access`
+        beyond ``model["groups"]`` (LDAP: the group DNs in ``auth_state``), for every
+        access decision and refresh outcome of this source. None by default."""
+        return {}
+
     def decide(self, username: str, authentication: Mapping[str, Any] | None) -> AccessDecision:
         groups = frozenset((authentication or {}).get("groups") or ())
-        return decide_access(username, groups, self.access_policy())
+        facts = self.membership_facts(authentication)
+        return decide_access(username, groups, self.access_policy(), **facts)
 
     def auth_model_for(
         self, profile: UserProfile, extra_state: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """The JupyterHub auth model for ``profile``: name, groups, admin and auth_state."""
-        decision = decide_access(profile.username, profile.groups, self.access_policy())
-        return {
-            "name": profile.username,
-            "admin": decision.admin,
-            "groups": sorted(profile.groups),
-            "auth_state": {**(extra_state or {}), AUTH_STATE_KEY: profile.to_auth_state()},
-        }
+        state = {**(extra_state or {}), AUTH_STATE_KEY: profile.to_auth_state()}
+        model: dict[str, Any] = {"name": profile.username, "groups": sorted(profile.groups)}
+        model["auth_state"] = state
+        model["admin"] = self.decide(profile.username, model).admin
+        return model
 
     # JupyterHub's hooks, all answered by the one decision.
 
@@ -260,8 +288,7 @@ class GroupPolicyMixin(LoggingConfigurable):
     ) -> bool:
         decision = self.decide(username, authentication)
         # JupyterHub logs a refusal here as "blocked" and skips check_allowed under
-        # allow_all: refuse here only blocks, and everyone when allow_all would let
-        # an outsider through.
+        # allow_all: refuse blocks here, and everyone allow_all would let through.
         refuse = not decision.allowed and (
             decision.blocked or bool(getattr(self, "allow_all", False))
         )
@@ -287,12 +314,12 @@ class GroupPolicyMixin(LoggingConfigurable):
     ) -> bool | dict[str, Any]:
         """The value ``refresh_user`` returns once the source answered with ``model``.
 
-        An allowed user gets ``model``: JupyterHub then sets their groups (removing
-        the ones they lost) and admin flag from it. Otherwise access is withdrawn
-        (:meth:`withdraw_access`) and the answer is False, so a browser must log in.
+        An allowed user gets ``model``, from which JupyterHub sets their groups and admin
+        flag. Otherwise access is withdrawn (:meth:`withdraw_access`); False: log in.
         """
         groups = frozenset(model.get("groups") or ())
-        outcome = refresh_outcome(str(user.name), groups, self.access_policy())
+        facts = self.membership_facts(model)
+        outcome = refresh_outcome(str(user.name), groups, self.access_policy(), **facts)
         if not outcome.withdrawn:
             return {**model, "groups": sorted(outcome.groups), "admin": outcome.admin}
         await self.withdraw_access(user, outcome.decision.reason, handler)
@@ -301,12 +328,10 @@ class GroupPolicyMixin(LoggingConfigurable):
     def refused_after_withdrawal(self, user: Any, handler: Any) -> bool:
         """The ``refresh_user`` answer once ``user``'s access was withdrawn.
 
-        A refresh at the start of a request (``prepare``) comes before JupyterHub
-        computes the request's scopes, which the withdrawal has emptied: False is
-        enough. A refresh forced later in the request (``refresh_pre_spawn``) comes
-        after them, and JupyterHub 6.1 would go on with a token-authenticated or
-        another user's request: the spawn is refused here with a 403. Stopping a
-        server (DELETE, logout) may go on.
+        A refresh in ``prepare`` comes before the request's scopes (now emptied): False
+        is enough. One forced later (``refresh_pre_spawn``) comes after them, and
+        JupyterHub 6.1 would go on with the request: a spawn is refused with a 403; a
+        stop (DELETE, logout) may go on.
         """
         request = getattr(handler, "request", None)
         if (
@@ -321,9 +346,8 @@ class GroupPolicyMixin(LoggingConfigurable):
     def login_required(self, handler: Any) -> bool:
         """False, the ``refresh_user`` answer that sends the user back to the login.
 
-        JupyterHub 6.1.1 then reads ``handler._token_authenticated``, which it sets only
-        on token-authenticated requests: on a browser request the refusal would surface
-        as an AttributeError traceback. The attribute is set to what it means there.
+        JupyterHub 6.1.1 then reads ``handler._token_authenticated``, set only on
+        token-authenticated requests: a browser request would end in an AttributeError.
         """
         if handler is not None and not hasattr(handler, "_token_authenticated"):
             handler._token_authenticated = False
@@ -333,10 +357,9 @@ class GroupPolicyMixin(LoggingConfigurable):
         """Take everything away from ``user`` now: admin, groups, roles, tokens, servers.
 
         JupyterHub 6.1 keeps using the stale user for token-authenticated requests
-        after a failed refresh, so nothing may be left that such a request could use:
-        without roles, even a token that is kept (``withdrawn_access_revokes_tokens``
-        False) grants nothing. JupyterHub gives the default roles back at the next
-        successful login.
+        after a failed refresh: without roles, even a kept token
+        (``withdrawn_access_revokes_tokens`` False) grants nothing. The next login
+        gives the default roles back.
         """
         orm_user = getattr(user, "orm_user", None)
         if orm_user is None:

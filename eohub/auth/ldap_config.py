@@ -22,12 +22,16 @@ from eohub.adapters.ldap.filters import (
     check_template,
 )
 from eohub.adapters.ldap.servers import ServerAddress, ServerConfigError
+from eohub.auth.ldap_legacy import LEGACY_GROUP_FIELDS, translate_group_filter
 
 F = frozenset
 
 
 class LDAPSettings(LoggingConfigurable):
     """The LDAP options of :class:`eohub.auth.ldap.LDAPAuthenticator`."""
+
+    # A group_search_filter written with ldapauthenticator 2.x placeholders, as given.
+    legacy_group_search_filter: str | None = None
 
     server_urls = List(
         Unicode(),
@@ -173,6 +177,15 @@ class LDAPSettings(LoggingConfigurable):
     home_directory_attribute = Unicode("homeDirectory", help="User's home directory.").tag(
         config=True
     )
+    auth_state_attributes = List(
+        Unicode(),
+        help="""
+        Further user attributes to keep in ``auth_state["user_attributes"]``, as
+        ``{"attribute": [values...]}`` (the place and shape jupyterhub-ldapauthenticator
+        uses), e.g. ``["employeeType", "departmentNumber"]``. The service account (or,
+        with ``bind_dn_templates``, the user) must be allowed to read them.
+        """,
+    ).tag(config=True)
     max_concurrency = Int(
         32,
         help="""
@@ -221,6 +234,10 @@ class LDAPSettings(LoggingConfigurable):
     def _validate_templates(self, proposal: dict[str, Any]) -> Any:
         name, value = proposal["trait"].name, proposal["value"]
         where = f"LDAPAuthenticator.{name}"
+        if name == "group_search_filter" and LEGACY_GROUP_FIELDS.search(value):
+            # ldapauthenticator 2.x's {userdn} and {uid}: kept to be warned about at start-up.
+            self.legacy_group_search_filter = value
+            value = translate_group_filter(value)
         try:
             if name == "user_search_filter":
                 check_template(
@@ -302,4 +319,5 @@ class LDAPSettings(LoggingConfigurable):
                 home_directory=self.home_directory_attribute,
             ),
             max_idle_connections=max(1, self.max_concurrency),
+            extra_attributes=tuple(self.auth_state_attributes),
         )

@@ -31,6 +31,27 @@ def number_text(value: float) -> str:
     return "0" if text == "-0" else text
 
 
+#: Binary units of storage, largest first.
+_SIZE_UNITS = (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+
+
+def _size_unit(size: int) -> tuple[str, int]:
+    return next(((unit, scale) for unit, scale in _SIZE_UNITS if size >= scale), ("B", 1))
+
+
+def size_text(size: int) -> str:
+    """Bytes measured, as people read a disk's: ``12.0 GiB``, ``512.5 MiB``, ``300 B``:
+    one decimal in the largest unit that is at least one."""
+    unit, scale = _size_unit(size)
+    return f"{size:,} B" if scale == 1 else f"{size / scale:,.1f} {unit}"
+
+
+def size_limit_text(size: int) -> str:
+    """A size an admin set, as they would write it: ``10 GiB``, ``1.5 GiB``, ``500 MiB``."""
+    unit, scale = _size_unit(size)
+    return f"{number_text(size / scale)} {unit}"
+
+
 def quantity_text(value: float, singular: str, plural: str) -> str:
     """``200 core-hours``, ``1 core-hour``, ``0.5 core-hours``: the unit agrees with the number."""
     text = number_text(value)
@@ -229,5 +250,7 @@ __all__ = [
     "possessive",
     "quantity_text",
     "runs_for_text",
+    "size_limit_text",
+    "size_text",
     "span_text",
 ]

@@ -3,8 +3,8 @@
 Every part of the pod that policy governs comes from the approved launch, never from
 the request: the image, CPU, memory and GPU requests and limits, node selector and
 tolerations from the environment and size; volumes and mounts from the admin's volume
-definitions (plus the workspace claim per user). Labels and annotations carry the group
-charged and the session id, so cluster tools can attribute a pod.
+definitions (plus the workspace claim). Labels and annotations carry the group charged
+and the session id for cluster tools; a claim per group names its group (storage sampler).
 
 Each launch starts again from the admin's own values of these traits: the hub keeps one
 spawner object per server across restarts, and a launch must not inherit the GPU, the
@@ -77,6 +77,7 @@ LAUNCH_TRAITS = (
     "volume_mounts",
     "extra_labels",
     "extra_annotations",
+    "storage_extra_annotations",
     "extra_pod_config",
     "storage_pvc_ensure",
     "storage_capacity",
@@ -280,6 +281,9 @@ class QuotaKubeSpawner(ProfileListSupport, QuotaSpawnerMixin, KubeSpawner):  # t
             f"{LABEL_PREFIX}session-id": self.session_id(),
         }
         self.extra_annotations = {**base["extra_annotations"], **literal(annotations)}
+        per_group = any(v.kind == "workspace" and "{group}" in v.claim_name for v in own)
+        claim = {f"{LABEL_PREFIX}group": launch.group} if per_group else {}
+        self.storage_extra_annotations = {**base["storage_extra_annotations"], **literal(claim)}
         if launch.limits.max_duration:
             # Counted from the pod's start, which comes after the session's: the
             # enforced stop always comes first.

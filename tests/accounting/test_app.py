@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import re
 import socket
 import subprocess
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,11 @@ from eohub.accounting.database_app import UpgradeDBApp
 from eohub.accounting.service.context import CONTEXT_SETTING, LoopSettings
 from eohub.adapters.accounting_db import create_engine_for
 from eohub.domain.accounting.enforcement import Mode
+from eohub.domain.accounting.ledger import GIB
+from eohub.domain.accounting.session_record import StorageSample
+from eohub.domain.accounting.storage_quota import StoragePolicy
 from tests.accounting.cli_support import COMMAND, run, with_password
+from tests.support.accounting import fresh_store
 from tests.support.databases import postgres_database
 
 
@@ -187,6 +192,72 @@ def test_configured_groups_are_created_at_start_up(capsys: pytest.CaptureFixture
         service.engine.dispose()
 
 
+def test_a_storage_quota_from_the_config_starts_the_grace_at_start_up(tmp_path: Path) -> None:
+    """A quota set by the config at start-up puts a group already over it over, as one
+    set through the API does, from the change (the start), not from the sample; the next
+    start keeps that time."""
+    url = f"sqlite:///{tmp_path / 'acct.sqlite'}"
+    measured = datetime.now(UTC) - timedelta(days=2)
+    before = fresh_store(url)
+    before.put_group("climate")
+    before.add_storage_samples([StorageSample("alice", "climate", 3 * GIB, measured)])
+    before.engine.dispose()
+    groups = {"climate": {"quotas": {"": {"storage_bytes": 2 * GIB}}}}
+    since = None
+    for _ in range(2):
+        service = AccountingService(db_url=url, writer_process=False, groups=groups)
+        service.init_store()
+        started = datetime.now(UTC)
+        try:
+            service.init_groups()
+            group = service.store.group("climate")
+            (standing,) = service.store.standings("alice", group, datetime.now(UTC))
+            assert standing.storage_bytes == 3 * GIB
+            assert standing.storage_over_since is not None
+            assert standing.storage_over_since == (since or standing.storage_over_since)
+            assert since is not None or standing.storage_over_since >= started
+            since = standing.storage_over_since
+        finally:
+            service.store.close()
+            service.engine.dispose()
+
+
+def test_the_storage_traits_reach_the_quota_checks() -> None:
+    default = AccountingService()
+    assert (default.storage_grace, default.storage_warning_fraction) == (259200, 0.9)
+    assert default.storage_sample_max_age == 604800
+    service = AccountingService(
+        db_url="sqlite://",
+        writer_process=False,
+        storage_grace=0,
+        storage_warning_fraction=0,
+        storage_sample_max_age=0,
+    )
+    service.init_store()
+    try:
+        assert service.build_context().storage == StoragePolicy(timedelta(0), 0.0, timedelta(0))
+        assert service.store.storage_sample_max_age == timedelta(0)
+    finally:
+        service.store.close()
+        service.engine.dispose()
+    for trait in ("storage_grace", "storage_warning_fraction"):
+        assert "launch form" in AccountingService.class_traits()[trait].help, trait
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"storage_grace": -1},
+        {"storage_warning_fraction": -0.1},
+        {"storage_warning_fraction": 2},
+        {"storage_sample_max_age": -1},
+    ],
+)
+def test_bad_storage_traits_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(TraitError):
+        AccountingService(**bad)
+
+
 def test_a_bad_configured_group_stops_start_up_naming_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -294,3 +365,29 @@ def test_start_against_an_outdated_schema_names_the_upgrade_command(tmp_path: Pa
     export = run("export", f"--db-url={url}", "--from=2026-01-01", "--to=2026-02-01", cwd=tmp_path)
     assert export.returncode == 1
     assert "eohub-accounting upgrade-db" in export.stderr
+
+
+@pytest.mark.parametrize(("group", "warned"), [("unassigned", True), ("climate", False)])
+def test_start_up_warns_when_the_unassigned_pi_is_a_groups_name(group: str, warned: bool) -> None:
+    # The service's log does not reach the root logger: listen on the module's own.
+    kept = logging.handlers.BufferingHandler(100)
+    logger = logging.getLogger("eohub.accounting.exports.config")
+    logger.addHandler(kept)
+    service = AccountingService(
+        db_url="sqlite://",
+        writer_process=False,
+        groups={group: {}},
+        reconcile_interval=0,
+        session_limits_enforcement=False,
+    )
+    service.init_store()
+    try:
+        service.init_groups()
+        service.build_context()
+    finally:
+        logger.removeHandler(kept)
+        service.store.close()
+        service.engine.dispose()
+    found = [r.getMessage() for r in kept.buffer if "storage_unassigned_pi" in r.getMessage()]
+    assert len(found) == warned
+    assert all("'unassigned' is also the XDMoD PI of group(s) unassigned" in m for m in found)

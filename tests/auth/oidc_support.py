@@ -129,14 +129,7 @@ def hub_login(hub_url: str, username: str, *, follow_callback: bool = True) -> L
                 callback = session.get(location, allow_redirects=False, timeout=30)
                 return Login(session, authorize_url, location, state, callback)
             response = session.get(location, allow_redirects=False, timeout=10)
-        form = re.search(r'<form[^>]*action="([^"]+)"', response.text)
-        assert form, f"no form on provider page {response.url}: {response.text[:300]}"
-        data = {"prompt": "login", "login": username, "password": "any"}
-        if 'name="login"' not in response.text:
-            data = {"prompt": "consent"}
-        response = session.post(
-            urljoin(response.url, form.group(1)), data=data, allow_redirects=False, timeout=10
-        )
+        response = answer_provider_page(session, response, username)
     raise AssertionError("the provider never redirected back to the hub")
 
 
@@ -164,3 +157,18 @@ class CallbackRequest:
 
     def get_state_cookie(self) -> str:
         return str(_serialize_state(self.state))
+
+
+def answer_provider_page(
+    session: requests.Session, response: requests.Response, username: str
+) -> requests.Response:
+    """Submit the provider's login page (as ``username``, any password) or its consent
+    page, whichever ``response`` is; the provider's answer, not followed."""
+    form = re.search(r'<form[^>]*action="([^"]+)"', response.text)
+    assert form, f"no form on provider page {response.url}: {response.text[:300]}"
+    data = {"prompt": "login", "login": username, "password": "any"}
+    if 'name="login"' not in response.text:
+        data = {"prompt": "consent"}
+    return session.post(
+        urljoin(response.url, form.group(1)), data=data, allow_redirects=False, timeout=10
+    )

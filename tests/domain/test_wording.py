@@ -20,6 +20,8 @@ from eohub.domain.wording import (
     possessive,
     quantity_text,
     runs_for_text,
+    size_limit_text,
+    size_text,
     span_text,
 )
 
@@ -268,3 +270,23 @@ def test_a_running_servers_clock_on_one_line(
     running: float, idle: float, idle_limit: int | None, maximum: int | None, text: str
 ) -> None:
     assert clock_text(running, idle, idle_limit, maximum) == text
+
+
+@pytest.mark.parametrize(
+    ("size", "measured", "limit"),
+    [
+        (0, "0 B", "0 B"),
+        (300, "300 B", "300 B"),
+        (1023, "1,023 B", "1,023 B"),
+        (1024, "1.0 KiB", "1 KiB"),
+        (300 * 1024, "300.0 KiB", "300 KiB"),
+        (512 * 2**20, "512.0 MiB", "512 MiB"),
+        (3 * 2**29, "1.5 GiB", "1.5 GiB"),
+        (10 * 2**30, "10.0 GiB", "10 GiB"),
+        (1536 * 2**30, "1.5 TiB", "1.5 TiB"),
+        (2048 * 2**40, "2,048.0 TiB", "2,048 TiB"),
+    ],
+)
+def test_sizes_read_in_the_unit_that_fits(size: int, measured: str, limit: str) -> None:
+    assert size_text(size) == measured
+    assert size_limit_text(size) == limit

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import databases
-from tests.support.process import ServiceStartError, port_open, start_process
+from tests.support.process import ServiceStartError, free_port, port_open, start_process
 
 
 def test_a_process_that_dies_reports_its_log_tail(tmp_path: Path) -> None:
@@ -55,3 +55,10 @@ def test_an_unreachable_database_says_how_to_start_it(
     expected = r"(?s)not reachable at \w+://127.0.0.1:1/.*start it with: "
     with pytest.raises(ServiceStartError, match=expected), database():  # type: ignore[operator]
         pass
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    # A hub gets three ports in a row (public, hub, proxy API); the same one twice made
+    # its proxy fail with EADDRINUSE in a full run.
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)

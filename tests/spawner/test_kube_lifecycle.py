@@ -21,6 +21,7 @@ from tests.support.kube_spawners import (
     ENVIRONMENTS,
     NAMESPACE,
     STARTED,
+    VOLUMES,
     FakeAccounting,
     make_spawner,
 )
@@ -181,3 +182,33 @@ async def test_the_fake_api_rejects_what_the_schema_rejects(kube: FakeKubeAPI) -
     assert raised.value.status == 422
     assert kube.names("pods") == []
     assert len(kube.rejected) == 1
+
+
+async def test_a_workspace_claim_per_group_is_annotated_with_its_group(kube: FakeKubeAPI) -> None:
+    # The storage sampler charges a claim by its own annotation: it never sees the pod's.
+    per_group = {**VOLUMES["workspace"], "claim_name": "ws-{username}-{group}"}
+    volumes = {**VOLUMES, "workspace": per_group}
+    spawner = await make_spawner(
+        "bob",
+        api_url=kube.url,
+        launch_volumes=volumes,
+        storage_extra_annotations={"backup": "nightly"},  # the admin's, kept
+    )
+    await spawner.apply_user_options(spawner, {"group": "eo-ml"})
+    await start_with_progress(spawner)
+    claim = kube.get("persistentvolumeclaims", NAMESPACE, "ws-bob-eo-ml")
+    assert claim is not None
+    assert claim["metadata"]["annotations"]["eohub.io/group"] == "eo-ml"
+    assert claim["metadata"]["annotations"]["backup"] == "nightly"
+    await spawner.stop()
+
+
+async def test_a_workspace_claim_per_user_names_no_group(kube: FakeKubeAPI) -> None:
+    # One claim whatever the group charged: the sampler's group mapping decides.
+    spawner = await make_spawner("alice", api_url=kube.url)
+    await spawner.apply_user_options(spawner, {})
+    await start_with_progress(spawner)
+    claim = kube.get("persistentvolumeclaims", NAMESPACE, "workspace-alice")
+    assert claim is not None
+    assert "eohub.io/group" not in (claim["metadata"].get("annotations") or {})
+    await spawner.stop()

@@ -179,6 +179,9 @@ def test_a_refused_named_server_launch_keeps_its_choices(
     page.wait_for_url(re.compile(r".*/(spawn-pending|user)/alice/second.*"))
     server = wait_ready(hub, "alice", "second")
     assert server["user_options"]["size"] == "medium"
+    # The spawn-pending page moves to the server by itself once it is ready; leaving
+    # before it has would race that navigation.
+    page.wait_for_url(re.compile(r".*/user/alice/second/.*"))
     page.goto(f"{hub.url}/hub/home")  # not JupyterLab, which polls its stopped server
     hub.stop("alice", "second")
 

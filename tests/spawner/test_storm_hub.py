@@ -31,18 +31,24 @@ from tests.support.storm import (
 pytestmark = pytest.mark.hub
 
 USERS = 20
+# What is tested is that the service answers every check, not how fast: on two shared
+# CI cores a check in a storm of twenty can outlast the default 5 s, and the failure
+# policy would then decide it. benchmarks/hub_storm.py keeps the default and measures.
+ROOM_FOR_A_LOADED_MACHINE = "\nc.AccountingClient.quota_timeout = 60\n"
 
 
 def test_a_storm_of_twenty_spawns_records_each_server_once(tmp_path: Path) -> None:
     users = user_names(USERS)
     with postgres_database() as db_url:
-        hub = start_eohub_hub(tmp_path / "hub", users, db_url)
+        hub = start_eohub_hub(
+            tmp_path / "hub", users, db_url, extra_config=ROOM_FOR_A_LOADED_MACHINE
+        )
         try:
             result = Storm(hub, users, in_flight=USERS).run()
             assert result.failures == {}, hub.process.log_tail()
             assert result.stop_failures == {}
             assert result.still_listed == []
-            tally = tally_accounting(hub, db_url, result.spawned, timeout=30)
+            tally = tally_accounting(hub, db_url, result.spawned)
             by_policy = quota_by_policy(hub)
         finally:
             stop_hub(hub)

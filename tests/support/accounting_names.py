@@ -28,6 +28,7 @@ from eohub.domain.accounting.ledger import Resources
 from eohub.domain.accounting.periods import Allocation, PeriodKind
 from eohub.domain.accounting.quota import Limits
 from eohub.domain.accounting.session_record import StorageSample
+from eohub.domain.accounting.storage_quota import StoragePolicy
 
 ZOE_NFC = unicodedata.normalize("NFC", "zoë")
 ZOE_NFD = unicodedata.normalize("NFD", "zoë")
@@ -40,6 +41,7 @@ SERVERS = {"climate": "", "CLIMATE": "Lab", "climate ": "lab"}
 AGO = timedelta(days=20)
 #: What one quota check asks for.
 REQUEST = Resources(500)
+NO_GRACE = StoragePolicy(timedelta(0))
 
 
 def wipe(store: AccountingStore) -> None:
@@ -156,7 +158,10 @@ def name_outcome(store: AccountingStore) -> dict[str, Any]:
         for u in USERS
     }
     out["sessions in"] = {g: len(store.sessions(groups={g}, limit=1000)) for g in GROUPS}
-    out["quota"] = {(u, g): store.check_quota(u, g, REQUEST) for u in USERS for g in GROUPS}
+    # No storage grace: a group over its storage quota is refused at once.
+    out["quota"] = {
+        (u, g): store.check_quota(u, g, REQUEST, NO_GRACE) for u in USERS for g in GROUPS
+    }
     return out
 
 

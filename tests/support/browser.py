@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import Browser, Playwright
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, Playwright, expect
 
 from .process import ServiceStartError
 from .tools import chromium_path
@@ -22,10 +27,63 @@ CHROMIUM_ARGS = [
 ]
 
 
+# How long a page waits for a navigation, an element or an `expect`. Playwright's
+# defaults (30 s, and 5 s for `expect`) hold on an idle machine; CI runs the hub tests on
+# two shared cores beside Chromium, where a hub's answer can take longer. These are
+# waits, not timings: a passing test never waits them out, and a test that must see
+# something quickly says so with its own timeout.
+WAIT_MS = 90_000
+EXPECT_MS = 30_000
+
+
+#: Every main-frame navigation of the pages opened since the last :func:`forget_navigations`,
+#: as (seconds since then, URL): a failed test's report lists them (tests/conftest.py).
+NAVIGATIONS: list[tuple[float, str]] = []
+_since = time.monotonic()
+
+
+def forget_navigations() -> None:
+    global _since
+    NAVIGATIONS.clear()
+    _since = time.monotonic()
+
+
+def _record(page: Page) -> None:
+    def navigated(frame: Frame) -> None:
+        if frame == page.main_frame:
+            NAVIGATIONS.append((round(time.monotonic() - _since, 1), frame.url))
+
+    page.on("framenavigated", navigated)
+
+
+def _patient(open_context: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(open_context)
+    def opened(*args: Any, **kwargs: Any) -> Any:
+        made = open_context(*args, **kwargs)
+        context = made if isinstance(made, BrowserContext) else made.context
+        context.set_default_timeout(WAIT_MS)
+        context.on("page", _record)
+        if isinstance(made, Page):
+            _record(made)
+        return made
+
+    return opened
+
+
 def launch_chromium(playwright: Playwright) -> Browser:
-    """Launch Debian's Chromium headless, or fail saying how to install it."""
+    """Launch Debian's Chromium headless, or fail saying how to install it.
+
+    Its contexts and pages wait :data:`WAIT_MS` by default, and ``expect`` waits
+    :data:`EXPECT_MS`.
+    """
     path = chromium_path()
     try:
-        return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, timeout=30_000)
+        browser = playwright.chromium.launch(
+            executable_path=path, args=CHROMIUM_ARGS, timeout=30_000
+        )
     except Exception as e:
         raise ServiceStartError(f"Chromium at {path} did not start: {e}") from e
+    expect.set_options(timeout=EXPECT_MS)
+    browser.new_context = _patient(browser.new_context)  # type: ignore[method-assign]
+    browser.new_page = _patient(browser.new_page)  # type: ignore[method-assign]
+    return browser

@@ -14,11 +14,14 @@ from typing import Any
 from .tools import REPO_ROOT
 
 
-def start_demo(state: Path, port: int, log_file: Any) -> tuple[subprocess.Popen[str], str]:
-    """Run the README's demo launcher; return it and what it printed up to "stop with Ctrl-C"."""
+def start_demo(
+    state: Path, port: int, log_file: Any, *flags: str
+) -> tuple[subprocess.Popen[str], str]:
+    """Run the README's demo launcher with ``flags`` (``--with-oidc``...); return it and
+    what it printed up to "stop with Ctrl-C"."""
     command = [sys.executable, str(REPO_ROOT / "demo/run.py"), "--port", str(port)]
     demo = subprocess.Popen(
-        [*command, "--state-dir", str(state)],
+        [*command, "--state-dir", str(state), *flags],
         stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,

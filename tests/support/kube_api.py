@@ -161,6 +161,7 @@ class FakeKubeAPI:
 
     async def __aenter__(self) -> FakeKubeAPI:
         app = web.Application()
+        self.add_routes(app)
         app.router.add_route("*", "/api/v1/namespaces/{ns}/{plural}", self._collection)
         app.router.add_route("*", "/api/v1/namespaces/{ns}/{plural}/{name}", self._item)
         app.router.add_route("GET", "/api/v1/{plural}", self._collection)
@@ -175,6 +176,9 @@ class FakeKubeAPI:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def add_routes(self, app: web.Application) -> None:
+        """A subclass's own routes, matched before the generic ones (none here)."""
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -179,8 +179,14 @@ async def make_spawner(
     Must run inside the test's event loop: KubeSpawner makes its API client there.
     ``traits`` override the config (``launch_environments=...``, ``privileged=True``).
     """
+    from kubespawner.clients import load_config
+
     from eohub.spawner.kube import QuotaKubeSpawner
 
+    # KubeSpawner caches load_config() by host and points the client's global default
+    # at that host only on a cache miss: a fake API on a port the OS hands out again
+    # would leave the client talking to the previous fake, long gone.
+    load_config.cache_clear()
     groups = GROUPS_OF.get(username, set()) if groups is None else set(groups)
     settings: dict[str, Any] = {
         "launch_environments": ENVIRONMENTS,

@@ -17,11 +17,26 @@ class ServiceStartError(RuntimeError):
     """A service the tests need could not be started or reached; the message says why."""
 
 
+#: Ports this test process has handed out: the kernel may offer a port again as soon as
+#: the probing socket closes, and a hub given the same port for its proxy's public and
+#: API addresses fails to start (EADDRINUSE).
+_HANDED_OUT: set[int] = set()
+
+#: Every process started by :func:`start_process`, in order: a failed test's report
+#: shows the logs of those it started or that still run (tests/conftest.py).
+STARTED: list[ServiceProcess] = []
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0), never one
+    this process handed out before."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
@@ -122,4 +137,6 @@ def start_process(
             )
         except FileNotFoundError as e:
             raise ServiceStartError(f"{name}: cannot run {argv[0]!r}: {e}") from e
-    return ServiceProcess(name=name, popen=popen, log_path=log_path)
+    started = ServiceProcess(name=name, popen=popen, log_path=log_path)
+    STARTED.append(started)
+    return started

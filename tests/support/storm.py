@@ -125,8 +125,13 @@ def start_plain_hub(workdir: Path, users: Sequence[str]) -> Hub:
     return start_hub(workdir, hub_config("plain", workdir, users, command), load_dropins=False)
 
 
-def start_eohub_hub(workdir: Path, users: Sequence[str], db_url: str) -> Hub:
-    """The eohub hub with its accounting service on ``db_url``, once the service answers."""
+def start_eohub_hub(
+    workdir: Path, users: Sequence[str], db_url: str, *, extra_config: str = ""
+) -> Hub:
+    """The eohub hub with its accounting service on ``db_url``, once the service answers.
+
+    ``extra_config`` is appended to the hub's config (the benchmark keeps the defaults).
+    """
     from tests.accounting.service_support import Accounting
 
     command = write_standin(workdir)
@@ -135,7 +140,7 @@ def start_eohub_hub(workdir: Path, users: Sequence[str], db_url: str) -> Hub:
     )
     hub = start_hub(
         workdir,
-        hub_config("eohub", workdir, users, command),
+        hub_config("eohub", workdir, users, command) + extra_config,
         env={"EOHUB_ACCOUNTING_DB_URL": db_url},
     )
     try:

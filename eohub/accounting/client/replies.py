@@ -44,6 +44,9 @@ class QuotaAnswer:
     budget_limit
         The limit of each budget whose hours left ``budget_left`` gives (``None``:
         unlimited); empty when the service sent none.
+    warnings
+        Words to show with an allowed (or refused) answer: the group's storage is nearly
+        full, or over its quota within its grace. Empty when the service sent none.
     """
 
     allowed: bool
@@ -53,6 +56,7 @@ class QuotaAnswer:
     outage: PolicyReason = ""
     display_name: str = ""
     budget_limit: Mapping[str, float | None] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def decided_by(self) -> Literal["service", "policy"]:
@@ -114,7 +118,16 @@ def quota_answer(body: Any) -> QuotaAnswer | None:
         "service",
         display_name=name if isinstance(name, str) else "",
         budget_limit=_hours(standing.get("budget_limit")),
+        warnings=_warnings(body.get("warnings")),
     )
+
+
+def _warnings(raw: object) -> tuple[str, ...]:
+    """The warnings' words; anything but a list of strings is none (an older or odd
+    service must not break the launch form)."""
+    if not isinstance(raw, list) or not all(isinstance(w, str) for w in raw):
+        return ()
+    return tuple(w for w in raw if w)
 
 
 def _hours(raw: object) -> dict[str, float | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -19,8 +20,17 @@ from eohub.accounting.exports.writers import (
 )
 from eohub.adapters.accounting_db.store import AccountingStore
 from eohub.domain.accounting.periods import PeriodKind
-from eohub.domain.reports.xdmod import SacctOptions
-from eohub.domain.reports.xdmod_storage import StorageOptions
+from eohub.domain.reports.xdmod import SacctOptions, xdmod_text
+from eohub.domain.reports.xdmod_storage import (
+    MAX_STORAGE_NAME,
+    UNASSIGNED_PI,
+    XDMOD_NAME,
+    StorageOptions,
+    one_per_measurement,
+)
+from eohub.logs import get_logger
+
+log = get_logger(__name__)
 
 #: Export names, as the CLI's ``--kind`` and the API's file names know them.
 EXPORTS = {
@@ -58,6 +68,13 @@ class XDMoDExport(Configurable):
     storage_mountpoint = Unicode(
         "/home", help="The file system the storage samples measure, as users see it."
     ).tag(config=True)
+    storage_unassigned_pi = Unicode(
+        UNASSIGNED_PI,
+        help="The XDMoD PI of storage samples charged to no group (XDMoD requires one); "
+        "their space still shows under each user. Letters, digits, '.', '_' and '-', at "
+        "most 30. It must not be a group's name: XDMoD would add that group's space and "
+        "the unassigned space up as one PI's (the service and the export log a warning).",
+    ).tag(config=True)
 
     export_workers = Integer(
         0,
@@ -79,6 +96,16 @@ class XDMoDExport(Configurable):
             raise TraitError(f"{proposal['trait'].name} must be 0 or more, not {value}")
         return value
 
+    @validate("storage_unassigned_pi")
+    def _validate_unassigned_pi(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"])
+        if not XDMOD_NAME.match(value):
+            raise TraitError(
+                f"storage_unassigned_pi must be letters, digits, '.', '_' or '-' (at most "
+                f"30), starting with a letter or digit, not {value!r}"
+            )
+        return value
+
     def workers(self) -> int:
         """The worker processes to use; 1 means none."""
         return self.export_workers or min(8, os.cpu_count() or 1)
@@ -93,9 +120,11 @@ class XDMoDExport(Configurable):
         )
 
     def storage_options(self, store: AccountingStore) -> StorageOptions:
+        groups = store.groups()
+        warn_about_the_unassigned_pi((g.name for g in groups), self.storage_unassigned_pi)
         thresholds = {
             g.name: limits.storage_bytes
-            for g in store.groups()
+            for g in groups
             for owner, limits in g.quotas.items()
             if owner == ""
         }
@@ -103,7 +132,28 @@ class XDMoDExport(Configurable):
             resource=self.storage_resource,
             mountpoint=self.storage_mountpoint,
             hard_thresholds=thresholds,
+            unassigned_pi=self.storage_unassigned_pi,
         )
+
+
+def warn_about_the_unassigned_pi(groups: Iterable[str], unassigned_pi: str) -> bool:
+    """Log a warning when a group is exported under the PI of samples charged to no
+    group (``storage_unassigned_pi``); True if one is."""
+    clashes = sorted(g for g in groups if xdmod_text(g, MAX_STORAGE_NAME) == unassigned_pi)
+    if clashes:
+        log.warning(
+            "XDMoDExport.storage_unassigned_pi {pi!r} is also the XDMoD PI of group(s) "
+            "{groups}: the storage export mixes their space with the space charged to no "
+            "group. Set storage_unassigned_pi to a name no group has.",
+            pi=unassigned_pi,
+            groups=", ".join(clashes),
+        )
+    return bool(clashes)
+
+
+def warn_if_unassigned_pi_is_a_group(store: AccountingStore, unassigned_pi: str) -> bool:
+    """:func:`warn_about_the_unassigned_pi` for the groups ``store`` defines (start-up)."""
+    return warn_about_the_unassigned_pi((g.name for g in store.groups()), unassigned_pi)
 
 
 def run_export(
@@ -162,5 +212,7 @@ def run_export(
         options = settings.storage_options(store)
         # Samples carry the group they are charged to: a group's export holds only those.
         samples = (s for s in store.iter_storage(start, end) if group is None or s.group == group)
-        return write_storage_json(samples, out, options=options, progress=progress)
+        # One entry per user, group and time: a round's sources are one measurement.
+        merged = one_per_measurement(samples)
+        return write_storage_json(merged, out, options=options, progress=progress)
     raise ValueError(f"unknown export {kind!r}: choose one of {', '.join(EXPORTS)}")

@@ -13,6 +13,14 @@ from tornado import web
 
 from eohub.accounting.service.handlers import APIHandler
 from eohub.adapters.accounting_db.groups import GroupInfo
+from eohub.adapters.accounting_db.storage_history import (
+    MAX_POINTS,
+    Held,
+    Holding,
+    default_step,
+    series_points,
+    total_series,
+)
 from eohub.adapters.accounting_db.store import UnknownGroupError
 from eohub.domain.accounting.access import Op, readable_groups
 from eohub.domain.accounting.events import NAME, EventError, format_time
@@ -32,6 +40,8 @@ from eohub.logs import get_logger
 log = get_logger(__name__)
 
 MAX_PAGE = 500
+#: The longest step of a storage series: ten years.
+MAX_STEP_SECONDS = 10 * 366 * 86400
 
 
 def session_json(s: SessionRecord, now: datetime) -> dict[str, Any]:
@@ -91,7 +101,7 @@ class QuotaCheckHandler(APIHandler):
         self.authorise(Op.QUOTA_CHECK)
         request = parse_quota_request(self.json_body())
         decision = await self.context.store.quota_check(
-            request.user, request.group, request.resources
+            request.user, request.group, request.resources, self.context.storage
         )
         # The launch form's and home page's checks (purpose=form) start nothing: only a
         # spawn's denial is counted.
@@ -145,6 +155,76 @@ class QueryMixin(APIHandler):
         if end <= start:
             raise EventError({"to": "must be after from"})
         return kind, start, end
+
+
+class StorageReadHandler(StorageHandler, QueryMixin):
+    """``api/storage``: samples in (POST, :class:`StorageHandler`), storage over time out."""
+
+    async def get(self) -> None:
+        self.authorise(Op.STORAGE_READ)
+        # As usage: a user's own by default, a PI their groups', readers everyone's.
+        selection = self.select(
+            Op.STORAGE_READ, user=self.name_argument("user"), group=self.name_argument("group")
+        )
+        now = self.context.clock()
+        end = self.time_argument("end", period_start(PeriodKind.DAY, now) + timedelta(days=1))
+        start = self.time_argument("start", end - timedelta(days=31))
+        if end <= start:
+            raise EventError({"end": "must be after start"})
+        seconds = self.int_argument("step", None, 60, MAX_STEP_SECONDS)
+        step = timedelta(seconds=seconds) if seconds else default_step(start, end)
+        # The steps in the range, and "now" after the last of them, in MAX_POINTS points.
+        if (end - start) / step >= MAX_POINTS - 1:
+            raise EventError({"step": f"gives more than {MAX_POINTS} points; take a longer one"})
+        by_user = self.choice_argument("by", ("group", "user"), "group") == "user"
+        users = set(selection.users) if selection.users is not None else None
+        groups = set(selection.groups) if selection.groups is not None else None
+        points = series_points(start, end, step, now)
+        store = self.context.store
+        # Samples older than the store's max age stop counting, at each point, as in
+        # quota checks.
+        held = await store.read(store.storage_holdings, points, users, groups)
+        latest = await store.read(store.latest_storage, users, groups)
+        self.write_json(
+            {
+                "start": format_time(start),
+                "end": format_time(end),
+                "step": int(step.total_seconds()),
+                **storage_json(points, held, latest, by_user=by_user),
+            }
+        )
+
+
+def storage_json(
+    points: list[datetime], held: Held, latest: list[Holding], *, by_user: bool
+) -> dict[str, Any]:
+    """The series of ``GET api/storage``: per group (or per user in each group), summed
+    over the sources, the total, and each (user, group, source)'s latest sample that
+    still counts; no group is ``null``."""
+    series: dict[tuple[str | None, str], list[int]] = {}
+    for (user, group, _source), values in sorted(held.items()):
+        key = (user if by_user else None, group)
+        found = series.get(key, [0] * len(points))
+        series[key] = [a + b for a, b in zip(found, values, strict=True)]
+    return {
+        "points": [format_time(p) for p in points],
+        "series": [
+            {"user": user, "group": group or None, "bytes": values}
+            for (user, group), values in series.items()
+        ],
+        "total": total_series(held.values(), len(points)),
+        "latest": [
+            {
+                "user": h.user,
+                "group": h.group or None,
+                "source": h.source,
+                "bytes": h.bytes,
+                "file_count": h.file_count,
+                "measured_at": format_time(h.measured_at),
+            }
+            for h in latest
+        ],
+    }
 
 
 class UsageHandler(QueryMixin):
@@ -277,7 +357,7 @@ def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
     return [
         (prefix + "api/events", EventsHandler),
         (prefix + "api/quota/check", QuotaCheckHandler),
-        (prefix + "api/storage", StorageHandler),
+        (prefix + "api/storage", StorageReadHandler),
         (prefix + "api/usage", UsageHandler),
         (prefix + "api/sessions", SessionsHandler),
         (prefix + "api/groups", GroupsHandler),

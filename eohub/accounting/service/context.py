@@ -23,6 +23,7 @@ from eohub.adapters.accounting_db import AccountingStore
 from eohub.adapters.hub_api import HubAPI
 from eohub.domain.accounting.enforcement import Mode
 from eohub.domain.accounting.lifetimes import LifetimeWarning
+from eohub.domain.accounting.storage_quota import DEFAULT_STORAGE_POLICY, StoragePolicy
 
 #: The key of the context in ``tornado.web.Application.settings``.
 CONTEXT_SETTING = "eohub_context"
@@ -98,6 +99,26 @@ class LoopSettings:
     hub_api_concurrency: int = 10
     hub_api_timeout: float = 30.0
 
+    @classmethod
+    def of(cls, app: Any) -> LoopSettings:
+        """The settings of an :class:`~eohub.accounting.app.AccountingService`'s traits."""
+        return cls(
+            reconcile_interval=app.reconcile_interval,
+            enforcement=Mode(app.enforcement.lower()),
+            grace_period=app.enforcement_grace_period,
+            enforcement_interval=app.enforcement_interval,
+            session_limits=app.session_limits_enforcement,
+            max_duration_warning=app.max_duration_warning,
+            fallback_group=app.reconcile_fallback_group,
+            default_cpu=app.reconcile_default_cpu,
+            default_memory_bytes=int(app.reconcile_default_memory or 0),
+            default_gpus=app.reconcile_default_gpus,
+            open_after=app.reconcile_open_after,
+            close_after=app.reconcile_close_after,
+            hub_api_concurrency=app.hub_api_concurrency,
+            hub_api_timeout=app.hub_api_timeout,
+        )
+
     @property
     def any_on(self) -> bool:
         """Whether a loop runs at all (reconcile, budget or session-limit enforcement)."""
@@ -145,6 +166,12 @@ class ServiceContext:
         API; the pages show its warnings (:meth:`lifetime_warnings`).
     in_flight
         The requests begun and not yet answered, which a stopping service waits for.
+    storage
+        How long a group may stay over its storage quota before new servers charged to
+        it are refused, from which share of it the group is warned, and how long a
+        storage sample counts (the service's ``storage_grace``,
+        ``storage_warning_fraction`` and ``storage_sample_max_age``): quota checks and
+        the pages apply it (the store has the same max age, for its writes).
     """
 
     store: AccountingStore
@@ -158,6 +185,7 @@ class ServiceContext:
     enforcer: Enforcer | None = None
     lifetimes: LifetimeEnforcer | None = None
     in_flight: InFlight = field(default_factory=InFlight)
+    storage: StoragePolicy = DEFAULT_STORAGE_POLICY
 
     @property
     def clock(self) -> Callable[[], datetime]:

@@ -19,7 +19,6 @@ is anonymous, and gets 403 before anything changes.
 from __future__ import annotations
 
 import json
-import logging
 from types import TracebackType
 from typing import Any
 
@@ -45,23 +44,6 @@ from eohub.logs import get_logger
 log = get_logger(__name__)
 
 MAX_BODY = MAX_BODY_BYTES
-
-
-def log_request(handler: web.RequestHandler) -> None:
-    """The access log line of a finished request (Tornado's ``log_function``)."""
-    status = handler.get_status()
-    level = logging.INFO if status < 400 else logging.WARNING
-    if status >= 500:
-        level = logging.ERROR
-    # The path only: a query string could hold a token.
-    log.log(
-        level,
-        "{status} {method} {path} {ms:.1f}ms",
-        status=status,
-        method=handler.request.method,
-        path=handler.request.path,
-        ms=1000 * handler.request.request_time(),
-    )
 
 
 class AppHubAuth:

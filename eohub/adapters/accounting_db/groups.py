@@ -10,9 +10,10 @@ from typing import Any, cast
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from eohub.adapters.accounting_db.models import Group, GroupPI, Quota
+from eohub.adapters.accounting_db.storage import MaxAge, refresh_over_since
 from eohub.domain.accounting.ledger import MS_PER_HOUR
 from eohub.domain.accounting.periods import Allocation
-from eohub.domain.accounting.quota import Limits
+from eohub.domain.accounting.quota import WHOLE_GROUP, Limits
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,34 @@ def put_group(
     return exists is None
 
 
-def put_quota(connection: Connection, group: str, user: str, limits: Limits | None) -> None:
-    """Set (or, with ``None``, remove) the quota row of ``user`` in ``group``."""
+def put_quota(
+    connection: Connection,
+    group: str,
+    user: str,
+    limits: Limits | None,
+    *,
+    now: datetime | None = None,
+    max_age: MaxAge = None,
+) -> None:
+    """Set (or, with ``None``, remove) the quota row of ``user`` in ``group``.
+
+    The whole group's row limits its storage: a new limit may put the group over it,
+    or bring it back within, so its ``storage_over_since`` is brought up to date in the
+    same transaction. A limit that puts it over starts its grace ``now``, the change's
+    time: the people charged to it learn of the limit from now. ``now`` and ``max_age``
+    also say which storage samples still count (see :mod:`.storage`).
+    """
+    if user == WHOLE_GROUP:
+        # Samples that stopped counting since the last write may have brought the group
+        # within its old row: its old time must not carry over to the new one.
+        refresh_over_since(connection, [group], now=now, max_age=max_age)
     connection.execute(delete(Quota).where(Quota.group == group, Quota.user == user))
     if limits is not None:
         connection.execute(
             insert(Quota).values(group=group, user=user, **limits_to_columns(limits))
         )
+    if user == WHOLE_GROUP:
+        refresh_over_since(connection, [group], now=now, max_age=max_age, changed_at=now)
 
 
 def pi_groups(connection: Connection, user: str) -> set[str]:

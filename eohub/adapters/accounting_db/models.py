@@ -111,6 +111,10 @@ class Group(Base):
     display_name: Mapped[str] = mapped_column(Name, default="")
     allocation: Mapped[str] = mapped_column(String(32), default="month")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Since when the group stores more than its whole-group storage_bytes row allows (the
+    # newest sample that showed it over); NULL while it is within it, or has no such row.
+    # Kept by the writes that change either (see storage.refresh_over_since).
+    storage_over_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class GroupPI(Base):
@@ -230,7 +234,7 @@ class UsageTotal(Base):
 
 
 class StorageSample(Base):
-    """A measurement of a user's storage, optionally attributed to a group."""
+    """A measurement of a user's storage at one source, optionally attributed to a group."""
 
     __tablename__ = "storage_samples"
 
@@ -239,8 +243,35 @@ class StorageSample(Base):
     group: Mapped[str] = mapped_column(Name, default="")
     bytes: Mapped[int] = mapped_column(BigInteger)
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # 0 when the sampler did not count files (XDMoD's storage realm requires the field).
+    file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Where it was measured (a root path, a volume claim): "" for samplers that did not say.
+    source: Mapped[str] = mapped_column(Name, default="", server_default="")
 
     __table_args__ = (
-        UniqueConstraint("user", "group", "measured_at", name="uq_storage_samples_sample"),
+        UniqueConstraint(
+            "user", "group", "source", "measured_at", name="uq_storage_samples_sample"
+        ),
         Index("ix_storage_samples_measured_at", "measured_at"),
+        # The pages' series by group read each member's samples by group first.
+        Index("ix_storage_samples_group_user_at", "group", "user", "measured_at"),
     )
+
+
+class StorageLatest(Base):
+    """The latest sample of each (user, group, source): what quota checks sum.
+
+    Written with every samples write, in its transaction (see :mod:`.storage`), so a
+    quota check reads one row per source of the group's members, not their history.
+    """
+
+    __tablename__ = "storage_latest"
+
+    user: Mapped[str] = mapped_column(Name, primary_key=True)
+    group: Mapped[str] = mapped_column(Name, primary_key=True)
+    source: Mapped[str] = mapped_column(Name, primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_storage_latest_group", "group"),)

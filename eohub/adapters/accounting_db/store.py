@@ -11,17 +11,11 @@ and :meth:`~AccountingStore.quota_check`, each with threads of its own (see
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    func,
-    or_,
-    select,
-)
+from sqlalchemy import Connection, Engine, func, or_, select
 from sqlalchemy.exc import DBAPIError
 
 import eohub.adapters.accounting_db.groups as group_queries
@@ -39,6 +33,7 @@ from eohub.adapters.accounting_db.session_stops import (
     touch_sessions,
     withdraw_stop,
 )
+from eohub.adapters.accounting_db.storage_history import StorageHistoryReads
 from eohub.adapters.accounting_db.store_executors import SeparateWriter, StoreExecutors, run_on
 from eohub.adapters.accounting_db.usage import read_usage
 from eohub.domain.accounting.events import Event, EventError, parse_batch
@@ -60,16 +55,24 @@ from eohub.domain.accounting.session_record import (
     UsageRow,
 )
 from eohub.domain.accounting.standings import (
+    Stored,
     applicable_quotas,
     standings_of,
     tally_open_sessions,
     totals_owners,
+)
+from eohub.domain.accounting.storage_quota import (
+    DEFAULT_STORAGE_POLICY,
+    DEFAULT_STORAGE_SAMPLE_MAX_AGE,
+    StoragePolicy,
 )
 
 T = TypeVar("T")
 
 # Writes after which this process forgets the groups it holds for quota checks.
 CHANGES_GROUPS = frozenset({"put_group"})
+# Writes that count storage samples: the writer process's store has no max age of its own.
+COUNTS_STORAGE = frozenset({"put_group", "add_storage_samples"})
 
 
 def utcnow() -> datetime:
@@ -81,7 +84,7 @@ class UnknownGroupError(LookupError):
     """The group is not defined in the accounting service."""
 
 
-class AccountingStore:
+class AccountingStore(StorageHistoryReads, storage.StorageWrites):
     """Ledger storage over one SQLAlchemy engine.
 
     Parameters
@@ -93,6 +96,8 @@ class AccountingStore:
         Returns "now"; tests pass their own to travel in time.
     group_cache_seconds
         How long quota checks reuse a group's allocation and quota rows.
+    storage_sample_max_age
+        How long a storage sample counts toward its group's storage (0: for ever).
     """
 
     def __init__(
@@ -102,8 +107,10 @@ class AccountingStore:
         clock: Callable[[], datetime] = utcnow,
         group_cache_seconds: float = 10.0,
         writer_process: SeparateWriter | None = None,
+        storage_sample_max_age: timedelta = DEFAULT_STORAGE_SAMPLE_MAX_AGE,
     ) -> None:
         self.engine = engine
+        self.storage_sample_max_age = storage_sample_max_age
         self.clock = clock
         self.group_cache_seconds = group_cache_seconds
         # Quota checks read a group's allocation and quota rows from here; changes made
@@ -119,6 +126,8 @@ class AccountingStore:
         It runs in the store's writer process when it has one (the service: see
         :mod:`.writer_process`), else on the writer thread.
         """
+        if getattr(call, "__name__", "") in COUNTS_STORAGE:
+            kwargs.setdefault("sample_max_age", self.storage_sample_max_age)
         try:
             return await self._executors.write(self, call, args, kwargs)
         finally:
@@ -129,10 +138,12 @@ class AccountingStore:
         """``call(*args, **kwargs)`` (store reads, or a page built from them) on a reader."""
         return await run_on(self._executors.readers, call, args, kwargs)
 
-    async def quota_check(self, user: str, group_name: str, request: Resources) -> Decision:
+    async def quota_check(
+        self, user: str, group_name: str, request: Resources, storage: StoragePolicy | None = None
+    ) -> Decision:
         """:meth:`check_quota` on the quota threads, never queued behind other work."""
         return await run_on(
-            self._executors.quota, self.check_quota, (user, group_name, request), {}
+            self._executors.quota, self.check_quota, (user, group_name, request, storage), {}
         )
 
     def close(self) -> None:
@@ -185,8 +196,13 @@ class AccountingStore:
         allocation: Allocation | None = None,
         pis: set[str] | None = None,
         quotas: dict[str, Limits | None] | None = None,
+        sample_max_age: timedelta | None = None,
     ) -> bool:
-        """Create or update a group, its PIs and its quota rows in one transaction."""
+        """Create or update a group, its PIs and its quota rows in one transaction.
+
+        ``sample_max_age``: how long storage samples count (None: this store's setting).
+        """
+        max_age = self.storage_sample_max_age if sample_max_age is None else sample_max_age
         self._group_cache.clear()
         with self.engine.begin() as connection:
             created = group_queries.put_group(
@@ -198,7 +214,9 @@ class AccountingStore:
                 now=self.clock(),
             )
             for user, limits in (quotas or {}).items():
-                group_queries.put_quota(connection, name, user, limits)
+                group_queries.put_quota(
+                    connection, name, user, limits, now=self.clock(), max_age=max_age
+                )
             return created
 
     def pi_groups(self, user: str) -> set[str]:
@@ -240,26 +258,35 @@ class AccountingStore:
             group_used=closed.get(WHOLE_GROUP, Usage()),
             user_used=closed.get(user, Usage()),
         )
-        stored = storage.group_storage(connection, group.name) if applies.counts_storage else 0
+        stored = (
+            storage.stored(connection, group.name, now=now, max_age=self.storage_sample_max_age)
+            if applies.counts_storage
+            else Stored()
+        )
         return standings_of(
-            user, group.name, applies, group=group_tally, member=user_tally, storage_bytes=stored
+            user, group.name, applies, group=group_tally, member=user_tally, stored=stored
         )
 
-    def check_quota(self, user: str, group_name: str, request: Resources) -> Decision:
+    def check_quota(
+        self, user: str, group_name: str, request: Resources, storage: StoragePolicy | None = None
+    ) -> Decision:
         """Allow or deny ``request`` for ``user`` charged to ``group_name``, with the reason.
 
         Two prepared statements on one connection (the group's running totals, its open
         sessions) and the group's quota rows from a short cache: the cost does not grow
         with the sessions recorded. A connection found dead is retried once on a fresh one.
+        ``storage``: the service's storage grace and warning fraction (None: defaults).
         """
         try:
-            return self._check_quota(user, group_name, request)
+            return self._check_quota(user, group_name, request, storage)
         except DBAPIError as e:
             if not e.connection_invalidated:
                 raise
-            return self._check_quota(user, group_name, request)
+            return self._check_quota(user, group_name, request, storage)
 
-    def _check_quota(self, user: str, group_name: str, request: Resources) -> Decision:
+    def _check_quota(
+        self, user: str, group_name: str, request: Resources, storage: StoragePolicy | None
+    ) -> Decision:
         now = self.clock()
         with self.engine.connect() as connection:
             group = self._quota_group(connection, group_name)
@@ -270,7 +297,15 @@ class AccountingStore:
                     budget_left([]),
                 )
             standings = self._standings(connection, user, group, now)
-        return decide(request, standings, group.display_name)
+        policy = storage or DEFAULT_STORAGE_POLICY
+        return decide(
+            request,
+            standings,
+            group.display_name,
+            now=now,
+            storage_grace=policy.grace,
+            storage_warning_fraction=policy.warn_fraction,
+        )
 
     def _quota_group(self, connection: Connection, name: str) -> GroupInfo | None:
         cached = self._group_cache.get(name)
@@ -402,16 +437,6 @@ class AccountingStore:
         with self.engine.begin() as connection:
             touch_sessions(connection, session_ids, seen_at)
 
-    # -- storage ------------------------------------------------------------------
-    def add_storage_samples(self, samples: Iterable[StorageSample]) -> int:
-        """Store samples; one already stored (same user, group and time) is skipped."""
-        with self.engine.begin() as connection:
-            return storage.add_samples(connection, samples)
-
-    def iter_storage(self, start: datetime, end: datetime) -> Iterator[StorageSample]:
-        with self.engine.connect() as connection:
-            yield from storage.iter_samples(connection, start, end)
-
     # -- metrics ------------------------------------------------------------------
     def open_session_count(self) -> int:
         with self.engine.connect() as connection:
@@ -422,10 +447,4 @@ class AccountingStore:
             )
 
 
-__all__ = [
-    "AccountingStore",
-    "StorageSample",
-    "UnknownGroupError",
-    "UsageRow",
-    "utcnow",
-]
+__all__ = ["AccountingStore", "StorageSample", "UnknownGroupError", "UsageRow", "utcnow"]

@@ -66,13 +66,30 @@ def _start_child(db_url: str, niceness: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the service stops the
     # child when it stops, after the writes sent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="[AccountingService writer %(levelname)s] %(message)s"
-    )
+    _log_like_the_service()
     _child_store = AccountingStore(create_engine_for(db_url))
     threading.Thread(
         target=_exit_with_parent, args=(os.getppid(),), name="eohub-writer-watch", daemon=True
     ).start()
+
+
+def _log_like_the_service() -> None:
+    """The child's few lines (failures) in the service's format: JSON lines when
+    ``$EOHUB_LOG_FORMAT=json`` (see :mod:`eohub.json_logs`), else a text prefix."""
+    # Here, not at the top: the writer's module is imported by every process that
+    # uses the store, which need not load the hub's logging setup.
+    from eohub.json_logs import LOG_FORMAT_ENV
+
+    if os.environ.get(LOG_FORMAT_ENV, "").strip().lower() == "json":
+        from eohub.json_logs import JsonFormatter
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
+        return
+    logging.basicConfig(
+        level=logging.INFO, format="[AccountingService writer %(levelname)s] %(message)s"
+    )
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -9,7 +9,7 @@ kept service-account connections and failover between servers are
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ldap3 import BASE, SUBTREE, Connection
@@ -78,6 +78,8 @@ class DirectorySettings:
     pi_attribute: str | None = None
     attributes: ProfileAttributes = ProfileAttributes()
     max_idle_connections: int = 8
+    # Further user attributes read as they are, for auth_state (auth_state_attributes).
+    extra_attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,16 @@ class DirectoryUser:
     gid_number: int | None
     home_directory: str
     groups: tuple[DirectoryGroup, ...]
+    # The ``extra_attributes`` read, each with all its values (none: an empty list).
+    extra: Mapping[str, list[str]] = field(default_factory=dict, hash=False)
 
     @property
     def group_names(self) -> list[str]:
         return [g.name for g in self.groups]
+
+    @property
+    def group_dns(self) -> list[str]:
+        return [g.dn for g in self.groups]
 
     @property
     def pi_of(self) -> list[str]:
@@ -242,7 +250,7 @@ class LDAPDirectory:
         ]
         if self.settings.member_of_attribute:
             wanted.append(self.settings.member_of_attribute)
-        return wanted
+        return wanted + list(self.settings.extra_attributes)
 
     def _find_user(self, username: str) -> tuple[str, Mapping[str, Any]] | None:
         """The one entry the user search finds, with its profile attributes."""
@@ -279,6 +287,7 @@ class LDAPDirectory:
             groups=self._groups(
                 dn, username, _values(attrs, self.settings.member_of_attribute), conn
             ),
+            extra={name: _values(attrs, name) for name in self.settings.extra_attributes},
         )
 
     def _groups(

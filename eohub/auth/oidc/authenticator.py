@@ -13,11 +13,15 @@ them and answers every access question, so oauthenticator's own ``allowed_groups
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from typing import Any
 
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
-from tornado.httpclient import HTTPClientError
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from traitlets import default
 
 from eohub.adapters.oidc import (
     DiscoveryError,
@@ -28,7 +32,15 @@ from eohub.adapters.oidc import (
 from eohub.auth.common import GroupPolicyMixin
 from eohub.auth.oidc.claims import claim_at, claimed_groups, entitlement_roles, string_list
 from eohub.auth.oidc.config import OIDCSettings
+from eohub.auth.oidc.generic import (
+    NotADiscoveryDocument,
+    default_login_name_pattern,
+    derive_issuer,
+    startup_problems,
+    warn_username_claim_unset,
+)
 from eohub.auth.oidc.handlers import (
+    CONFIG_PROBLEM,
     OIDCCallbackHandler,
     OIDCLoginHandler,
     OIDCLogoutHandler,
@@ -37,6 +49,7 @@ from eohub.auth.oidc.handlers import (
 )
 from eohub.domain.identity.entitlements import compile_entitlement_pattern
 from eohub.domain.identity.profile import AUTH_STATE_KEY, UserProfile
+from eohub.domain.identity.usernames import EMAIL_LIKE_USERNAME_PATTERN
 from eohub.logs import get_logger
 
 log = get_logger(__name__)
@@ -68,6 +81,9 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
     Set ``issuer``, ``client_id``, ``client_secret`` and ``oauth_callback_url``; the
     endpoints are discovered. Requires ``JUPYTERHUB_CRYPT_KEY`` (auth_state holds the
     tokens used for refresh and logout).
+
+    A GenericOAuthenticator config (endpoint URLs, no ``issuer``) runs unchanged: see
+    :mod:`eohub.auth.oidc.generic` for how the issuer is then found, or not.
     """
 
     login_handler = OIDCLoginHandler
@@ -78,13 +94,44 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
         super().__init__(**kwargs)
         self._provider: ProviderClient | None = None
         self._configured_endpoints = {name for name in _ENDPOINT_TRAITS if getattr(self, name)}
+        self._issuer_lock = asyncio.Lock()
+        # When no provider vouched for the configured endpoints: plain OAuth 2, until
+        # the search runs again (after discovery_cache_seconds).
+        self._plain_oauth2 = False
+        self._plain_since = 0.0
+
+    @default("login_name_pattern")
+    def _login_name_pattern_default(self) -> str:
+        return default_login_name_pattern(self.username_claim)
 
     def check_allow_config(self) -> None:
-        if not self.issuer:
-            raise ValueError("OIDCAuthenticator.issuer must be set to the provider's issuer URL")
-        if self.allowed_scopes:
+        problems = startup_problems(self)
+        if problems:
+            raise ValueError("; ".join(f"OIDCAuthenticator.{p}" for p in problems))
+        warn_username_claim_unset(self)
+        if self.login_name_pattern == EMAIL_LIKE_USERNAME_PATTERN:
+            log.info(
+                "OIDC user names come from {claim!r} and must match the e-mail-like"
+                " login_name_pattern {pattern} (any domain); to admit only your domains,"
+                " set OIDCAuthenticator.login_name_pattern, e.g. {example}",
+                claim=self.username_claim,
+                pattern=self.login_name_pattern,
+                example=r"[a-z0-9._+-]+@example\.org",
+            )
+        if not self.validate_server_cert:
+            # Checked here: traitlets does not notify a False set over the static default.
             log.warning(
-                "OIDCAuthenticator ignores allowed_scopes; use allowed_groups to restrict login"
+                "OIDCAuthenticator.validate_server_cert is False: anyone on the network path"
+                " to the provider can then impersonate it and log in as any user"
+            )
+        if not self.issuer:
+            log.warning(
+                "OIDCAuthenticator.issuer is not set: at the first login eohub looks for the"
+                " provider whose discovery document announces authorize_url {url} and"
+                " token_url, and then verifies ID tokens; if none does, logins run as plain"
+                " OAuth 2 (the user from userdata_url, no ID token). Set"
+                " OIDCAuthenticator.issuer to require ID token verification",
+                url=self.authorize_url,
             )
         super().check_allow_config()
 
@@ -115,8 +162,68 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
             validate_cert=self.validate_server_cert,
         )
 
-    async def provider_metadata(self) -> ProviderMetadata:
-        """The discovered metadata; fills the endpoint traits the admin did not set."""
+    async def _fetch_discovery(self, url: str) -> Any:
+        # Not httpfetch: it logs every 404 of the issuer search as an error.
+        request = HTTPRequest(
+            url,
+            **{
+                **self.http_request_kwargs,
+                "method": "GET",
+                "headers": {"Accept": "application/json"},
+                "validate_cert": self.validate_server_cert,
+            },
+        )
+        response = await self.http_client.fetch(request)
+        try:
+            return json.loads(response.body)
+        except ValueError as e:
+            kind = response.headers.get("Content-Type", "no Content-Type")
+            raise NotADiscoveryDocument(f"HTTP {response.code} {kind}, not JSON") from e
+
+    async def _has_issuer(self) -> bool:
+        """Whether ID tokens can be verified: an issuer configured, or found once."""
+        if not (self.issuer or self._plain_oauth2_current()):
+            async with self._issuer_lock:
+                if not (self.issuer or self._plain_oauth2_current()):
+                    await self._derive_issuer()
+        return bool(self.issuer)
+
+    def _plain_oauth2_current(self) -> bool:
+        age = time.monotonic() - self._plain_since
+        return self._plain_oauth2 and age < self.discovery_cache_seconds
+
+    async def _derive_issuer(self) -> None:
+        # A DiscoveryError (provider unreachable) propagates: asked again next login.
+        found = await derive_issuer(self.authorize_url, self.token_url, self._fetch_discovery)
+        if found is None:
+            was_plain, self._plain_oauth2 = self._plain_oauth2, True
+            self._plain_since = time.monotonic()
+            if was_plain:
+                return  # searched again, still none: said once already
+            log.warning(
+                "No OIDC discovery document on {url}'s host announces the configured"
+                " authorize_url and token_url: logging in with plain OAuth 2 (the user"
+                " from userdata_url over the back channel; ID tokens are not used; logout"
+                " uses logout_redirect_url). Set OIDCAuthenticator.issuer to require"
+                " ID token verification",
+                url=self.authorize_url,
+            )
+            return
+        self.issuer, self._plain_oauth2 = found.issuer, False
+        log.info(
+            "OIDC issuer {issuer} found for the configured authorize_url: ID tokens are"
+            " verified against its keys. Set OIDCAuthenticator.issuer to {issuer} to"
+            " skip this look-up",
+            issuer=found.issuer,
+        )
+
+    async def provider_metadata(self) -> ProviderMetadata | None:
+        """The discovered metadata; fills the endpoint traits the admin did not set.
+
+        None when there is no issuer (see :mod:`eohub.auth.oidc.generic`).
+        """
+        if not await self._has_issuer():
+            return None
         metadata = await self.provider.metadata()
         for trait, field_name in _ENDPOINT_TRAITS.items():
             if trait in self._configured_endpoints:
@@ -144,7 +251,7 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
     # oauthenticator's hooks, in the order authenticate() calls them.
 
     async def get_token_info(self, handler: Any, params: dict[str, Any]) -> TokenResponse:
-        await self.provider_metadata()
+        metadata = await self.provider_metadata()
         login = params.get("grant_type") == "authorization_code"
         try:
             token_info = await super().get_token_info(handler, params)
@@ -157,6 +264,9 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
             )
             raise _refused("the identity provider did not accept this login.") from e
         tokens = TokenResponse(token_info)
+        if metadata is None:
+            # Plain OAuth 2: no keys to check an ID token with, so none is relied on.
+            return tokens
         id_token = token_info.get("id_token")
         if login and not id_token:
             log.warning("The OIDC provider returned no ID token; is 'openid' in scope?")
@@ -170,6 +280,12 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
         claims: dict[str, Any] | None = getattr(token_info, "id_token_claims", None)
         if self.userdata_from_id_token:
             # Never oauthenticator's unverified decode: only claims we checked.
+            if claims is None and self._plain_oauth2:
+                log.error(
+                    "userdata_from_id_token needs a verified ID token, and no issuer is"
+                    " known: set OIDCAuthenticator.issuer, or userdata_url instead"
+                )
+                raise web.HTTPError(503, CONFIG_PROBLEM)
             if claims is None:
                 raise _refused("no verified ID token to read the user from.")
             return dict(claims)
@@ -205,7 +321,13 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
             raise _refused("the identity provider sent no user name.")
         name, problem = self.checked_login_name(raw)
         if problem:
-            log.warning("Login refused for user name {user!r}: {why}", user=name[:64], why=problem)
+            log.warning(
+                "Login refused for user name {user!r}: {why}; if such names should log in,"
+                " widen OIDCAuthenticator.login_name_pattern (now {pattern})",
+                user=name[:64],
+                why=problem,
+                pattern=self.login_name_pattern,
+            )
             raise _refused(f"{problem}.")
         return name
 
@@ -310,6 +432,8 @@ class OIDCAuthenticator(GroupPolicyMixin, OIDCSettings, GenericOAuthenticator): 
         if not self.logout_from_provider or not id_token:
             return None
         try:
+            if not await self._has_issuer():
+                return None  # plain OAuth 2: logout_redirect_url applies
             return await self.provider.end_session_url(
                 id_token, self.post_logout_redirect_uri, state
             )

@@ -7,6 +7,7 @@ on) win over oauthenticator's and the validators refuse unsafe settings at start
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from traitlets import Bool, Float, List, TraitError, Unicode, default, observe, validate
@@ -30,7 +31,14 @@ class OIDCSettings(LoggingConfigurable):
         ``https://aai.egi.eu/auth/realms/egi``. The authorization, token, userinfo,
         end-session and JWKS endpoints are read from
         ``{issuer}/.well-known/openid-configuration``; endpoint URLs you set explicitly
-        (``authorize_url``, ``token_url``, ``userdata_url``) take precedence. Required.
+        (``authorize_url``, ``token_url``, ``userdata_url``) take precedence.
+
+        Leave it empty only with a GenericOAuthenticator-style config that sets
+        ``authorize_url``, ``token_url`` and ``userdata_url``: the issuer is then looked
+        for once, at the first login, among the authorize URL's path prefixes, and
+        used only if its discovery document announces those same endpoints; if none
+        does, logins run as plain OAuth 2 without ID tokens (the log says which).
+        Set it to require ID token verification.
         """,
     ).tag(config=True)
     discovery_cache_seconds = Float(
@@ -95,13 +103,15 @@ class OIDCSettings(LoggingConfigurable):
         """,
     ).tag(config=True)
 
+    # The environment variables GenericOAuthenticator reads keep working unchanged.
+
     @default("login_service")
     def _login_service_default(self) -> str:
-        return "OpenID Connect"
+        return os.environ.get("LOGIN_SERVICE", "OpenID Connect")
 
     @default("username_claim")
     def _username_claim_default(self) -> str:
-        return "preferred_username"
+        return os.environ.get("OAUTH2_USERNAME_KEY", "preferred_username")
 
     @default("scope")
     def _scope_default(self) -> list[str]:
@@ -110,7 +120,7 @@ class OIDCSettings(LoggingConfigurable):
     @default("basic_auth")
     def _basic_auth_default(self) -> bool:
         # client_secret_basic is OIDC's default token endpoint authentication method.
-        return True
+        return os.environ.get("OAUTH2_BASIC_AUTH", "true").lower() in {"true", "1"}
 
     @default("enable_pkce")
     def _enable_pkce_default(self) -> bool:
@@ -152,7 +162,10 @@ class OIDCSettings(LoggingConfigurable):
     @validate("scope")
     def _validate_scope(self, proposal: dict[str, Any]) -> list[str]:
         if "openid" not in proposal["value"]:
-            raise TraitError("OIDCAuthenticator.scope must include 'openid'")
+            raise TraitError(
+                "OIDCAuthenticator.scope must include 'openid': eohub logs in with OpenID"
+                " Connect (a provider without it needs oauthenticator's own authenticators)"
+            )
         return list(proposal["value"])
 
     @observe("enable_pkce")

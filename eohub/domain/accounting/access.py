@@ -58,6 +58,7 @@ class Op(StrEnum):
     QUOTA_CHECK = "POST api/quota/check"
     STORAGE = "POST api/storage"
     USAGE = "GET api/usage"
+    STORAGE_READ = "GET api/storage"
     SESSIONS = "GET api/sessions"
     GROUPS = "GET api/groups"
     GROUP = "GET api/groups/{name}"
@@ -104,6 +105,8 @@ TABLE: dict[Op, tuple[Grant, ...]] = {
     Op.QUOTA_CHECK: (Grant(INGEST, ANY, Reach.ALL),),
     Op.STORAGE: (Grant(INGEST, ANY, Reach.ALL),),
     Op.USAGE: _reads(),
+    # Storage over time is read as usage is: a user's own, a PI's groups, readers all.
+    Op.STORAGE_READ: _reads(),
     # The hub's client reads sessions back: its home page says why a server stopped.
     Op.SESSIONS: (*_reads(), Grant(INGEST, ANY, Reach.ALL)),
     Op.GROUPS: _reads(own=Reach.PI),

@@ -12,20 +12,25 @@ outage it decides from that, conservatively:
 - a spawn counts against a measurement unless the service had confirmed its start event
   before it, or it never started (no start event queued) and was let through more than
   ``settle`` seconds before it;
-- a last answer that refused stays a refusal;
+- a last answer that refused stays a refusal, and a group in its storage grace is
+  refused once the grace has ended (the room's ``storage.refused_from``);
 - a standing older than ``max_age``, or a user it has never measured, is no standing:
   the caller's fallback policy decides.
 
-Times are seconds on one monotonic clock, passed in by the caller.
+Times are seconds on one monotonic clock, passed in by the caller. The one wall-clock
+time an answer carries, when a group's storage grace ends, is turned into that clock's
+seconds as it is kept (:attr:`LastKnown.wall_clock`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from eohub.domain.accounting.events import parse_time
 from eohub.domain.accounting.ledger import GIB, Resources
 
 HOURS = ("core_hours", "gpu_hours", "memory_gib_hours")
@@ -41,6 +46,8 @@ class Room:
     hours_left: Mapping[str, float | None] = field(default_factory=dict)
     running: Resources = field(default_factory=lambda: Resources(0))
     storage_over: bool = False
+    # When new servers are refused for storage (its grace ends), on the caller's clock.
+    storage_refused_from: float | None = None
 
 
 ROOM_KEYS = frozenset(
@@ -62,11 +69,27 @@ def _number_or_none(value: Any) -> float | None:
     raise ValueError(f"not a finite number: {value!r}")
 
 
-def room_from_json(data: Any, at: float) -> Room | None:
+def refused_from(data: Mapping[str, Any], at: float, wall_at: float | None) -> float | None:
+    """The room's ``storage.refused_from`` (RFC 3339) on the caller's clock: ``at`` plus
+    the seconds from ``wall_at`` (the wall clock then) to it. None when the room has
+    none, or it cannot be read: an older service, or a bad time, is no refusal date."""
+    storage = data.get("storage")
+    value = storage.get("refused_from") if isinstance(storage, Mapping) else None
+    if wall_at is None or not isinstance(value, str):
+        return None
+    try:
+        return at + (parse_time(value).timestamp() - wall_at)
+    except (ValueError, OverflowError):
+        return None
+
+
+def room_from_json(data: Any, at: float, wall_at: float | None = None) -> Room | None:
     """The :class:`Room` the service sent (``None`` for a scope without a row).
 
-    Raises ValueError when ``data`` is not a whole room (a missing key would read as "no
-    limit"), so that a service that sends something else leaves no standing, not a wrong one.
+    ``wall_at`` is the wall-clock time (Unix seconds) at ``at``; without it the room's
+    storage refusal date is not kept. Raises ValueError when ``data`` is not a whole room
+    (a missing key would read as "no limit"), so that a service that sends something else
+    leaves no standing, not a wrong one.
     """
     if data is None:
         return None
@@ -85,6 +108,7 @@ def room_from_json(data: Any, at: float) -> Room | None:
         {name: _number_or_none(data[f"{name}_left"]) for name in HOURS},
         Resources(*(c or 0 for c in counts)),
         data["storage_over"],
+        refused_from(data, at, wall_at),
     )
 
 
@@ -153,7 +177,10 @@ def project(room: Room, since: list[LetThrough], now: float) -> tuple[Room, str]
     if millicores is not None:
         millicores -= sum(s.resources.millicores for s in since)
     words = f"{len(since)} server{'s' if len(since) != 1 else ''} started since"
-    return Room(now, servers, millicores, hours, room.running, room.storage_over), words
+    later = Room(
+        now, servers, millicores, hours, room.running, room.storage_over, room.storage_refused_from
+    )
+    return later, words
 
 
 def refusal(room: Room, request: Resources, scope: str) -> str | None:
@@ -163,8 +190,10 @@ def refusal(room: Room, request: Resources, scope: str) -> str | None:
         applies = budget != "gpu_hours" or request.gpus > 0
         if applies and left is not None and left <= 0:
             return f"the {what} budget of {scope} is probably spent"
-    if room.storage_over:
-        return f"{scope} stores more than its storage quota"
+    # The service refused it for storage (its grace had ended), or its grace has ended since.
+    grace_ended = room.storage_refused_from is not None and room.at >= room.storage_refused_from
+    if room.storage_over or grace_ended:
+        return f"{scope} stores more than its storage quota, past its grace"
     if room.servers_left is not None and room.servers_left < 1:
         return f"{scope} probably runs as many servers as it may"
     if room.millicores_left is not None and room.millicores_left < request.millicores:
@@ -188,11 +217,13 @@ class LastKnown:
 
     ``max_age``: seconds a standing is used for. ``settle``: seconds after which a spawn
     whose start the service never confirmed is taken to have failed, once the service
-    has answered again.
+    has answered again. ``wall_clock``: the wall-clock time now (Unix seconds), read as
+    an answer is kept, to place its storage refusal date on the caller's clock.
     """
 
     max_age: float
     settle: float = 600.0
+    wall_clock: Callable[[], float] = time.time
     answers: dict[tuple[str, str], Answer] = field(default_factory=dict)
     groups: dict[str, tuple[float, Room | None]] = field(default_factory=dict)
     spawns: dict[str, list[LetThrough]] = field(default_factory=dict)
@@ -207,8 +238,10 @@ class LastKnown:
         try:
             if not isinstance(standing, Mapping):
                 raise ValueError("no standing")
-            group_room = room_from_json(standing.get("group"), asked_at)
-            member_room = room_from_json(standing.get("member"), asked_at)
+            # Read a little after asked_at: the grace's end is placed, if anything, early.
+            wall_at = self.wall_clock()
+            group_room = room_from_json(standing.get("group"), asked_at, wall_at)
+            member_room = room_from_json(standing.get("member"), asked_at, wall_at)
         except ValueError:
             self.answers.pop((user, group), None)
             return
@@ -289,4 +322,13 @@ class LastKnown:
         return Verdict(True, f"Within quota by its last standing, {age} old.", _tightest(rooms))
 
 
-__all__ = ["LastKnown", "LetThrough", "Room", "Verdict", "project", "refusal", "room_from_json"]
+__all__ = [
+    "LastKnown",
+    "LetThrough",
+    "Room",
+    "Verdict",
+    "project",
+    "refusal",
+    "refused_from",
+    "room_from_json",
+]

@@ -33,6 +33,8 @@ MAX_HOURS = 10**9
 # One user's storage sample. A group's storage is the SQL SUM of its users' latest
 # samples, which SQLite refuses past 2**63 - 1: at 1 PiB each, 8192 users still fit.
 MAX_SAMPLE_BYTES = 2**50
+# A sample's file count: a BIGINT column on every database.
+MAX_FILE_COUNT = 2**63 - 1
 # The largest request body (413 past it). A full batch of 5000 events is about 1.5 MiB;
 # one of very long names can be more, and the hub's client then sends it in halves.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -192,17 +194,30 @@ def parse_storage_samples(
             errors[f"samples[{i}]"] = "must be a JSON object"
             continue
         f = FieldReader(item, f"samples[{i}].")
-        _unknown(f, item, {"user", "group", "bytes", "measured_at"})
+        _unknown(f, item, {"user", "group", "bytes", "measured_at", "file_count", "source"})
         user = f.text("user", NAME)
         group = f.text("group", NAME, required=False)
+        source = f.text("source", NAME, required=False)
         size = f.number("bytes", maximum=MAX_SAMPLE_BYTES, integer=True, positive=False)
         at = f.time("measured_at", latest)
+        files = _file_count(f, item.get("file_count", 0))
         errors.update(f.errors)
         if not f.errors and at is not None:
-            samples.append(StorageSample(user, group, int(size), at))
+            samples.append(StorageSample(user, group, int(size), at, files, source))
     if errors:
         raise EventError(errors)
     return samples
+
+
+def _file_count(f: FieldReader, value: object) -> int:
+    """A sample's ``file_count``: a whole number that fits the 64-bit column (``3.0`` is
+    3, as JSON Schema's integers and the sample's ``bytes`` have it)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FILE_COUNT:
+        f.fail("file_count", f"must be a whole number from 0 to {MAX_FILE_COUNT}")
+        return 0
+    return value
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,9 @@ class UsageRow:
 class StorageSample:
     """One measurement of a user's storage use, charged to a group (``""`` if none).
 
-    ``file_count`` is 0 when it was not counted: XDMoD requires the field.
+    ``file_count`` is 0 when it was not counted: XDMoD requires the field. ``source`` is
+    where it was measured (a root path, ``pvc:<namespace>/<claim>``; ``""``: not said):
+    a user's space in a group is the sum over sources of each one's latest sample.
     """
 
     user: str
@@ -185,3 +187,4 @@ class StorageSample:
     bytes: int
     measured_at: datetime
     file_count: int = 0
+    source: str = ""

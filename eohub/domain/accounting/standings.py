@@ -56,6 +56,19 @@ class Tally:
 OpenSession = tuple[str, Resources, datetime]  # (user, resources, started_at)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What a group stores (the sum of its members' sources' latest samples that still
+    count), and since when it is over its storage quota (``None``: it is not, or no row
+    limits it)."""
+
+    bytes: int = 0
+    over_since: datetime | None = None
+
+
+NOTHING_STORED = Stored()
+
+
 def tally_open_sessions(
     user: str,
     sessions: Iterable[OpenSession],
@@ -107,13 +120,24 @@ def standings_of(
     *,
     group: Tally,
     member: Tally,
-    storage_bytes: int = 0,
+    stored: Stored = NOTHING_STORED,
 ) -> list[Standing]:
-    """One :class:`Standing` per applicable row: the group's first, then the user's."""
+    """One :class:`Standing` per applicable row: the group's first, then the user's.
+
+    The group's row carries what the group stores (``stored``); the user's row never
+    limits storage.
+    """
     found = []
     if quotas.group is not None:
         found.append(
-            Standing(f"group {group_name}", quotas.group, group.used, group.running, storage_bytes)
+            Standing(
+                f"group {group_name}",
+                quotas.group,
+                group.used,
+                group.running,
+                stored.bytes,
+                storage_over_since=stored.over_since,
+            )
         )
     if quotas.member is not None:
         found.append(
@@ -129,8 +153,10 @@ def standings_of(
 
 
 __all__ = [
+    "NOTHING_STORED",
     "ApplicableQuotas",
     "OpenSession",
+    "Stored",
     "Tally",
     "applicable_quotas",
     "standings_of",

@@ -4,12 +4,85 @@ One pure function, :func:`decide_access`, answers for both authenticators. Block
 always win. ``allowed_groups`` is a restriction: when it is set, ``allow_all`` does
 not let anyone else in (the bypass behind several oauthenticator advisories).
 :func:`refresh_outcome` says what a refresh leaves the user holding in the hub.
+
+A group entry may also be an LDAP DN (``cn=climate,ou=groups,dc=example,dc=org``): it
+matches only the directory group with that DN (compared by :func:`dn_key`), never a
+group elsewhere that has the same name, nor a group *name* spelled like that DN (an
+OIDC group may be called ``cn=hub-admins,ou=groups,...``). :func:`same_name_clashes`
+finds the groups of one user that share a name under different DNs; such a name grants
+nothing but still blocks (the ``withheld`` names of :func:`decide_access`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+# An RDN's attribute type: a name (cn, ou, dc, ...) or a numeric OID (RFC 4514).
+_RDN = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)\s*=.*", re.S)
+_RDN_SEPARATOR = re.compile(r"(?<!\\),")
+
+
+def dn_key(entry: str) -> str | None:
+    """The comparable form of ``entry`` if it is an LDAP DN, else None.
+
+    A DN here has two RDNs or more (a group's DN always has a parent), so a hub
+    group name such as an entitlement URN or ``role=pi`` is never taken for one.
+    Attribute types and values are compared without case and surrounding spaces,
+    as directories compare ``cn``, ``ou`` and ``dc``.
+    """
+    parts = _RDN_SEPARATOR.split(entry)
+    if len(parts) < 2 or not all(_RDN.fullmatch(part) for part in parts):
+        return None
+    rdns = []
+    for part in parts:
+        attribute, _, value = part.partition("=")
+        rdns.append(f"{attribute.strip().lower()}={value.strip().lower()}")
+    return ",".join(rdns)
+
+
+def _matching(
+    entries: Iterable[str], names: frozenset[str], dn_keys: frozenset[str]
+) -> frozenset[str]:
+    """The policy ``entries`` a user matches: DN entries (in :func:`dn_key` form) by the
+    user's directory group DNs only, name entries by the user's group names only.
+
+    Kept apart because an identity provider may name a group like a DN (Keycloak allows
+    ``,`` and ``=``): such a name must not pass for the directory group with that DN.
+    """
+    found: set[str] = set()
+    for entry in entries:
+        key = dn_key(entry)
+        if key is None and entry in names:
+            found.add(entry)
+        elif key is not None and key in dn_keys:
+            found.add(key)
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class NameClash:
+    """Groups of one user that carry the same name under different DNs."""
+
+    name: str
+    dns: tuple[str, ...]
+
+
+def same_name_clashes(groups: Iterable[tuple[str, str]]) -> tuple[NameClash, ...]:
+    """The names that ``groups`` (pairs of DN and name) carry under two DNs or more.
+
+    Such groups are different groups (``cn=climate,ou=groups`` and
+    ``cn=climate,ou=partners``); giving their members one hub group would merge them.
+    """
+    by_name: dict[str, dict[str, str]] = {}
+    for dn, name in groups:
+        by_name.setdefault(name, {}).setdefault(dn_key(dn) or dn, dn)
+    return tuple(
+        NameClash(name, tuple(sorted(dns.values())))
+        for name, dns in sorted(by_name.items())
+        if len(dns) > 1
+    )
 
 
 @dataclass(frozen=True)
@@ -42,11 +115,24 @@ class AccessDecision:
     blocked: bool = False
 
 
-def decide_access(username: str, groups: frozenset[str], policy: AccessPolicy) -> AccessDecision:
-    """Decide whether ``username`` with ``groups`` may log in, and whether as admin."""
+def decide_access(
+    username: str,
+    groups: frozenset[str],
+    policy: AccessPolicy,
+    *,
+    group_dns: Iterable[str] = (),
+    withheld: frozenset[str] = frozenset(),
+) -> AccessDecision:
+    """Decide whether ``username`` with ``groups`` may log in, and whether as admin.
+
+    ``group_dns`` are the DNs of the user's directory groups, matched by DN entries of
+    the policy. ``withheld`` are group names the user holds ambiguously (see
+    :func:`same_name_clashes`): they can block, never allow or make an admin.
+    """
     if username in policy.blocked_users:
         return AccessDecision(False, None, "user is in blocked_users", blocked=True)
-    blocked = groups & policy.blocked_groups
+    dn_keys = frozenset(key for dn in group_dns if (key := dn_key(dn)))
+    blocked = _matching(policy.blocked_groups, groups | withheld, dn_keys)
     if blocked:
         return AccessDecision(
             False, None, f"member of blocked group {min(blocked)!r}", blocked=True
@@ -54,7 +140,7 @@ def decide_access(username: str, groups: frozenset[str], policy: AccessPolicy) -
 
     admin: bool | None = None
     if policy.admin_groups:
-        admin = bool(groups & policy.admin_groups)
+        admin = bool(_matching(policy.admin_groups, groups, dn_keys))
     if username in policy.admin_users:
         admin = True
     if admin:
@@ -63,7 +149,7 @@ def decide_access(username: str, groups: frozenset[str], policy: AccessPolicy) -
     if username in policy.allowed_users:
         return AccessDecision(True, admin, "user is in allowed_users")
     if policy.allowed_groups:
-        allowed = groups & policy.allowed_groups
+        allowed = _matching(policy.allowed_groups, groups, dn_keys)
         if allowed:
             return AccessDecision(True, admin, f"member of allowed group {min(allowed)!r}")
         return AccessDecision(False, admin, "not a member of any allowed group")
@@ -90,9 +176,16 @@ class RefreshOutcome:
         return not self.decision.allowed
 
 
-def refresh_outcome(username: str, groups: frozenset[str], policy: AccessPolicy) -> RefreshOutcome:
+def refresh_outcome(
+    username: str,
+    groups: frozenset[str],
+    policy: AccessPolicy,
+    *,
+    group_dns: Iterable[str] = (),
+    withheld: frozenset[str] = frozenset(),
+) -> RefreshOutcome:
     """The hub groups and admin flag ``username`` keeps after a refresh found ``groups``."""
-    decision = decide_access(username, groups, policy)
+    decision = decide_access(username, groups, policy, group_dns=group_dns, withheld=withheld)
     if decision.allowed:
         return RefreshOutcome(decision, groups, decision.admin)
     return RefreshOutcome(decision, frozenset(), False)

@@ -72,13 +72,28 @@ def valid_group_name(name: str) -> bool:
     return 0 < len(name) <= MAX_GROUP_NAME and not _CONTROL.search(name) and name == name.strip()
 
 
+def group_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot start every group name of a source, or None if it can."""
+    if prefix != prefix.strip() or _CONTROL.search(prefix):
+        return "must not contain spaces at either end or control characters"
+    if len(prefix) >= MAX_GROUP_NAME:
+        return f"must be shorter than {MAX_GROUP_NAME} characters"
+    return None
+
+
 def canonical_groups(
-    raw_names: Iterable[str], rules: Sequence[GroupRule] = (), *, keep_unmatched: bool = True
+    raw_names: Iterable[str],
+    rules: Sequence[GroupRule] = (),
+    *,
+    keep_unmatched: bool = True,
+    prefix: str = "",
 ) -> frozenset[str]:
     """Apply ``rules`` in order (the first match wins) and keep only valid names.
 
     With ``keep_unmatched`` false, names that no rule matches are dropped: a hub can
-    then map just the directory groups it knows and ignore the rest.
+    then map just the directory groups it knows and ignore the rest. ``prefix`` is
+    put before every name that is kept (after the rules), so that two sources on one
+    hub can keep groups of the same name apart.
     """
     result: set[str] = set()
     for raw in raw_names:
@@ -89,6 +104,7 @@ def canonical_groups(
                 break
         if name is None:
             name = raw if keep_unmatched else ""
-        if valid_group_name(name):
-            result.add(name)
+        # A dropped group stays dropped: the prefix alone is not a group.
+        if name and valid_group_name(prefix + name):
+            result.add(prefix + name)
     return frozenset(result)

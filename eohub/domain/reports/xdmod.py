@@ -128,6 +128,12 @@ ENDED_STATES: tuple[str, ...] = (
 MAX_UINT = 2**32 - 1  # int(10) unsigned: job ids, uids and gids
 MAX_JOB_ID = MAX_UINT
 MAX_TEXT = 255  # tinytext / varchar(255)
+#: User, group and account names, in this export and the storage export alike. The Slurm
+#: shredder stores them in tinytext (255), but XDMoD's storage schema
+#: (``etl_schemas.d/storage/usage.schema.json``) allows ``user`` and ``pi`` 30 characters
+#: at most, and XDMoD joins its realms on the user name as written: a name cut (with its
+#: hash, see :func:`xdmod_text`) only in the storage export would be another person.
+MAX_NAME = 30
 
 # Structural values the shredder parses further: a node list is split on "," and "[".
 NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -287,6 +293,8 @@ def sacct_fields(
     list[str]
         One job: ``jobid`` = ``jobidraw`` = ``record.id + job_id_offset``, so re-exports
         give the same ids. Account and group are the group charged. The user is the user.
+        User, account and group names are cut at :data:`MAX_NAME` characters, as the
+        storage export cuts them, so both realms name a person alike.
         Submit = eligible = start. Times are cut to whole seconds, in UTC. State and
         exit code follow the end reason (see the module docstring). One node.
         ``ncpus`` is the cores rounded up to whole CPUs (at least 1). XDMoD counts whole
@@ -348,7 +356,7 @@ def _job_span(record: SessionFields, options: SacctOptions) -> tuple[int, dateti
 
 def _job_owner(record: SessionFields, options: SacctOptions, job_id: int) -> list[str]:
     """The fields from ``jobid`` to ``uid``: the job, where it ran and who owned it."""
-    group = xdmod_text(record.group)
+    group = xdmod_text(record.group, MAX_NAME)
     return [
         str(job_id),
         str(job_id),
@@ -358,7 +366,7 @@ def _job_owner(record: SessionFields, options: SacctOptions, job_id: int) -> lis
         group,
         group,
         str(options.gids.get(record.group, pseudo_id(record.group))),
-        xdmod_text(record.user),
+        xdmod_text(record.user, MAX_NAME),
         str(options.uids.get(record.user, pseudo_id(record.user))),
     ]
 

@@ -35,7 +35,9 @@ class EnvironmentView:
 
 @dataclass(frozen=True)
 class GroupView:
-    """A group the user may charge: its budget left in words, and any refusal."""
+    """A group the user may charge: its budget left in words, any refusal, and the
+    warnings accounting gave with its answer (storage nearly full, or over its quota
+    within its grace), shown above Start while the group is chosen."""
 
     index: int
     name: str
@@ -43,6 +45,7 @@ class GroupView:
     refusal: str
     checked: bool
     display_name: str = ""
+    warnings: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -122,6 +125,12 @@ class LaunchForm:
     @property
     def selected_group(self) -> GroupView | None:
         return next((g for g in self.groups if g.checked), None)
+
+    @property
+    def warned_groups(self) -> tuple[GroupView, ...]:
+        """The groups with warnings; the page shows the chosen one's (a script follows
+        the choice)."""
+        return tuple(g for g in self.groups if g.warnings)
 
     @property
     def any_size_shown(self) -> bool:

@@ -53,6 +53,7 @@ from eohub.spawner.form.repo_view import RepoFormView
 from eohub.spawner.form.running import RunningServerView
 from eohub.spawner.form.words import (
     UNKNOWN_BUDGET,
+    answer_warnings,
     budget_text,
     display_names,
     group_name,
@@ -240,6 +241,7 @@ def _group_views(
             refusal="" if answers.get(g) is None or answers[g].allowed else answers[g].reason,
             checked=g == selected,
             display_name=group_name(g, answers.get(g)),
+            warnings=answer_warnings(answers.get(g)),
         )
         for i, g in enumerate(groups)
     )

@@ -45,6 +45,14 @@ def budget_text(answer: QuotaAnswer | None) -> str:
     return "no limit" if answer.allowed else ""
 
 
+def answer_warnings(answer: QuotaAnswer | None) -> tuple[str, ...]:
+    """The warnings accounting gave with its answer, each once, in its order (storage
+    nearly full, or over its quota within its grace); none without an answer."""
+    if answer is None:
+        return ()
+    return tuple(dict.fromkeys(w.strip() for w in answer.warnings if w.strip()))
+
+
 def hours_text(hours: float | None) -> str:
     """Roughly how long a budget runs a size."""
     if hours is None:
@@ -87,6 +95,7 @@ def display_names(answers: Mapping[str, QuotaAnswer], groups: list[str]) -> dict
 
 __all__ = [
     "UNKNOWN_BUDGET",
+    "answer_warnings",
     "budget_text",
     "display_names",
     "group_name",

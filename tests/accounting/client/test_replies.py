@@ -123,6 +123,14 @@ def test_a_refused_token_is_reported_and_dead_letters_the_batch(code: int) -> No
     )
 
 
+GRACE = (
+    "Group climate stores 12.0 GiB, over its storage quota of 10 GiB since 2026-12-06 10:00 "
+    "UTC. New servers charged to it will be refused from 2026-12-09 10:00 UTC unless space "
+    "is freed."
+)
+NEAR = "Group ocean stores 9.5 GiB, 95% of its storage quota of 10 GiB."
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -168,6 +176,21 @@ def test_a_refused_token_is_reported_and_dead_letters_the_batch(code: int) -> No
             QuotaAnswer(True, "ok", {}),
         ),
         ({"allowed": True, "reason": "ok", "standing": []}, QuotaAnswer(True, "ok", {})),
+        # Storage warnings, to show with the answer; an older service sends none, and
+        # anything but a list of strings is none: it must never break the form.
+        (
+            {"allowed": True, "reason": "ok", "warnings": [GRACE, ""]},
+            QuotaAnswer(True, "ok", {}, warnings=(GRACE,)),
+        ),
+        (
+            {"allowed": False, "reason": "Spent.", "warnings": [GRACE, NEAR]},
+            QuotaAnswer(False, "Spent.", {}, warnings=(GRACE, NEAR)),
+        ),
+        ({"allowed": True, "reason": "ok", "warnings": []}, QuotaAnswer(True, "ok", {})),
+        ({"allowed": True, "reason": "ok", "warnings": None}, QuotaAnswer(True, "ok", {})),
+        ({"allowed": True, "reason": "ok", "warnings": GRACE}, QuotaAnswer(True, "ok", {})),
+        ({"allowed": True, "reason": "ok", "warnings": [GRACE, 3]}, QuotaAnswer(True, "ok", {})),
+        ({"allowed": True, "reason": "ok", "warnings": {"a": GRACE}}, QuotaAnswer(True, "ok", {})),
         ({"allowed": "yes", "reason": "ok"}, None),
         ({"allowed": 1, "reason": "ok"}, None),
         ({"allowed": True}, None),

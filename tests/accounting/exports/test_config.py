@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
+import logging
+import logging.handlers
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from traitlets import TraitError
 
 from eohub.accounting.exports import config
 from eohub.accounting.exports.config import EXPORTS, XDMoDExport, run_export
@@ -14,6 +18,7 @@ from eohub.adapters.accounting_db import AccountingStore
 from eohub.domain.accounting.events import parse_batch, start_event_json, stop_event_json
 from eohub.domain.accounting.periods import Allocation
 from eohub.domain.accounting.quota import Limits
+from eohub.domain.accounting.session_record import StorageSample
 from tests.support.accounting import Clock, fresh_store
 
 FROM = datetime(2026, 2, 1, tzinfo=UTC)
@@ -117,3 +122,78 @@ def test_an_unknown_export_is_refused_naming_the_kinds(store: AccountingStore) -
         ValueError, match=r"unknown export 'report\.pdf': choose one of sessions\.csv"
     ):
         run_export("report.pdf", store, XDMoDExport(), io.StringIO(), FROM, TO)
+
+
+@pytest.mark.parametrize(("pi", "written"), [(None, "unassigned"), ("no-group", "no-group")])
+def test_the_storage_export_carries_file_counts_and_the_unassigned_pi(
+    store: AccountingStore, pi: str | None, written: str
+) -> None:
+    """Space charged to no group is exported under the unassigned PI; XDMoD requires one."""
+    at = FROM + timedelta(days=3)
+    store.add_storage_samples(
+        [StorageSample("u0", "climate", 5, at, 12), StorageSample("u1", "", 7, at, 3)]
+    )
+    settings = XDMoDExport() if pi is None else XDMoDExport(storage_unassigned_pi=pi)
+    out = io.StringIO()
+    assert run_export("storage.json", store, settings, out, FROM, TO) == 2
+    records = json.loads(out.getvalue())
+    assert [(r["user"], r["pi"], r["logical_usage"], r["file_count"]) for r in records] == [
+        ("u0", "climate", 5, 12),
+        ("u1", written, 7, 3),
+    ]
+
+
+@pytest.mark.parametrize("pi", ["", "two words", "a" * 31, "zoë", "-x"])
+def test_a_bad_unassigned_pi_is_refused_naming_the_setting(pi: str) -> None:
+    with pytest.raises(TraitError, match="storage_unassigned_pi"):
+        XDMoDExport(storage_unassigned_pi=pi)
+
+
+def test_a_rounds_sources_are_one_storage_record(store: AccountingStore) -> None:
+    """/home and /scratch measured in one round: XDMoD gets one entry, their sum."""
+    at = FROM + timedelta(days=3)
+    store.add_storage_samples(
+        [
+            StorageSample("u0", "climate", 5, at, 12, "/home"),
+            StorageSample("u0", "climate", 7, at, 3, "/scratch"),
+            StorageSample("u0", "", 1, at, 1, "/home"),
+            StorageSample("u0", "climate", 2, at + timedelta(hours=1), 1, "/home"),
+        ]
+    )
+    out = io.StringIO()
+    assert run_export("storage.json", store, XDMoDExport(), out, FROM, TO) == 3
+    records = json.loads(out.getvalue())
+    assert [(r["pi"], r["dt"], r["logical_usage"], r["file_count"]) for r in records] == [
+        ("climate", "2026-02-04T00:00:00Z", 12, 15),
+        ("unassigned", "2026-02-04T00:00:00Z", 1, 1),
+        ("climate", "2026-02-04T01:00:00Z", 2, 1),
+    ]
+
+
+@pytest.mark.parametrize(("pi", "warned"), [("climate", True), ("unassigned", False)])
+def test_an_unassigned_pi_that_is_a_group_is_warned_of(
+    store: AccountingStore, pi: str, warned: bool
+) -> None:
+    kept = logging.handlers.BufferingHandler(100)
+    logger = logging.getLogger(config.__name__)
+    logger.addHandler(kept)  # an application's log may not reach the root logger
+    try:
+        assert config.warn_if_unassigned_pi_is_a_group(store, pi) is warned
+        settings = XDMoDExport(storage_unassigned_pi=pi)
+        run_export("storage.json", store, settings, io.StringIO(), FROM, TO)
+    finally:
+        logger.removeHandler(kept)
+    messages = [r.getMessage() for r in kept.buffer]
+    expected = (
+        "XDMoDExport.storage_unassigned_pi 'climate' is also the XDMoD PI of group(s) climate: "
+        "the storage export mixes their space with the space charged to no group. Set "
+        "storage_unassigned_pi to a name no group has."
+    )
+    assert messages == ([expected] * 2 if warned else [])
+
+
+def test_a_long_group_is_warned_of_under_the_name_xdmod_sees() -> None:
+    long = "a" * 40
+    cut = config.xdmod_text(long, 30)
+    assert config.warn_about_the_unassigned_pi(["climate", long], cut)
+    assert not config.warn_about_the_unassigned_pi(["climate", long], "a" * 30)

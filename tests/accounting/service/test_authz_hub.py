@@ -143,6 +143,10 @@ MATRIX: list[tuple[Op, str, str, Any, set[str]]] = [
     (Op.USAGE, "GET", "api/usage?user=alice", None, {"alice"} | PI | READERS),
     (Op.USAGE, "GET", "api/usage?group=climate", None, PI | READERS),
     (Op.USAGE, "GET", "api/usage?group=ocean", None, READERS),
+    (Op.STORAGE_READ, "GET", "api/storage", None, USERS),
+    (Op.STORAGE_READ, "GET", "api/storage?user=alice", None, {"alice"} | PI | READERS),
+    (Op.STORAGE_READ, "GET", "api/storage?group=climate", None, PI | READERS),
+    (Op.STORAGE_READ, "GET", "api/storage?group=ocean", None, READERS),
     # The hub's client reads sessions back for its home page's stop reasons.
     (Op.SESSIONS, "GET", "api/sessions", None, USERS | {"ingest client"}),
     (

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from tornado import web
 
+from eohub.access_log import service_log_request
 from eohub.accounting.scopes import Caller, Kind
-from eohub.accounting.service.handlers import MAX_BODY, APIHandler, BaseHandler, log_request
+from eohub.accounting.service.handlers import MAX_BODY, APIHandler, BaseHandler
 from eohub.adapters.accounting_db.errors import DatabaseUnavailable
 from eohub.domain.accounting.access import Op
 from eohub.domain.accounting.events import EventError
@@ -37,11 +38,11 @@ def api(uri: str = "/api/usage", **kwargs: Any) -> Any:
 def test_the_access_log_line_is_leveled_by_status_and_names_only_the_path(
     status: int, level: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, LOGGER)
+    caplog.set_level(logging.DEBUG, "eohub.access_log")
     handler = api("/api/usage?token=s3cret", method="POST")
     handler.set_status(status)
-    log_request(handler)
-    (record,) = [r for r in caplog.records if r.name == LOGGER]
+    service_log_request(handler)
+    (record,) = [r for r in caplog.records if r.name == "eohub.access_log"]
     assert record.levelno == level
     assert record.getMessage().startswith(f"{status} POST /api/usage ")
     assert record.getMessage().endswith("ms")

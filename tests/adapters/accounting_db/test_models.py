@@ -33,6 +33,7 @@ def test_the_tables() -> None:
         "pending_stops",
         "usage_totals",
         "storage_samples",
+        "storage_latest",
     }
 
 

@@ -19,9 +19,12 @@ from eohub.domain.accounting.ledger import GIB, Resources
 from eohub.domain.accounting.periods import Allocation, PeriodKind
 from eohub.domain.accounting.quota import Limits
 from eohub.domain.accounting.session_record import StorageSample
+from eohub.domain.accounting.storage_quota import StoragePolicy
 from tests.support.accounting import Clock, fresh_store
 
 T0 = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
+NO_GRACE = StoragePolicy(timedelta(0))
+NO_STORAGE = {"bytes": 0, "limit": None, "over_since": None, "refused_from": None, "state": "ok"}
 
 
 def start(user: str = "alice", server: str = "", at: datetime = T0, group: str = "climate", **kw):  # type: ignore[no-untyped-def]
@@ -182,6 +185,7 @@ def test_the_quota_answer_carries_each_rows_room_alike_on_every_database(store, 
             "gpu_hours_left": None,
             "memory_gib_hours_left": None,
             "storage_over": False,
+            "storage": NO_STORAGE,
             "running": {"servers": 2, "millicores": 2500, "memory_bytes": 3 * GIB, "gpus": 1},
         },
         "member": {
@@ -191,6 +195,7 @@ def test_the_quota_answer_carries_each_rows_room_alike_on_every_database(store, 
             "gpu_hours_left": None,
             "memory_gib_hours_left": None,
             "storage_over": False,
+            "storage": NO_STORAGE,
             "running": {"servers": 1, "millicores": 500, "memory_bytes": 0, "gpus": 0},
         },
         # What the budgets left are out of, and the name the form shows for the group.
@@ -230,7 +235,7 @@ def test_unknown_group_is_denied_in_words(store) -> None:  # type: ignore[no-unt
     assert "'ghosts' has no allocation" in decision.reason
 
 
-def test_storage_over_quota_denies(store, clock) -> None:  # type: ignore[no-untyped-def]
+def test_storage_over_quota_denies_once_the_grace_ends(store, clock) -> None:  # type: ignore[no-untyped-def]
     store.put_group("climate", quotas={"": Limits(storage_bytes=10 * GIB)})
     store.add_storage_samples(
         [
@@ -241,9 +246,20 @@ def test_storage_over_quota_denies(store, clock) -> None:  # type: ignore[no-unt
     )
     assert store.check_quota("alice", "climate", Resources.from_cpu(1)).allowed
     store.add_storage_samples([StorageSample("bob", "climate", 7 * GIB, clock.now)])
+    # Over: allowed, with a warning, until the grace (3 days by default) ends.
+    decision = store.check_quota("alice", "climate", Resources.from_cpu(1))
+    assert decision.allowed
+    assert decision.warnings == (
+        "Group climate stores 11.0 GiB, over its storage quota of 10 GiB since "
+        f"{clock.now:%Y-%m-%d %H:%M} UTC. New servers charged to it will be refused from "
+        f"{clock.now + timedelta(days=3):%Y-%m-%d %H:%M} UTC unless space is freed.",
+    )
+    assert not store.check_quota("alice", "climate", Resources.from_cpu(1), NO_GRACE).allowed
+    clock.advance(days=3)
     decision = store.check_quota("alice", "climate", Resources.from_cpu(1))
     assert not decision.allowed
-    assert "over its quota" in decision.reason
+    assert "over its storage quota of 10 GiB since" in decision.reason
+    assert "(grace of 3 days ended)" in decision.reason
 
 
 def test_reconciles_close_is_replaced_by_the_real_stop(store, clock) -> None:  # type: ignore[no-untyped-def]

@@ -53,6 +53,7 @@ EXPECTED: dict[Op, set[str]] = {
     Op.QUOTA_CHECK: INGESTERS,
     Op.STORAGE: INGESTERS,
     Op.USAGE: USERS | READERS,
+    Op.STORAGE_READ: USERS | READERS,
     Op.SESSIONS: USERS | READERS | INGESTERS,
     Op.GROUPS: USERS | READERS,
     Op.GROUP: USERS | READERS,
@@ -111,6 +112,15 @@ SELECTIONS: list[tuple[str, Op, str | None, str | None, Selection | None]] = [
     ("service like a user", Op.USAGE, "alice", None, None),
     ("service like a user", Op.EXPORT_USAGE, None, "climate", None),
     ("reader service", Op.USAGE, "alice", None, Selection(F({"alice"}), None)),
+    # Storage is read as usage is.
+    ("user", Op.STORAGE_READ, None, None, Selection(F({"alice"}), None)),
+    ("user", Op.STORAGE_READ, "bob", None, None),
+    ("user", Op.STORAGE_READ, None, "climate", None),
+    ("pi", Op.STORAGE_READ, None, "climate", Selection(None, F({"climate"}))),
+    ("pi", Op.STORAGE_READ, "bob", None, Selection(F({"bob"}), F({"climate"}))),
+    ("pi", Op.STORAGE_READ, None, "ocean", None),
+    ("reader", Op.STORAGE_READ, "bob", None, Selection(F({"bob"}), None)),
+    ("ingest client", Op.STORAGE_READ, None, None, None),
 ]
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from eohub.domain.accounting.last_known import LastKnown, LetThrough, Room, project, refusal
 from eohub.domain.accounting.ledger import GIB, Resources
-from eohub.domain.accounting.quota import Limits, Running, Standing, standing_json
+from eohub.domain.accounting.quota import Limits, Running, Standing, decide, standing_json
 
 ONE_CORE = Resources(1000, 2 * GIB)
 GPU = Resources(1000, 2 * GIB, 1)
@@ -222,6 +223,27 @@ def test_a_group_over_its_storage_quota_is_refused_from_anyones_newer_answer() -
     assert "stores more than its storage quota" in verdict.reason
 
 
+@pytest.mark.parametrize(("days_over", "allowed"), [(1, True), (3, False)])
+def test_storage_over_means_refused_for_storage(days_over: int, allowed: bool) -> None:
+    """In its grace the service allows a group over its storage quota, and so does the
+    last standing; past it, both refuse."""
+    since = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    over = Standing(
+        "group climate",
+        Limits(storage_bytes=10 * GIB),
+        storage_bytes=12 * GIB,
+        storage_over_since=since,
+    )
+    answer = decide(ONE_CORE, [over], now=since + timedelta(days=days_over)).to_json()
+    assert answer["allowed"] is allowed
+    assert answer["standing"]["group"]["storage_over"] is not allowed
+    known = LastKnown(max_age=900)
+    known.observe("alice", "climate", answer, asked_at=0.0)
+    verdict = known.decide("alice", "climate", ONE_CORE, now=1.0)
+    assert verdict is not None
+    assert verdict.allowed is allowed
+
+
 def test_the_newest_group_standing_wins_whoever_asked() -> None:
     known = LastKnown(max_age=900)
     known.observe("alice", "climate", body(room(servers_left=5)), asked_at=10.0)
@@ -286,5 +308,61 @@ def test_the_service_sends_each_scope_room() -> None:
     known = LastKnown(max_age=900)
     known.observe("alice", "climate", body(sent["group"], sent["member"]), asked_at=0.0)
     verdict = known.decide("alice", "climate", Resources(2500), now=1.0)
+    assert verdict is not None
+    assert not verdict.allowed
+
+
+def test_a_group_in_its_grace_is_refused_once_the_grace_ends_in_an_outage() -> None:
+    """The service allowed it, in its grace ending in 2 hours; the outage lasts longer."""
+    since = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    asked = since + timedelta(days=3) - timedelta(hours=2)
+    over = Standing(
+        "group climate",
+        Limits(storage_bytes=10 * GIB),
+        storage_bytes=12 * GIB,
+        storage_over_since=since,
+    )
+    answer = decide(ONE_CORE, [over], now=asked).to_json()
+    assert answer["allowed"] is True
+    assert answer["standing"]["group"]["storage"]["refused_from"] == "2026-12-09T10:00:00.000000Z"
+    known = LastKnown(max_age=4 * 3600, wall_clock=asked.timestamp)
+    known.observe("alice", "climate", answer, asked_at=100.0)
+    before = known.decide("alice", "climate", ONE_CORE, now=100.0 + 7100)
+    assert before is not None
+    assert before.allowed
+    after = known.decide("alice", "climate", ONE_CORE, now=100.0 + 7200)
+    assert after is not None
+    assert not after.allowed
+    assert "stores more than its storage quota, past its grace" in after.reason
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [
+        None,
+        "soon",
+        {},
+        {"refused_from": None},
+        {"refused_from": 12},
+        {"refused_from": "tomorrow"},
+        {"refused_from": "2026-12-09T10:00:00"},  # no offset
+        {"refused_from": "9999-12-09T10:00:00Z"},
+        {"refused_from": "2026-13-09T10:00:00Z"},
+    ],
+)
+def test_a_refusal_date_eohub_cannot_read_is_no_refusal(storage: Any) -> None:
+    known = LastKnown(max_age=900, wall_clock=lambda: 2e9)
+    answer = body(room(storage=storage))
+    known.observe("alice", "climate", answer, asked_at=0.0)
+    verdict = known.decide("alice", "climate", ONE_CORE, now=800.0)
+    assert verdict is not None
+    assert verdict.allowed
+
+
+def test_a_refusal_date_long_past_refuses_at_once() -> None:
+    known = LastKnown(max_age=900, wall_clock=lambda: 2e9)
+    answer = body(room(storage={"refused_from": "2026-01-01T00:00:00Z"}))
+    known.observe("alice", "climate", answer, asked_at=0.0)
+    verdict = known.decide("alice", "climate", ONE_CORE, now=0.0)
     assert verdict is not None
     assert not verdict.allowed

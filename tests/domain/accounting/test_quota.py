@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 import pytest
@@ -10,6 +11,7 @@ from eohub.domain.accounting.ledger import GIB, MS_PER_HOUR, Resources, Usage
 from eohub.domain.accounting.quota import Limits, Running, Standing, budget_left, decide
 
 ONE_CORE = Resources.from_cpu(1)
+NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
 
 def used(core_hours: float = 0, gpu_hours: float = 0, gib_hours: float = 0) -> Usage:
@@ -79,11 +81,18 @@ CASES = [
         "",
     ),
     (
-        "storage over",
+        "storage over, no grace",
         [Standing("group g", Limits(storage_bytes=GIB), storage_bytes=2 * GIB)],
         ONE_CORE,
         False,
-        "over its quota of 1.0 GiB",
+        "Group g stores 2.0 GiB, over its storage quota of 1 GiB since 2026-12-06 10:00 UTC.",
+    ),
+    (
+        "storage exactly at the quota",
+        [Standing("group g", Limits(storage_bytes=GIB), storage_bytes=GIB)],
+        ONE_CORE,
+        True,
+        "Within quota.",
     ),
     (
         "user scope denies though group allows",
@@ -104,7 +113,9 @@ CASES = [
 def test_decisions(
     name: str, standings: list[Standing], request_: Resources, allowed: bool, reason: str
 ) -> None:
-    decision = decide(request_, standings)
+    # No storage grace: a group over its storage quota is refused at once (the grace is
+    # tested below).
+    decision = decide(request_, standings, now=NOW, storage_grace=timedelta(0))
     assert decision.allowed is allowed
     assert reason in decision.reason
 

@@ -165,7 +165,69 @@ SAMPLES: list[tuple[str, dict[str, Any], set[str]]] = [
     ),
     ("within skew", {"samples": [{**SAMPLE, "measured_at": "2026-05-01T12:05:00Z"}]}, set()),
     ("null group", {"samples": [{**SAMPLE, "group": None}]}, {"samples[0].group"}),
+    ("no files counted", {"samples": [{**SAMPLE, "file_count": 0}]}, set()),
+    ("most files", {"samples": [{**SAMPLE, "file_count": 2**63 - 1}]}, set()),
+    (
+        "files past 64 bits",
+        {"samples": [{**SAMPLE, "file_count": 2**63}]},
+        {"samples[0].file_count"},
+    ),
+    ("negative files", {"samples": [{**SAMPLE, "file_count": -1}]}, {"samples[0].file_count"}),
+    ("fractional files", {"samples": [{**SAMPLE, "file_count": 1.5}]}, {"samples[0].file_count"}),
+    ("float files", {"samples": [{**SAMPLE, "file_count": 3.0}]}, set()),
+    ("infinite files", {"samples": [{**SAMPLE, "file_count": 1e400}]}, {"samples[0].file_count"}),
+    ("text files", {"samples": [{**SAMPLE, "file_count": "3"}]}, {"samples[0].file_count"}),
+    ("boolean files", {"samples": [{**SAMPLE, "file_count": True}]}, {"samples[0].file_count"}),
+    ("null files", {"samples": [{**SAMPLE, "file_count": None}]}, {"samples[0].file_count"}),
+    ("huge files", {"samples": [{**SAMPLE, "file_count": 10**400}]}, {"samples[0].file_count"}),
+    ("a source", {"samples": [{**SAMPLE, "source": "/export/home"}]}, set()),
+    ("an empty source", {"samples": [{**SAMPLE, "source": ""}]}, set()),
+    ("the longest source", {"samples": [{**SAMPLE, "source": "s" * 255}]}, set()),
+    ("too long a source", {"samples": [{**SAMPLE, "source": "s" * 256}]}, {"samples[0].source"}),
+    ("a control character", {"samples": [{**SAMPLE, "source": "/a\nb"}]}, {"samples[0].source"}),
+    ("a number as source", {"samples": [{**SAMPLE, "source": 3}]}, {"samples[0].source"}),
+    ("null source", {"samples": [{**SAMPLE, "source": None}]}, {"samples[0].source"}),
+    (
+        "every bad sample named",
+        {"samples": [SAMPLE, {**SAMPLE, "file_count": -1}, {**SAMPLE, "bytes": -1}]},
+        {"samples[1].file_count", "samples[2].bytes"},
+    ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ({}, 0),
+        ({"file_count": 0}, 0),
+        ({"file_count": 123_456}, 123_456),
+        ({"file_count": 3.0}, 3),
+    ],
+)
+def test_the_file_count_is_kept(given: dict[str, Any], kept: int) -> None:
+    (sample,) = parse_storage_samples({"samples": [{**SAMPLE, **given}]}, now=NOW)
+    assert (sample.user, sample.group, sample.bytes, sample.file_count) == ("a", "", 10, kept)
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ({}, ""),
+        ({"source": "/export/home"}, "/export/home"),
+        ({"source": "pvc:hub/a"}, "pvc:hub/a"),
+    ],
+)
+def test_the_source_is_kept_and_optional(given: dict[str, Any], kept: str) -> None:
+    (sample,) = parse_storage_samples({"samples": [{**SAMPLE, **given}]}, now=NOW)
+    assert sample.source == kept
+
+
+def test_a_bad_file_count_names_the_range() -> None:
+    with pytest.raises(EventError) as error:
+        parse_storage_samples({"samples": [{**SAMPLE, "file_count": -1}]}, now=NOW)
+    assert error.value.errors == {
+        "samples[0].file_count": "must be a whole number from 0 to 9223372036854775807"
+    }
 
 
 @pytest.mark.parametrize(("name", "data", "fields"), SAMPLES, ids=[s[0] for s in SAMPLES])

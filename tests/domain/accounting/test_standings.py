@@ -11,6 +11,7 @@ from eohub.domain.accounting.ledger import MS_PER_HOUR, Resources, Usage
 from eohub.domain.accounting.quota import EACH_MEMBER, WHOLE_GROUP, Limits, Running, Standing
 from eohub.domain.accounting.standings import (
     ApplicableQuotas,
+    Stored,
     Tally,
     applicable_quotas,
     standings_of,
@@ -121,6 +122,7 @@ def test_tally_open_sessions(
 
 GROUP_TALLY = Tally(core_hours(7), Running(3, 2500))
 USER_TALLY = Tally(core_hours(2), Running(1, 1000))
+OVER_SINCE = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +132,16 @@ USER_TALLY = Tally(core_hours(2), Running(1, 1000))
         (
             "group row, with the storage",
             ApplicableQuotas(STORED, None),
-            [Standing("group climate", STORED, core_hours(7), Running(3, 2500), 123)],
+            [
+                Standing(
+                    "group climate",
+                    STORED,
+                    core_hours(7),
+                    Running(3, 2500),
+                    123,
+                    storage_over_since=OVER_SINCE,
+                )
+            ],
         ),
         (
             "member row, never the storage",
@@ -149,7 +160,14 @@ USER_TALLY = Tally(core_hours(2), Running(1, 1000))
             "both, group first",
             ApplicableQuotas(GROUP, ALICE),
             [
-                Standing("group climate", GROUP, core_hours(7), Running(3, 2500), 123),
+                Standing(
+                    "group climate",
+                    GROUP,
+                    core_hours(7),
+                    Running(3, 2500),
+                    123,
+                    storage_over_since=OVER_SINCE,
+                ),
                 Standing(
                     "user alice in group climate",
                     ALICE,
@@ -162,7 +180,8 @@ USER_TALLY = Tally(core_hours(2), Running(1, 1000))
     ],
 )
 def test_standings_of(case: str, quotas: ApplicableQuotas, expected: list[Standing]) -> None:
+    stored = Stored(123, OVER_SINCE)
     found = standings_of(
-        "alice", "climate", quotas, group=GROUP_TALLY, member=USER_TALLY, storage_bytes=123
+        "alice", "climate", quotas, group=GROUP_TALLY, member=USER_TALLY, stored=stored
     )
     assert found == expected, case

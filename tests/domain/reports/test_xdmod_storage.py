@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from eohub.domain.accounting.ledger import GIB
 from eohub.domain.accounting.session_record import StorageSample
-from eohub.domain.reports.xdmod_storage import StorageOptions, storage_record, storage_records
+from eohub.domain.reports.xdmod_storage import (
+    StorageOptions,
+    one_per_measurement,
+    storage_record,
+    storage_records,
+)
 
 T0 = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
 names = st.text(
@@ -111,3 +116,46 @@ def test_bad_storage_options_fail(options: dict[str, Any], message: str) -> None
 def test_negative_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="bytes"):
         storage_record(StorageSample("a", "g", -1, T0), StorageOptions(resource="s"))
+
+
+def _s(user: str, group: str, size: int, hour: int, files: int = 0, source: str = "") -> Any:
+    return StorageSample(user, group, size, T0 + timedelta(hours=hour), files, source)
+
+
+@pytest.mark.parametrize(
+    ("case", "samples", "merged"),
+    [
+        ("nothing", [], []),
+        ("one", [_s("a", "g", 5, 0, 1, "/home")], [_s("a", "g", 5, 0, 1)]),
+        (
+            "one round, two sources",
+            [_s("a", "g", 5, 0, 1, "/home"), _s("a", "g", 7, 0, 2, "/scratch")],
+            [_s("a", "g", 12, 0, 3)],
+        ),
+        (
+            "other users and groups stay apart, in their order",
+            [
+                _s("a", "g", 5, 0, 1, "/home"),
+                _s("b", "g", 1, 0, 1, "/home"),
+                _s("a", "", 2, 0, 1, "/home"),
+                _s("a", "g", 7, 0, 2, "/scratch"),
+            ],
+            [_s("a", "g", 12, 0, 3), _s("b", "g", 1, 0, 1), _s("a", "", 2, 0, 1)],
+        ),
+        (
+            "other times stay apart",
+            [_s("a", "g", 5, 0, 1, "/home"), _s("a", "g", 7, 1, 2, "/scratch")],
+            [_s("a", "g", 5, 0, 1), _s("a", "g", 7, 1, 2)],
+        ),
+    ],
+)
+def test_one_record_per_user_group_and_time(case: str, samples: Any, merged: Any) -> None:
+    assert list(one_per_measurement(samples)) == merged, case
+
+
+def test_the_records_sum_a_rounds_sources() -> None:
+    options = StorageOptions("store")
+    records = storage_records(
+        [_s("a", "g", 5 * GIB, 0, 1, "/home"), _s("a", "g", 7, 0, 2, "pvc:hub/a")], options
+    )
+    assert [(r["logical_usage"], r["file_count"]) for r in records] == [(5 * GIB + 7, 3)]

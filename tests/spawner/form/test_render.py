@@ -7,6 +7,7 @@ it. ``test_options_form.py`` renders it through a real spawner, as the hub does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from html.parser import HTMLParser
 from typing import Any
@@ -372,3 +373,53 @@ def test_hostile_display_strings_are_escaped() -> None:
     assert page.control("group", group).attrs["value"] == group
     assert page.control("urlpath", "/lab?a=1&b=2")
     assert 'value="/lab?a=1&amp;b=2"' in html
+
+
+# -- accounting's warnings (storage nearly full, or over its quota) -----------------------
+
+GRACE = (
+    "Group climate stores 12.0 GiB, over its storage quota of 10 GiB since 2026-12-06 "
+    "10:00 UTC. New servers charged to it will be refused from 2026-12-09 10:00 UTC unless "
+    "space is freed."
+)
+NEAR = "Group ocean stores 9.5 GiB, 95% of its storage quota of 10 GiB."
+
+
+def warned(*warnings: str) -> QuotaAnswer:
+    return QuotaAnswer(True, "Within quota.", {"core_hours": 100.0}, warnings=warnings)
+
+
+def warning_alerts(html: str) -> dict[str, tuple[bool, str]]:
+    """Each group's warning alert: whether it shows without JavaScript, and its text."""
+    found = {}
+    for attrs, body in re.findall(
+        r'<div class="alert alert-warning eohub-group-warnings"([^>]*)>(.*?)</div>', html, re.S
+    ):
+        index = re.search(r'data-warnings-for="(\d+)"', attrs)
+        assert index is not None
+        found[index.group(1)] = ("hidden" not in attrs, " ".join(Page.of(body).texts))
+    return found
+
+
+def test_the_chosen_groups_warnings_stand_above_start() -> None:
+    answers = {"climate": warned(GRACE), "ml": allowed(), "ocean": warned(NEAR, NEAR)}
+    html = form_html(EVE, answers)
+    assert Page.of(html).checked("group") == ["climate"]
+    # climate (0) shows; ocean's (2) waits for a script to show it when chosen; ml has none.
+    assert warning_alerts(html) == {"0": (True, GRACE), "2": (False, NEAR)}
+    # After every field, so just above the hub's Start button that follows the fragment.
+    assert html.index("eohub-group-warnings") > html.index('name="urlpath"')
+    assert GRACE in Page.of(html).text
+    assert NEAR not in Page.of(html).text
+
+
+def test_a_single_groups_warning_shows_and_no_warning_shows_nothing() -> None:
+    html = form_html(BOB, {"climate": warned(GRACE)})
+    assert warning_alerts(html) == {"0": (True, GRACE)}
+    assert "eohub-group-warnings" not in form_html(BOB, {"climate": allowed()})
+
+
+def test_warnings_are_text_not_markup() -> None:
+    html = form_html(BOB, {"climate": warned("<script>alert(1)</script> & more ")})
+    assert "<script>alert(1)" not in html
+    assert warning_alerts(html) == {"0": (True, "<script>alert(1)</script> & more")}

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from tornado import web
 
 from eohub.accounting.scopes import Caller
-from eohub.accounting.service.pages import views
+from eohub.accounting.service.pages import storage_view, views
 from eohub.accounting.service.pages.budgets import enforcement_notices
 from eohub.accounting.service.pages.page_base import (
     DASH,
@@ -69,6 +69,15 @@ class UsagePageHandler(PageHandler):
         page = await store.read(
             views.my_usage, store, caller.name, caller.groups, rng, before, WIDE
         )
+        storage = await store.read(
+            storage_view.user_storage,
+            store,
+            caller.name,
+            caller.groups,
+            storage_view.Span(rng.start, rng.end, kind),
+            self.context.storage,
+            WIDE,
+        )
         warnings = [
             w
             for w in self.enforcement_warnings(b.group for b in page.budgets)
@@ -84,6 +93,7 @@ class UsagePageHandler(PageHandler):
             enforcement=enforcement_notices(warnings) + lifetime,
             flagged={i for w in warnings for i in w.sessions},
             warned=warned,
+            storage=storage,
         )
 
 
@@ -104,8 +114,19 @@ class GroupsPageHandler(PageHandler):
             await store.read(views.group_report, store, info, caller.name, rng, (HALF, HALF))
             for info in infos
         ]
+        span = storage_view.Span(rng.start, rng.end, kind)
+        storage = {
+            info.name: await store.read(
+                storage_view.group_storage, store, info, span, self.context.storage, HALF
+            )
+            for info in infos
+        }
         charts = {
-            r.info.name: {"burn_down": r.burn_down_data, "usage": r.history.to_json()}
+            r.info.name: {
+                "burn_down": r.burn_down_data,
+                "usage": r.history.to_json(),
+                "storage": storage[r.info.name].to_json(),
+            }
             for r in reports
         }
         stopped = self.int_argument("stopped")
@@ -124,6 +145,7 @@ class GroupsPageHandler(PageHandler):
             servers={r.info.name: running_servers(r.running, listed, now) for r in reports},
             may_stop={r.info.name: may_stop_server(caller, r.info.name) for r in reports},
             hub_known=listed is not None,
+            storage=storage,
             **self.group_warnings(reports, now),
         )
 

@@ -23,9 +23,8 @@ from eohub._version import __version__
 from eohub.accounting.scopes import Caller
 from eohub.accounting.service.handlers import BaseHandler
 from eohub.accounting.service.pages.budgets import describe_allocation
-from eohub.accounting.service.pages.words import LifetimeWarning
+from eohub.accounting.service.pages.words import LifetimeWarning, size_text
 from eohub.domain.accounting.enforcement import WarningInfo
-from eohub.domain.accounting.ledger import GIB
 from eohub.domain.accounting.periods import PeriodKind
 from eohub.domain.reports.charts import Frame
 from eohub.domain.reports.wording import (
@@ -35,7 +34,7 @@ from eohub.domain.reports.wording import (
     quantity,
     whose_server,
 )
-from eohub.domain.wording import idle_limit_text, span_text
+from eohub.domain.wording import idle_limit_text, size_limit_text, span_text
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -64,7 +63,8 @@ def environment() -> jinja2.Environment:
     env.globals["whose_server"] = whose_server
     env.filters["when"] = lambda t: DASH if t is None else t.strftime("%Y-%m-%d %H:%M")
     env.filters["day"] = lambda t: t.strftime("%Y-%m-%d")
-    env.filters["gib"] = lambda b: DASH if b is None else f"{b / GIB:,.1f} GiB"
+    env.filters["size"] = lambda b: DASH if b is None else size_text(b)  # "300.0 KiB"
+    env.filters["size_limit"] = lambda b: DASH if b is None else size_limit_text(b)  # "1 GiB"
     env.filters["percent"] = lambda v: DASH if v is None else f"{v:.0f}%"
     env.filters["sentence"] = lambda text: text[:1].upper() + text[1:]
     env.filters["renews"] = describe_allocation

@@ -6,6 +6,8 @@ around them: the limit a stop reached ("stopped after being idle for its limit
 (2 hours)"), the time a running server has left, and the notice a lifetime warning
 gives its owner and their PI.
 
+Storage reads as a disk's size does, in binary units (:func:`size_text`).
+
 Limits read as people say them ("2 hours", "36 hours", "7 days"), not as a clock:
 :func:`eohub.domain.wording.span_text`, as the hub's launch form and home page say
 them. Times of day are UTC, as everywhere on these pages.
@@ -24,7 +26,7 @@ from eohub.domain.accounting.stop_reasons import (
     stop_reason_text,
 )
 from eohub.domain.reports.wording import whose_server
-from eohub.domain.wording import duration_text, ends_text, span_text
+from eohub.domain.wording import duration_text, ends_text, size_text, span_text
 
 #: How a lifetime warning says why a server will be stopped, after "will be stopped".
 _WARNED_FOR = {
@@ -108,8 +110,16 @@ def your_server(server: str) -> str:
     return "your default server" if not server else f"your server {server}"
 
 
+def files_text(count: int) -> str:
+    """A file count, thousands separated; 0 is "not counted" (samplers that do not count
+    files send none)."""
+    return f"{count:,}" if count else "not counted"
+
+
 __all__ = [
     "LifetimeWarning",
+    "files_text",
+    "size_text",
     "stop_at_text",
     "stop_reason_text",
     "stopping_text",
