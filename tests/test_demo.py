@@ -12,7 +12,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM_ARGS, patient
 from tests.support.demo import start_demo, stop_demo
 from tests.support.process import free_port
 from tests.support.tools import chromium_path
@@ -370,6 +370,7 @@ def _the_portal_frames_the_hub(
         viewport={"width": 1200, "height": 900},
         timeout=30_000,
     )
+    patient(context)
     try:
         page = context.pages[0] if context.pages else context.new_page()
         page.goto(portal)

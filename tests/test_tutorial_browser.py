@@ -7,6 +7,7 @@ step checks what the tutorial tells the reader they will see, and leaves a scree
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -141,7 +142,14 @@ def test_the_tutorial_steps_as_a_reader_takes_them(
         "The ledger records carol as who stopped it."
     )
     shoot(carol, artifacts, "4-carol-stopped")
+    # The stop reaches the ledger through the hub's outbox, maybe after this page is
+    # drawn: bob reloads as a person would.
     bob.goto(f"{demo.url}/services/eohub-accounting/usage")
+    deadline = time.monotonic() + 60
+    while "Stopped by carol" not in (bob.locator("#sessions").text_content() or ""):
+        assert time.monotonic() < deadline, "carol's stop never reached bob's usage page"
+        time.sleep(0.5)
+        bob.reload()
     expect(bob.locator("#sessions")).to_contain_text("Stopped by carol")
 
     # 5. The launch link, with bob's default server running: the page offers a way on.

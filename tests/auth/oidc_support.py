@@ -115,10 +115,10 @@ def hub_login(hub_url: str, username: str, *, follow_callback: bool = True) -> L
     """
     session = requests.Session()
     callback_prefix = f"{hub_url}/hub/oauth_callback"
-    response = session.get(f"{hub_url}/hub/oauth_login", allow_redirects=False, timeout=10)
+    response = session.get(f"{hub_url}/hub/oauth_login", allow_redirects=False, timeout=30)
     assert response.status_code == 302, response.text[:300]
     authorize_url = response.headers["location"]
-    response = session.get(authorize_url, allow_redirects=False, timeout=10)
+    response = session.get(authorize_url, allow_redirects=False, timeout=30)
     for _ in range(10):
         while response.is_redirect:
             location = urljoin(response.url, response.headers["location"])
@@ -128,7 +128,7 @@ def hub_login(hub_url: str, username: str, *, follow_callback: bool = True) -> L
                     return Login(session, authorize_url, location, state, response)
                 callback = session.get(location, allow_redirects=False, timeout=30)
                 return Login(session, authorize_url, location, state, callback)
-            response = session.get(location, allow_redirects=False, timeout=10)
+            response = session.get(location, allow_redirects=False, timeout=30)
         response = answer_provider_page(session, response, username)
     raise AssertionError("the provider never redirected back to the hub")
 

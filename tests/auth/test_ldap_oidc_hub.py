@@ -189,14 +189,14 @@ def test_a_name_belongs_to_the_source_that_created_it(site: Site) -> None:
 
 def test_logout_follows_each_users_source(site: Site) -> None:
     bob = site.hub.login("bob", "bob-pw")
-    out = bob.get(f"{site.hub.url}/hub/logout", allow_redirects=False, timeout=10)
+    out = bob.get(f"{site.hub.url}/hub/logout", allow_redirects=False, timeout=30)
     assert (out.status_code, out.headers["location"]) == (302, "/hub/login")
 
     olga = hub_login(site.hub.url, "olga")
-    out = olga.session.get(f"{site.hub.url}/hub/logout", allow_redirects=False, timeout=10)
+    out = olga.session.get(f"{site.hub.url}/hub/logout", allow_redirects=False, timeout=30)
     assert out.status_code == 302
     assert out.headers["location"].startswith(site.provider.discovery()["end_session_endpoint"])
-    home = olga.session.get(f"{site.hub.url}/hub/home", allow_redirects=False, timeout=10)
+    home = olga.session.get(f"{site.hub.url}/hub/home", allow_redirects=False, timeout=30)
     assert home.status_code == 302
 
 

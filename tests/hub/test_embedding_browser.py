@@ -35,7 +35,7 @@ import requests
 from playwright.sync_api import ConsoleMessage, Frame, Page, expect, sync_playwright
 
 from tests.accounting.service_support import Accounting
-from tests.support.browser import CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM_ARGS, patient
 from tests.support.hub import Hub, start_hub
 from tests.support.process import ServiceStartError, free_port
 from tests.support.tools import chromium_path
@@ -152,6 +152,7 @@ def page(tmp_path: Path) -> Iterator[Page]:
             viewport={"width": 1200, "height": 800},
             timeout=30_000,
         )
+        patient(context)
         try:
             yield context.pages[0] if context.pages else context.new_page()
         finally:

@@ -311,7 +311,7 @@ async def test_a_hung_service_holds_a_few_slots_and_pages_share_questions(
     assert again is asked[0]
     began = time.monotonic()
     done, pending = await asyncio.wait(asked, timeout=0.5)
-    assert time.monotonic() - began < 0.6
+    assert time.monotonic() - began < 1.0  # the wait, not the reads' hang
     # The two without a slot gave up at their deadline; two reads still hang.
     assert [t.result() for t in done] == [None, None]
     assert len(pending) == 2
@@ -379,5 +379,5 @@ async def test_the_home_page_says_why_each_stopped_server_stopped(
     )
     began = time.monotonic()
     (row,) = await page.stopped()
-    assert time.monotonic() - began < 0.6
+    assert time.monotonic() - began < 1.0  # the budget_wait, not the hang
     assert (row.reason, row.known) == ("unknown", False)

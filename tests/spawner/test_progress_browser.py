@@ -14,7 +14,9 @@ server answers, never going backwards and never sticking at JupyterHub's 50.
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +31,18 @@ from tests.support.repo_services import local_repo_hub_config, start_repo_hub
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 
 SLEEP_SECONDS = 7
-# The server starts only after a pause, as a slow machine or a big image would.
-SLOW_COMMAND = ["bash", "-c", f'sleep {SLEEP_SECONDS}; exec "$0" "$@"', "jupyterhub-singleuser"]
+# The server starts only after a pause, as a slow machine or a big image would: at
+# least SLEEP_SECONDS, and not before the test has looked at the page mid-way and made
+# the gate file (at most two minutes), however slow the machine is.
+GATE = Path(tempfile.gettempdir()) / f"eohub-progress-gate-{os.getpid()}"
+SLOW_COMMAND = [
+    "bash",
+    "-c",
+    f"sleep {SLEEP_SECONDS}; "
+    f"for _ in $(seq 600); do [ -e {GATE} ] && break; sleep 0.2; done; "
+    'exec "$0" "$@"',
+    "jupyterhub-singleuser",
+]
 ENVIRONMENTS = {
     "lab": {"display_name": "JupyterLab", "sizes": ["small"], "default": True},
     "from-repo": {
@@ -72,6 +84,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     started = start_repo_hub(workdir, config, ACCOUNTING_GROUPS)
     yield started
     started.process.stop(timeout=20)
+    GATE.unlink(missing_ok=True)
 
 
 def log_in(page: Page, hub: Hub, username: str) -> None:
@@ -90,6 +103,7 @@ def test_the_bar_rises_through_the_launch_steps_until_the_server_answers(
     hub: Hub, served: tuple[str, Repo], browser: Browser, artifacts: Path
 ) -> None:
     url, _ = served
+    GATE.unlink(missing_ok=True)
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     page = context.new_page()
     page.add_init_script(RECORD_BAR)
@@ -112,11 +126,13 @@ def test_the_bar_rises_through_the_launch_steps_until_the_server_answers(
         assert 82 <= bar_value(page) < 100
         page.click("#progress-details summary")  # open the event log
         page.screenshot(path=str(artifacts / "1-progress-mid-way.png"), full_page=True)
+        GATE.touch()  # the server may start
 
-        page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=60_000)
+        page.wait_for_url(re.compile(r".*/user/alice/lab.*"))
         widths = json.loads(page.evaluate("sessionStorage.getItem('eohub-bar')"))
         shown = json.loads(page.evaluate("sessionStorage.getItem('eohub-log')"))
     finally:
+        GATE.touch()
         context.close()
         if hub.server("alice") is not None:
             hub.stop("alice")

@@ -248,7 +248,7 @@ def test_a_kit_profile_spawns_a_restricted_pod_on_the_charts_home_claim(chart: C
     # The server answers where the pod's IP says (the proxy routes there).
     running = chart.kube.read(lambda api: api.get("pods", NAMESPACE, pod["metadata"]["name"]))
     assert running is not None
-    answer = requests.get(f"{hub.url}{server['url']}api", allow_redirects=False, timeout=10)
+    answer = requests.get(f"{hub.url}{server['url']}api", allow_redirects=False, timeout=30)
     assert answer.json() == {"stand_in_for": pod["metadata"]["name"]}
     hub.stop("alice")
     assert chart.kube.read(lambda api: api.names("pods")) == []

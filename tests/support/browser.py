@@ -56,6 +56,18 @@ def _record(page: Page) -> None:
     page.on("framenavigated", navigated)
 
 
+def patient(context: BrowserContext) -> BrowserContext:
+    """Give a context the harness's waits and record its pages' navigations.
+
+    The contexts of :func:`launch_chromium`'s browser get this already; a context made
+    another way (``launch_persistent_context``) is passed through it by its test."""
+    context.set_default_timeout(WAIT_MS)
+    context.on("page", _record)
+    for page in context.pages:
+        _record(page)
+    return context
+
+
 def _patient(open_context: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(open_context)
     def opened(*args: Any, **kwargs: Any) -> Any:

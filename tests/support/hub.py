@@ -114,7 +114,7 @@ class Hub:
     ) -> tuple[requests.Session, requests.Response]:
         """Post the login form as a browser would (xsrf cookie and field); no judgement."""
         session = requests.Session()
-        page = session.get(f"{self.url}/hub/login", timeout=10)
+        page = session.get(f"{self.url}/hub/login", timeout=30)
         page.raise_for_status()
         found = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
         xsrf = session.cookies.get("_xsrf") or (found.group(1) if found else "")

@@ -266,7 +266,7 @@ def run_code_flow(
             if location.startswith(redirect_uri):
                 callback = location
                 break
-            response = session.get(location, allow_redirects=False, timeout=10)
+            response = session.get(location, allow_redirects=False, timeout=30)
         if callback:
             break
         form = re.search(r'<form[^>]*action="([^"]+)"', response.text)

@@ -159,7 +159,7 @@ def provider_code(
                 code = parse_qs(urlparse(location).query)["code"][0]
                 state = {"state_id": state_id, "code_verifier": verifier, "nonce": nonce}
                 return CallbackRequest(code=code, state=state), response
-            response = session.get(location, allow_redirects=False, timeout=10)
+            response = session.get(location, allow_redirects=False, timeout=30)
         response = answer_provider_page(session, response, username)
     raise AssertionError("the provider never redirected back to the hub")
 

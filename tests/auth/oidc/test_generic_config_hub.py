@@ -73,6 +73,6 @@ def test_an_unchanged_generic_config_logs_in_on_a_real_hub(
     assert f"OIDC issuer {provider.issuer} found for the configured authorize_url" in log
 
     # The issuer was found, so the logout ends the provider session too.
-    out = bob.session.get(f"{hub.url}/hub/logout", allow_redirects=False, timeout=10)
+    out = bob.session.get(f"{hub.url}/hub/logout", allow_redirects=False, timeout=30)
     assert out.status_code == 302
     assert out.headers["location"].startswith(provider.discovery()["end_session_endpoint"])

@@ -173,10 +173,10 @@ def shoot(page: Page, artifacts: Path, name: str) -> None:
 
 
 def test_anonymous_visitors_are_sent_to_the_hub_to_log_in(hub: Hub) -> None:
-    r = requests.get(f"{hub.url}{SERVICE}usage", allow_redirects=False, timeout=10)
+    r = requests.get(f"{hub.url}{SERVICE}usage", allow_redirects=False, timeout=30)
     assert r.status_code == 302
     assert "/hub/api/oauth2/authorize" in r.headers["Location"]
-    root = requests.get(f"{hub.url}{SERVICE}", allow_redirects=False, timeout=10)
+    root = requests.get(f"{hub.url}{SERVICE}", allow_redirects=False, timeout=30)
     assert root.headers["Location"] == f"{SERVICE}usage"
 
 

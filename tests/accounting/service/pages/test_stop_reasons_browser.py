@@ -182,7 +182,7 @@ def test_a_user_and_their_pi_see_why_each_server_stopped(
         expect(row(page, ids[name]).locator("td.reason")).to_have_text(words)
     running = row(page, ids["running"])
     expect(running.locator(".time-left")).to_have_text(
-        re.compile(r"^Ends in 5 h 5[45] min \(at most 8 hours\)$")
+        re.compile(r"^Ends in 5 h [45]\d min \(at most 8 hours\)$")
     )
     expect(running.locator(".idle-limit")).to_have_text("Stops after 2 hours idle")
     shoot(page, artifacts, "grace-stop-reasons")
