@@ -12,7 +12,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import CHROMIUM_ARGS, patient
+from tests.support.browser import CHROMIUM_ARGS, patient, wait_for_hub_handler
 from tests.support.demo import start_demo, stop_demo
 from tests.support.process import free_port
 from tests.support.tools import chromium_path
@@ -303,6 +303,7 @@ def _form_login(page: Page, hub: str, user: str) -> None:
 def _api_token(page: Page, hub: str) -> str:
     """A new API token of the logged-in user, from the hub's token page."""
     page.goto(f"{hub}/hub/token")
+    wait_for_hub_handler(page, "#request-token-form", "submit")
     page.fill("#token-note", "demo test")
     page.click("#request-token-form button[type=submit]")
     expect(page.locator("#token-result")).not_to_be_empty()

@@ -34,6 +34,7 @@ from eohub.domain.accounting.stop_reasons import stop_reason_text
 from eohub.hub.home import BUDGET_WAIT
 from eohub.spawner.ledger import LAST_OPTIONS_KEY
 from tests.accounting.service_support import Accounting
+from tests.support.browser import wait_for_hub_handler
 from tests.support.faultproxy import FaultProxy
 from tests.support.hub import Hub, start_hub
 from tests.support.process import free_port
@@ -285,6 +286,7 @@ def stop_on_the_home_page(page: Page, hub: Hub, server: str) -> None:
     """Click JupyterHub's stop button of ``server``, then reload until accounting has the
     stop (the hub's outbox sends it within a moment)."""
     open_home(page, hub)
+    wait_for_hub_handler(page, f"#stop-{server}")
     page.click(f"#stop-{server}")
     deadline = time.monotonic() + 60
     while (found := hub.server("alice", server)) is not None and found.get("ready"):

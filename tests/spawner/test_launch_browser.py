@@ -32,6 +32,7 @@ from eohub.accounting.scopes import ACCESS, READ
 from tests.accounting.service_support import Accounting
 from tests.auth.ldap_support import ldap_hub_config
 from tests.support.accounting import empty_database
+from tests.support.browser import wait_for_hub_handler
 from tests.support.hub import Hub, start_hub
 from tests.support.slapd import Directory
 from tests.support.tools import DROPIN_DIR
@@ -260,6 +261,7 @@ def check_carols_server(hub: Hub, launch_root: Path) -> None:
 
 def stop_from_the_home_page(hub: Hub, page: Page, artifacts: Path) -> None:
     page.goto(f"{hub.url}/hub/home")
+    wait_for_hub_handler(page, "#stop")
     page.click("#stop")
     deadline = time.monotonic() + 60
     while hub.server("carol") is not None:

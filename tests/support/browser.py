@@ -99,3 +99,20 @@ def launch_chromium(playwright: Playwright) -> Browser:
     browser.new_context = _patient(browser.new_context)  # type: ignore[method-assign]
     browser.new_page = _patient(browser.new_page)  # type: ignore[method-assign]
     return browser
+
+
+_HANDLER_BOUND = """([selector, event]) => {
+  const element = document.querySelector(selector);
+  const events = element && window.jQuery && window.jQuery._data(element, "events");
+  return Boolean(events && events[event]);
+}"""
+
+
+def wait_for_hub_handler(page: Page, selector: str, event: str = "click") -> None:
+    """Wait until JupyterHub's own script has bound its ``event`` handler to ``selector``.
+
+    The hub's pages (home, token) bind their buttons in RequireJS callbacks, which run
+    on a timer after the modules load, and so after the page's ``load`` event. A click
+    in between does nothing, or submits the token form as a plain GET to
+    ``/hub/token?``. jQuery keeps each element's handlers, so the wait is exact."""
+    page.wait_for_function(_HANDLER_BOUND, arg=[selector, event])
