@@ -72,11 +72,7 @@ def _patient(open_context: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(open_context)
     def opened(*args: Any, **kwargs: Any) -> Any:
         made = open_context(*args, **kwargs)
-        context = made if isinstance(made, BrowserContext) else made.context
-        context.set_default_timeout(WAIT_MS)
-        context.on("page", _record)
-        if isinstance(made, Page):
-            _record(made)
+        patient(made if isinstance(made, BrowserContext) else made.context)
         return made
 
     return opened
