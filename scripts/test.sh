@@ -6,8 +6,8 @@
 #
 #   scripts/test.sh [pytest args...]     e.g. scripts/test.sh -k slapd -x
 #
-# Extra arguments go to pytest (the py environment). Set EOHUB_TOX_ENVS to run other
-# tox environments (default: py,z2jh,lint,docs).
+# Extra arguments go to pytest (the py environment, then run once, one test at a time).
+# Set EOHUB_TOX_ENVS to run other tox environments (default: py,z2jh,lint,docs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
