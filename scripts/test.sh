@@ -6,8 +6,8 @@
 #
 #   scripts/test.sh [pytest args...]     e.g. scripts/test.sh -k slapd -x
 #
-# Extra arguments go to pytest (the py environment). Set EOHUB_TOX_ENVS to run other
-# tox environments (default: py,z2jh,lint,docs).
+# Extra arguments go to pytest (the py environment, then run once, one test at a time).
+# Set EOHUB_TOX_ENVS to run other tox environments (default: py,z2jh,lint,docs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,7 +57,14 @@ export PYTEST_ADDOPTS="--reruns 1 --reruns-delay 2 --max-suite-reruns 10 --rerun
 
 IFS=, read -r -a ENVS <<< "${EOHUB_TOX_ENVS:-py,z2jh,lint,docs}"
 for env in "${ENVS[@]}"; do
-  if [ "$env" = py ]; then
+  if [ "$env" = py ] && [ $# -eq 0 ]; then
+    # The whole suite in two runs: the tests that start a real hub in two pytest-xdist
+    # workers, a test file each at a time (a module's shared hub stays in one worker),
+    # as they mostly wait on hubs, servers and browsers; then the rest one at a time, as
+    # some of them bound how long an in-process wait may take.
+    phase "tox -e py: hub tests" .venv-tox/bin/tox -e py -- -m hub -n 2 --dist loadfile
+    phase "tox -e py: the rest" .venv-tox/bin/tox -e py -- -m "not hub"
+  elif [ "$env" = py ]; then
     phase "tox -e py" .venv-tox/bin/tox -e py -- "$@"
   else
     phase "tox -e $env" .venv-tox/bin/tox -e "$env"

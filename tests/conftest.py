@@ -64,6 +64,11 @@ def pytest_runtest_makereport(
     if report.failed:
         first = item.stash.get(_FIRST_STARTED, len(processes.STARTED))
         report.sections.extend(failure_sections(first))
+        if report.when == "call" and item.get_closest_marker("hub") is not None:
+            # A retry (pytest-rerunfailures keeps module-scoped hubs), or the module's
+            # next test, must not meet the failed test's servers, pending ones above all.
+            stopped = hub_harness.stop_servers_of_running_hubs()
+            report.sections.append(("servers stopped after the failure", stopped))
     return report
 
 

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import requests
 
-from tests.support.hub import Hub
+from tests.support.hub import Hub, stop_servers_of_running_hubs
 
 DUMMY_AUTH = """
 c.JupyterHub.authenticator_class = "dummy"
@@ -47,3 +47,31 @@ def test_dropins_are_loaded(hub_factory: Callable[..., Hub]) -> None:
     bare = hub_factory(DUMMY_AUTH, load_dropins=False)
     bare.ensure_user("bob")
     assert bare.api("POST", "/users/bob/servers/analysis").status_code == 400
+
+
+def test_every_server_of_a_running_hub_is_stopped_after_a_failure(
+    hub_factory: Callable[..., Hub],
+) -> None:
+    # What tests/conftest.py calls when a hub test fails: a ready server, and a spawn
+    # still pending (bob's "server" only sleeps: it never listens), are both stopped.
+    hub = hub_factory(
+        DUMMY_AUTH + "def slow_for_bob(spawner):\n"
+        "    if spawner.user.name == 'bob':\n"
+        "        spawner.cmd = ['sh', '-c', 'exec sleep 600', 'sh']\n"
+        "c.Spawner.pre_spawn_hook = slow_for_bob\n"
+        "c.Spawner.start_timeout = 120\n"
+    )
+    stopped_hub = hub_factory(DUMMY_AUTH)
+    stopped_hub.process.stop(timeout=20)  # a hub that is not running is skipped
+    hub.ensure_user("alice")
+    hub.spawn("alice")
+    hub.ensure_user("bob")
+    hub.api("POST", "/users/bob/server").raise_for_status()
+    assert hub.server("bob") is not None
+    assert hub.server("bob")["ready"] is False  # type: ignore[index]
+
+    report = stop_servers_of_running_hubs()
+
+    assert f"{hub.url}: alice/, bob/" in report
+    assert stopped_hub.url not in report
+    assert hub.api("GET", "/users?state=active").json() == []

@@ -189,6 +189,25 @@ class Hub:
             f"spawn of {username} not ready in {timeout}s:\n{self.process.log_tail()}"
         )
 
+    def stop_every_server(self, *, timeout: float = 60) -> list[str]:
+        """Stop every server the hub lists (pending ones too); the servers it stopped.
+
+        The harness calls it after a failed test, so that a retry, or the next test of
+        a module that shares the hub, does not meet the failed test's servers.
+        """
+        users = self.api("GET", "/users?state=active").json()
+        stopped = []
+        for user in users:
+            for name in user.get("servers", {}):
+                self.api("DELETE", self._server_path(user["name"], name))
+                stopped.append(f"{user['name']}/{name}")
+        deadline = time.monotonic() + timeout
+        while self.api("GET", "/users?state=active").json():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"servers still listed after {timeout}s")
+            time.sleep(0.2)
+        return stopped
+
     def stop(self, username: str, server_name: str = "", *, timeout: float = 60) -> None:
         """Stop a server through the REST API and wait until the hub no longer lists it."""
         response = self.api("DELETE", self._server_path(username, server_name))
@@ -200,6 +219,9 @@ class Hub:
                 raise AssertionError(f"server of {username} still listed after {timeout}s")
             time.sleep(0.2)
 
+
+#: Every hub the harness started in this process, in order (stopped ones too).
+STARTED_HUBS: list[Hub] = []
 
 #: Whether the running test may start a hub. tests/conftest.py sets it before each test
 #: from the ``hub`` marker, so ``pytest -m "not hub"`` truly starts none; outside pytest
@@ -280,4 +302,22 @@ def start_hub(
             return False
 
     process.wait_until(routed, timeout=60, what="routed by its proxy")
-    return Hub(url=f"http://127.0.0.1:{port}", token=token, workdir=workdir, process=process)
+    hub = Hub(url=f"http://127.0.0.1:{port}", token=token, workdir=workdir, process=process)
+    STARTED_HUBS.append(hub)
+    return hub
+
+
+def stop_servers_of_running_hubs() -> str:
+    """Stop every server of every hub of :data:`STARTED_HUBS` still running; what was
+    stopped, hub by hub (for a failure report: it never raises)."""
+    lines = []
+    for hub in STARTED_HUBS:
+        if not hub.process.running():
+            continue
+        try:
+            stopped = hub.stop_every_server()
+        except Exception as e:  # a report section, never a second failure
+            lines.append(f"{hub.url}: could not stop its servers: {e!r}")
+        else:
+            lines.append(f"{hub.url}: {', '.join(stopped) or 'none running'}")
+    return "\n".join(lines) or "no hub running"

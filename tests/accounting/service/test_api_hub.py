@@ -29,16 +29,20 @@ def accounting(hub_factory: Callable[..., Hub]) -> Accounting:
     return service
 
 
-def _event(user: str, group: str = "climate") -> dict[str, Any]:
+def _event(user: str, group: str = "climate", now: datetime = NOW) -> dict[str, Any]:
     return start_event_json(
-        user=user, server="", started_at=NOW - timedelta(hours=1), group=group, cpu=0.5
+        user=user, server="", started_at=now - timedelta(hours=1), group=group, cpu=0.5
     )
 
 
 def test_users_see_only_their_own_rows(accounting: Accounting) -> None:
+    # Not the module's NOW: alice's open session counts up to the metrics below, and
+    # a test can run many minutes after its module was imported (in a pytest-xdist
+    # worker, much later).
+    now = datetime.now(UTC).replace(microsecond=0)
     admin = accounting.user_token("admin")
     accounting.call("PUT", "api/groups/climate", admin, json={}).raise_for_status()
-    events = [_event("alice"), _event("bob")]
+    events = [_event("alice", now=now), _event("bob", now=now)]
     accounting.call(
         "POST", "api/events", accounting.hub_token, json={"events": events}
     ).raise_for_status()
@@ -50,7 +54,7 @@ def test_users_see_only_their_own_rows(accounting: Accounting) -> None:
     everyone = accounting.call("GET", "api/sessions", admin).json()["sessions"]
     assert {s["user"] for s in everyone} == {"alice", "bob"}
     stop = stop_event_json(
-        user="bob", server="", started_at=NOW - timedelta(hours=1), stopped_at=NOW
+        user="bob", server="", started_at=now - timedelta(hours=1), stopped_at=now
     )
     accounting.call("POST", "api/events", accounting.hub_token, json=stop).raise_for_status()
     sacct = accounting.call("GET", "api/export/sacct.txt", admin)

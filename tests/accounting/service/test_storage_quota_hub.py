@@ -22,7 +22,6 @@ from tests.support.hub import Hub
 
 pytestmark = pytest.mark.hub
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 GIB = 2**30
 HOUR = timedelta(hours=1)
 # One hour of grace, warnings from half the quota.
@@ -88,12 +87,15 @@ def over_since(db_url: str) -> dict[str, datetime | None]:
 def test_storage_warns_then_refuses_and_a_raised_quota_lets_servers_start(
     accounting: Accounting, db_url: str
 ) -> None:
+    # Taken when the test runs, not when the module is imported: ocean's grace, which
+    # the test sees still running, ends 30 minutes after this.
+    now = datetime.now(UTC).replace(microsecond=0)
     sent = [
         {
             "user": user,
             "group": group,
             "bytes": gib * GIB,
-            "measured_at": format_time(NOW - hours * HOUR),
+            "measured_at": format_time(now - hours * HOUR),
             "file_count": files,
         }
         for user, group, gib, files, hours in SAMPLES
@@ -110,7 +112,7 @@ def test_storage_warns_then_refuses_and_a_raised_quota_lets_servers_start(
 
     engine = create_engine_for(db_url)
     try:
-        stored = list(AccountingStore(engine).iter_storage(NOW - 4 * HOUR, NOW + HOUR))
+        stored = list(AccountingStore(engine).iter_storage(now - 4 * HOUR, now + HOUR))
     finally:
         engine.dispose()
     assert sorted((s.user, s.group, s.file_count) for s in stored) == [
@@ -120,13 +122,13 @@ def test_storage_warns_then_refuses_and_a_raised_quota_lets_servers_start(
         ("dave", "geo", 0),
         ("erin", "", 7),
     ]
-    assert over_since(db_url) == {"climate": NOW - 2 * HOUR, "geo": None, "ocean": NOW - HOUR / 2}
+    assert over_since(db_url) == {"climate": now - 2 * HOUR, "geo": None, "ocean": now - HOUR / 2}
 
     refused = check(accounting, "alice", "climate")
     assert not refused["allowed"]
     assert refused["reason"] == (
         f"Group climate stores 12.0 GiB, over its storage quota of 10 GiB since "
-        f"{time_text(NOW - 2 * HOUR)} (grace of 1 hour ended). Free some space to start "
+        f"{time_text(now - 2 * HOUR)} (grace of 1 hour ended). Free some space to start "
         "servers charged to it; running servers are not stopped."
     )
     assert refused["warnings"] == []
@@ -136,14 +138,14 @@ def test_storage_warns_then_refuses_and_a_raised_quota_lets_servers_start(
     assert grace["allowed"]
     assert grace["warnings"] == [
         f"Group ocean stores 11.0 GiB, over its storage quota of 10 GiB since "
-        f"{time_text(NOW - HOUR / 2)}. New servers charged to it will be refused from "
-        f"{time_text(NOW + HOUR / 2)} unless space is freed."
+        f"{time_text(now - HOUR / 2)}. New servers charged to it will be refused from "
+        f"{time_text(now + HOUR / 2)} unless space is freed."
     ]
     assert grace["standing"]["group"]["storage"] == {
         "bytes": 11 * GIB,
         "limit": 10 * GIB,
-        "over_since": format_time(NOW - HOUR / 2),
-        "refused_from": format_time(NOW + HOUR / 2),
+        "over_since": format_time(now - HOUR / 2),
+        "refused_from": format_time(now + HOUR / 2),
         "state": "grace",
     }
 
