@@ -19,10 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from eohub.adapters.accounting_db.models import Group, Quota, StorageLatest
+from eohub.adapters.accounting_db.models import Group, Quota, StorageLatest, stored_time
 from eohub.adapters.accounting_db.models import StorageSample as StorageRow
 from eohub.domain.accounting.quota import WHOLE_GROUP
 from eohub.domain.accounting.session_record import StorageSample
@@ -39,6 +51,15 @@ def oldest_counted(now: datetime | None, max_age: MaxAge) -> datetime | None:
     return now - max_age
 
 
+#: Sample times per statement that looks up what is stored: one parameter each, under
+#: every supported database's limit (SQLite's was 999 before 3.32).
+CHUNK = 200
+
+_Key = tuple[str, str, str, datetime]  # user, group, source, measured_at (naive UTC)
+_SAMPLE_KEY = (StorageRow.user, StorageRow.group, StorageRow.source, StorageRow.measured_at)
+_Triple = tuple[str, str, str]
+
+
 def add_samples(
     connection: Connection,
     samples: Iterable[StorageSample],
@@ -51,57 +72,109 @@ def add_samples(
     Each triple's latest sample, and the ``storage_over_since`` of the groups the samples
     are charged to, are brought up to date before the transaction commits. ``now`` and
     ``max_age`` say which samples still count (``now`` None: all of them).
+
+    A sampler's round is one batch of thousands of samples, so the work is a few
+    statements per batch, not a few per sample: one lookup per :data:`CHUNK` distinct
+    times, one insert and one upsert of the latest samples (both sent as executemany).
     """
     samples = list(samples)
     groups = {s.group for s in samples if s.group}  # no group counts toward no quota
     # Old samples may have stopped counting since the last write: a group they alone kept
     # over is within its row now, and must not keep its old time if these put it over.
     refresh_over_since(connection, groups, now=now, max_age=max_age)
-    added = 0
-    for s in samples:
-        exists = connection.execute(
-            select(StorageRow.id).where(
-                StorageRow.user == s.user,
-                StorageRow.group == s.group,
-                StorageRow.source == s.source,
-                StorageRow.measured_at == s.measured_at,
-            )
-        ).first()
-        if exists is None:
-            connection.execute(
-                insert(StorageRow).values(
-                    user=s.user,
-                    group=s.group,
-                    source=s.source,
-                    bytes=s.bytes,
-                    measured_at=s.measured_at,
-                    file_count=s.file_count,
-                )
-            )
-            _keep_latest(connection, s)
-            added += 1
-    refresh_over_since(connection, groups, now=now, max_age=max_age)
-    return added
-
-
-def _keep_latest(connection: Connection, s: StorageSample) -> None:
-    """Make ``s`` its triple's latest sample, unless a later one is stored."""
-    triple = (
-        StorageLatest.user == s.user,
-        StorageLatest.group == s.group,
-        StorageLatest.source == s.source,
-    )
-    values = {"bytes": s.bytes, "file_count": s.file_count, "measured_at": s.measured_at}
-    newer = connection.execute(
-        update(StorageLatest).where(*triple, StorageLatest.measured_at < s.measured_at),
-        values,
-    )
-    if newer.rowcount:
-        return
-    if connection.execute(select(StorageLatest.measured_at).where(*triple)).first() is None:
+    fresh = _not_stored(connection, samples)
+    if fresh:
         connection.execute(
-            insert(StorageLatest).values(user=s.user, group=s.group, source=s.source, **values)
+            insert(StorageRow),
+            [
+                {
+                    "user": s.user,
+                    "group": s.group,
+                    "source": s.source,
+                    "bytes": s.bytes,
+                    "measured_at": s.measured_at,
+                    "file_count": s.file_count,
+                }
+                for s in fresh
+            ],
         )
+        _keep_latest(connection, fresh)
+    refresh_over_since(connection, groups, now=now, max_age=max_age)
+    return len(fresh)
+
+
+def _key(s: StorageSample) -> _Key:
+    return (s.user, s.group, s.source, stored_time(s.measured_at))
+
+
+def _not_stored(connection: Connection, samples: list[StorageSample]) -> list[StorageSample]:
+    """The samples not stored yet, the first of each key once, in the order given.
+
+    Names compare code point by code point on every database (see
+    :class:`~eohub.adapters.accounting_db.models.ExactString`), so Python's ``==`` on
+    the keys read back is the database's own.
+    """
+    first: dict[_Key, StorageSample] = {}
+    for s in samples:
+        first.setdefault(_key(s), s)
+    unique = list(first.values())
+    stored: set[_Key] = set()
+    # By time alone, then narrowed here: a round's samples share one time, so this reads
+    # the rows stored at the batch's few times along their index, on every database.
+    # (Lists of users, or row values, made PostgreSQL's generic plan compare each row
+    # with every name of the list, and MariaDB scan the table.)
+    times = sorted({s.measured_at for s in unique})
+    for start in range(0, len(times), CHUNK):
+        found = connection.execute(
+            select(*_SAMPLE_KEY).where(StorageRow.measured_at.in_(times[start : start + CHUNK]))
+        )
+        stored.update((u, g, src, stored_time(at)) for u, g, src, at in found)
+    return [s for s in unique if _key(s) not in stored]
+
+
+def _keep_latest(connection: Connection, fresh: list[StorageSample]) -> None:
+    """Make the newest of ``fresh`` of each triple its latest sample, unless a later
+    one is stored: one upsert of the batch, whose update is guarded by the time."""
+    newest: dict[_Triple, StorageSample] = {}
+    for s in fresh:
+        triple = (s.user, s.group, s.source)
+        held = newest.get(triple)
+        if held is None or s.measured_at > held.measured_at:
+            newest[triple] = s
+    table = cast(Table, StorageLatest.__table__)
+    statement: Any
+    if connection.dialect.name in ("mysql", "mariadb"):
+        my = mysql.insert(table)
+        newer = my.inserted.measured_at > table.c.measured_at
+        # MariaDB assigns left to right: the time goes last, after the other columns
+        # have compared against the old one.
+        statement = my.on_duplicate_key_update(
+            [
+                (c, case((newer, my.inserted[c]), else_=table.c[c]))
+                for c in ("bytes", "file_count", "measured_at")
+            ]
+        )
+    else:  # SQLite and PostgreSQL share ON CONFLICT
+        ins = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
+        statement = ins.on_conflict_do_update(
+            index_elements=[table.c.user, table.c.group, table.c.source],
+            set_={c: ins.excluded[c] for c in ("bytes", "file_count", "measured_at")},
+            where=table.c.measured_at < ins.excluded.measured_at,
+        )
+    connection.execute(
+        statement,
+        [
+            {
+                "user": s.user,
+                "group": s.group,
+                "source": s.source,
+                "bytes": s.bytes,
+                "file_count": s.file_count,
+                "measured_at": s.measured_at,
+            }
+            for s in newest.values()
+        ],
+    )
 
 
 def _counted(group: str, now: datetime | None, max_age: MaxAge) -> list[ColumnElement[bool]]:
