@@ -46,6 +46,7 @@ import sqlalchemy as sa
 
 from eohub.adapters.accounting_db import AccountingStore, create_engine_for, ensure_schema
 from eohub.adapters.accounting_db.models import StorageSample as StorageRow
+from eohub.adapters.accounting_db.storage import sample_row
 from eohub.domain.accounting.quota import Limits
 from eohub.domain.accounting.session_record import StorageSample
 
@@ -120,17 +121,7 @@ def one_run(kind: str, samples: int) -> dict[str, float]:
             for column in samples_table.columns:
                 bare.append_column(column._copy())
             bare.create(engine)
-            rows = [
-                {
-                    "user": s.user,
-                    "group": s.group,
-                    "source": s.source,
-                    "bytes": s.bytes,
-                    "measured_at": s.measured_at,
-                    "file_count": s.file_count,
-                }
-                for s in following
-            ]
+            rows = [sample_row(s) for s in following]
 
             def insert_bare() -> None:
                 with engine.begin() as c:

@@ -86,21 +86,23 @@ def add_samples(
     if fresh:
         connection.execute(
             insert(StorageRow),
-            [
-                {
-                    "user": s.user,
-                    "group": s.group,
-                    "source": s.source,
-                    "bytes": s.bytes,
-                    "measured_at": s.measured_at,
-                    "file_count": s.file_count,
-                }
-                for s in fresh
-            ],
+            [sample_row(s) for s in fresh],
         )
         _keep_latest(connection, fresh)
     refresh_over_since(connection, groups, now=now, max_age=max_age)
     return len(fresh)
+
+
+def sample_row(s: StorageSample) -> dict[str, Any]:
+    """``s`` as a row of ``storage_samples`` or ``storage_latest`` (the same columns)."""
+    return {
+        "user": s.user,
+        "group": s.group,
+        "source": s.source,
+        "bytes": s.bytes,
+        "measured_at": s.measured_at,
+        "file_count": s.file_count,
+    }
 
 
 def _key(s: StorageSample) -> _Key:
@@ -163,17 +165,7 @@ def _keep_latest(connection: Connection, fresh: list[StorageSample]) -> None:
         )
     connection.execute(
         statement,
-        [
-            {
-                "user": s.user,
-                "group": s.group,
-                "source": s.source,
-                "bytes": s.bytes,
-                "file_count": s.file_count,
-                "measured_at": s.measured_at,
-            }
-            for s in newest.values()
-        ],
+        [sample_row(s) for s in newest.values()],
     )
 
 
@@ -304,5 +296,6 @@ __all__ = [
     "iter_samples",
     "oldest_counted",
     "refresh_over_since",
+    "sample_row",
     "stored",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -28,32 +29,18 @@ def store(database_url: str) -> Iterator[AccountingStore]:
     s.engine.dispose()
 
 
-def rows(store: AccountingStore) -> list[tuple[str, str, str, int, datetime]]:
+def _read(store: AccountingStore, table: type[StorageRow] | type[StorageLatest]) -> list[Any]:
+    columns = (table.user, table.group, table.source, table.bytes, table.measured_at)
     with store.engine.connect() as c:
-        found = c.execute(
-            sa.select(
-                StorageRow.user,
-                StorageRow.group,
-                StorageRow.source,
-                StorageRow.bytes,
-                StorageRow.measured_at,
-            )
-        ).all()
-    return sorted(tuple(r) for r in found)  # type: ignore[misc]
+        return [tuple(r) for r in c.execute(sa.select(*columns))]
+
+
+def rows(store: AccountingStore) -> list[tuple[str, str, str, int, datetime]]:
+    return sorted(_read(store, StorageRow))
 
 
 def latest(store: AccountingStore) -> dict[tuple[str, str, str], tuple[int, datetime]]:
-    with store.engine.connect() as c:
-        found = c.execute(
-            sa.select(
-                StorageLatest.user,
-                StorageLatest.group,
-                StorageLatest.source,
-                StorageLatest.bytes,
-                StorageLatest.measured_at,
-            )
-        ).all()
-    return {(u, g, s): (b, at) for u, g, s, b, at in found}
+    return {(u, g, s): (b, at) for u, g, s, b, at in _read(store, StorageLatest)}
 
 
 def test_a_round_of_several_chunks_is_stored_once(store: AccountingStore) -> None:
