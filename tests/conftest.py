@@ -19,7 +19,7 @@ from tests.support import hub as hub_harness
 from tests.support import process as processes
 from tests.support.browser import launch_chromium
 from tests.support.databases import mariadb_database, postgres_database
-from tests.support.failure_report import failure_sections
+from tests.support.failure_report import failure_sections, keep_report
 from tests.support.faultproxy import FaultProxy
 from tests.support.hub import Hub, start_hub
 from tests.support.oidc import OIDCProvider, ProviderSettings, start_oidc_provider
@@ -69,6 +69,7 @@ def pytest_runtest_makereport(
             # next test, must not meet the failed test's servers, pending ones above all.
             stopped = hub_harness.stop_servers_of_running_hubs()
             report.sections.append(("servers stopped after the failure", stopped))
+        keep_report(item.nodeid, report.when, report.longreprtext, report.sections)
     return report
 
 

@@ -6,11 +6,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser
 
 from tests.support import browser as browsers
 from tests.support import process
-from tests.support.failure_report import LOG_LINES, failure_sections
+from tests.support.failure_report import LOG_LINES, failure_sections, keep_report
 from tests.support.process import start_process
 
 PRINT_AND_WAIT = "import sys, time; print(sys.argv[1], flush=True); time.sleep(60)"
@@ -81,3 +82,17 @@ def test_the_browsers_navigations_are_listed_in_order(browser: Browser) -> None:
     assert urls == ["data:text/html,<p>one</p>", "data:text/html,<p>two</p>"]
     seconds = [float(line.split()[0]) for line in listing.splitlines()]
     assert seconds == sorted(seconds)
+
+
+def test_a_failed_attempts_report_is_kept_in_the_artifacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A retried attempt's sections are printed nowhere: the file is where they are read.
+    monkeypatch.setenv("EOHUB_TEST_ARTIFACTS", str(tmp_path))
+    sections = [("last lines of jupyterhub's log (hub.log)", "[E] Unhandled error starting")]
+    kept = keep_report("tests/x/test_y.py::test_z[a/b c]", "call", "AssertionError: 500", sections)
+    assert kept.parent == tmp_path / "failures"
+    assert kept.name.endswith("-tests_x_test_y.py_test_z_a_b_c_-call.txt")
+    text = kept.read_text()
+    assert text.startswith("tests/x/test_y.py::test_z[a/b c] (call)\n\nAssertionError: 500")
+    assert "--- last lines of jupyterhub's log (hub.log) ---\n[E] Unhandled error starting" in text

@@ -1,12 +1,13 @@
 """A service that cannot start fails loudly, with the reason and its log tail."""
 
+import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import databases
+from tests.support import databases, process
 from tests.support.process import ServiceStartError, free_port, port_open, start_process
 
 
@@ -62,3 +63,38 @@ def test_free_port_never_hands_out_a_port_twice() -> None:
     # its proxy fail with EADDRINUSE in a full run.
     ports = [free_port() for _ in range(300)]
     assert len(set(ports)) == len(ports)
+
+
+def test_each_xdist_worker_has_its_own_ports_below_the_ephemeral_range() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert process.PORTS.stop <= low  # the kernel never hands these out by itself
+    slices = [process.worker_ports(f"gw{i}", 3) for i in range(3)]
+    assert all(s.start >= process.PORTS.start and s.stop <= process.PORTS.stop for s in slices)
+    assert not set(slices[0]) & set(slices[1])
+    assert not set(slices[1]) & set(slices[2])
+    assert process.worker_ports() == process.worker_ports("gw0", 1) == process.PORTS
+
+
+def test_free_port_keeps_to_its_worker_and_skips_a_port_in_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    mine = process.worker_ports("gw1", 2)
+    in_use = next(p for p in mine if p not in process._HANDED_OUT and bindable(p))
+    with socket.socket() as held:  # something else listens there: the port is skipped
+        held.bind(("127.0.0.1", in_use))
+        held.listen()
+        monkeypatch.setitem(process._NEXT, mine, in_use)
+        port = free_port()
+    assert port in mine
+    assert port != in_use
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

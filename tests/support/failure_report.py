@@ -6,7 +6,12 @@ from where the browser was; ``tests/conftest.py`` appends these sections to the 
 
 from __future__ import annotations
 
+import re
+import time
+from pathlib import Path
+
 from . import browser, process
+from .tools import artifacts_dir
 
 #: At most this many logs, the most recently started, each cut to its last lines.
 LOGS_SHOWN, LOG_LINES = 4, 80
@@ -36,3 +41,23 @@ def failure_sections(first_started: int) -> list[tuple[str, str]]:
             )
         )
     return sections
+
+
+def keep_report(nodeid: str, when: str, text: str, sections: list[tuple[str, str]]) -> Path:
+    """Write a failed attempt's report, sections included, to ``.artifacts/failures/``.
+
+    pytest-rerunfailures prints only the traceback of an attempt it retries, so without
+    this file the services' side of a retried failure is lost once the retry passes.
+    """
+    folder = artifacts_dir() / "failures"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)[-150:]
+    stem = f"{time.strftime('%H%M%S')}-{name}-{when}"
+    path = folder / f"{stem}.txt"
+    attempt = 1
+    while path.exists():  # a retry in the same second
+        attempt += 1
+        path = folder / f"{stem}-{attempt}.txt"
+    parts = [f"{nodeid} ({when})", text, *(f"--- {title} ---\n{body}" for title, body in sections)]
+    path.write_text("\n\n".join(parts), encoding="utf-8")
+    return path

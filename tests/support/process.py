@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,10 +18,34 @@ class ServiceStartError(RuntimeError):
     """A service the tests need could not be started or reached; the message says why."""
 
 
-#: Ports this test process has handed out: the kernel may offer a port again as soon as
-#: the probing socket closes, and a hub given the same port for its proxy's public and
-#: API addresses fails to start (EADDRINUSE).
+#: Ports this test process has handed out: a hub given the same port twice (its
+#: proxy's public and API addresses) fails to start (EADDRINUSE).
 _HANDED_OUT: set[int] = set()
+
+#: Where test ports come from: below Linux's ephemeral range (32768 and up by default),
+#: where the kernel picks the local ports of outgoing connections, and of bind(0). A
+#: port taken from that range was free a moment ago, but any outgoing connection of
+#: any process could take it before the service bound it, and so could the other
+#: pytest-xdist worker's next bind(0): both happened, once in a full run each.
+PORTS = range(20_000, 32_700)
+
+
+def worker_ports(worker: str = "", workers: int = 1) -> range:
+    """This pytest-xdist worker's own slice of :data:`PORTS` (``worker``: ``gw0``,
+    ``gw1``...; empty outside xdist): two workers never hand out the same port."""
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = len(PORTS) // max(workers, index + 1)
+    return range(PORTS.start + index * size, PORTS.start + (index + 1) * size)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
 
 #: Every process started by :func:`start_process`, in order: a failed test's report
 #: shows the logs of those it started or that still run (tests/conftest.py).
@@ -28,15 +53,31 @@ STARTED: list[ServiceProcess] = []
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0), never one
-    this process handed out before."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
+    """A TCP port on 127.0.0.1 that is free now, from this worker's slice of
+    :data:`PORTS`, never one this process handed out before (until the slice runs out:
+    then the oldest come round again, long since released)."""
+    ports = worker_ports(
+        os.environ.get("PYTEST_XDIST_WORKER", ""),
+        int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+    )
+    # Start where this process left off, or at a random place: the previous run's
+    # services may still be letting their ports go.
+    start = _NEXT.get(ports, ports.start + secrets.randbelow(len(ports)))
+    for offset in range(len(ports)):
+        port = ports.start + (start - ports.start + offset) % len(ports)
+        if port in _HANDED_OUT:
+            continue
+        if _bindable(port):
             _HANDED_OUT.add(port)
+            _NEXT[ports] = port + 1 if port + 1 < ports.stop else ports.start
             return port
+    if not _HANDED_OUT & set(ports):
+        raise ServiceStartError(f"no free port on 127.0.0.1 in {ports.start}-{ports.stop - 1}")
+    _HANDED_OUT.difference_update(ports)
+    return free_port()
+
+
+_NEXT: dict[range, int] = {}
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
