@@ -64,12 +64,19 @@ def pytest_runtest_makereport(
     if report.failed:
         first = item.stash.get(_FIRST_STARTED, len(processes.STARTED))
         report.sections.extend(failure_sections(first))
-        if report.when == "call" and item.get_closest_marker("hub") is not None:
+        if (
+            report.when == "call"
+            and item.get_closest_marker("hub") is not None
+            and item.get_closest_marker("shared_servers") is None
+        ):
             # A retry (pytest-rerunfailures keeps module-scoped hubs), or the module's
             # next test, must not meet the failed test's servers, pending ones above all.
             stopped = hub_harness.stop_servers_of_running_hubs()
             report.sections.append(("servers stopped after the failure", stopped))
-        keep_report(item.nodeid, report.when, report.longreprtext, report.sections)
+        try:
+            keep_report(item.nodeid, report.when, report.longreprtext, report.sections)
+        except OSError as e:  # a full or read-only disk must not become an INTERNALERROR
+            report.sections.append(("report not kept", repr(e)))
     return report
 
 

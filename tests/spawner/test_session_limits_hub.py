@@ -49,7 +49,8 @@ from tests.accounting.service.test_lifetimes_hub import post_activity, server_to
 from tests.accounting.service_support import Accounting
 from tests.support.hub import Hub, start_hub
 
-pytestmark = [pytest.mark.hub, pytest.mark.browser]
+# The module's tests share the servers `launched` starts once: a failure must not stop them.
+pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.shared_servers]
 
 PASSWORD = "session-limits-pw"
 SERVICE = "/services/eohub-accounting/"

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -80,28 +81,37 @@ def run_sampler(
     )
 
 
+def attempt_prefix(name: str) -> str:
+    """A user-name prefix of this attempt's own: the module's service outlives a failed
+    attempt, and a retry must not count that attempt's rows."""
+    return f"{name}{secrets.token_hex(3)}-"
+
+
 def test_one_round_lands_in_the_ledger(accounting: Accounting, tmp_path: Path) -> None:
+    p = attempt_prefix("once")
+    alice, bob = f"{p}alice", f"{p}bob"
     home = tmp_path / "home"
-    write(home / "once-alice" / "a.bin", 123_000)
-    write(home / "once-alice" / "sub" / "b.bin", 4_000)
-    write(home / "once-bob" / "c.bin", 9_000)
+    write(home / alice / "a.bin", 123_000)
+    write(home / alice / "sub" / "b.bin", 4_000)
+    write(home / bob / "c.bin", 9_000)
     config = tmp_path / "sampler_config.py"
     config.write_text(
         f"c.FilesystemSampler.roots = [{{'path': {str(home)!r}, 'layout': '{{user}}'}}]\n"
-        "c.Sampler.user_groups = {'once-alice': 'climate'}\n"
+        f"c.Sampler.user_groups = {{{alice!r}: 'climate'}}\n"
     )
     process = run_sampler(accounting, config, "--sampler=filesystem", "--once")
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     assert "Storage round: 2 samples" in output
     assert accounting.hub_token not in output
-    assert ledger(accounting, "once-") == [
-        ("once-alice", "climate", du(home / "once-alice"), du(home / "once-alice", inodes=True)),
-        ("once-bob", "", du(home / "once-bob"), du(home / "once-bob", inodes=True)),
+    assert ledger(accounting, p) == [
+        (alice, "climate", du(home / alice), du(home / alice, inodes=True)),
+        (bob, "", du(home / bob), du(home / bob, inodes=True)),
     ]
     with sqlite3.connect(accounting.hub.workdir / "eohub-accounting.sqlite") as db:
         sources = db.execute(
-            "SELECT DISTINCT source, measured_at FROM storage_samples WHERE user LIKE 'once-%'"
+            "SELECT DISTINCT source, measured_at FROM storage_samples WHERE user LIKE ?",
+            (p + "%",),
         ).fetchall()
     assert [source for source, _ in sources] == [str(home)]  # the root, one round's time
 
@@ -133,9 +143,7 @@ def samples(prefix: str, count: int, at: datetime | None = None) -> list[Storage
 
 
 def test_batches_of_at_most_max_samples(accounting: Accounting) -> None:
-    # A prefix of this attempt's own: the module's service outlives a failed attempt,
-    # and a retry must not count that attempt's rows.
-    prefix = f"batch{time.monotonic_ns() % 10**6:06d}-"
+    prefix = attempt_prefix("batch")
     many = samples(prefix, MAX_SAMPLES + 1)
     # What is tested is the batching, not the timeout: on a loaded machine a batch of
     # 10,000 can take longer than the default 30 s to store, and the retry would then
@@ -198,16 +206,17 @@ def test_no_answer_is_retried_until_the_service_answers(
     proxy = fault_proxy_factory(hub.hostname, hub.port, blackhole=True)
     url = f"http://127.0.0.1:{proxy.port}/services/eohub-accounting/api/storage"
     flip = FlipOnRetry(proxy)
+    prefix = attempt_prefix("retry")
     logger = logging.getLogger("eohub.storage.poster")
     logger.addHandler(flip)
     try:
         poster = Poster(url=url, token=accounting.hub_token, timeout=1, backoff=0.1)
-        posted = asyncio.run(poster.post(samples("retry-", 3)))
+        posted = asyncio.run(poster.post(samples(prefix, 3)))
     finally:
         logger.removeHandler(flip)
     assert flip.retries == 1
     assert (posted.accepted, posted.ok) == (3, True)
-    assert len(ledger(accounting, "retry-")) == 3
+    assert len(ledger(accounting, prefix)) == 3
 
 
 def test_nothing_answering_fails_the_batch_after_the_retries(

@@ -38,7 +38,8 @@ from eohub.accounting.scopes import ACCESS, ADMIN, READ
 from eohub.domain.accounting.events import start_event_json, stop_event_json
 from tests.support.hub import Hub, start_hub
 
-pytestmark = [pytest.mark.browser, pytest.mark.hub]
+# A later test uses bob's server, started by an earlier one: a failure must not stop it.
+pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.shared_servers]
 
 SERVICE = "/services/eohub-accounting/"
 PASSWORD = "pi-stop-pw"
