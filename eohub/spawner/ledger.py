@@ -73,7 +73,16 @@ class SessionLedger:
             if status is not None and self._session is not None and not stopping:
                 # The hub found the server gone (it crashed, hit a deadline, or ended
                 # while the hub was down).
-                await self._record_stop(self._gone_reason(status))
+                reason = self._gone_reason(status)
+                # The hub logs no exit status for a server that dies while it starts:
+                # this line is where an admin finds it (a negative one is a signal).
+                log.warning(
+                    "{server} was found gone with exit status {status}; its session ends {reason}",
+                    server=self._log_name,  # type: ignore[attr-defined]
+                    status=status,
+                    reason=reason,
+                )
+                await self._record_stop(reason)
         finally:
             _POLLING.reset(token)
         return status

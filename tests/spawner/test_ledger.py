@@ -128,15 +128,20 @@ async def test_a_start_then_a_stop_are_one_session() -> None:
     assert STATE_KEY not in spawner.get_state()
 
 
-async def test_a_poll_that_finds_the_server_gone_records_a_failure() -> None:
+async def test_a_poll_that_finds_the_server_gone_records_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     accounting = Accounting()
     spawner = Spawner(accounting, STARTED)
     await record_start(spawner)
     assert await spawner.poll() is None  # running
-    spawner.status = 1
-    assert await spawner.poll() == 1
-    assert await spawner.poll() == 1
+    spawner.status = -9
+    with caplog.at_level(logging.WARNING, logger="eohub.spawner.ledger"):
+        assert await spawner.poll() == -9
+        assert await spawner.poll() == -9
     assert [f.get("reason") for _, f in accounting.calls] == [None, "failed"]
+    # Said once, with the status: the hub does not log it for a server dying at start.
+    assert caplog.text.count("was found gone with exit status -9; its session ends failed") == 1
 
 
 async def test_a_restarted_hub_stops_the_session_from_the_state() -> None:
