@@ -1,6 +1,7 @@
 """A service that cannot start fails loudly, with the reason and its log tail."""
 
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -98,3 +99,21 @@ def bindable(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def test_a_stop_after_the_process_ended_never_signals_a_stranger_with_its_number(
+    tmp_path: Path,
+) -> None:
+    # A process that exited and was reaped lends its number to the next one the kernel
+    # starts; here a stranger in a session of its own stands in for that one.
+    ended = start_process("ended", [sys.executable, "-c", "pass"], log_path=tmp_path / "e.log")
+    ended.popen.wait(30)
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        ended.popen.pid = stranger.pid  # the number, taken by the stranger
+        ended.stop(timeout=1)
+        with pytest.raises(subprocess.TimeoutExpired):  # still running: not signalled
+            stranger.wait(timeout=2)
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -144,15 +144,28 @@ class ServiceProcess:
         if self._stopped:
             return
         self._stopped = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGTERM)
+        self._signal_group(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout)
         # Children (the proxy, single-user servers) share the group unless they made
         # their own session; anything still alive in it after the grace period is killed.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
+        self._signal_group(signal.SIGKILL)
         self.popen.wait()
+
+    def _signal_group(self, sig: int) -> None:
+        """Signal the process group we created, unless its number is another's now.
+
+        Once the leader has exited and been reaped, the kernel may give its number to a
+        new process; pid_max is 32768 here, and a full run starts far more processes
+        than that. Our group keeps the number only while one of its members lives, and
+        then no process can hold it. So if a process holds it, the group is not ours,
+        and signalling it would kill, say, a single-user server of the other
+        pytest-xdist worker (a session leader of its own) without a word.
+        """
+        if self.popen.returncode is not None and Path(f"/proc/{self.pid}").exists():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, sig)
 
 
 def start_process(
