@@ -76,7 +76,9 @@ class SessionLedger:
                 reason = self._gone_reason(status)
                 # The hub logs no exit status for a server that dies while it starts:
                 # this line is where an admin finds it (a negative one is a signal).
-                log.warning(
+                # A clean exit (JupyterLab's File > Shut Down) is no cause for a warning.
+                say = log.warning if status else log.info
+                say(
                     "{server} was found gone with exit status {status}; its session ends {reason}",
                     server=self._log_name,  # type: ignore[attr-defined]
                     status=status,

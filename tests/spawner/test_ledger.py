@@ -142,6 +142,21 @@ async def test_a_poll_that_finds_the_server_gone_records_a_failure(
     assert [f.get("reason") for _, f in accounting.calls] == [None, "failed"]
     # Said once, with the status: the hub does not log it for a server dying at start.
     assert caplog.text.count("was found gone with exit status -9; its session ends failed") == 1
+    assert [r.levelname for r in caplog.records if "found gone" in r.getMessage()] == ["WARNING"]
+
+
+async def test_a_clean_exit_found_by_a_poll_is_logged_as_information(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    accounting = Accounting()
+    spawner = Spawner(accounting, STARTED)
+    await record_start(spawner)
+    spawner.status = 0  # JupyterLab's File > Shut Down
+    with caplog.at_level(logging.INFO, logger="eohub.spawner.ledger"):
+        assert await spawner.poll() == 0
+    found = [r for r in caplog.records if "found gone" in r.getMessage()]
+    assert [r.levelname for r in found] == ["INFO"]
+    assert found[0].getMessage().endswith("exit status 0; its session ends stopped")
 
 
 async def test_a_restarted_hub_stops_the_session_from_the_state() -> None:
